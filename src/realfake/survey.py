@@ -1,0 +1,486 @@
+"""Reading Legacy Surveys DR5 and obiwan outputs: brick table, coadds, WCS, catalogs.
+
+Every later stage reads survey files through this module, so the conventions
+live here once (see ``DATA.md`` in the shared folder):
+
+- Pixels: numpy arrays are indexed ``[band, y, x]``, 0-indexed. Tractor
+  ``bx, by`` are 0-indexed (FITS pixel minus 1); simcat ``x, y`` are 1-indexed
+  FITS pixels and are exposed as ``x_fits, y_fits`` with 0-indexed ``x, y``.
+- Units: images in nanomaggies per pixel, inverse variance in 1/nanomaggy^2
+  (0 = no coverage), magnitudes ``22.5 - 2.5 log10(flux)`` via
+  :func:`nanomaggies_to_mag`, applied to dereddened fluxes
+  (``flux / mw_transmission``) for reals and fakes alike.
+
+Any problem a user can cause raises :class:`~realfake.errors.RealfakeError`
+naming the file, brick or column.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+from astropy.wcs import WCS
+from numpy.typing import ArrayLike
+
+from realfake.errors import RealfakeError
+
+DEFAULT_BANDS = ("g", "r", "z")
+PIXEL_SCALE_ARCSEC = 0.262
+COADD_KINDS = ("image", "invvar")
+BRICK_TABLE_NAMES = ("survey-bricks.fits.gz", "survey-bricks.fits")
+BRICK_COLUMNS = ("brickname", "brickid", "ra", "dec", "ra1", "ra2", "dec1", "dec2")
+RSDIR_PREFIXES = ("rs", "skip_rs", "more_rs", "more_skip_rs")
+SIMCAT_BANDS = ("g", "r", "z")
+SIMCAT_CURRENT_COLUMNS = (
+    "id", "ra", "dec", "x", "y", "gflux", "rflux", "zflux",
+    "mw_transmission_g", "mw_transmission_r", "mw_transmission_z", "n", "rhalf", "e1", "e2",
+)  # fmt: skip
+SIMCAT_OLDER_COLUMNS = (
+    "id", "seed", "ra", "dec", "x", "y", "gflux", "rflux", "zflux", "sersicn", "rhalf", "ba", "phi",
+)  # fmt: skip
+
+_BRICK_NAME = re.compile(r"^\d{4}[pm]\d{3}$")
+_RSDIR_NAME = re.compile(r"^(rs|skip_rs|more_rs|more_skip_rs)(\d+)$")
+# Tolerances for "the same WCS": far below a pixel (7.3e-5 deg) yet above float rounding.
+_CRVAL_TOLERANCE_DEG = 1e-9
+_CRPIX_TOLERANCE_PX = 1e-6
+_CD_TOLERANCE_DEG = 1e-12
+
+
+def nanomaggies_to_mag(flux: ArrayLike) -> np.ndarray:
+    """AB magnitude of a flux in nanomaggies: ``22.5 - 2.5 log10(flux)``.
+
+    Returns float64 with the shape of ``flux``; NaN where flux <= 0 or is not finite.
+    """
+    flux = np.asarray(flux, dtype=np.float64)
+    positive = np.isfinite(flux) & (flux > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(positive, 22.5 - 2.5 * np.log10(np.where(positive, flux, 1.0)), np.nan)
+
+
+def brick_subdir(brick_name: str) -> str:
+    """The ``<AAA>`` directory of a brick: its first three characters ("1238p245" -> "123")."""
+    if not isinstance(brick_name, str) or not _BRICK_NAME.match(brick_name):
+        raise RealfakeError(f"brick name {brick_name!r} is not of the DR5 form RRRR[pm]DDD, e.g. 1238p245")
+    return brick_name[:3]
+
+
+# --------------------------------------------------------------------------- FITS access
+
+
+def _read_hdu(path: Path, header_only: bool = False) -> tuple[np.ndarray | fits.FITS_rec | None, fits.Header]:
+    """Data (fully read, None if ``header_only``) and header of HDU 1.
+
+    Any failure (missing, truncated or corrupt file) becomes a RealfakeError naming ``path``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"file not found: {path}")
+    data, problem = None, None
+    # astropy only *warns* that a file is truncated, then fails (or not) in varied ways;
+    # its other warnings while reading (header fix-ups) are dropped.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                if len(hdul) < 2:
+                    raise RealfakeError(f"{path} has no HDU 1 (it has {len(hdul)} HDU)")
+                header = hdul[1].header.copy()
+                if not header_only:
+                    data = hdul[1].data
+                    if data is None:
+                        raise RealfakeError(f"HDU 1 of {path} holds no data")
+                    data = data.copy()
+        except RealfakeError:
+            raise
+        except Exception as error:  # astropy reports corrupt files with many exception types
+            problem = f"{type(error).__name__}: {error}"
+    truncated = [str(warning.message) for warning in caught if "truncated" in str(warning.message)]
+    if truncated:
+        raise RealfakeError(f"FITS file {path} is truncated: {truncated[0]}")
+    if problem is not None:
+        raise RealfakeError(f"cannot read FITS file {path}: {problem}")
+    return data, header
+
+
+def _table_to_frame(table: fits.FITS_rec, path: Path) -> pd.DataFrame:
+    """A FITS table as a DataFrame: lower-case names, native byte order, text decoded and stripped.
+
+    Multi-dimensional columns (e.g. ``apflux_g``, shape (N, 8)) are dropped.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for name in table.columns.names:
+        values = np.asarray(table[name])
+        if values.ndim != 1:
+            continue
+        key = name.lower()
+        if key in columns:
+            raise RealfakeError(f"{path} has two columns named {key!r} when case is ignored")
+        if values.dtype.kind == "S":
+            values = np.char.decode(values, "ascii")
+        if values.dtype.kind == "U":
+            values = np.char.strip(values)
+        elif not values.dtype.isnative:
+            values = values.astype(values.dtype.newbyteorder("="))
+        columns[key] = values
+    return pd.DataFrame(columns)
+
+
+def read_fits_table(path: Path) -> pd.DataFrame:
+    """HDU 1 of a FITS table as a DataFrame (lower-case names, native byte order, text stripped)."""
+    table, _ = _read_hdu(path)
+    return _table_to_frame(table, path)
+
+
+def _require_columns(frame: pd.DataFrame, required: Sequence[str], path: Path, what: str) -> None:
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise RealfakeError(f"{what} {path} lacks required column(s): {', '.join(missing)}")
+
+
+# --------------------------------------------------------------------------- brick table
+
+
+@dataclass(frozen=True)
+class Brick:
+    """One row of the DR5 brick table; all angles in degrees (ra1..ra2, dec1..dec2 = brick edges)."""
+
+    name: str
+    brickid: int
+    ra: float
+    dec: float
+    ra1: float
+    ra2: float
+    dec1: float
+    dec2: float
+
+
+def find_brick_table(dr5_dir: Path) -> Path:
+    """The brick table in ``dr5_dir``: ``survey-bricks.fits.gz`` (as DR5 ships it), else ``survey-bricks.fits``."""
+    candidates = [Path(dr5_dir) / name for name in BRICK_TABLE_NAMES]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RealfakeError(f"no survey brick table: neither {candidates[0]} nor {candidates[1]} exists")
+
+
+def read_brick_table(path: Path) -> dict[str, Brick]:
+    """Bricks of a ``survey-bricks`` table keyed by brick name (column names of either case)."""
+    table, _ = _read_hdu(path)
+    frame = _table_to_frame(table, Path(path))
+    _require_columns(frame, BRICK_COLUMNS, path, "brick table")
+    return {
+        str(name): Brick(
+            str(name), int(brickid), float(ra), float(dec), float(ra1), float(ra2), float(dec1), float(dec2)
+        )
+        for name, brickid, ra, dec, ra1, ra2, dec1, dec2 in frame[list(BRICK_COLUMNS)].itertuples(index=False)
+    }
+
+
+def lookup_brick(table: Mapping[str, Brick], brick_name: str, table_path: Path) -> Brick:
+    """The brick called ``brick_name``; ``table_path`` only names the table in the error."""
+    try:
+        return table[brick_name]
+    except KeyError:
+        raise RealfakeError(f"brick {brick_name} is not in the survey brick table {table_path}") from None
+
+
+# --------------------------------------------------------------------------- coadds and WCS
+
+
+def coadd_image_path(coadd_dir: Path, brick_name: str, kind: str, band: str) -> Path:
+    """``<coadd_dir>/legacysurvey-<brick>-<kind>-<band>.fits.fz``; kind is "image" or "invvar"."""
+    if kind not in COADD_KINDS:
+        raise RealfakeError(f"coadd kind {kind!r} is not one of {', '.join(COADD_KINDS)}")
+    brick_subdir(brick_name)
+    return Path(coadd_dir) / f"legacysurvey-{brick_name}-{kind}-{band}.fits.fz"
+
+
+def _celestial_wcs(header: fits.Header, path: Path) -> WCS:
+    try:
+        with warnings.catch_warnings():
+            # DR5 headers trigger harmless "fixed DATE-OBS"-style notices.
+            warnings.simplefilter("ignore", AstropyWarning)
+            wcs = WCS(header).celestial
+    except Exception as error:
+        raise RealfakeError(f"cannot build a WCS from HDU 1 of {path}: {error}") from error
+    if wcs.naxis != 2:
+        raise RealfakeError(f"HDU 1 of {path} has no celestial WCS")
+    return wcs
+
+
+def read_wcs(path: Path) -> WCS:
+    """Celestial (RA, Dec) TAN WCS from the HDU 1 header of a coadd file."""
+    _, header = _read_hdu(path, header_only=True)
+    return _celestial_wcs(header, Path(path))
+
+
+def _same_wcs(first: WCS, second: WCS) -> bool:
+    return (
+        list(first.wcs.ctype) == list(second.wcs.ctype)
+        and np.allclose(first.wcs.crval, second.wcs.crval, rtol=0, atol=_CRVAL_TOLERANCE_DEG)
+        and np.allclose(first.wcs.crpix, second.wcs.crpix, rtol=0, atol=_CRPIX_TOLERANCE_PX)
+        and np.allclose(first.pixel_scale_matrix, second.pixel_scale_matrix, rtol=0, atol=_CD_TOLERANCE_DEG)
+    )
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, fits.Header, WCS]:
+    """2-d image, header and celestial WCS of HDU 1 of a coadd file."""
+    data, header = _read_hdu(path)
+    if data.ndim != 2:
+        raise RealfakeError(f"{path}: HDU 1 is not a 2-d image (shape {data.shape})")
+    return data, header, _celestial_wcs(header, path)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: element-wise array comparison has no single truth value
+class Coadd:
+    """The coadd of one brick (or one obiwan rs dir) in several bands.
+
+    image: float32 (B, H, W), nanomaggies per pixel, bands in ``bands`` order,
+    rows = y and columns = x, 0-indexed (FITS pixel (1, 1) is ``image[:, 0, 0]``).
+    inverse_variance: float32 (B, H, W), 1/nanomaggy^2; 0 means no coverage.
+    Pixels whose image is NaN hold image 0 and inverse variance 0.
+    wcs: the celestial TAN WCS shared by every file; header: HDU 1 header of the
+    first band's image; paths: the files read (image, invvar per band).
+    """
+
+    brick_name: str
+    bands: tuple[str, ...]
+    image: np.ndarray
+    inverse_variance: np.ndarray
+    wcs: WCS
+    header: fits.Header
+    paths: tuple[Path, ...]
+
+
+def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = DEFAULT_BANDS) -> Coadd:
+    """Read image and inverse variance of ``bands`` from HDU 1 of the ``.fits.fz`` files in ``coadd_dir``.
+
+    Every file must exist, have the same shape and the same WCS; otherwise a
+    RealfakeError names the offending files.
+    """
+    bands = tuple(bands)
+    if not bands:
+        raise RealfakeError(f"no bands requested for brick {brick_name}")
+    paths = [coadd_image_path(coadd_dir, brick_name, kind, band) for band in bands for kind in COADD_KINDS]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise RealfakeError(f"brick {brick_name}: coadd file(s) not found: {', '.join(missing)}")
+
+    first_data, first_header, first_wcs = _read_image(paths[0])
+    image = np.empty((len(bands), *first_data.shape), dtype=np.float32)
+    inverse_variance = np.empty_like(image)
+    for index, path in enumerate(paths):
+        data, _, wcs = (first_data, first_header, first_wcs) if index == 0 else _read_image(path)
+        if data.shape != first_data.shape:
+            raise RealfakeError(f"{path} has shape {data.shape} but {paths[0]} has shape {first_data.shape}")
+        if not _same_wcs(first_wcs, wcs):
+            raise RealfakeError(f"{path} and {paths[0]} have different WCS (CRVAL, CRPIX or CD differ)")
+        # paths alternate image, invvar for each band
+        (inverse_variance if index % 2 else image)[index // 2] = data
+
+    # No coverage: NaN image, or inverse variance that is NaN or negative.
+    uncovered = ~np.isfinite(image) | ~np.isfinite(inverse_variance) | (inverse_variance < 0)
+    image[uncovered & ~np.isfinite(image)] = 0.0
+    inverse_variance[uncovered] = 0.0
+    return Coadd(brick_name, bands, image, inverse_variance, first_wcs, first_header, tuple(paths))
+
+
+def wcs_pixel(wcs: WCS, ra: ArrayLike, dec: ArrayLike, origin: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x, y (float64) of sky positions ra, dec (deg); 0-indexed for origin=0, FITS for origin=1."""
+    x, y = wcs.all_world2pix(np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64), origin)
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- catalogs
+
+
+def _tractor_required_columns(bands: Sequence[str]) -> list[str]:
+    required = ["objid", "brickname", "ra", "dec", "bx", "by", "type", "brick_primary"]
+    for band in bands:
+        required += [f"flux_{band}", f"flux_ivar_{band}", f"mw_transmission_{band}", f"nobs_{band}", f"psfsize_{band}"]
+    required += ["shapeexp_r", "shapeexp_e1", "shapeexp_e2", "shapedev_r", "shapedev_e1", "shapedev_e2", "fracdev"]
+    return required
+
+
+def _add_dereddened(frame: pd.DataFrame, bands: Sequence[str]) -> None:
+    """Add ``flux_dered_<b> = flux_<b> / mw_transmission_<b>`` and its ``mag_dered_<b>``, in place.
+
+    Reals and fakes both go through here, so their magnitudes are comparable.
+    """
+    for band in bands:
+        dered = frame[f"flux_{band}"].to_numpy(np.float64) / frame[f"mw_transmission_{band}"].to_numpy(np.float64)
+        frame[f"flux_dered_{band}"] = dered
+        frame[f"mag_dered_{band}"] = nanomaggies_to_mag(dered)
+
+
+def read_tractor(path: Path, bands: Sequence[str] = DEFAULT_BANDS) -> pd.DataFrame:
+    """A DR5 tractor catalog as a DataFrame, one row per source.
+
+    Column names are DR5's, lower-case; ``type`` ("PSF", "REX", "EXP", "DEV",
+    "COMP") and ``brickname`` are stripped strings; ``bx, by`` are float64,
+    0-indexed pixels (FITS pixel minus 1); ``brick_primary`` is bool.
+    Multi-dimensional columns (``apflux_*``, ``dchisq``) are dropped. Added per
+    band: ``flux_dered_<b> = flux_<b> / mw_transmission_<b>`` (nanomaggies) and
+    ``mag_dered_<b>`` (AB, NaN where the flux is not positive).
+    """
+    path = Path(path)
+    table, _ = _read_hdu(path)
+    frame = _table_to_frame(table, path)
+    _require_columns(frame, _tractor_required_columns(bands), path, "tractor catalog")
+    frame["bx"] = frame["bx"].astype(np.float64)
+    frame["by"] = frame["by"].astype(np.float64)
+    frame["brick_primary"] = frame["brick_primary"].astype(bool)
+    _add_dereddened(frame, bands)
+    frame.attrs["path"] = str(path)
+    return frame
+
+
+def read_simcat(path: Path, mw_transmission: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """An obiwan simcat (either schema) as one normalised DataFrame, one row per injected fake.
+
+    Columns: ``id`` (int64); ``ra, dec`` (deg); ``x_fits, y_fits`` (1-indexed
+    FITS pixel, as stored) and ``x, y`` (0-indexed, FITS minus 1);
+    ``flux_g, flux_r, flux_z`` (observed nanomaggies, Milky Way extinction
+    included); ``mw_transmission_g/r/z`` (from the file when it has them, else
+    from ``mw_transmission`` keyed by band, else NaN); ``flux_dered_<b> =
+    flux_<b> / mw_transmission_<b>`` and ``mag_dered_<b>``; ``sersic_n``;
+    ``rhalf`` (half-light radius, arcsec); ``e1, e2`` (reduced-shear
+    ellipticity, ``galsim.Shear(g1=e1, g2=e2)``, pixel frame); ``schema``.
+
+    The older schema stores axis ratio ``ba`` and position angle ``phi``
+    (degrees); obiwan drew ``galsim.Shear(q=ba, beta=phi * degrees)``, so
+    ``g = (1 - ba) / (1 + ba)``, ``e1 = g cos(2 phi)``, ``e2 = g sin(2 phi)``.
+
+    ``attrs["path"]`` (str) and ``attrs["schema"]`` ("current" or "older") are set.
+    """
+    path = Path(path)
+    table, _ = _read_hdu(path)
+    source = _table_to_frame(table, path)
+    missing_current = [column for column in SIMCAT_CURRENT_COLUMNS if column not in source.columns]
+    missing_older = [column for column in SIMCAT_OLDER_COLUMNS if column not in source.columns]
+    if not missing_current:
+        schema = "current"
+    elif not missing_older:
+        schema = "older"
+    else:
+        raise RealfakeError(
+            f"simcat {path} matches neither schema: missing current-schema column(s) "
+            f"{', '.join(missing_current)}; missing older-schema column(s) {', '.join(missing_older)}"
+        )
+
+    frame = pd.DataFrame({"id": source["id"].astype(np.int64)})
+    for column in ("ra", "dec"):
+        frame[column] = source[column].astype(np.float64)
+    frame["x_fits"] = source["x"].astype(np.float64)
+    frame["y_fits"] = source["y"].astype(np.float64)
+    frame["x"] = frame["x_fits"] - 1.0
+    frame["y"] = frame["y_fits"] - 1.0
+    for band in SIMCAT_BANDS:
+        frame[f"flux_{band}"] = source[f"{band}flux"].astype(np.float64)
+    for band in SIMCAT_BANDS:
+        if f"mw_transmission_{band}" in source.columns:
+            transmission = source[f"mw_transmission_{band}"].astype(np.float64)
+        elif mw_transmission is not None and band in mw_transmission:
+            transmission = float(mw_transmission[band])
+        else:
+            transmission = np.nan
+        frame[f"mw_transmission_{band}"] = transmission
+    _add_dereddened(frame, SIMCAT_BANDS)
+
+    frame["rhalf"] = source["rhalf"].astype(np.float64)
+    if schema == "current":
+        frame["sersic_n"] = source["n"].astype(np.float64)
+        frame["e1"] = source["e1"].astype(np.float64)
+        frame["e2"] = source["e2"].astype(np.float64)
+    else:
+        axis_ratio = source["ba"].to_numpy(np.float64)
+        two_beta = np.deg2rad(2.0 * source["phi"].to_numpy(np.float64))
+        shear = (1.0 - axis_ratio) / (1.0 + axis_ratio)
+        frame["sersic_n"] = source["sersicn"].astype(np.float64)
+        frame["e1"] = shear * np.cos(two_beta)
+        frame["e2"] = shear * np.sin(two_beta)
+    frame["schema"] = schema
+    frame.attrs["path"] = str(path)
+    frame.attrs["schema"] = schema
+    return frame
+
+
+# --------------------------------------------------------------------------- obiwan rs dirs
+
+
+@dataclass(frozen=True)
+class RsDir:
+    """One obiwan chunk ("rs dir") of a brick: its coadd dir, simcat and tractor catalog.
+
+    layout: "current" (``<out>/{coadd,obiwan,tractor}/<AAA>/<brick>/<rsdir>/``) or
+    "older" (``<out>/<objtype>/<AAA>/<brick>/<rsdir>/{coadd,obiwan,tractor}/``).
+    ``tractor_path`` may not exist.
+    """
+
+    name: str
+    layout: str
+    coadd_dir: Path
+    simcat_path: Path
+    tractor_path: Path
+
+
+def _rsdir_sort_key(rsdir: RsDir) -> tuple[int, int]:
+    match = _RSDIR_NAME.match(rsdir.name)
+    return RSDIR_PREFIXES.index(match.group(1)), int(match.group(2))
+
+
+def _rsdir(obiwan_dir: Path, layout: str, brick_name: str, name: str, objtype: str) -> RsDir:
+    """Where the files of rs dir ``name`` live in ``layout`` (they may not exist)."""
+    brick_path = Path(brick_subdir(brick_name)) / brick_name
+    simcat_name, tractor_name = f"simcat-{objtype}-{brick_name}.fits", f"tractor-{brick_name}.fits"
+    if layout == "current":
+        return RsDir(
+            name,
+            layout,
+            coadd_dir=obiwan_dir / "coadd" / brick_path / name,
+            simcat_path=obiwan_dir / "obiwan" / brick_path / name / simcat_name,
+            tractor_path=obiwan_dir / "tractor" / brick_path / name / tractor_name,
+        )
+    rsdir_path = obiwan_dir / objtype / brick_path / name
+    return RsDir(
+        name,
+        layout,
+        coadd_dir=rsdir_path / "coadd",
+        simcat_path=rsdir_path / "obiwan" / simcat_name,
+        tractor_path=rsdir_path / "tractor" / tractor_name,
+    )
+
+
+def find_rsdirs(obiwan_dir: Path, brick_name: str, objtype: str = "elg") -> list[RsDir]:
+    """The rs dirs holding a simcat for ``brick_name`` under the obiwan output dir, in order.
+
+    Order: prefix rs, skip_rs, more_rs, more_skip_rs, then N numerically; dirs
+    with other names are ignored. Returns [] when there are none; raises when the
+    brick has rs dirs in both layouts.
+    """
+    obiwan_dir = Path(obiwan_dir)
+    brick_path = Path(brick_subdir(brick_name)) / brick_name
+    found: dict[str, list[RsDir]] = {}
+    # Each layout's rs dirs are the children of the dir that holds their simcat dirs.
+    for layout, parent in (
+        ("current", obiwan_dir / "obiwan" / brick_path),
+        ("older", obiwan_dir / objtype / brick_path),
+    ):
+        names = [child.name for child in parent.iterdir() if _RSDIR_NAME.match(child.name)] if parent.is_dir() else []
+        rsdirs = [_rsdir(obiwan_dir, layout, brick_name, name, objtype) for name in names]
+        found[layout] = sorted((rsdir for rsdir in rsdirs if rsdir.simcat_path.is_file()), key=_rsdir_sort_key)
+    if found["current"] and found["older"]:
+        raise RealfakeError(
+            f"brick {brick_name} has obiwan outputs in both layouts under {obiwan_dir} "
+            f"(obiwan/{brick_path} and {objtype}/{brick_path}); keep one"
+        )
+    return found["current"] or found["older"]
