@@ -55,6 +55,11 @@ def _add_mock_survey(subparsers) -> None:
         metavar="NAME",
         help="write only this brick's files (repeatable); the brick table is written when no --brick is given",
     )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="write only the brick table (dr5/survey-bricks.fits) and bricks.txt",
+    )
     parser.set_defaults(func=_run_mock_survey)
 
 
@@ -70,7 +75,7 @@ def _run_mock_survey(args: argparse.Namespace) -> None:
         rsdirs=args.rsdirs,
         fakes_per_rsdir=args.fakes_per_rsdir,
     )
-    write_mock_survey(settings, only_bricks=args.only_bricks)
+    write_mock_survey(settings, only_bricks=args.only_bricks, table_only=args.table_only)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,275 @@
+"""Generating one mock brick: the DR5 side (scene, coadds, tractor) and the obiwan side (fakes, rs dirs).
+
+The fakes of ``mismatch="none"`` are drawn the way the real sample is made: an
+independent realisation of the same sky is measured with the brick's depth,
+passed through the same detection and the same ``elg_padded`` selection on
+*measured* catalog values, and the *true* parameters of the survivors become
+the fakes (with their positions). So the fakes follow the true-parameter
+distribution of the real sources that the cutouts stage selects, including the
+stars and non-ELG galaxies that scatter into the box, and their positions
+follow the same coverage and depth. Other mismatches then change one thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from realfake.errors import RealfakeError
+from realfake.mock import MockSettings, BrickGeometry, mock_rsdir_names, seed_sequence
+from realfake.mock.files import write_compressed_image, write_table, write_text
+from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE, Observing, draw_truth, measure
+from realfake.mock.render import (
+    SINGLE_EXPOSURE_SIGMA,
+    coverage,
+    photon_noise,
+    psf_fwhm_for_brick,
+    render_sources,
+    sky_noise,
+)
+from realfake.selection import select
+
+SCENE_MARGIN = 40  # pixels: sources just outside the image still spill light into it
+FAKE_SELECTION = "elg_padded"
+RELEASE = 5000
+PIXEL_DEPTH_SCATTER = 0.02
+
+
+def coadd_header(settings: MockSettings, brick: BrickGeometry, band: str) -> fits.Header:
+    """DR5-like coadd header: brick keywords and a TAN WCS with CD matrix, north up, east left."""
+    header = fits.Header()
+    header["BRICKNAM"] = (brick.name, "LegacySurvey brick RRRr[pm]DDd")
+    header["BRICKID"] = (brick.brickid, "LegacySurvey brick id")
+    header["RAMIN"], header["RAMAX"] = brick.ra1, brick.ra2
+    header["DECMIN"], header["DECMAX"] = brick.dec1, brick.dec2
+    header["BRICKRA"], header["BRICKDEC"] = brick.ra, brick.dec
+    header["BAND"] = (band, "filter")
+    header["CTYPE1"], header["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    header["CRVAL1"], header["CRVAL2"] = brick.ra, brick.dec
+    header["CRPIX1"] = header["CRPIX2"] = settings.size / 2 + 0.5
+    header["CD1_1"], header["CD1_2"] = -PIXEL_SCALE / 3600, 0.0
+    header["CD2_1"], header["CD2_2"] = 0.0, PIXEL_SCALE / 3600
+    header["IMAGEW"] = header["IMAGEH"] = settings.size
+    header["MOCK"] = (True, "realfake mock survey")
+    header["MOCKSEED"] = (settings.seed, "realfake mock seed")
+    return header
+
+
+def brick_wcs(settings: MockSettings, brick: BrickGeometry) -> WCS:
+    return WCS(coadd_header(settings, brick, settings.bands[0]))
+
+
+def write_brick_table(settings: MockSettings, bricks: list[BrickGeometry]) -> None:
+    """``dr5/survey-bricks.fits`` (DR5 columns) and ``bricks.txt``."""
+
+    def column(fits_format: str, attribute: str) -> tuple[str, np.ndarray]:
+        return fits_format, np.array([getattr(brick, attribute) for brick in bricks])
+
+    write_table(
+        settings.out / "dr5" / "survey-bricks.fits",
+        {
+            "brickname": column("8A", "name"),
+            "brickid": column("J", "brickid"),
+            "brickq": ("I", np.zeros(len(bricks), dtype=np.int16)),
+            "brickrow": column("J", "row"),
+            "brickcol": column("J", "column"),
+            "ra": column("D", "ra"),
+            "dec": column("D", "dec"),
+            "ra1": column("D", "ra1"),
+            "ra2": column("D", "ra2"),
+            "dec1": column("D", "dec1"),
+            "dec2": column("D", "dec2"),
+        },
+    )
+    write_text(settings.out / "bricks.txt", "".join(f"{brick.name}\n" for brick in bricks))
+
+
+def _observing(settings: MockSettings, brick: BrickGeometry) -> Observing:
+    rng = seed_sequence(settings, brick, "observe")
+    psf_fwhm = psf_fwhm_for_brick(rng, settings.bands)
+    ebv = rng.uniform(0.02, 0.06)
+    inverse_variance, exposures, transmission = {}, {}, {}
+    for band in settings.bands:
+        band_exposures, depth = coverage(rng, settings.size)
+        exposures[band] = band_exposures
+        # Pixel-scale structure (flat field, masked pixels in single exposures) on top of the footprints.
+        texture = 1 + PIXEL_DEPTH_SCATTER * rng.standard_normal(depth.shape)
+        inverse_variance[band] = (depth * texture / SINGLE_EXPOSURE_SIGMA[band] ** 2).astype(np.float32)
+        transmission[band] = float(10 ** (-0.4 * EXTINCTION_COEFFICIENTS[band] * ebv))
+    return Observing(psf_fwhm, inverse_variance, exposures, transmission, ebv)
+
+
+def _tractor_columns(
+    brick: BrickGeometry, truth: pd.DataFrame, measured: pd.DataFrame, wcs: WCS, ebv: float
+) -> dict[str, tuple[str, np.ndarray]]:
+    count = len(truth)
+    ra, dec = wcs.all_pix2world(truth["x"].to_numpy(), truth["y"].to_numpy(), 0)
+    primary = (ra >= brick.ra1) & (ra < brick.ra2) & (dec >= brick.dec1) & (dec < brick.dec2)
+    columns: dict[str, tuple[str, np.ndarray]] = {
+        "release": ("I", np.full(count, RELEASE, dtype=np.int16)),
+        "brickid": ("J", np.full(count, brick.brickid, dtype=np.int32)),
+        "brickname": ("8A", np.full(count, brick.name)),
+        "objid": ("J", np.arange(count, dtype=np.int32)),
+        "brick_primary": ("L", primary),
+        "type": ("4A", np.array([f"{value:<4s}" for value in measured["type"]])),
+        "ra": ("D", ra),
+        "dec": ("D", dec),
+        "ra_ivar": ("E", np.full(count, 1e12, dtype=np.float32)),
+        "dec_ivar": ("E", np.full(count, 1e12, dtype=np.float32)),
+        "bx": ("E", truth["x"].to_numpy(dtype=np.float32)),
+        "by": ("E", truth["y"].to_numpy(dtype=np.float32)),
+        "ebv": ("E", np.full(count, ebv, dtype=np.float32)),
+    }
+    for name in measured.columns:
+        if name == "type":
+            continue
+        values = measured[name].to_numpy()
+        fits_format = "I" if values.dtype == np.int16 else "E"
+        columns[name] = (fits_format, values)
+    return columns
+
+
+def _scene(settings: MockSettings, brick: BrickGeometry, observing: Observing) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """True scene over the image plus a margin; measured values; detection mask (in objid order)."""
+    rng = seed_sequence(settings, brick, "scene")
+    size = settings.size
+    truth = draw_truth(rng, size + 2 * SCENE_MARGIN, size + 2 * SCENE_MARGIN, -SCENE_MARGIN, -SCENE_MARGIN)
+    measured, detected = measure(rng, truth, observing, settings.bands)
+    # objid follows brightness, as a detection list would.
+    order = np.argsort(-truth["flux_dered_r"].to_numpy(), kind="stable")
+    return truth.iloc[order].reset_index(drop=True), measured.iloc[order].reset_index(drop=True), detected[order]
+
+
+def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observing) -> pd.DataFrame:
+    """True parameters and positions of the brick's fakes, before any mismatch.
+
+    An independent sky realisation over the image is measured, detected and
+    selected like the real catalog; the survivors' truths are the fakes.
+    """
+    rng = seed_sequence(settings, brick, "fakes")
+    wanted = settings.rsdirs * settings.fakes_per_rsdir
+    accepted: list[pd.DataFrame] = []
+    total = 0
+    for _ in range(200):
+        pool = draw_truth(rng, settings.size, settings.size)
+        measured, detected = measure(rng, pool, observing, settings.bands)
+        measured_rows = measured.assign(brick_primary=True)
+        keep = detected & select(measured_rows, FAKE_SELECTION)
+        accepted.append(pool[keep])
+        total += int(keep.sum())
+        if total >= wanted:
+            break
+    else:
+        raise RealfakeError(f"mock brick {brick.name}: could not draw {wanted} fakes passing {FAKE_SELECTION}")
+    fakes = pd.concat(accepted, ignore_index=True).iloc[:wanted].reset_index(drop=True)
+    return _apply_mismatch(fakes, settings.mismatch)
+
+
+def _apply_mismatch(fakes: pd.DataFrame, mismatch: str) -> pd.DataFrame:
+    fakes = fakes.copy()
+    galaxies = fakes["rhalf"] > 0
+    if mismatch == "size":
+        fakes.loc[galaxies, "rhalf"] *= 2
+    elif mismatch == "profile":
+        fakes.loc[galaxies, "sersic_n"] = np.where(fakes.loc[galaxies, "sersic_n"] < 2, 4.0, 1.0)
+    return fakes
+
+
+def _simcat_columns(fakes: pd.DataFrame, ids: np.ndarray, wcs: WCS, observing: Observing, bands: tuple[str, ...]) -> dict:
+    ra, dec = wcs.all_pix2world(fakes["x"].to_numpy(), fakes["y"].to_numpy(), 0)
+    columns = {
+        "id": ("J", ids.astype(np.int32)),
+        "ra": ("D", ra),
+        "dec": ("D", dec),
+        # obiwan's simcat x, y are 1-indexed FITS pixels.
+        "x": ("E", (fakes["x"].to_numpy() + 1).astype(np.float32)),
+        "y": ("E", (fakes["y"].to_numpy() + 1).astype(np.float32)),
+    }
+    for band in bands:
+        observed = fakes[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
+        columns[f"{band}flux"] = ("E", observed.astype(np.float32))
+    for band in bands:
+        columns[f"mw_transmission_{band}"] = ("E", np.full(len(fakes), observing.mw_transmission[band], dtype=np.float32))
+    columns["n"] = ("E", fakes["sersic_n"].to_numpy(dtype=np.float32))
+    columns["rhalf"] = ("E", fakes["rhalf"].to_numpy(dtype=np.float32))
+    columns["e1"] = ("E", fakes["e1"].to_numpy(dtype=np.float32))
+    columns["e2"] = ("E", fakes["e2"].to_numpy(dtype=np.float32))
+    return columns
+
+
+def _coadd_dir(root: Path, brick: BrickGeometry) -> Path:
+    return root / "coadd" / brick.name[:3] / brick.name
+
+
+def _dither_seed(settings: MockSettings, brick: BrickGeometry, band_index: int, kind_index: int) -> int:
+    return 1 + (settings.seed * 7919 + brick.brickid * 31 + band_index * 7 + kind_index) % 10000
+
+
+def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
+    """Write one brick's DR5 and obiwan files; return a one-line summary."""
+    observing = _observing(settings, brick)
+    wcs = brick_wcs(settings, brick)
+    truth, measured, detected = _scene(settings, brick, observing)
+    catalog_truth, catalog_measured = truth[detected].reset_index(drop=True), measured[detected].reset_index(drop=True)
+    subdir = brick.name[:3]
+    write_table(
+        settings.out / "dr5" / "tractor" / subdir / f"tractor-{brick.name}.fits",
+        _tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv),
+    )
+    shape = (settings.size, settings.size)
+    noise_rng = seed_sequence(settings, brick, "noise")
+    real_images = {}
+    dr5_coadd = _coadd_dir(settings.out / "dr5", brick)
+    for band_index, band in enumerate(settings.bands):
+        inverse_variance = observing.inverse_variance[band]
+        fluxes = truth[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
+        model = render_sources(shape, truth, fluxes, observing.psf_fwhm[band])
+        image = model + photon_noise(noise_rng, model, inverse_variance, band) + sky_noise(noise_rng, inverse_variance)
+        image[inverse_variance <= 0] = 0.0
+        real_images[band] = image
+        header = coadd_header(settings, brick, band)
+        header["PSFFWHM"] = (observing.psf_fwhm[band], "[arcsec] mock Moffat PSF FWHM")
+        write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-image-{band}.fits.fz", image, header, "image", _dither_seed(settings, brick, band_index, 0))
+        write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-invvar-{band}.fits.fz", inverse_variance, header, "invvar", _dither_seed(settings, brick, band_index, 1))
+    fakes = draw_fakes(settings, brick, observing)
+    convolve = settings.mismatch != "psf"
+    add_sim_noise = settings.mismatch != "noise"
+    fake_rng = seed_sequence(settings, brick, "simnoise")
+    for chunk, rsdir in enumerate(mock_rsdir_names(settings.rsdirs, settings.fakes_per_rsdir)):
+        rows = slice(chunk * settings.fakes_per_rsdir, (chunk + 1) * settings.fakes_per_rsdir)
+        chunk_fakes = fakes.iloc[rows].reset_index(drop=True)
+        ids = np.arange(rows.start, rows.stop)
+        write_table(
+            settings.out / "obiwan" / "obiwan" / subdir / brick.name / rsdir / f"simcat-elg-{brick.name}.fits",
+            _simcat_columns(chunk_fakes, ids, wcs, observing, settings.bands),
+        )
+        rs_coadd = _coadd_dir(settings.out / "obiwan", brick) / rsdir
+        for band_index, band in enumerate(settings.bands):
+            inverse_variance = observing.inverse_variance[band]
+            fluxes = chunk_fakes[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
+            fake_model = render_sources(shape, chunk_fakes, fluxes, observing.psf_fwhm[band], convolve_psf=convolve)
+            image = real_images[band] + fake_model
+            if add_sim_noise:
+                image += photon_noise(fake_rng, fake_model, inverse_variance, band)
+            image[inverse_variance <= 0] = 0.0
+            header = coadd_header(settings, brick, band)
+            header["MISMATCH"] = (settings.mismatch, "realfake mock: how the fakes differ")
+            write_compressed_image(rs_coadd / f"legacysurvey-{brick.name}-image-{band}.fits.fz", image, header, "image", _dither_seed(settings, brick, band_index, 2 + chunk))
+            write_compressed_image(rs_coadd / f"legacysurvey-{brick.name}-invvar-{band}.fits.fz", inverse_variance, header, "invvar", _dither_seed(settings, brick, band_index, 1))
+    _write_truth(settings, brick, truth, detected, wcs)
+    return f"{int(detected.sum())} catalog sources of {len(truth)} rendered, {len(fakes)} fakes in {settings.rsdirs} rs dirs"
+
+
+def _write_truth(settings: MockSettings, brick: BrickGeometry, truth: pd.DataFrame, detected: np.ndarray, wcs: WCS) -> None:
+    ra, dec = wcs.all_pix2world(truth["x"].to_numpy(), truth["y"].to_numpy(), 0)
+    objid = np.full(len(truth), -1, dtype=np.int32)
+    objid[detected] = np.arange(int(detected.sum()))
+    columns = {"objid": ("J", objid), "ra": ("D", ra), "dec": ("D", dec)}
+    for name in truth.columns:
+        values = truth[name].to_numpy()
+        columns[name] = ("4A", values.astype(str)) if name == "type" else ("D", values.astype(np.float64))
+    write_table(settings.out / "truth" / brick.name[:3] / f"truth-{brick.name}.fits", columns)

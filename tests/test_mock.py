@@ -1,0 +1,265 @@
+"""The mock survey: real layouts, realistic noise and coverage, measured catalogs, honest fakes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from scipy import stats
+
+from realfake import survey
+from realfake.errors import RealfakeError
+from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, write_mock_survey
+from realfake.mock.render import render_sources
+from realfake.selection import select
+
+SIZE = 384
+BRICK = "1238p245"
+
+
+def _write(root: Path, **overrides) -> Path:
+    settings = MockSettings(out=root, bricks=1, size=SIZE, seed=7, rsdirs=2, fakes_per_rsdir=40, **overrides)
+    write_mock_survey(settings)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mock_none(tmp_path_factory) -> Path:
+    return _write(tmp_path_factory.mktemp("none"))
+
+
+@pytest.fixture(scope="module")
+def mock_variants(tmp_path_factory) -> dict[str, Path]:
+    return {name: _write(tmp_path_factory.mktemp(name), mismatch=name) for name in ("size", "profile", "psf", "noise")}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _truth(root: Path):
+    return survey.read_fits_table(root / "truth" / "123" / f"truth-{BRICK}.fits")
+
+
+def test_layout_matches_dr5_and_obiwan(mock_none):
+    assert (mock_none / "bricks.txt").read_text().split() == [BRICK]
+    table = survey.read_brick_table(survey.find_brick_table(mock_none / "dr5"))
+    brick = survey.lookup_brick(table, BRICK, mock_none / "dr5")
+    # The real DR5 brick 1238p245 (../shared/realdata header): RA 123.75-124.0244, Dec 24.375-24.625.
+    assert brick.ra1 == pytest.approx(123.75, abs=1e-6)
+    assert brick.ra2 == pytest.approx(124.024390243902, abs=1e-6)
+    assert (brick.dec1, brick.dec2) == (24.375, 24.625)
+    coadd = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK)
+    assert coadd.image.shape == (3, SIZE, SIZE)
+    assert coadd.image.dtype == np.float32
+    rsdirs = survey.find_rsdirs(mock_none / "obiwan", BRICK)
+    assert [rsdir.name for rsdir in rsdirs] == ["rs0", "rs40"] == mock_rsdir_names(2, 40)
+    assert {rsdir.layout for rsdir in rsdirs} == {"current"}
+    simcat = survey.read_simcat(rsdirs[1].simcat_path)
+    assert simcat.attrs["schema"] == "current"
+    assert list(simcat["id"]) == list(range(40, 80))
+    with fits.open(coadd.paths[0]) as hdus:
+        assert hdus[0].data is None
+        assert isinstance(hdus[1], fits.CompImageHDU)
+        assert hdus[1].compression_type == "RICE_1"
+
+
+def test_brick_names_are_dr5_names():
+    names = mock_brick_names(10)
+    assert names[0] == "1238p245"
+    assert len(set(names)) == 10
+    assert all(survey.brick_subdir(name) == name[:3] for name in names)
+
+
+def test_wcs_is_tan_at_0262_centred_on_the_brick(mock_none):
+    coadd = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
+    scale = np.abs(coadd.wcs.pixel_scale_matrix.diagonal()) * 3600
+    assert scale == pytest.approx([0.262, 0.262], rel=1e-6)
+    assert coadd.wcs.wcs.ctype[0] == "RA---TAN"
+    centre_ra, centre_dec = coadd.wcs.all_pix2world((SIZE - 1) / 2, (SIZE - 1) / 2, 0)
+    assert centre_ra == pytest.approx(123.887195121951, abs=1e-6)
+    assert centre_dec == pytest.approx(24.5, abs=1e-6)
+
+
+def test_noise_coverage_and_psf(mock_none):
+    coadd = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK)
+    truth = _truth(mock_none)
+    for index, band in enumerate("grz"):
+        inverse_variance = coadd.inverse_variance[index]
+        covered = inverse_variance > 0
+        assert 0.3 < covered.mean() < 0.995, "some, but not most, of the brick lacks coverage"
+        assert np.all(coadd.image[index][~covered] == 0)
+        assert np.percentile(inverse_variance[covered], 95) > 1.5 * np.percentile(inverse_variance[covered], 5)
+        fwhm = fits.getheader(coadd.paths[2 * index], 1)["PSFFWHM"]
+        assert 1.0 <= fwhm <= 1.5
+        model = render_sources(
+            (SIZE, SIZE), truth, truth[f"flux_dered_{band}"].to_numpy() * _transmission(mock_none, band), fwhm
+        )
+        # Away from sources the pixels are pure sky noise with variance 1/ivar.
+        empty = covered & (model < 0.05 / np.sqrt(np.maximum(inverse_variance, 1e-30)))
+        chi = (coadd.image[index] - model)[empty] * np.sqrt(inverse_variance[empty])
+        assert chi.std() == pytest.approx(1.0, abs=0.05)
+        median_sigma = np.median(1 / np.sqrt(inverse_variance[covered]))
+        assert {"g": 0.002, "r": 0.005, "z": 0.012}[band] < median_sigma < {"g": 0.007, "r": 0.015, "z": 0.035}[band]
+
+
+def _transmission(root: Path, band: str) -> float:
+    tractor = survey.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    return float(tractor[f"mw_transmission_{band}"].iloc[0])
+
+
+def test_catalog_is_measured_not_truth(mock_none):
+    tractor = survey.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    truth = _truth(mock_none)
+    matched = truth[truth["objid"] >= 0].set_index("objid").loc[tractor["objid"]]
+    assert set(tractor["type"]) >= {"PSF", "REX", "EXP", "DEV"}
+    true_flux = matched["flux_dered_r"].to_numpy() * tractor["mw_transmission_r"].to_numpy()
+    pull = (tractor["flux_r"].to_numpy() - true_flux) * np.sqrt(tractor["flux_ivar_r"].to_numpy())
+    assert not np.allclose(tractor["flux_r"], true_flux)
+    assert pull.std() == pytest.approx(1.0, abs=0.15)
+    galaxies = tractor["type"].isin(["EXP", "REX"]).to_numpy()
+    assert not np.allclose(tractor["shapeexp_r"][galaxies], matched["rhalf"][galaxies])
+    # Density like DR5: ~3850 per 0.0625 deg^2, ~17 per arcmin^2.
+    area = (SIZE * 0.262 / 60) ** 2
+    assert 8 < len(tractor) / area < 30
+    selected = select(tractor, "elg_padded")
+    assert 0.1 < selected.mean() < 0.7
+
+
+def test_fakes_sit_where_the_simcat_says_and_carry_their_flux(mock_none):
+    real = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
+    recovered = []
+    for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK):
+        simcat = survey.read_simcat(rsdir.simcat_path)
+        sim = survey.read_coadd(rsdir.coadd_dir, BRICK, bands=("r",))
+        x_fits, y_fits = survey.wcs_pixel(sim.wcs, simcat["ra"], simcat["dec"], origin=1)
+        np.testing.assert_allclose(x_fits, simcat["x_fits"], atol=0.01)
+        np.testing.assert_allclose(y_fits, simcat["y_fits"], atol=0.01)
+        difference = sim.image[0].astype(np.float64) - real.image[0]
+        half = 12
+        for _, fake in simcat.iterrows():
+            column, row = int(round(fake["x"])), int(round(fake["y"]))
+            aperture = (slice(row - half, row + half + 1), slice(column - half, column + half + 1))
+            if not (half <= column < SIZE - half and half <= row < SIZE - half):
+                continue
+            if np.any(sim.inverse_variance[0][aperture] == 0):
+                continue
+            if np.sort(np.hypot(simcat["x"] - fake["x"], simcat["y"] - fake["y"]))[1] < 2.5 * half:
+                continue  # another fake's light in the aperture
+            recovered.append((difference[aperture].sum(), fake["flux_r"]))
+        # Away from the fakes the rs dir coadd is the DR5 coadd (same sky, same noise), to compression precision.
+        far = np.ones((SIZE, SIZE), dtype=bool)
+        for _, fake in simcat.iterrows():
+            column, row = int(round(fake["x"])), int(round(fake["y"]))
+            far[max(row - 30, 0) : row + 31, max(column - 30, 0) : column + 31] = False
+        assert far.sum() > 1000
+        assert np.mean(np.abs(difference[far]) > 2e-4) < 1e-3
+        assert np.abs(difference[far]).max() < 1e-3  # faint PSF wings of bright fakes, << sky noise
+    recovered = np.array(recovered)
+    assert len(recovered) > 10
+    np.testing.assert_allclose(recovered[:, 0], recovered[:, 1], rtol=0.1, atol=0.05)
+
+
+def test_none_fakes_follow_the_selected_real_population(mock_none):
+    """The negative control: fake truths and the selected reals' truths come from one distribution."""
+    tractor = survey.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    truth = _truth(mock_none)
+    selected = tractor[select(tractor, "elg_padded")]
+    real_truth = truth[truth["objid"] >= 0].set_index("objid").loc[selected["objid"]]
+    fakes = np.concatenate(
+        [survey.read_simcat(rsdir.simcat_path)["flux_dered_r"] for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK)]
+    )
+    assert stats.ks_2samp(real_truth["flux_dered_r"], fakes).pvalue > 0.01
+    real_radius = real_truth["rhalf"].to_numpy()
+    fake_radius = np.concatenate(
+        [survey.read_simcat(rsdir.simcat_path)["rhalf"] for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK)]
+    )
+    assert stats.ks_2samp(real_radius, fake_radius).pvalue > 0.01
+
+
+def test_mismatches_change_one_thing(mock_none, mock_variants):
+    rsdir = "rs0"
+
+    def simcat(root):
+        return survey.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
+
+    none = simcat(mock_none)
+    galaxies = none["rhalf"] > 0
+    assert galaxies.sum() > 10
+    size = simcat(mock_variants["size"])
+    np.testing.assert_allclose(size["rhalf"][galaxies], 2 * none["rhalf"][galaxies], rtol=1e-6)
+    np.testing.assert_allclose(size["flux_r"], none["flux_r"])
+    profile = simcat(mock_variants["profile"])
+    assert set(none["sersic_n"][galaxies]) == {1.0}
+    assert set(profile["sersic_n"][galaxies]) == {4.0}
+
+    def fake_pixels(root):
+        real = survey.read_coadd(root / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
+        sim = survey.read_coadd(root / "obiwan" / "coadd" / "123" / BRICK / rsdir, BRICK, bands=("r",))
+        return sim.image[0].astype(np.float64) - real.image[0], sim.inverse_variance[0]
+
+    # psf: unconvolved fakes are far more concentrated than the same fakes convolved.
+    convolved, _ = fake_pixels(mock_none)
+    sharp, _ = fake_pixels(mock_variants["psf"])
+    assert sharp.max() > 3 * convolved.max()
+    # noise: without add_sim_noise the fake pixels are exactly the noiseless model.
+    quiet, inverse_variance = fake_pixels(mock_variants["noise"])
+    fwhm = fits.getheader(mock_none / "dr5" / "coadd" / "123" / BRICK / f"legacysurvey-{BRICK}-image-r.fits.fz", 1)["PSFFWHM"]
+    fakes = _truth_of_fakes(none)
+    model = render_sources((SIZE, SIZE), fakes, none["flux_r"].to_numpy(), fwhm)
+    bright = (model > 0.01) & (inverse_variance > 0)
+    assert bright.sum() > 100
+    assert np.abs(quiet - model)[bright].max() < 3e-4
+    assert np.abs(convolved - model)[bright].std() > 3 * np.abs(quiet - model)[bright].std()
+
+
+def _truth_of_fakes(simcat):
+    """Simcat rows -> the truth columns render_sources takes."""
+    return simcat.assign(
+        fracdev=0.0, rhalf_dev=0.0, e1_dev=0.0, e2_dev=0.0
+    )[["x", "y", "sersic_n", "rhalf", "e1", "e2", "fracdev", "rhalf_dev", "e1_dev", "e2_dev"]]
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path, mock_none):
+    again = _write(tmp_path / "again")
+    assert _files(again) == _files(mock_none)
+
+
+def test_different_seed_gives_a_different_sky(tmp_path, mock_none):
+    other = MockSettings(out=tmp_path / "other", bricks=1, size=SIZE, seed=8, rsdirs=2, fakes_per_rsdir=40)
+    write_mock_survey(other)
+    path = Path("dr5") / "coadd" / "123" / BRICK / f"legacysurvey-{BRICK}-image-r.fits.fz"
+    assert (tmp_path / "other" / path).read_bytes() != (mock_none / path).read_bytes()
+
+
+def test_one_brick_at_a_time_equals_all_at_once(tmp_path):
+    together = tmp_path / "together"
+    write_mock_survey(MockSettings(out=together, bricks=2, size=160, seed=3, rsdirs=1, fakes_per_rsdir=5))
+    separate = tmp_path / "separate"
+    settings = MockSettings(out=separate, bricks=2, size=160, seed=3, rsdirs=1, fakes_per_rsdir=5)
+    write_mock_survey(settings, table_only=True)
+    for name in reversed(mock_brick_names(2)):
+        write_mock_survey(settings, only_bricks=[name])
+    assert _files(separate) == _files(together)
+
+
+def test_bad_settings_are_one_line_errors(tmp_path):
+    with pytest.raises(RealfakeError, match="mismatch"):
+        MockSettings(out=tmp_path, mismatch="colour")
+    with pytest.raises(RealfakeError, match="bricks"):
+        MockSettings(out=tmp_path, bricks=0)
+    with pytest.raises(RealfakeError, match="9999p999"):
+        write_mock_survey(MockSettings(out=tmp_path, bricks=1, size=160), only_bricks=["9999p999"])
+    result = subprocess.run(
+        [sys.executable, "-m", "realfake.cli", "mock-survey", "--out", str(tmp_path / "x"), "--bricks", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "bricks" in result.stderr
+    assert not (tmp_path / "x").exists()
