@@ -1,0 +1,329 @@
+"""The Snakemake workflow: config validation, the jobs a dry run plans, lint and format.
+
+Each test runs the project's own snakemake on a copy of the workflow (Snakefile,
+workflow/, config/, profiles/, environment.yml) in tmp_path, so no .snakemake state
+is left in the repository. Only dry runs: nothing is rendered. The workflow imports
+realfake.mock, found through PYTHONPATH=src whether or not the package is installed.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml"]
+BRICK_NAME = re.compile(r"\d{4}[pm]\d{3}")
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPOSITORY / "config" / "config.yaml").read_text())
+
+
+def schema() -> dict:
+    return yaml.safe_load((REPOSITORY / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+@pytest.fixture
+def workflow_copy(tmp_path: Path) -> Path:
+    """A copy of the workflow to run Snakemake in."""
+    copy = tmp_path / "repository"
+    copy.mkdir()
+    for part in WORKFLOW_PARTS:
+        source = REPOSITORY / part
+        if source.is_dir():
+            shutil.copytree(source, copy / part)
+        else:
+            shutil.copy2(source, copy / part)
+    return copy
+
+
+def snakemake(directory: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """Run the project's snakemake in directory; stdout and stderr together in .stdout."""
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        part for part in [str(REPOSITORY / "src"), environment.get("PYTHONPATH", "")] if part
+    )
+    return subprocess.run(
+        [str(BIN / "snakemake"), *arguments],
+        cwd=directory,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+    )
+
+
+def dry_run(directory: Path, overrides: dict | None = None) -> subprocess.CompletedProcess:
+    """snakemake -n -p, with overrides (if any) merged into the config from a file."""
+    arguments = ["-n", "-p", "--cores", "1"]
+    if overrides is not None:
+        override_file = directory.parent / "override.yaml"
+        override_file.write_text(yaml.safe_dump(overrides))
+        arguments += ["--configfile", str(override_file)]
+    return snakemake(directory, *arguments)
+
+
+def from_realfake_mock(expression: str):
+    """The value of a (JSON-serialisable) expression evaluated in realfake.mock, from src/."""
+    environment = dict(os.environ, PYTHONPATH=str(REPOSITORY / "src"))
+    result = subprocess.run(
+        [sys.executable, "-c", f"import json; from realfake.mock import *; print(json.dumps({expression}))"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """{rule: jobs} from the "Job stats" table of a dry run, without the total."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = {}
+    for line in table.splitlines():
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if match and match[1] != "total":
+            counts[match[1]] = int(match[2])
+    return counts
+
+
+def planned_jobs(output: str, rule: str) -> list[str]:
+    """The text of each job of rule in a dry run's listing."""
+    return [block for block in output.split("\nrule ")[1:] if block.startswith(f"{rule}:")]
+
+
+def job_field(job: str, field: str) -> str:
+    match = re.search(rf"^\s+{field}: (.*)$", job, flags=re.MULTILINE)
+    assert match, f"no {field} in job:\n{job}"
+    return match[1]
+
+
+def mock_survey_settings(output: str) -> set[str]:
+    """The distinct settings that the dry run's `realfake mock-survey` commands
+    pass, leaving out what legitimately differs per job (--brick, --table-only, log)."""
+    settings = set()
+    for command in re.findall(r"^Shell command: (realfake mock-survey .*)$", output, flags=re.MULTILINE):
+        command = command.split(" > ", 1)[0]
+        command = re.sub(r" --brick \S+| --table-only", "", command)
+        settings.add(command)
+    return settings
+
+
+def files_source(tmp_path: Path, brick_lines: str) -> dict:
+    """An `input` override reading existing (empty) trees and a brick list."""
+    (tmp_path / "dr5").mkdir()
+    (tmp_path / "obiwan").mkdir()
+    bricks_file = tmp_path / "bricks.txt"
+    bricks_file.write_text(brick_lines)
+    return {
+        "input": {
+            "source": "files",
+            "dr5_dir": str(tmp_path / "dr5"),
+            "obiwan_dir": str(tmp_path / "obiwan"),
+            "bricks_file": str(bricks_file),
+        }
+    }
+
+
+def test_default_dry_run_with_the_local_profile_renders_each_mock_brick_once(workflow_copy):
+    result = snakemake(workflow_copy, "-n", "--profile", "profiles/local")
+    assert result.returncode == 0, result.stdout
+
+    counts = job_counts(result.stdout)
+    assert counts["mock_brick"] == default_config()["mock"]["bricks"] == 4
+    assert counts["mock_brick_table"] == 1
+    jobs = planned_jobs(result.stdout, "mock_brick")
+    wildcards = [dict(re.findall(r"(\w+)=(\w+)", job_field(job, "wildcards"))) for job in jobs]
+    bricks = [values["brick"] for values in wildcards]
+    assert sorted(bricks) == sorted(from_realfake_mock("mock_brick_names(4)"))
+    assert all(BRICK_NAME.fullmatch(brick) for brick in bricks)
+    assert all(values["bri"] == values["brick"][:3] for values in wildcards)
+
+
+def test_each_mock_brick_job_lists_every_file_of_its_brick(workflow_copy):
+    result = dry_run(workflow_copy)
+    assert result.returncode == 0, result.stdout
+
+    job = planned_jobs(result.stdout, "mock_brick")[0]
+    brick = re.search(r"brick=(\w+)", job_field(job, "wildcards"))[1]
+    directory = f"{brick[:3]}/{brick}"
+    outputs = set(job_field(job, "output").split(", "))
+    rsdirs = {re.search(r"/(rs\d+)/simcat", path)[1] for path in outputs if "simcat" in path}
+    assert len(rsdirs) == 2
+    expected = {f"results/mock/dr5/tractor/{brick[:3]}/tractor-{brick}.fits"}
+    expected |= {f"results/mock/truth/{brick[:3]}/truth-{brick}.fits"}
+    for band in "grz":
+        for product in ["image", "invvar"]:
+            expected.add(f"results/mock/dr5/coadd/{directory}/legacysurvey-{brick}-{product}-{band}.fits.fz")
+            for rsdir in rsdirs:
+                expected.add(
+                    f"results/mock/obiwan/coadd/{directory}/{rsdir}/legacysurvey-{brick}-{product}-{band}.fits.fz"
+                )
+    expected |= {f"results/mock/obiwan/obiwan/{directory}/{rsdir}/simcat-elg-{brick}.fits" for rsdir in rsdirs}
+    assert outputs == expected
+    assert job_field(job, "log") == f"logs/mock/{directory}.log"
+    assert job_field(job, "benchmark") == f"benchmarks/mock/{directory}.tsv"
+
+
+def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
+    overrides = {
+        "bands": ["z"],
+        "mock": {"bricks": 2, "seed": 7, "mismatch": "psf", "rsdirs": 3, "fakes_per_rsdir": 10},
+    }
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+
+    assert job_counts(result.stdout)["mock_brick"] == 2
+    assert mock_survey_settings(result.stdout) == {
+        "realfake mock-survey --out results/mock --bricks 2 --size 1024 --seed 7 --mismatch psf"
+        " --rsdirs 3 --fakes-per-rsdir 10"
+    }
+    for job in planned_jobs(result.stdout, "mock_brick"):
+        outputs = job_field(job, "output").split(", ")
+        assert sum("simcat-elg-" in path for path in outputs) == 3
+        assert not [path for path in outputs if re.search(r"-(image|invvar)-[gr]\.fits\.fz$", path)]
+        assert sum(path.endswith("-image-z.fits.fz") for path in outputs) == 1 + 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"mock": {"brickz": 3}}, "'brickz' was unexpected"),
+        ({"bandz": ["g"]}, "'bandz' was unexpected"),
+        ({"input": {"dr5": "somewhere"}}, "'dr5' was unexpected"),
+        ({"mock": {"size": "big"}}, "'big' is not of type 'integer'"),
+        ({"mock": {"mismatch": "colour"}}, "'colour' is not one of"),
+        ({"bands": ["g", "i"]}, "'i' is not one of"),
+        ({"input": {"source": "dr9"}}, "'dr9' is not one of"),
+    ],
+)
+def test_a_bad_config_stops_snakemake_naming_the_key(workflow_copy, overrides, expected):
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    assert expected in result.stdout
+    assert "Job stats" not in result.stdout
+
+
+def test_a_wrong_type_names_the_key_path(workflow_copy):
+    result = dry_run(workflow_copy, {"mock": {"size": "big"}})
+    assert result.returncode != 0
+    assert "On instance['mock']['size']" in result.stdout
+
+
+def test_source_files_without_a_bricks_file_names_the_key(workflow_copy, tmp_path):
+    overrides = files_source(tmp_path, "1238p245\n")
+    overrides["input"]["bricks_file"] = ""
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    assert "On instance['input']['bricks_file']" in result.stdout
+
+
+def test_source_files_with_missing_paths_names_each_key(workflow_copy, tmp_path):
+    overrides = files_source(tmp_path, "1238p245\n")
+    overrides["input"]["bricks_file"] = str(tmp_path / "no-such-bricks.txt")
+    overrides["input"]["obiwan_dir"] = str(tmp_path / "no-such-tree")
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    assert f"config input.bricks_file: '{tmp_path / 'no-such-bricks.txt'}' is not a file" in result.stdout
+    assert f"config input.obiwan_dir: '{tmp_path / 'no-such-tree'}' is not a directory" in result.stdout
+    assert "config input.dr5_dir" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("brick_lines", "expected"),
+    [
+        ("1238p245\n123p245\n", "line 2 (config input.bricks_file): '123p245' is not a DR5 brick name"),
+        ("1238p245\n1238p245\n", "line 2 (config input.bricks_file): brick 1238p245 is listed twice"),
+        ("# no bricks yet\n\n", "(config input.bricks_file) lists no bricks"),
+    ],
+)
+def test_a_bad_brick_list_stops_snakemake_naming_the_line(workflow_copy, tmp_path, brick_lines, expected):
+    result = dry_run(workflow_copy, files_source(tmp_path, brick_lines))
+    assert result.returncode != 0
+    assert expected in result.stdout
+
+
+def test_source_files_plans_no_mock_jobs(workflow_copy, tmp_path):
+    result = dry_run(workflow_copy, files_source(tmp_path, "1238p245  # obiwan DR5 run\n\n1102p240\n"))
+    assert result.returncode == 0, result.stdout
+    counts = job_counts(result.stdout)
+    assert "mock_brick" not in counts
+    assert "mock_brick_table" not in counts
+    assert "results/mock" not in result.stdout
+
+
+def test_lint_reports_no_issues(workflow_copy):
+    result = snakemake(workflow_copy, "--lint")
+    assert result.returncode == 0, result.stdout
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout
+    assert "Lints for" not in result.stdout
+
+
+def test_snakefmt_leaves_the_workflow_unchanged():
+    result = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def schema_objects(node: dict, path: str = "config"):
+    """(path, schema) for the schema of the whole config and of every key below it."""
+    yield path, node
+    for key, child in node.get("properties", {}).items():
+        yield from schema_objects(child, f"{path}.{key}")
+
+
+def test_every_schema_key_is_described_defaulted_and_required():
+    for path, node in schema_objects(schema()):
+        if path != "config":
+            assert node.get("description"), f"{path} has no description"
+            assert "default" in node, f"{path} has no default"
+        if "properties" in node:
+            assert node.get("additionalProperties") is False, f"{path} allows unknown keys"
+            assert sorted(node.get("required", [])) == sorted(node["properties"]), f"{path}: not every key required"
+
+
+def test_schema_defaults_are_the_default_config():
+    def defaults(node):
+        if "properties" in node:
+            return {key: defaults(child) for key, child in node["properties"].items()}
+        return node["default"]
+
+    assert defaults(schema()) == default_config()
+
+
+def test_every_config_key_is_explained_in_the_config_readme():
+    readme = (REPOSITORY / "config" / "README.md").read_text()
+    for path, _ in schema_objects(schema()):
+        if path != "config":
+            key = path.removeprefix("config.")
+            assert f"`{key}`" in readme, f"config/README.md does not explain `{key}`"
+
+
+def test_schema_mismatches_are_those_the_mock_survey_knows():
+    enum = schema()["properties"]["mock"]["properties"]["mismatch"]["enum"]
+    assert sorted(enum) == sorted(from_realfake_mock("list(MISMATCHES)"))
+
+
+def test_config_mock_defaults_are_the_cli_defaults():
+    """`realfake mock-survey` with no flags makes the same survey as the workflow's default config."""
+    from realfake.mock import MockSettings
+
+    config = yaml.safe_load((REPOSITORY / "config" / "config.yaml").read_text())
+    defaults = MockSettings(out=Path("."))
+    for key, value in config["mock"].items():
+        assert getattr(defaults, key) == value, key
