@@ -98,7 +98,8 @@ def _read_hdu(path: Path, header_only: bool = False) -> tuple[np.ndarray | fits.
                     data = hdul[1].data
                     if data is None:
                         raise RealfakeError(f"HDU 1 of {path} holds no data")
-                    data = data.copy()
+                    # A decompressed image is already an array of its own (memmap=False); tables are copied.
+                    data = data if isinstance(hdul[1], fits.CompImageHDU) else data.copy()
         except RealfakeError:
             raise
         except Exception as error:  # astropy reports corrupt files with many exception types
@@ -287,10 +288,15 @@ def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = DEFAULT_
         # paths alternate image, invvar for each band
         (inverse_variance if index % 2 else image)[index // 2] = data
 
-    # No coverage: NaN image, or inverse variance that is NaN or negative.
-    uncovered = ~np.isfinite(image) | ~np.isfinite(inverse_variance) | (inverse_variance < 0)
-    image[uncovered & ~np.isfinite(image)] = 0.0
-    inverse_variance[uncovered] = 0.0
+    for band_image, band_inverse_variance in zip(image, inverse_variance):
+        not_finite = ~np.isfinite(band_image)
+        if not_finite.any():
+            band_image[not_finite] = 0.0
+            band_inverse_variance[not_finite] = 0.0
+        # NaN or negative inverse variance fails ">= 0"; +inf is not coverage either.
+        bad = ~(band_inverse_variance >= 0) | np.isinf(band_inverse_variance)
+        if bad.any():
+            band_inverse_variance[bad] = 0.0
     return Coadd(brick_name, bands, image, inverse_variance, first_wcs, first_header, tuple(paths))
 
 
