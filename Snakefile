@@ -12,6 +12,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/mock.smk"
+include: "workflow/rules/cutouts.smk"
 
 
 rule all:

@@ -118,10 +118,30 @@ def mock_survey_settings(output: str) -> set[str]:
     return settings
 
 
+def placeholder_trees(dr5: Path, obiwan: Path, brick_names: list[str]) -> None:
+    """Empty files where a DR5 tree and an obiwan tree (one rs dir, current layout)
+    keep the files the cutouts of these bricks read: enough to plan, not to run."""
+    paths = [dr5 / "survey-bricks.fits"]
+    for brick in brick_names:
+        paths.append(dr5 / "tractor" / brick[:3] / f"tractor-{brick}.fits")
+        paths.append(obiwan / "obiwan" / brick[:3] / brick / "rs0" / f"simcat-elg-{brick}.fits")
+        for product in ["image", "invvar"]:
+            for band in "grz":
+                name = f"legacysurvey-{brick}-{product}-{band}.fits.fz"
+                paths.append(dr5 / "coadd" / brick[:3] / brick / name)
+                paths.append(obiwan / "coadd" / brick[:3] / brick / "rs0" / name)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
 def files_source(tmp_path: Path, brick_lines: str) -> dict:
-    """An `input` override reading existing (empty) trees and a brick list."""
+    """An `input` override reading a brick list and trees holding (empty) files for
+    the bricks it names correctly."""
     (tmp_path / "dr5").mkdir()
     (tmp_path / "obiwan").mkdir()
+    brick_names = sorted(set(BRICK_NAME.findall(brick_lines)))
+    placeholder_trees(tmp_path / "dr5", tmp_path / "obiwan", brick_names)
     bricks_file = tmp_path / "bricks.txt"
     bricks_file.write_text(brick_lines)
     return {
@@ -259,6 +279,7 @@ def test_source_files_plans_no_mock_jobs(workflow_copy, tmp_path):
     assert "mock_brick" not in counts
     assert "mock_brick_table" not in counts
     assert "results/mock" not in result.stdout
+    assert counts["cutouts"] == 4  # two bricks, real and sim
 
 
 def test_lint_reports_no_issues(workflow_copy):

@@ -131,12 +131,92 @@ def mock_survey_files():
     )
 
 
-def final_targets():
-    """What the default target asks for. For now the mock survey when it is the
-    input; cutouts, shards, training and evaluation are coming."""
+def cutouts_arguments():
+    """The `realfake cutouts` flags every cutouts job shares: bands, the two trees
+    and the cutouts settings of the config."""
+    cutouts = config["cutouts"]
+    arguments = [
+        "--bands",
+        "".join(bands()),
+        "--dr5-dir",
+        dr5_dir(),
+        "--obiwan-dir",
+        obiwan_dir(),
+        "--selection",
+        cutouts["selection"],
+    ]
+    if cutouts["select_fakes"]:
+        arguments.append("--select-fakes")
+    if cutouts["pad_edges"]:
+        arguments.append("--pad-edges")
+    return shlex.join(arguments)
+
+
+def mock_cutouts_input_files(kind, brick):
+    """The mock survey files the cutouts of one brick and kind read: the brick
+    table and that brick's DR5 coadds and tractor (real) or rs dir coadds and
+    simcats (sim), as the mock rules name them."""
+    outputs = rules.mock_brick.output
+    if kind == "real":
+        patterns = [*outputs.images, *outputs.invvars, outputs.tractor]
+    else:
+        patterns = [*outputs.sim_images, *outputs.sim_invvars, *outputs.simcats]
+    files = expand(patterns, bri=brick_directory(brick), brick=brick)
+    return [rules.mock_brick_table.output.table, *files]
+
+
+def cutouts_input_files(wildcards):
+    """The files the cutouts job of one brick and kind reads. With real files they
+    are found on disk when the workflow is planned (the rs dirs of each brick), by
+    the function `realfake cutouts` itself uses (realfake.cutouts.input_files)."""
+    if wildcards.bri != brick_directory(wildcards.brick):
+        raise WorkflowError(
+            f"cutouts of brick {wildcards.brick} belong in directory "
+            f"{brick_directory(wildcards.brick)}, not {wildcards.bri}"
+        )
     if uses_mock_survey():
-        return mock_survey_files()
-    return []
+        return mock_cutouts_input_files(wildcards.kind, wildcards.brick)
+    # Imported here: reading real trees needs astropy, which the mock workflow's
+    # planning can do without.
+    from realfake.cutouts import CutoutSettings, input_files
+    from realfake.errors import RealfakeError
+
+    settings = CutoutSettings(
+        kind=wildcards.kind,
+        dr5_dir=Path(dr5_dir()),
+        obiwan_dir=Path(obiwan_dir()),
+        bands=tuple(bands()),
+    )
+    try:
+        return [str(path) for path in input_files(settings, wildcards.brick)]
+    except RealfakeError as error:
+        raise WorkflowError(
+            f"cutouts {wildcards.kind} of brick {wildcards.brick}: {error}"
+        )
+
+
+def cutouts_files():
+    """Every brick's cutouts file, real and sim."""
+    brick_names = bricks()
+    return [
+        path
+        for kind in ["real", "sim"]
+        for path in expand(
+            rules.cutouts.output[0],
+            zip,
+            kind=[kind] * len(brick_names),
+            bri=[brick_directory(brick) for brick in brick_names],
+            brick=brick_names,
+        )
+    ]
+
+
+def final_targets():
+    """What the default target asks for: the mock survey when it is the input,
+    and every brick's cutouts; shards, training and evaluation are coming."""
+    if uses_mock_survey():
+        return mock_survey_files() + cutouts_files()
+    return cutouts_files()
 
 
 def check_input_files():
