@@ -1,0 +1,474 @@
+"""Shards: per-brick cutouts -> a globally shuffled, balanced train/test set of .npy shards.
+
+The output directory follows ``docs/shards_format.md``: ``xtrain_<k>.npy``,
+``ytrain_<k>.npy``, ``xtest_<k>.npy``, ``ytest_<k>.npy`` (x float32 (n, S, S, C)
+channels-last as in the cutouts; y int32, fake = 1, real = 0), the per-split
+catalogs ``train_catalog.parquet`` / ``test_catalog.parquet`` (one row per
+example in shard order) and ``manifest.json`` (written last).
+
+How an example's place is decided, all from one seeded generator:
+
+1. *Index*: every cutouts file's catalog is read (no stamps); each stamp gets
+   a label, a matching bin and its (file, row).
+2. *Balance and match*: within each bin of the matching quantities (default
+   dereddened g magnitude in 0.25 mag bins) the larger class is subsampled to
+   the size of the smaller, so the classes are balanced and share one binned
+   distribution: the classifier cannot win on brightness alone. Without
+   matching, the larger class is subsampled globally; ``balance="none"`` keeps
+   everything.
+3. *Split*: each class is permuted and its first ``round(n * test_fraction)``
+   go to test, so both splits are balanced.
+4. *Order*: each split is permuted as a whole, across bricks (the seed's code
+   shuffled per brick), and cut into shards of ``shard_size``.
+
+Memory stays bounded in the stamps: the index holds a few numbers per example,
+and the stamps are moved one input file at a time, each written straight to
+its place in the preallocated output ``.npy`` files (``os.pwrite``); catalog
+rows go to shard-group buckets that are sorted one at a time at the end. The
+same inputs and seed give byte-identical shard sets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from realfake import __version__
+from realfake.cutouts_file import read_attribute_text, read_cutouts_catalog
+from realfake.errors import RealfakeError
+
+LABELS = {"real": 0, "fake": 1}
+SPLITS = ("train", "test")
+FORMAT_VERSION = 1
+BALANCE_CHOICES = ("subsample", "none")
+NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation statistics
+NORMALIZATION_PIXELS = 256  # pixels per example and channel kept for them
+BUCKET_ROWS = 200_000
+READ_BLOCK = 256  # stamps read from a cutouts file at once (25 MB for 64 x 64 x 6)  # catalog rows per sorting bucket: bounds the memory of the last pass
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    """How to build a shard set from the per-brick cutouts files."""
+
+    real_dir: Path
+    sim_dir: Path
+    out: Path
+    seed: int = 1
+    test_fraction: float = 0.2
+    shard_size: int = 512
+    balance: str = "subsample"
+    match: tuple[str, ...] = ("mag_dered_g",)
+    match_bin_width: float = 0.25
+    bricks_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise RealfakeError(f"test fraction must be between 0 and 1, got {self.test_fraction}")
+        if self.shard_size < 1:
+            raise RealfakeError(f"shard size must be at least 1, got {self.shard_size}")
+        if self.balance not in BALANCE_CHOICES:
+            raise RealfakeError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {self.balance!r}")
+        if self.match and self.balance == "none":
+            raise RealfakeError("matching subsamples within bins, so it needs balance 'subsample' (or no --match)")
+        if self.match_bin_width <= 0:
+            raise RealfakeError(f"match bin width must be positive, got {self.match_bin_width}")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One cutouts file: its path, kind and number of stamps."""
+
+    path: Path
+    kind: str
+    count: int
+
+
+def _cutouts_files(directory: Path, kind: str, bricks: list[str] | None) -> list[Path]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RealfakeError(f"{kind} cutouts directory not found: {directory}")
+    if bricks is None:
+        return sorted(directory.rglob("*.h5"))
+    paths = [directory / name[:3] / f"{name}.h5" for name in bricks]
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        raise RealfakeError(f"{kind} cutouts file not found: {missing[0]} ({len(missing)} missing)")
+    return paths
+
+
+def _describe(path: Path) -> tuple[dict, int]:
+    """The attributes and stamp count of a cutouts file; RealfakeError naming it if unreadable."""
+    try:
+        with h5py.File(path, "r") as cutouts:
+            attributes = {key: read_attribute_text(value) for key, value in cutouts.attrs.items()}
+            shape = cutouts["stamps"].shape
+    except (OSError, KeyError) as error:
+        raise RealfakeError(f"cannot read cutouts file {path}: {error}") from None
+    for key in ("channels", "stamp_size", "bands"):
+        if key not in attributes:
+            raise RealfakeError(f"cutouts file {path} lacks the attribute {key!r}")
+    size = int(attributes["stamp_size"])
+    if len(shape) != 4 or shape[1:] != (size, size, len(attributes["channels"])):
+        raise RealfakeError(f"cutouts file {path}: stamps of shape {shape} do not match its attributes")
+    return attributes, shape[0]
+
+
+def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Source], pd.DataFrame, dict]:
+    """Every stamp of every input file: (source, row, label, matching values). Catalogs only, no stamps."""
+    sources, pieces, reference = [], [], None
+    for kind, directory in (("real", settings.real_dir), ("fake", settings.sim_dir)):
+        for path in _cutouts_files(directory, kind, bricks):
+            attributes, count = _describe(path)
+            layout = {"channels": list(attributes["channels"]), "stamp_size": int(attributes["stamp_size"])}
+            if reference is None:
+                reference = {**layout, "bands": list(attributes["bands"]), "first_file": str(path)}
+            elif layout != {key: reference[key] for key in layout}:
+                raise RealfakeError(
+                    f"cutouts file {path} has channels {layout['channels']} and stamp size {layout['stamp_size']}, "
+                    f"but {reference['first_file']} has {reference['channels']} and {reference['stamp_size']}"
+                )
+            catalog = read_cutouts_catalog(path) if count else pd.DataFrame()
+            missing = [name for name in settings.match if count and name not in catalog.columns]
+            if missing:
+                raise RealfakeError(f"cutouts file {path} has no catalog column {missing[0]!r} to match on")
+            piece = pd.DataFrame(
+                {
+                    "source": np.full(count, len(sources), dtype=np.int32),
+                    "row": np.arange(count, dtype=np.int32),
+                    "label": np.full(count, LABELS[kind], dtype=np.int8),
+                }
+            )
+            for name in settings.match:
+                piece[name] = catalog[name].to_numpy(dtype=np.float64) if count else np.zeros(0)
+            sources.append(_Source(path, kind, count))
+            pieces.append(piece)
+    if not sources:
+        raise RealfakeError(f"no cutouts files in {settings.real_dir} or {settings.sim_dir}")
+    index = pd.concat(pieces, ignore_index=True)
+    for kind, label in LABELS.items():
+        if not (index["label"] == label).any():
+            directory = settings.real_dir if kind == "real" else settings.sim_dir
+            raise RealfakeError(f"no {kind} examples: every cutouts file under {directory} is empty")
+    return sources, index, reference
+
+
+def _matching_bins(index: pd.DataFrame, settings: ShardSettings) -> np.ndarray:
+    """One integer bin per example from the matching quantities (NaN gets a bin of its own)."""
+    if not settings.match:
+        return np.zeros(len(index), dtype=np.int64)
+    keys = []
+    for name in settings.match:
+        values = index[name].to_numpy()
+        finite = np.isfinite(values)
+        # Bins anchored at 0 (edges at multiples of the width); NaN gets the sentinel below every bin.
+        quantized = np.where(finite, np.floor(np.where(finite, values, 0) / settings.match_bin_width), np.iinfo(np.int64).min)
+        keys.append(quantized.astype(np.int64))
+    return np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)[1].ravel()
+
+
+def _balance(index: pd.DataFrame, settings: ShardSettings, rng: np.random.Generator) -> np.ndarray:
+    """Positions (into ``index``) of the examples kept, in index order."""
+    if settings.balance == "none":
+        return np.arange(len(index))
+    bins = _matching_bins(index, settings)
+    labels = index["label"].to_numpy()
+    kept = []
+    for bin_id in np.unique(bins):
+        members = [np.flatnonzero((bins == bin_id) & (labels == label)) for label in (0, 1)]
+        keep = min(len(member) for member in members)
+        for member in members:
+            kept.append(np.sort(rng.permutation(member)[:keep]))
+    kept = np.sort(np.concatenate(kept))
+    if len(kept) == 0:
+        raise RealfakeError(f"no bin of {', '.join(settings.match)} holds both real and fake examples")
+    return kept
+
+
+def _split_and_order(index: pd.DataFrame, kept: np.ndarray, settings: ShardSettings, rng: np.random.Generator):
+    """Per split, the positions of its examples in shard order (class-stratified split, global shuffle)."""
+    labels = index["label"].to_numpy()[kept]
+    test, train = [], []
+    for label in (0, 1):
+        members = rng.permutation(kept[labels == label])
+        n_test = int(round(len(members) * settings.test_fraction))
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return {"train": rng.permutation(np.concatenate(train)), "test": rng.permutation(np.concatenate(test))}
+
+
+def _shard_files(split: str, count: int, shard_size: int) -> list[dict]:
+    shards = []
+    for shard in range(math.ceil(count / shard_size)):
+        examples = min(shard_size, count - shard * shard_size)
+        shards.append({"x": f"x{split}_{shard}.npy", "y": f"y{split}_{shard}.npy", "examples": examples})
+    return shards
+
+
+def _preallocate(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Write an .npy header for ``shape`` and size the file; return the data's byte offset."""
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+        )
+        offset = handle.tell()
+        # Allocate the blocks now (not a sparse file): the random-offset writes that follow
+        # then land in contiguous extents, and a full disk fails here, before any work.
+        os.posix_fallocate(handle.fileno(), 0, offset + math.prod(shape) * np.dtype(dtype).itemsize)
+    return offset
+
+
+def _write_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.lib.format.write_array(handle, array, allow_pickle=False)
+
+
+class _ShardWriter:
+    """Places stamps into the preallocated x shards of one split with positioned writes."""
+
+    def __init__(self, directory: Path, shards: list[dict], example_shape: tuple[int, ...], shard_size: int):
+        self.shard_size = shard_size
+        self.example_bytes = math.prod(example_shape) * 4
+        self.descriptors, self.offsets = [], []
+        for shard in shards:
+            path = directory / shard["x"]
+            self.offsets.append(_preallocate(path, (shard["examples"], *example_shape), np.float32))
+            self.descriptors.append(os.open(path, os.O_WRONLY))
+
+    def write(self, position: int, stamp: np.ndarray) -> None:
+        shard, row = divmod(position, self.shard_size)
+        os.pwrite(self.descriptors[shard], memoryview(stamp).cast("B"), self.offsets[shard] + row * self.example_bytes)
+
+    def close(self) -> None:
+        for descriptor in self.descriptors:
+            os.close(descriptor)
+
+
+def _robust_statistics(values: np.ndarray) -> dict[str, float]:
+    median = float(np.median(values)) if values.size else 0.0
+    mad = float(np.median(np.abs(values - median))) if values.size else 0.0
+    return {"median": median, "mad_sigma": 1.4826 * mad}
+
+
+def _normalization(samples: list[np.ndarray], channels: list[str]) -> dict:
+    """Per-channel median and robust sigma of sampled training pixels (ivar channels: pixels > 0)."""
+    pixels = np.concatenate(samples, axis=0) if samples else np.zeros((0, len(channels)), dtype=np.float32)
+    statistics = {}
+    for column, name in enumerate(channels):
+        values = pixels[:, column].astype(np.float64)
+        if name.startswith("ivar_"):
+            values = values[values > 0]
+        statistics[name] = _robust_statistics(values)
+    return {
+        "computed_on": "train",
+        "examples_sampled": len(samples),
+        "pixels_per_example": NORMALIZATION_PIXELS,
+        "channels": statistics,
+    }
+
+
+def _scatter(
+    settings: ShardSettings,
+    sources: list[_Source],
+    index: pd.DataFrame,
+    order: dict[str, np.ndarray],
+    staging: Path,
+    example_shape: tuple[int, ...],
+    rng: np.random.Generator,
+    progress: TextIO,
+) -> tuple[dict[str, list[dict]], list[np.ndarray]]:
+    """Copy every kept stamp into its shard, one input file at a time; bucket the catalog rows."""
+    shards = {split: _shard_files(split, len(order[split]), settings.shard_size) for split in SPLITS}
+    destination_split = np.full(len(index), -1, dtype=np.int8)
+    destination_position = np.full(len(index), -1, dtype=np.int64)
+    for split_number, split in enumerate(SPLITS):
+        destination_split[order[split]] = split_number
+        destination_position[order[split]] = np.arange(len(order[split]))
+    for split in SPLITS:
+        for number, shard in enumerate(shards[split]):
+            labels = index["label"].to_numpy()[order[split][number * settings.shard_size :][: shard["examples"]]]
+            _write_array(staging / shard["y"], labels.astype(np.int32))
+    sampled = np.zeros(len(index), dtype=bool)
+    train = order["train"]
+    sampled[rng.choice(train, size=min(NORMALIZATION_EXAMPLES, len(train)), replace=False)] = True
+    writers = {split: _ShardWriter(staging, shards[split], example_shape, settings.shard_size) for split in SPLITS}
+    buckets = {split: _CatalogBuckets(staging / f".{split}_buckets") for split in SPLITS}
+    samples, pixel_count = [], example_shape[0] * example_shape[1]
+    source_column, row_column = index["source"].to_numpy(), index["row"].to_numpy()
+    start = time.perf_counter()
+    try:
+        for source_number, source in enumerate(sources):
+            members = np.flatnonzero((source_column == source_number) & (destination_split >= 0))
+            if len(members) == 0:
+                continue
+            rows = row_column[members]
+            with h5py.File(source.path, "r") as cutouts:
+                stamps = cutouts["stamps"]
+                # Contiguous blocks: one read per READ_BLOCK stamps, memory bounded by the block.
+                for block_start in range(0, source.count, READ_BLOCK):
+                    in_block = (rows >= block_start) & (rows < block_start + READ_BLOCK)
+                    if not in_block.any():
+                        continue
+                    block = np.ascontiguousarray(
+                        stamps[block_start : min(block_start + READ_BLOCK, source.count)], dtype=np.float32
+                    )
+                    for member, row in zip(members[in_block], rows[in_block], strict=True):
+                        stamp = block[row - block_start]  # a C-contiguous float32 view
+                        split = SPLITS[destination_split[member]]
+                        writers[split].write(int(destination_position[member]), stamp)
+                        if sampled[member]:
+                            pixels = rng.choice(pixel_count, size=min(NORMALIZATION_PIXELS, pixel_count), replace=False)
+                            samples.append(stamp.reshape(pixel_count, -1)[pixels])
+            catalog = read_cutouts_catalog(source.path).iloc[rows].reset_index(drop=True)
+            for split_number, split in enumerate(SPLITS):
+                in_split = destination_split[members] == split_number
+                if not in_split.any():
+                    continue
+                positions = destination_position[members][in_split]
+                rows_here = catalog[in_split].reset_index(drop=True)
+                rows_here.insert(0, "shard", (positions // settings.shard_size).astype(np.int32))
+                rows_here.insert(1, "row", (positions % settings.shard_size).astype(np.int32))
+                rows_here.insert(2, "label", np.int32(LABELS[source.kind]))
+                rows_here.insert(3, "kind", "real" if source.kind == "real" else "sim")
+                rows_here.insert(4, "cutouts_file", str(source.path))
+                buckets[split].add(rows_here, positions)
+            if (source_number + 1) % 100 == 0 or source_number + 1 == len(sources):
+                elapsed = time.perf_counter() - start
+                print(f"shards: {source_number + 1}/{len(sources)} cutouts files, {elapsed:.1f} s", file=progress, flush=True)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for split in SPLITS:
+        buckets[split].write_sorted(staging / f"{split}_catalog.parquet")
+    return shards, samples
+
+
+class _CatalogBuckets:
+    """Catalog rows grouped by destination position range, then sorted one bucket at a time."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir()
+        self.pieces: dict[int, int] = {}
+
+    def add(self, rows: pd.DataFrame, positions: np.ndarray) -> None:
+        bucket_of = positions // BUCKET_ROWS
+        for bucket in np.unique(bucket_of):
+            piece = rows[bucket_of == bucket].assign(_position=positions[bucket_of == bucket])
+            number = self.pieces.get(int(bucket), 0)
+            piece.to_parquet(self.directory / f"{int(bucket)}_{number}.parquet", index=False)
+            self.pieces[int(bucket)] = number + 1
+
+    def write_sorted(self, path: Path) -> None:
+        writer = None
+        for bucket in sorted(self.pieces):
+            parts = [pd.read_parquet(self.directory / f"{bucket}_{number}.parquet") for number in range(self.pieces[bucket])]
+            table = pd.concat(parts, ignore_index=True).sort_values("_position").drop(columns="_position")
+            arrow = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, arrow.schema)
+            writer.write_table(arrow)
+        if writer is None:
+            pd.DataFrame({"shard": np.zeros(0, np.int32), "row": np.zeros(0, np.int32)}).to_parquet(path, index=False)
+        else:
+            writer.close()
+        shutil.rmtree(self.directory)
+
+
+def _replace_directory(staging: Path, out: Path) -> None:
+    """Move the finished staging directory to ``out``, replacing an old shard set."""
+    if out.exists():
+        retired = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, retired)
+        os.replace(staging, out)
+        shutil.rmtree(retired)
+    else:
+        os.replace(staging, out)
+
+
+def make_shards(settings: ShardSettings, progress: TextIO = sys.stderr) -> dict:
+    """Build the shard set in ``settings.out``; return its manifest.
+
+    Everything is written into a staging directory next to ``out`` and moved
+    into place when complete (``manifest.json`` last), so an interrupted run
+    never leaves a shard set that looks finished.
+    """
+    from realfake.cutouts import read_brick_list
+
+    bricks = read_brick_list(settings.bricks_file) if settings.bricks_file else None
+    rng = np.random.default_rng(settings.seed)
+    sources, index, reference = _index(settings, bricks)
+    kept = _balance(index, settings, rng)
+    order = _split_and_order(index, kept, settings, rng)
+    size, channels = reference["stamp_size"], reference["channels"]
+    out = Path(settings.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        shards, samples = _scatter(settings, sources, index, order, staging, (size, size, len(channels)), rng, progress)
+        labels = index["label"].to_numpy()
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "bands": reference["bands"],
+            "channel_names": channels,
+            "stamp_size": size,
+            "seed": settings.seed,
+            "shard_size": settings.shard_size,
+            "test_fraction": settings.test_fraction,
+            "labels": LABELS,
+            "splits": {
+                split: {
+                    "examples": len(order[split]),
+                    "real": int((labels[order[split]] == 0).sum()),
+                    "fake": int((labels[order[split]] == 1).sum()),
+                    "shards": shards[split],
+                }
+                for split in SPLITS
+            },
+            "balance": settings.balance,
+            "matching": {"columns": list(settings.match), "bin_width": settings.match_bin_width},
+            "available": {kind: int((labels == label).sum()) for kind, label in LABELS.items()},
+            "normalization": _normalization(samples, channels),
+            "inputs": {
+                "real_dir": str(settings.real_dir),
+                "sim_dir": str(settings.sim_dir),
+                "bricks_file": str(settings.bricks_file) if settings.bricks_file else None,
+                "files": [str(source.path) for source in sources],
+            },
+            "settings": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(settings).items()},
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _replace_directory(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(
+        "shards: "
+        + "; ".join(
+            f"{split} {manifest['splits'][split]['examples']} examples "
+            f"({manifest['splits'][split]['real']} real, {manifest['splits'][split]['fake']} fake) "
+            f"in {len(shards[split])} shards"
+            for split in SPLITS
+        )
+        + f"; from {manifest['available']['real']} real and {manifest['available']['fake']} fake stamps",
+        file=progress,
+        flush=True,
+    )
+    return manifest

@@ -1,0 +1,200 @@
+"""Shards: balanced, matched, globally shuffled, complete, reproducible, and refusing bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from realfake.cutouts_file import write_cutouts_file
+from realfake.errors import RealfakeError
+from realfake.shards import ShardSettings, make_shards
+
+SIZE = 8  # small stamps keep the tests fast; the code does not care about 64
+CHANNELS = ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]
+BRICKS = ["1238p245", "1241p245", "1244p245", "1247p245"]
+
+
+def _code(label: int, brick: int, row: int) -> float:
+    """A number that identifies a stamp; stored in its channel 0."""
+    return float(label * 100_000 + brick * 1_000 + row)
+
+
+def write_fixture(root: Path, counts: dict[str, list[int]], rng_seed: int = 0, channels=CHANNELS) -> None:
+    """Cutouts files for each kind and brick; real g magnitudes brighter on average than the fakes'."""
+    rng = np.random.default_rng(rng_seed)
+    for kind, label in (("real", 0), ("sim", 1)):
+        for brick_number, (brick, count) in enumerate(zip(BRICKS, counts[kind], strict=False)):
+            stamps = rng.normal(0, 0.01, (count, SIZE, SIZE, len(channels))).astype(np.float32)
+            stamps[..., len(channels) // 2 :] = rng.uniform(500, 1500, (count, 1, 1, len(channels) // 2))
+            stamps[:, 0, 0, 0] = [_code(label, brick_number, row) for row in range(count)]
+            magnitudes = rng.normal(22.5 if kind == "real" else 23.0, 0.6, count)
+            catalog = pd.DataFrame(
+                {
+                    "id": np.arange(count, dtype=np.int64),
+                    "brickname": [brick] * count,
+                    "rsdir": ["" if kind == "real" else "rs0"] * count,
+                    "mag_dered_g": magnitudes,
+                    "type": ["EXP"] * count,
+                }
+            )
+            attributes = {"kind": kind, "bands": ["g", "r", "z"], "channels": channels, "stamp_size": SIZE}
+            write_cutouts_file(root / kind / brick[:3] / f"{brick}.h5", stamps, catalog, attributes)
+
+
+@pytest.fixture
+def cutouts(tmp_path) -> Path:
+    write_fixture(tmp_path / "cutouts", {"real": [60, 0, 45, 70], "sim": [50, 40, 30, 25]})
+    return tmp_path / "cutouts"
+
+
+def settings_for(root: Path, out: Path, **overrides) -> ShardSettings:
+    return ShardSettings(real_dir=root / "real", sim_dir=root / "sim", out=out, shard_size=16, **overrides)
+
+
+def load_split(out: Path, split: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    shards = manifest["splits"][split]["shards"]
+    x = np.concatenate([np.load(out / shard["x"]) for shard in shards])
+    y = np.concatenate([np.load(out / shard["y"]) for shard in shards])
+    return x, y, pd.read_parquet(out / f"{split}_catalog.parquet")
+
+
+def keys(catalog: pd.DataFrame) -> set[tuple]:
+    return set(zip(catalog["kind"], catalog["brickname"], catalog["id"], strict=True))
+
+
+def test_every_stamp_once_and_traceable(cutouts, tmp_path):
+    out = tmp_path / "shards"
+    make_shards(settings_for(cutouts, out, balance="none", match=()))
+    seen = []
+    for split in ("train", "test"):
+        x, y, catalog = load_split(out, split)
+        assert x.dtype == np.float32 and x.shape[1:] == (SIZE, SIZE, 6)
+        assert y.dtype == np.int32
+        assert len(x) == len(y) == len(catalog)
+        assert list(catalog["label"]) == list(y)
+        assert (catalog["label"] == (catalog["kind"] == "sim")).all()
+        # The stamp in each position is the one its catalog row names.
+        brick_number = catalog["brickname"].map({name: number for number, name in enumerate(BRICKS)})
+        expected = [_code(*values) for values in zip(catalog["label"], brick_number, catalog["id"], strict=True)]
+        np.testing.assert_array_equal(x[:, 0, 0, 0], expected)
+        assert list(catalog["shard"] * 16 + catalog["row"]) == list(range(len(catalog)))
+        seen.append(keys(catalog))
+    assert not seen[0] & seen[1], "an example is in both train and test"
+    assert len(seen[0] | seen[1]) == 175 + 145, "an example was lost"
+
+
+def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
+    out = tmp_path / "shards"
+    manifest = make_shards(settings_for(cutouts, out))
+    union = []
+    for split in ("train", "test"):
+        _, y, catalog = load_split(out, split)
+        assert (y == 0).sum() == (y == 1).sum() == manifest["splits"][split]["real"] == manifest["splits"][split]["fake"]
+        union.append(catalog)
+        first_shard = catalog[catalog["shard"] == 0]
+        assert first_shard["brickname"].nunique() >= 3
+        assert set(first_shard["label"]) == {0, 1}
+    union = pd.concat(union)
+    bins = np.floor(union["mag_dered_g"] / 0.25)
+    real_bins = bins[union["label"] == 0].value_counts().sort_index()
+    fake_bins = bins[union["label"] == 1].value_counts().sort_index()
+    pd.testing.assert_series_equal(real_bins, fake_bins, check_names=False)
+    assert manifest["matching"] == {"columns": ["mag_dered_g"], "bin_width": 0.25}
+    train = manifest["splits"]["train"]
+    assert all(shard["examples"] == 16 for shard in train["shards"][:-1])
+    assert 0 < train["shards"][-1]["examples"] <= 16
+    assert manifest["splits"]["test"]["examples"] == pytest.approx(0.2 * (train["examples"] + manifest["splits"]["test"]["examples"]), abs=2)
+
+
+def test_same_seed_same_bytes_other_seed_other_order(cutouts, tmp_path):
+    first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    make_shards(settings_for(cutouts, first, seed=5))
+    make_shards(settings_for(cutouts, second, seed=5))
+    make_shards(settings_for(cutouts, third, seed=6))
+    names = sorted(path.name for path in first.iterdir())
+    assert names == sorted(path.name for path in second.iterdir())
+    manifest_a = json.loads((first / "manifest.json").read_text())
+    manifest_b = json.loads((second / "manifest.json").read_text())
+    manifest_a.pop("settings"), manifest_b.pop("settings")
+    assert manifest_a == manifest_b
+    for name in names:
+        if name != "manifest.json":
+            assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert (first / "xtrain_0.npy").read_bytes() != (third / "xtrain_0.npy").read_bytes()
+
+
+def test_normalisation_comes_from_the_training_split(cutouts, tmp_path):
+    out = tmp_path / "shards"
+    manifest = make_shards(settings_for(cutouts, out))
+    statistics = manifest["normalization"]["channels"]
+    assert manifest["normalization"]["computed_on"] == "train"
+    x, _, _ = load_split(out, "train")
+    for channel in (1, 2, 4):
+        name = CHANNELS[channel]
+        values = x[..., channel].ravel()
+        assert statistics[name]["median"] == pytest.approx(float(np.median(values)), abs=0.05 * float(values.std()) + 1e-6)
+        mad_sigma = 1.4826 * np.median(np.abs(values - np.median(values)))
+        assert statistics[name]["mad_sigma"] == pytest.approx(float(mad_sigma), rel=0.1)
+
+
+def test_bricks_file_restricts_the_inputs(cutouts, tmp_path):
+    bricks = tmp_path / "bricks.txt"
+    bricks.write_text("1238p245\n1244p245\n")
+    out = tmp_path / "shards"
+    manifest = make_shards(settings_for(cutouts, out, bricks_file=bricks))
+    assert len(manifest["inputs"]["files"]) == 4
+    _, _, catalog = load_split(out, "train")
+    assert set(catalog["brickname"]) == {"1238p245", "1244p245"}
+    bricks.write_text("1238p245\n1250p245\n")
+    with pytest.raises(RealfakeError, match="1250p245.h5"):
+        make_shards(settings_for(cutouts, tmp_path / "other", bricks_file=bricks))
+
+
+def test_bad_inputs_fail_naming_the_file_and_leave_the_old_set(cutouts, tmp_path):
+    out = tmp_path / "shards"
+    make_shards(settings_for(cutouts, out))
+    before = sorted(path.name for path in out.iterdir())
+    broken = cutouts / "sim" / "124" / "1244p245.h5"
+    broken.write_bytes(b"not an HDF5 file")
+    with pytest.raises(RealfakeError, match="1244p245.h5"):
+        make_shards(settings_for(cutouts, out))
+    assert sorted(path.name for path in out.iterdir()) == before
+    assert not list(tmp_path.glob(".shards.tmp-*"))
+
+
+def test_inconsistent_channels_are_refused(tmp_path):
+    write_fixture(tmp_path / "cutouts", {"real": [20, 20], "sim": [20]})
+    write_fixture(tmp_path / "odd", {"real": [], "sim": [0, 20]}, channels=["z", "ivar_z"])
+    odd = tmp_path / "odd" / "sim" / "124" / "1241p245.h5"
+    (tmp_path / "cutouts" / "sim" / "124").mkdir()
+    odd.rename(tmp_path / "cutouts" / "sim" / "124" / "1241p245.h5")
+    with pytest.raises(RealfakeError, match="1241p245.h5.*channels"):
+        make_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
+    assert not (tmp_path / "shards").exists()
+
+
+def test_no_fakes_is_an_error_and_empty_bricks_are_fine(tmp_path):
+    write_fixture(tmp_path / "cutouts", {"real": [20, 0], "sim": [0, 0]})
+    with pytest.raises(RealfakeError, match="no fake examples"):
+        make_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
+    write_fixture(tmp_path / "more", {"real": [20, 0], "sim": [0, 30]})
+    manifest = make_shards(settings_for(tmp_path / "more", tmp_path / "shards", match=()))
+    assert manifest["splits"]["train"]["real"] == manifest["splits"]["train"]["fake"] == 16
+
+
+def test_command_line_error_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "realfake.cli", "shards", "--real", str(tmp_path / "none"), "--sim", str(tmp_path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert str(tmp_path / "none") in result.stderr
