@@ -1,0 +1,620 @@
+"""The training loop: restore, train with checkpoints and logs, validate, write the outputs.
+
+Exact resume. The checkpoint (``tf.train.Checkpoint``, ``ckpts/ckpt-<global
+step>``) holds the model, the optimizer (Adam's moments and iteration count),
+the completed epochs, the batches done in the current epoch, the global step,
+the running sums behind the epoch and log-window means, the per-epoch history
+and the settings that fix the weight sequence. Because an epoch's batch order
+is a pure function of (seed, epoch) (``pipeline.epoch_order``), a resumed run
+rebuilds the same order and starts at the saved batch; with deterministic ops
+the weights are then bitwise those of an uninterrupted run. (Keras'
+``BackupAndRestore`` restarts the epoch from batch 0, hence the custom loop.)
+
+Checkpoint atomicity. ``CheckpointManager.save`` writes ``ckpt-N.index`` and
+``ckpt-N.data-*`` in full (TensorFlow writes the shards under ``ckpt-N_temp/``
+and then merges them into those files), and only then rewrites the
+``ckpts/checkpoint`` pointer with an atomic write-and-rename. A restart reads only that pointer, so
+a kill during a save leaves the previous checkpoint in use; the next save of
+that number overwrites the leftovers. A non-finite loss stops training before
+any save, so a checkpoint never holds the diverged state.
+
+TensorBoard. ``logs/train`` (``loss``, ``accuracy`` as means over the last
+``log_every`` steps, ``learning_rate``, and the traced graph of the training
+step) and ``logs/validation`` (``loss``, ``accuracy`` each epoch), all at
+step = global step. A resumed run first reads the existing event files and
+writes only steps above the last one logged, so steps never repeat or go
+backwards (a killed run may have logged past its last checkpoint). The
+``tensorboard`` package is not a dependency (tensorflow-cpu does not pull it
+in, and ``tf.summary.scalar`` needs it), so scalars are written with
+``tf.summary.write`` and the scalars plugin's metadata: the same records.
+View them with any TensorBoard (``tensorboard --logdir OUT/logs``).
+
+Multi-worker. ``tf.distribute.MultiWorkerMirroredStrategy`` (synchronous
+all-reduce of gradients; the cluster from ``training.cluster``). Each replica
+computes ``sum(loss over its slice) / global batch``; the all-reduced sum of
+gradients is then the single-worker gradient of the mean loss; it agrees with
+one worker up to the order of floating-point sums (measured on the test
+fixture: weights within 1.4e-6 after 12 Adam steps; Adam's normalised steps
+let such differences grow as training proceeds). MWMS works with Keras 3 in
+this custom loop (``strategy.run`` around the Keras model and optimizer,
+which all-reduces the gradients itself). Only the chief
+writes checkpoints (other workers save to a temporary directory they delete,
+as TensorFlow's documentation recommends), logs, the profile, ``model.keras``
+and ``history.json``, and prints progress.
+
+Threads. ``intra_op_threads`` / ``inter_op_threads`` set TensorFlow's pools
+(before TensorFlow starts). On Intel builds with OpenMP (KNL at NERSC) set the
+environment before launching, as the seed did: ``OMP_NUM_THREADS`` = cores
+per task, ``KMP_AFFINITY=granularity=fine,compact,1,0``, ``KMP_BLOCKTIME=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+from tensorflow.core.util import event_pb2
+
+from realfake.atomic import atomic_output
+from realfake.errors import RealfakeError
+from realfake.model import build_model, normalization_from_manifest
+from realfake.training.cluster import ClusterInfo, cluster_from_environment
+from realfake.training.pipeline import (
+    NON_FINITE_INPUT,
+    ShardReader,
+    epoch_order,
+    training_dataset,
+    validation_dataset,
+)
+from realfake.training.settings import TrainSettings
+from realfake.training.shardset import ShardSet, open_shard_set
+from realfake.training.trace import latest_xplane_files, write_trace_json
+
+CHECKPOINT_PREFIX = "ckpt"
+TRACE_NAME = "trace.json.gz"
+
+
+@dataclass
+class _Progress:
+    """Where training stands; mirrored into checkpointed tf.Variables at each save."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_correct: float = 0.0
+    epoch_examples: int = 0
+    window_loss_sum: float = 0.0
+    window_correct: float = 0.0
+    window_examples: int = 0
+    history: list = field(default_factory=list)
+
+    def record_step(self, loss_sum: float, correct: float, examples: int) -> None:
+        """Count one training step: summed loss and correct predictions over its examples."""
+        self.step_in_epoch += 1
+        self.global_step += 1
+        self.epoch_loss_sum += loss_sum
+        self.window_loss_sum += loss_sum
+        self.epoch_correct += correct
+        self.window_correct += correct
+        self.epoch_examples += examples
+        self.window_examples += examples
+
+
+def train(settings: TrainSettings) -> dict:
+    """Train (or resume training) and write ``settings.out``; returns the history record.
+
+    Outputs: ``ckpts/``, ``logs/``, ``prof/`` (``*.xplane.pb`` and
+    ``trace.json.gz``), ``model.keras`` and ``history.json`` (per-epoch train
+    and validation loss and accuracy). Raises RealfakeError for bad input, a
+    settings mismatch with an existing checkpoint, or a non-finite loss.
+    """
+    shard_set = open_shard_set(settings.shards)
+    normalization = normalization_from_manifest(shard_set.manifest, str(shard_set.manifest_path))
+    cluster = cluster_from_environment(os.environ, settings.cluster_port)
+    # Thread pools and the multi-worker runtime must be set before TensorFlow starts.
+    _configure_threads(settings)
+    strategy = _make_strategy(cluster)
+    if settings.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(settings.seed)
+    trainer = _Trainer(settings, shard_set, normalization, cluster, strategy)
+    return trainer.run()
+
+
+def make_train_step(
+    model, optimizer, strategy: tf.distribute.Strategy, global_batch_size: int, jit_compile: bool = False
+):
+    """A tf.function ``step(inputs) -> (mean loss over the global batch, correct predictions)``.
+
+    ``inputs`` = (stamps, labels) per replica, from a distributed dataset. Each
+    replica's loss is its sum of per-example cross-entropies over the global
+    batch size, so the all-reduced (summed) gradients are those of the global
+    mean loss. ``jit_compile`` XLA-compiles the forward and backward pass.
+    """
+    global_batch = float(global_batch_size)
+
+    def gradients_of(stamps, labels):
+        with tf.GradientTape() as tape:
+            probabilities = model(stamps, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            loss = tf.reduce_sum(per_example) / global_batch
+        gradients = tape.gradient(loss, model.trainable_variables)
+        return loss, _count_correct(labels, probabilities), gradients
+
+    if jit_compile:
+        gradients_of = tf.function(gradients_of, jit_compile=True)
+
+    def replica_step(stamps, labels):
+        loss, correct, gradients = gradients_of(stamps, labels)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss, correct
+
+    @tf.function
+    def train_step(inputs):
+        loss, correct = strategy.run(replica_step, args=inputs)
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+        )
+
+    return train_step
+
+
+def _configure_threads(settings: TrainSettings) -> None:
+    try:
+        if settings.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
+        if settings.inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(settings.inter_op_threads)
+    except RuntimeError as error:
+        raise RealfakeError(f"thread counts must be set before TensorFlow starts ({error})") from None
+
+
+def _make_strategy(cluster: ClusterInfo) -> tf.distribute.Strategy:
+    if cluster.spec is None:
+        return tf.distribute.get_strategy()
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster.spec), task_type=cluster.task_type, task_id=cluster.task_id, rpc_layer="grpc"
+    )
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except (RuntimeError, ValueError) as error:
+        raise RealfakeError(f"cannot start multi-worker training for cluster {cluster.spec}: {error}") from None
+
+
+class _Trainer:
+    def __init__(self, settings, shard_set: ShardSet, normalization, cluster: ClusterInfo, strategy):
+        self.settings = settings
+        self.shard_set = shard_set
+        self.cluster = cluster
+        self.strategy = strategy
+        self.chief = cluster.is_chief
+        out = Path(settings.out)
+        self.checkpoint_directory = out / "ckpts"
+        self.log_directories = {"train": out / "logs" / "train", "validation": out / "logs" / "validation"}
+        self.profile_directory = out / "prof"
+        self.model_path = out / "model.keras"
+        self.history_path = out / "history.json"
+
+        self.batch_size = settings.batch_size
+        replicas = strategy.num_replicas_in_sync
+        if self.batch_size % replicas:
+            raise RealfakeError(f"batch_size {self.batch_size} does not divide among {replicas} replicas")
+        self.train_examples = shard_set.examples("train")
+        self.validation_examples = shard_set.examples("test")
+        self.steps_per_epoch = self.train_examples // self.batch_size
+        if self.steps_per_epoch == 0:
+            raise RealfakeError(
+                f"batch_size {self.batch_size} is larger than the {self.train_examples} training examples "
+                f"in {shard_set.directory}"
+            )
+        self.train_reader = ShardReader(shard_set.train)
+        self.validation_reader = ShardReader(shard_set.test)
+
+        with strategy.scope():
+            self.model = build_model(shard_set.stamp_shape, settings.model, normalization)
+            self.optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)
+        self.progress = _Progress()
+        self.variables = {
+            "epoch": tf.Variable(0, dtype=tf.int64),
+            "step_in_epoch": tf.Variable(0, dtype=tf.int64),
+            "global_step": tf.Variable(0, dtype=tf.int64),
+            "epoch_loss_sum": tf.Variable(0.0, dtype=tf.float64),
+            "epoch_correct": tf.Variable(0.0, dtype=tf.float64),
+            "epoch_examples": tf.Variable(0, dtype=tf.int64),
+            "window_loss_sum": tf.Variable(0.0, dtype=tf.float64),
+            "window_correct": tf.Variable(0.0, dtype=tf.float64),
+            "window_examples": tf.Variable(0, dtype=tf.int64),
+            "history": tf.Variable("[]", dtype=tf.string),
+            "resume_record": tf.Variable(json.dumps(self._resume_record()), dtype=tf.string),
+        }
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **self.variables)
+        self.manager = (
+            tf.train.CheckpointManager(
+                self.checkpoint,
+                str(self.checkpoint_directory),
+                max_to_keep=settings.keep_checkpoints,
+                checkpoint_name=CHECKPOINT_PREFIX,
+            )
+            if self.chief
+            else None
+        )
+        self.train_step = make_train_step(
+            self.model, self.optimizer, strategy, self.batch_size, jit_compile=settings.jit_compile
+        )
+        self.validation_step = self._make_validation_step()
+        self.writers = {}
+        self.logged_until = {}
+        self.graph_written = False
+        self.profile_window = None
+        self.profiling = False
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _resume_record(self) -> dict:
+        record = self.settings.resume_record()
+        record["train_examples"] = self.train_examples
+        record["channel_names"] = list(self.shard_set.channel_names)
+        return json.loads(json.dumps(record))
+
+    def _restore(self) -> str | None:
+        latest = tf.train.latest_checkpoint(str(self.checkpoint_directory))
+        if latest is None:
+            return None
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as error:
+            raise RealfakeError(f"{latest}: cannot restore this checkpoint ({str(error).splitlines()[0]})") from None
+        stored = json.loads(self.variables["resume_record"].numpy().decode())
+        current = self._resume_record()
+        differences = [
+            f"{key} {stored.get(key)!r} -> {current[key]!r}" for key in current if stored.get(key) != current[key]
+        ]
+        if differences:
+            raise RealfakeError(
+                f"{latest} was written with other settings ({'; '.join(differences)}); "
+                f"resume with the same settings or choose another --out"
+            )
+        values = {name: variable.numpy() for name, variable in self.variables.items()}
+        self.progress = _Progress(
+            epoch=int(values["epoch"]),
+            step_in_epoch=int(values["step_in_epoch"]),
+            global_step=int(values["global_step"]),
+            epoch_loss_sum=float(values["epoch_loss_sum"]),
+            epoch_correct=float(values["epoch_correct"]),
+            epoch_examples=int(values["epoch_examples"]),
+            window_loss_sum=float(values["window_loss_sum"]),
+            window_correct=float(values["window_correct"]),
+            window_examples=int(values["window_examples"]),
+            history=json.loads(values["history"].decode()),
+        )
+        return latest
+
+    def _open_logs(self) -> None:
+        if not self.chief:
+            return
+        for kind, directory in self.log_directories.items():
+            self.logged_until[kind] = last_logged_step(directory)
+            self.writers[kind] = tf.summary.create_file_writer(str(directory))
+        trace_exists = (self.profile_directory / TRACE_NAME).exists()
+        if self.settings.profile_steps is not None and not trace_exists:
+            start, stop = self.settings.profile_steps
+            first = self.progress.global_step
+            if first > start:
+                # Resumed past the window before a trace was written: trace the same number of
+                # steps, starting one step in so the tracing of the step function is left out.
+                start, stop = first + 1, first + 1 + (stop - start)
+            self.profile_window = (start, stop)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _make_validation_step(self):
+        model, strategy = self.model, self.strategy
+
+        def replica_step(stamps, labels):
+            probabilities = model(stamps, training=False)
+            loss_sum = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+            return loss_sum, _count_correct(labels, probabilities)
+
+        @tf.function(reduce_retracing=True)
+        def validation_step(inputs):
+            loss_sum, correct = strategy.run(replica_step, args=inputs)
+            return (
+                strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+            )
+
+        return validation_step
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        resumed_from = self._restore()
+        if self.progress.epoch < self.settings.epochs:
+            self._open_logs()
+        self._say(self._start_line(resumed_from))
+        try:
+            while self.progress.epoch < self.settings.epochs:
+                self._train_epoch()
+                self._end_epoch()
+        finally:
+            self._stop_profiler()
+            for writer in self.writers.values():
+                writer.close()
+        record = self._history_record()
+        if self.chief:
+            self._write_outputs(record)
+        return record
+
+    def _start_line(self, resumed_from: str | None) -> str:
+        progress = self.progress
+        if resumed_from is None:
+            where = "starting from scratch"
+        elif progress.epoch >= self.settings.epochs:
+            where = f"{resumed_from} has finished {progress.epoch} epochs: nothing to train, writing the outputs again"
+        else:
+            where = (
+                f"resuming from {resumed_from} at epoch {progress.epoch + 1} step {progress.step_in_epoch}"
+                f" (global step {progress.global_step})"
+            )
+        return (
+            f"train: {self.train_examples} training examples in {len(self.shard_set.train)} shards, "
+            f"{self.validation_examples} validation; {self.steps_per_epoch} steps of {self.batch_size} per epoch; "
+            f"model {self.settings.model.name} ({self.model.count_params()} parameters); "
+            f"{self.cluster.num_workers} worker(s); threads intra-op "
+            f"{tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
+            f"{tf.config.threading.get_inter_op_parallelism_threads()} (0 = TensorFlow's default); {where}"
+        )
+
+    def _train_epoch(self) -> None:
+        progress = self.progress
+        order = epoch_order(
+            self.train_reader.shard_sizes, self.settings.seed, progress.epoch, self.settings.shuffle_shards
+        )
+        start_batch = progress.step_in_epoch
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: training_dataset(self.train_reader, order, self.batch_size, start_batch, context)
+        )
+        window_start = time.perf_counter()
+        window_steps = 0
+        try:
+            for inputs in dataset:
+                self._maybe_start_profiler()
+                loss, correct = self._run_train_step(inputs)
+                loss = float(loss)
+                if not math.isfinite(loss):
+                    raise RealfakeError(
+                        f"the loss is {loss} at epoch {progress.epoch + 1}, step {progress.step_in_epoch + 1} "
+                        f"(global step {progress.global_step + 1}); stopped without checkpointing this state "
+                        f"(last checkpoint: {tf.train.latest_checkpoint(str(self.checkpoint_directory)) or 'none'}); "
+                        f"try a lower learning rate"
+                    )
+                progress.record_step(loss * self.batch_size, float(correct), self.batch_size)
+                window_steps += 1
+                self._maybe_stop_profiler()
+                end_of_epoch = progress.step_in_epoch == self.steps_per_epoch
+                if progress.global_step % self.settings.log_every == 0 or end_of_epoch:
+                    rate = window_steps * self.batch_size / (time.perf_counter() - window_start)
+                    self._log_window(rate)
+                    window_start, window_steps = time.perf_counter(), 0
+                if not end_of_epoch and progress.global_step % self.settings.checkpoint_every == 0:
+                    self._save_checkpoint()
+        except tf.errors.OpError as error:
+            raise _input_error(error) from None
+
+    def _run_train_step(self, inputs):
+        if not self.chief or self.graph_written:
+            return self.train_step(inputs)
+        tf.summary.trace_on(graph=True, profiler=False)
+        result = self.train_step(inputs)
+        with self.writers["train"].as_default():
+            tf.summary.trace_export(name="train_step", step=self.progress.global_step + 1)
+        self.graph_written = True
+        return result
+
+    def _end_epoch(self) -> None:
+        progress = self.progress
+        epoch_start = time.perf_counter()
+        validation_loss, validation_accuracy = self._validate()
+        record = {
+            "epoch": progress.epoch + 1,
+            "global_step": progress.global_step,
+            "train_loss": progress.epoch_loss_sum / max(progress.epoch_examples, 1),
+            "train_accuracy": progress.epoch_correct / max(progress.epoch_examples, 1),
+            "validation_loss": validation_loss,
+            "validation_accuracy": validation_accuracy,
+        }
+        progress.history.append(record)
+        progress.epoch += 1
+        progress.step_in_epoch = 0
+        progress.epoch_loss_sum = progress.epoch_correct = 0.0
+        progress.epoch_examples = 0
+        self._save_checkpoint()
+        if validation_loss is not None:
+            self._scalars(
+                "validation", progress.global_step, {"loss": validation_loss, "accuracy": validation_accuracy}
+            )
+        self._say(
+            f"epoch {record['epoch']}/{self.settings.epochs} done (global step {progress.global_step}): "
+            f"train loss {record['train_loss']:.4f} accuracy {record['train_accuracy']:.3f}; "
+            + (
+                f"validation loss {validation_loss:.4f} accuracy {validation_accuracy:.3f}"
+                if validation_loss is not None
+                else "no validation examples"
+            )
+            + f" ({time.perf_counter() - epoch_start:.1f} s validation)"
+        )
+
+    def _validate(self) -> tuple[float | None, float | None]:
+        if self.validation_examples == 0:
+            return None, None
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: validation_dataset(self.validation_reader, self.batch_size, context)
+        )
+        loss_sum = correct = 0.0
+        try:
+            for inputs in dataset:
+                batch_loss, batch_correct = self.validation_step(inputs)
+                loss_sum += float(batch_loss)
+                correct += float(batch_correct)
+        except tf.errors.OpError as error:
+            raise _input_error(error) from None
+        loss = loss_sum / self.validation_examples
+        if not math.isfinite(loss):
+            raise RealfakeError(
+                f"the validation loss is {loss} after epoch {self.progress.epoch + 1}; "
+                f"the training loss was finite, so check the test shards in {self.shard_set.directory}"
+            )
+        return loss, correct / self.validation_examples
+
+    # -- logging, checkpoints, profile, outputs -----------------------------------------------
+
+    def _log_window(self, examples_per_second: float) -> None:
+        progress = self.progress
+        loss = progress.window_loss_sum / progress.window_examples
+        accuracy = progress.window_correct / progress.window_examples
+        learning_rate = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+        self._scalars(
+            "train", progress.global_step, {"loss": loss, "accuracy": accuracy, "learning_rate": learning_rate}
+        )
+        self._say(
+            f"epoch {progress.epoch + 1}/{self.settings.epochs} step {progress.step_in_epoch}/{self.steps_per_epoch} "
+            f"(global step {progress.global_step}): loss {loss:.4f} accuracy {accuracy:.3f} "
+            f"learning rate {learning_rate:.2e}; {examples_per_second:.1f} examples/s"
+        )
+        progress.window_loss_sum = progress.window_correct = 0.0
+        progress.window_examples = 0
+
+    def _scalars(self, kind: str, step: int, values: dict) -> None:
+        writer = self.writers.get(kind)
+        if writer is None or step <= self.logged_until[kind]:
+            return
+        # tf.summary.scalar lives in the tensorboard package (not a dependency); this writes
+        # the same record: a float32 scalar tensor tagged for TensorBoard's scalars plugin.
+        metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+        )
+        with writer.as_default(step=step):
+            for tag, value in values.items():
+                tf.summary.write(tag, tf.constant(value, dtype=tf.float32), metadata=metadata)
+
+    def _save_checkpoint(self) -> None:
+        progress = self.progress
+        for name, variable in self.variables.items():
+            if name == "history":
+                variable.assign(json.dumps(progress.history))
+            elif name != "resume_record":
+                variable.assign(getattr(progress, name))
+        if self.chief:
+            path = self.manager.save(checkpoint_number=progress.global_step)
+            for writer in self.writers.values():
+                writer.flush()
+            where = (
+                f"end of epoch {progress.epoch}"
+                if progress.step_in_epoch == 0
+                else f"epoch {progress.epoch + 1} step {progress.step_in_epoch}"
+            )
+            self._say(f"checkpoint saved: {path} ({where}, global step {progress.global_step})")
+        else:
+            # Every worker takes part in a save; only the chief's is kept.
+            scratch = tempfile.mkdtemp(prefix=f"realfake-worker{self.cluster.task_id}-")
+            try:
+                self.checkpoint.write(os.path.join(scratch, CHECKPOINT_PREFIX))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _maybe_start_profiler(self) -> None:
+        if self.profile_window is None or self.profiling or self.progress.global_step != self.profile_window[0]:
+            return
+        self.profile_directory.mkdir(parents=True, exist_ok=True)
+        tf.profiler.experimental.start(str(self.profile_directory))
+        self.profiling = True
+
+    def _maybe_stop_profiler(self) -> None:
+        if self.profiling and self.progress.global_step >= self.profile_window[1]:
+            self._stop_profiler()
+
+    def _stop_profiler(self) -> None:
+        if not self.profiling:
+            return
+        tf.profiler.experimental.stop()
+        self.profiling = False
+        self.profile_window = None
+        files = latest_xplane_files(self.profile_directory)
+        if files:
+            events = write_trace_json(files, self.profile_directory / TRACE_NAME)
+            self._say(f"profile: {len(files)} xplane file(s), {events} events in {self.profile_directory / TRACE_NAME}")
+
+    def _history_record(self) -> dict:
+        return {
+            "settings": self.settings.as_record(),
+            "shards": str(self.shard_set.directory),
+            "channel_names": list(self.shard_set.channel_names),
+            "train_examples": self.train_examples,
+            "validation_examples": self.validation_examples,
+            "steps_per_epoch": self.steps_per_epoch,
+            "workers": self.cluster.num_workers,
+            "parameters": int(self.model.count_params()),
+            "epochs": self.progress.history,
+        }
+
+    def _write_outputs(self, record: dict) -> None:
+        # Keras insists on the .keras suffix, so the temporary name keeps it.
+        self.model_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.model_path.with_name(f".{self.model_path.stem}.tmp-{os.getpid()}.keras")
+        try:
+            self.model.save(temporary)
+            os.replace(temporary, self.model_path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        with atomic_output(self.history_path) as temporary_history:
+            temporary_history.write_text(json.dumps(record, indent=2) + "\n")
+        self._say(f"wrote {self.model_path} and {self.history_path}")
+
+    def _say(self, line: str) -> None:
+        if self.chief:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _count_correct(labels, probabilities):
+    predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32))
+
+
+def _input_error(error: tf.errors.OpError) -> Exception:
+    """A data-reading failure as one RealfakeError line; anything else stays a TensorFlow error."""
+    match = re.search(rf"{NON_FINITE_INPUT} in \S+ row \d+", str(error))
+    if match:
+        return RealfakeError(f"{match.group(0)}")
+    return error
+
+
+def last_logged_step(directory: Path) -> int:
+    """The largest step of any scalar summary in ``directory``'s event files; -1 when there is none.
+
+    A file cut short by a kill is read up to its last complete record.
+    """
+    last = -1
+    for path in sorted(Path(directory).glob("events.out.tfevents.*")):
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                event = event_pb2.Event.FromString(record.numpy())
+                if any(value.metadata.plugin_data.plugin_name == "scalars" for value in event.summary.value):
+                    last = max(last, int(event.step))
+        except tf.errors.DataLossError:
+            continue
+    return last

@@ -1,0 +1,87 @@
+"""``TrainSettings``: everything one training run depends on, checked once (no TensorFlow import)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from realfake.errors import RealfakeError
+from realfake.architectures import LENET, ModelConfig
+
+# Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
+RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training run (``realfake train``).
+
+    - ``shards``: the shard set directory (``docs/shards_format.md``).
+    - ``out``: output directory: ``ckpts/``, ``logs/`` (TensorBoard: ``train/``,
+      ``validation/``), ``prof/``, ``model.keras``, ``history.json``.
+    - ``epochs``: total epochs; a resumed run trains up to this many.
+    - ``batch_size``: global batch (all workers together); must divide by the
+      number of workers.
+    - ``model``: the architecture (``realfake.model.MODEL_CONFIGS``).
+    - ``seed``: initial weights and the per-epoch example order.
+    - ``learning_rate``: Adam's (constant) learning rate.
+    - ``checkpoint_every``: steps between mid-epoch checkpoints (each epoch's
+      end is checkpointed too).
+    - ``log_every``: steps between progress lines and TensorBoard train scalars.
+    - ``profile_steps``: global steps [start, stop) traced by the profiler;
+      None for no profile.
+    - ``shuffle_shards``: shards whose examples are shuffled together.
+    - ``keep_checkpoints``: checkpoints kept in ``ckpts/``.
+    - ``intra_op_threads``, ``inter_op_threads``: TensorFlow's thread pools
+      (0 = TensorFlow's default, one per core).
+    - ``deterministic``: deterministic ops (bitwise-reproducible runs on CPU).
+    - ``jit_compile``: XLA-compile the forward and backward pass.
+    - ``cluster_port``: first port of the workers when the cluster comes from SLURM.
+    """
+
+    shards: Path
+    out: Path
+    epochs: int = 4
+    batch_size: int = 32
+    model: ModelConfig = LENET
+    seed: int = 1
+    learning_rate: float = 1e-3
+    checkpoint_every: int = 50
+    log_every: int = 10
+    profile_steps: tuple[int, int] | None = (3, 6)
+    shuffle_shards: int = 8
+    keep_checkpoints: int = 3
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    deterministic: bool = False
+    jit_compile: bool = False
+    cluster_port: int = 28780
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "shuffle_shards", "keep_checkpoints"):
+            if getattr(self, key) < 1:
+                raise RealfakeError(f"{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("intra_op_threads", "inter_op_threads"):
+            if getattr(self, key) < 0:
+                raise RealfakeError(f"{key} must be 0 (default) or more, got {getattr(self, key)}")
+        if not self.learning_rate > 0:
+            raise RealfakeError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.profile_steps is not None:
+            start, stop = self.profile_steps
+            if not 0 <= start < stop:
+                raise RealfakeError(f"profile_steps must be START,STOP with 0 <= START < STOP, got {start},{stop}")
+        if not 0 < self.cluster_port < 65536:
+            raise RealfakeError(f"cluster_port must be a TCP port, got {self.cluster_port}")
+
+    def as_record(self) -> dict:
+        """JSON-ready dict (paths as strings, tuples as lists)."""
+        record = dataclasses.asdict(self)
+        record["shards"] = str(self.shards)
+        record["out"] = str(self.out)
+        return record
+
+    def resume_record(self) -> dict:
+        """The settings a checkpoint must share with the run that resumes it."""
+        record = self.as_record()
+        return {key: record[key] for key in RESUME_KEYS}

@@ -1,0 +1,534 @@
+"""realfake.training: input pipeline, exact resume, TensorBoard logs, profile trace, multi-worker, bad input.
+
+The end-to-end tests (marked slow) run ``realfake train`` in subprocesses on a
+small synthetic shard set (3 training shards of 64 stamps, 1 test shard, batch
+16: 12 steps per epoch), as a user would, so that SIGKILL and TF_CONFIG act on
+real processes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from shardsfixture import write_shard_set
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+from realfake.cli import main
+from realfake.errors import RealfakeError
+from realfake.training import TrainSettings
+from realfake.training.cluster import (
+    cluster_from_environment,
+    cluster_from_slurm,
+    expand_nodelist,
+    expand_tasks_per_node,
+)
+from realfake.training.loop import last_logged_step
+from realfake.training.pipeline import ShardReader, epoch_order, training_dataset, validation_dataset
+from realfake.training.shardset import Shard, open_shard_set
+from realfake.training.trace import xspace_to_trace_events
+
+# Settings shared by the reference run, the killed-and-resumed run and the two-worker run.
+COMMON = [
+    "--epochs", "3", "--batch-size", "16", "--seed", "7", "--checkpoint-every", "3", "--log-every", "2",
+    "--keep-checkpoints", "20", "--profile-steps", "2,5", "--deterministic",
+]  # fmt: skip
+STEPS_PER_EPOCH = 12
+# Two workers vs one, after one epoch (12 Adam steps): measured max |difference| 1.4e-6.
+MULTI_WORKER_RTOL, MULTI_WORKER_ATOL = 1e-4, 1e-5
+CLUSTER_VARIABLES = ("TF_CONFIG", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID")
+
+
+def child_environment(**extra: str) -> dict:
+    environment = {key: value for key, value in os.environ.items() if key not in CLUSTER_VARIABLES}
+    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    environment.update(extra)
+    return environment
+
+
+def train_command(shards: Path, out: Path, *arguments: str) -> list[str]:
+    return [sys.executable, "-m", "realfake.cli", "train", "--shards", str(shards), "--out", str(out), *arguments]
+
+
+def run_train(shards: Path, out: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        train_command(shards, out, *arguments),
+        capture_output=True,
+        text=True,
+        env=child_environment(),
+        timeout=300,
+    )
+
+
+def scalar_events(directory: Path) -> list[tuple[str, int, float]]:
+    """(tag, step, value) of every scalar in the event files, files in creation order (TF's own reader)."""
+    events = []
+    for path in sorted(Path(directory).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    events.append((value.tag, event.step, float(tf.make_ndarray(value.tensor))))
+    return events
+
+
+def checkpoint_values(prefix: Path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(prefix))
+    values = {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(str(prefix))}
+    return {name: value for name, value in values.items() if isinstance(value, np.ndarray) and value.dtype.kind == "f"}
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports free right now (all probes held open together, so none repeats)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("localhost", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def last_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("realfake train: error:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def shard_directory(tmp_path_factory):
+    return write_shard_set(tmp_path_factory.mktemp("shards") / "shards", train_shards=3, test_shards=1)
+
+
+@pytest.fixture()
+def no_cluster(monkeypatch):
+    for name in CLUSTER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+# -- the input pipeline ---------------------------------------------------------------------
+
+
+def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
+    sizes = [64, 64, 50]
+    order = epoch_order(sizes, seed=7, epoch=1, shuffle_shards=8)
+    assert np.array_equal(order, epoch_order(sizes, seed=7, epoch=1, shuffle_shards=8))
+    every_example = {(shard, row) for shard, size in enumerate(sizes) for row in range(size)}
+    assert len(order) == sum(sizes) and {tuple(pair) for pair in order} == every_example
+    assert not np.array_equal(order, epoch_order(sizes, seed=7, epoch=2, shuffle_shards=8))
+    assert not np.array_equal(order, epoch_order(sizes, seed=8, epoch=1, shuffle_shards=8))
+
+
+def test_shards_are_shuffled_in_groups():
+    sizes = [10, 10, 10, 10]
+    order = epoch_order(sizes, seed=0, epoch=0, shuffle_shards=2)
+    for start in (0, 20):
+        group = set(order[start : start + 20, 0])
+        assert len(group) == 2  # two whole shards, mixed
+    assert len(set(order[:20, 0]) | set(order[20:, 0])) == 4
+
+
+def test_batches_come_from_the_shards_in_epoch_order(shard_directory):
+    shards = open_shard_set(shard_directory).train
+    reader = ShardReader(shards)
+    order = epoch_order(reader.shard_sizes, seed=7, epoch=0, shuffle_shards=8)
+    batches = list(training_dataset(reader, order, batch_size=16, start_batch=0))
+    assert len(batches) == STEPS_PER_EPOCH
+    stamps, labels = batches[3]
+    files = [np.load(shard.x) for shard in shards]
+    label_files = [np.load(shard.y) for shard in shards]
+    expected = np.stack([files[shard][row] for shard, row in order[48:64]])
+    np.testing.assert_array_equal(stamps.numpy(), expected)
+    np.testing.assert_array_equal(labels.numpy(), [label_files[shard][row] for shard, row in order[48:64]])
+
+
+def test_a_resumed_epoch_yields_the_remaining_batches(shard_directory):
+    reader = ShardReader(open_shard_set(shard_directory).train)
+    order = epoch_order(reader.shard_sizes, seed=7, epoch=1, shuffle_shards=8)
+    full = [stamps.numpy() for stamps, _ in training_dataset(reader, order, 16, start_batch=0)]
+    resumed = [stamps.numpy() for stamps, _ in training_dataset(reader, order, 16, start_batch=5)]
+    assert len(resumed) == STEPS_PER_EPOCH - 5
+    for kept, again in zip(full[5:], resumed):
+        np.testing.assert_array_equal(kept, again)
+
+
+def test_workers_read_disjoint_halves_of_each_global_batch(shard_directory):
+    reader = ShardReader(open_shard_set(shard_directory).train)
+    order = epoch_order(reader.shard_sizes, seed=7, epoch=0, shuffle_shards=8)
+    single = [stamps.numpy() for stamps, _ in training_dataset(reader, order, 16, 0)]
+    per_worker = [
+        [
+            stamps.numpy()
+            for stamps, _ in training_dataset(
+                reader,
+                order,
+                16,
+                0,
+                tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2),
+            )
+        ]
+        for worker in (0, 1)
+    ]
+    for step, batch in enumerate(single):
+        first, second = per_worker[0][step], per_worker[1][step]
+        assert first.shape == second.shape == (8, 64, 64, 6)
+        np.testing.assert_array_equal(np.concatenate([first, second]), batch)
+
+
+def test_validation_reads_every_test_example_once_in_file_order(shard_directory):
+    shard_set = open_shard_set(shard_directory)
+    reader = ShardReader(shard_set.test)
+    expected = np.load(shard_set.test[0].y)
+    contexts = [tf.distribute.InputContext(2, worker, 2) for worker in (0, 1)]
+    per_worker = [[labels.numpy() for _, labels in validation_dataset(reader, 24, context)] for context in contexts]
+    assert [len(labels) for labels in per_worker[0]] == [12, 12, 8]
+    combined = np.concatenate([np.concatenate([first, second]) for first, second in zip(*per_worker)])
+    np.testing.assert_array_equal(combined, expected)
+
+
+def test_a_non_finite_pixel_is_reported_with_its_file_and_row(tmp_path):
+    stamps = np.zeros((4, 2, 2, 1), dtype=np.float32)
+    stamps[2, 1, 0, 0] = np.nan
+    np.save(tmp_path / "xtrain_0.npy", stamps)
+    np.save(tmp_path / "ytrain_0.npy", np.zeros(4, dtype=np.int32))
+    reader = ShardReader([Shard(tmp_path / "xtrain_0.npy", tmp_path / "ytrain_0.npy", 4)])
+    reader.read(np.array([[0, 0], [0, 3]]))
+    with pytest.raises(ValueError, match=f"non-finite pixels in {tmp_path / 'xtrain_0.npy'} row 2"):
+        reader.read(np.array([[0, 0], [0, 2]]))
+
+
+def test_only_a_bounded_number_of_shards_stay_mapped(shard_directory):
+    shards = open_shard_set(shard_directory).train
+    reader = ShardReader(shards, max_open=2)
+    order = epoch_order(reader.shard_sizes, seed=1, epoch=0, shuffle_shards=8)
+    stamps, _ = reader.read(order[:100])
+    assert len(reader._mapped) == 2
+    files = [np.load(shard.x) for shard in shards]
+    np.testing.assert_array_equal(stamps, np.stack([files[shard][row] for shard, row in order[:100]]))
+
+
+# -- the cluster -----------------------------------------------------------------------------
+
+
+def test_slurm_node_lists_expand_in_order():
+    assert expand_nodelist("nid[0010-0012,0020],login1") == ["nid0010", "nid0011", "nid0012", "nid0020", "login1"]
+    assert expand_nodelist("r[1-2]n[08-09]") == ["r1n08", "r1n09", "r2n08", "r2n09"]
+    assert expand_nodelist("cn7") == ["cn7"]
+    assert expand_tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+
+
+def test_slurm_environment_gives_one_worker_per_task():
+    environment = {
+        "SLURM_PROCID": "3",
+        "SLURM_NTASKS": "4",
+        "SLURM_STEP_NUM_TASKS": "4",
+        "SLURM_STEP_NODELIST": "nid[001-002]",
+        "SLURM_JOB_NODELIST": "nid[001-009]",
+        "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+    }
+    cluster = cluster_from_environment(environment, port=30000)
+    assert cluster.spec == {"worker": ["nid001:30000", "nid001:30001", "nid002:30000", "nid002:30001"]}
+    assert cluster.task_id == 3 and not cluster.is_chief and cluster.num_workers == 4
+    chief = cluster_from_slurm({**environment, "SLURM_PROCID": "0"}, port=30000)
+    assert chief.is_chief
+    # Without the step's variables (sbatch's own environment), the job's are used.
+    job = {"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "a,b", "SLURM_TASKS_PER_NODE": "1(x2)"}
+    assert cluster_from_environment(job, port=5000).spec == {"worker": ["a:5000", "b:5000"]}
+
+
+def test_tf_config_wins_and_single_tasks_train_alone():
+    tf_config = json.dumps({"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 0}})
+    cluster = cluster_from_environment({"TF_CONFIG": tf_config, "SLURM_NTASKS": "4", "SLURM_PROCID": "2"}, 1)
+    assert cluster.spec == {"worker": ["h:1", "h:2"]} and cluster.is_chief
+    assert cluster_from_environment({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, 1).spec is None
+    assert cluster_from_environment({}, 1).num_workers == 1
+    with pytest.raises(RealfakeError, match="TF_CONFIG"):
+        cluster_from_environment({"TF_CONFIG": '{"cluster": {}}'}, 1)
+    with pytest.raises(RealfakeError, match="SLURM"):
+        cluster_from_slurm({"SLURM_PROCID": "0", "SLURM_NTASKS": "3", "SLURM_JOB_NODELIST": "a,b",
+                            "SLURM_TASKS_PER_NODE": "1(x2)"}, 1)  # fmt: skip
+
+
+# -- trace conversion, event files, settings -----------------------------------------------------
+
+
+def test_xspace_events_become_trace_events_in_microseconds():
+    xspace = xplane_pb2.XSpace()
+    plane = xspace.planes.add(id=1, name="/host:CPU")
+    plane.event_metadata[5].id = 5
+    plane.event_metadata[5].name = "model/block1_conv1/Relu:_MklNativeFusedConv2D"
+    line = plane.lines.add(id=9, name="tf_Compute", timestamp_ns=1000)
+    line.events.add(metadata_id=5, offset_ps=2_500_000, duration_ps=1_000_000)
+    events = xspace_to_trace_events(xspace)
+    complete = [event for event in events if event["ph"] == "X"]
+    assert complete == [
+        {"name": "model/block1_conv1/Relu:_MklNativeFusedConv2D", "ph": "X", "ts": 3.5, "dur": 1.0, "pid": 0, "tid": 0}
+    ]
+    assert {"name": "thread_name", "ph": "M", "pid": 0, "tid": 0, "args": {"name": "tf_Compute"}} in events
+
+
+def test_last_logged_step_survives_a_file_cut_short(tmp_path):
+    from tensorflow.core.framework import summary_pb2
+
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    with writer.as_default():
+        for step in (2, 4, 6):
+            tf.summary.write("loss", tf.constant(0.5), step=step, metadata=metadata)
+    writer.close()
+    path = next(tmp_path.glob("events.out.tfevents.*"))
+    with open(path, "ab") as stream:
+        stream.write(b"\x10\x00\x00\x00\x00\x00\x00\x00\x01\x02")  # a record header with no body: a kill mid-write
+    assert last_logged_step(tmp_path) == 6
+    assert last_logged_step(tmp_path / "missing") == -1
+
+
+def test_settings_are_checked_and_name_the_key():
+    with pytest.raises(RealfakeError, match="batch_size"):
+        TrainSettings(shards=Path("s"), out=Path("o"), batch_size=0)
+    with pytest.raises(RealfakeError, match="profile_steps"):
+        TrainSettings(shards=Path("s"), out=Path("o"), profile_steps=(5, 3))
+
+
+# -- bad input: one line, exit status 2 -------------------------------------------------------
+
+
+def test_missing_or_empty_shard_directory(tmp_path, capsys):
+    assert main(["train", "--shards", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert last_error_line(capsys) == f"realfake train: error: shard directory {tmp_path / 'nowhere'} does not exist"
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--shards", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert last_error_line(capsys).endswith(f"shard directory {tmp_path / 'empty'} is empty")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_manifest(shard_directory, tmp_path, capsys):
+    shards = shutil.copytree(shard_directory, tmp_path / "shards")
+    (shards / "manifest.json").unlink()
+    assert main(["train", "--shards", str(shards), "--out", str(tmp_path / "out")]) == 2
+    assert f"{shards / 'manifest.json'} is missing" in last_error_line(capsys)
+
+
+def test_shard_shape_that_disagrees_with_the_manifest(shard_directory, tmp_path, capsys):
+    shards = shutil.copytree(shard_directory, tmp_path / "shards")
+    np.save(shards / "xtrain_1.npy", np.zeros((64, 64, 64, 5), dtype=np.float32))
+    assert main(["train", "--shards", str(shards), "--out", str(tmp_path / "out")]) == 2
+    line = last_error_line(capsys)
+    assert f"{shards / 'xtrain_1.npy'}: shape (64, 64, 64, 5) float32 disagrees with" in line
+    assert "(64, 64, 64, 6)" in line
+
+
+def test_nan_pixels_stop_training_naming_the_file_and_row(shard_directory, tmp_path, capsys, no_cluster):
+    shards = shutil.copytree(shard_directory, tmp_path / "shards")
+    stamps = np.load(shards / "xtrain_2.npy")
+    stamps[17, 30, 30, 1] = np.nan
+    np.save(shards / "xtrain_2.npy", stamps)
+    arguments = ["--epochs", "1", "--batch-size", "64", "--profile-steps", "none", "--shuffle-shards", "1"]
+    assert main(["train", "--shards", str(shards), "--out", str(tmp_path / "out"), *arguments]) == 2
+    assert last_error_line(capsys) == f"realfake train: error: non-finite pixels in {shards / 'xtrain_2.npy'} row 17"
+
+
+def test_a_diverging_loss_stops_without_checkpointing_it(shard_directory, tmp_path, capsys, no_cluster):
+    out = tmp_path / "out"
+    arguments = ["--epochs", "1", "--batch-size", "16", "--learning-rate", "1e30", "--checkpoint-every", "1"]
+    assert (
+        main(["train", "--shards", str(shard_directory), "--out", str(out), *arguments, "--profile-steps", "none"]) == 2
+    )
+    match = re.fullmatch(
+        r"realfake train: error: the loss is (nan|inf) at epoch 1, step (\d+) \(global step (\d+)\); "
+        r"stopped without checkpointing this state \(last checkpoint: (\S+)\); try a lower learning rate",
+        last_error_line(capsys),
+    )
+    assert match, "the error line names the step and the last checkpoint"
+    failed_step = int(match[3])
+    latest = tf.train.latest_checkpoint(str(out / "ckpts"))
+    assert latest == match[4] and int(latest.rsplit("-", 1)[1]) == failed_step - 1
+    assert all(np.isfinite(value).all() for value in checkpoint_values(Path(latest)).values())
+    assert not (out / "model.keras").exists()
+
+
+# -- end to end (subprocesses) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_run(shard_directory, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference") / "out"
+    result = run_train(shard_directory, out, *COMMON)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def resumed_run(shard_directory, tmp_path_factory):
+    """The reference command killed with SIGKILL in epoch 2 after a mid-epoch checkpoint, then re-run."""
+    out = tmp_path_factory.mktemp("resumed") / "out"
+    process = subprocess.Popen(
+        train_command(shard_directory, out, *COMMON), stderr=subprocess.PIPE, text=True, env=child_environment()
+    )
+    killed_after = None
+    for line in process.stderr:
+        if re.search(r"checkpoint saved: .* \(epoch 2 step \d+", line):
+            process.send_signal(signal.SIGKILL)
+            killed_after = line
+            break
+    process.wait(timeout=60)
+    assert killed_after is not None and process.returncode == -signal.SIGKILL
+    assert not (out / "model.keras").exists()
+    # As if a later save had been killed half-way: files that the checkpoint pointer never names.
+    (out / "ckpts" / "ckpt-99.index").write_bytes(b"\x00 half written")
+    (out / "ckpts" / "ckpt-99.data-00000-of-00001").write_bytes(b"")
+    (out / "ckpts" / "ckpt-99_temp").mkdir()
+    result = run_train(shard_directory, out, *COMMON)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stderr
+
+
+@pytest.mark.slow
+def test_training_learns_and_records_its_history(reference_run):
+    history = json.loads((reference_run / "history.json").read_text())
+    epochs = history["epochs"]
+    assert [record["global_step"] for record in epochs] == [12, 24, 36]
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert epochs[-1]["validation_loss"] < epochs[0]["validation_loss"]
+    assert epochs[-1]["validation_accuracy"] > 0.8
+    assert history["settings"]["batch_size"] == 16 and history["settings"]["model"]["name"] == "lenet"
+    assert history["validation_examples"] == 64 and history["workers"] == 1
+
+
+@pytest.mark.slow
+def test_saved_model_takes_raw_shard_pixels(reference_run, shard_directory):
+    model = keras.saving.load_model(reference_run / "model.keras")
+    stamps, labels = np.load(shard_directory / "xtest_0.npy"), np.load(shard_directory / "ytest_0.npy")
+    loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, model.predict(stamps, verbose=0))))
+    history = json.loads((reference_run / "history.json").read_text())
+    assert loss == pytest.approx(history["epochs"][-1]["validation_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_profile_trace_opens_as_trace_events_with_convolutions(reference_run):
+    assert list((reference_run / "prof" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    with gzip.open(reference_run / "prof" / "trace.json.gz", "rt") as stream:
+        trace = json.load(stream)
+    complete = [event for event in trace["traceEvents"] if event["ph"] == "X"]
+    assert all(
+        event["dur"] >= 0 and isinstance(event["pid"], int) and isinstance(event["tid"], int) for event in complete
+    )
+    convolutions = [event for event in complete if "Conv2D" in event["name"]]
+    assert any("block1_conv1" in event["name"] for event in convolutions)
+    assert any("Conv2DBackpropFilter" in event["name"] for event in convolutions)
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_hold_train_and_validation_curves_and_the_graph(reference_run):
+    train = scalar_events(reference_run / "logs" / "train")
+    assert {tag for tag, _, _ in train} == {"loss", "accuracy", "learning_rate"}
+    assert [step for tag, step, _ in train if tag == "loss"] == list(range(2, 37, 2))
+    validation = scalar_events(reference_run / "logs" / "validation")
+    history = json.loads((reference_run / "history.json").read_text())["epochs"]
+    assert [(step, value) for tag, step, value in validation if tag == "accuracy"] == [
+        (record["global_step"], pytest.approx(record["validation_accuracy"])) for record in history
+    ]
+    graphs = [
+        value.tag
+        for path in (reference_run / "logs" / "train").glob("events.out.tfevents.*")
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+        if value.metadata.plugin_data.plugin_name.startswith("graph")
+    ]
+    assert graphs == ["train_step"]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_at_the_same_batch_and_ends_bitwise_identical(reference_run, resumed_run):
+    out, stderr = resumed_run
+    match = re.search(r"resuming from \S+ckpt-(\d+) at epoch 2 step (\d+) \(global step (\d+)\)", stderr)
+    assert match and 0 < int(match[2]) < STEPS_PER_EPOCH, "resumed in the middle of epoch 2"
+    reference = keras.saving.load_model(reference_run / "model.keras")
+    resumed = keras.saving.load_model(out / "model.keras")
+    for expected, actual in zip(reference.weights, resumed.weights, strict=True):
+        assert np.array_equal(expected.numpy(), actual.numpy()), expected.path
+    # Optimizer state and bookkeeping too: the final checkpoints are the same numbers.
+    expected_checkpoint = checkpoint_values(reference_run / "ckpts" / "ckpt-36")
+    actual_checkpoint = checkpoint_values(out / "ckpts" / "ckpt-36")
+    assert expected_checkpoint.keys() == actual_checkpoint.keys()
+    for name, value in expected_checkpoint.items():
+        assert np.array_equal(value, actual_checkpoint[name]), name
+    reference_history = json.loads((reference_run / "history.json").read_text())["epochs"]
+    assert json.loads((out / "history.json").read_text())["epochs"] == reference_history
+
+
+@pytest.mark.slow
+def test_tensorboard_steps_continue_across_the_restart(reference_run, resumed_run):
+    out, _ = resumed_run
+    assert len(list((out / "logs" / "train").glob("events.out.tfevents.*"))) == 2, "one event file per run"
+    for kind in ("train", "validation"):
+        resumed = scalar_events(out / "logs" / kind)
+        reference = scalar_events(reference_run / "logs" / kind)
+        for tag in {tag for tag, _, _ in reference}:
+            steps = [step for name, step, _ in resumed if name == tag]
+            assert steps == sorted(set(steps)), f"{kind}/{tag} steps repeat or go backwards: {steps}"
+            assert steps == [step for name, step, _ in reference if name == tag]
+            values = [value for name, _, value in resumed if name == tag]
+            assert values == [value for name, _, value in reference if name == tag]
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_is_refused(resumed_run, shard_directory, tmp_path, capsys, no_cluster):
+    out, _ = resumed_run
+    copy = tmp_path / "out"
+    shutil.copytree(out / "ckpts", copy / "ckpts")
+    # In this process: leave op determinism (process-wide) off for the tests that follow.
+    changed = [argument if argument != "16" else "32" for argument in COMMON if argument != "--deterministic"]
+    assert main(["train", "--shards", str(shard_directory), "--out", str(copy), *changed]) == 2
+    line = last_error_line(capsys)
+    assert "was written with other settings (batch_size 16 -> 32)" in line
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_worker_with_the_same_global_batch(reference_run, shard_directory, tmp_path):
+    out = tmp_path / "out"
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    assert COMMON[:2] == ["--epochs", "3"]
+    arguments = ["--epochs", "1", *COMMON[2:], "--intra-op-threads", "1", "--inter-op-threads", "2"]
+    processes = [
+        subprocess.Popen(
+            train_command(shard_directory, out, *arguments),
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_environment(
+                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            ),
+        )
+        for index in (0, 1)
+    ]
+    try:
+        outputs = [process.communicate(timeout=300)[1] for process in processes]
+    finally:
+        for process in processes:  # a worker whose peer died waits for it forever
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "2 worker(s); threads intra-op 1, inter-op 2" in outputs[0]
+    assert "checkpoint saved" in outputs[0] and "checkpoint saved" not in outputs[1], "only the chief saves"
+    assert len(list((out / "logs" / "train").glob("events.out.tfevents.*"))) == 1
+    assert json.loads((out / "history.json").read_text())["workers"] == 2
+    one_worker = checkpoint_values(reference_run / "ckpts" / f"ckpt-{STEPS_PER_EPOCH}")
+    two_workers = checkpoint_values(out / "ckpts" / f"ckpt-{STEPS_PER_EPOCH}")
+    assert one_worker.keys() == two_workers.keys()
+    for name, value in one_worker.items():
+        np.testing.assert_allclose(
+            two_workers[name], value, rtol=MULTI_WORKER_RTOL, atol=MULTI_WORKER_ATOL, err_msg=name
+        )
