@@ -1,0 +1,283 @@
+"""Shortcut baselines: can simple classifiers on catalog quantities or pixel statistics already tell?
+
+Logistic regression and gradient boosting (scikit-learn) are trained on the
+shard set's training split and scored on its test split, on two feature sets:
+
+- *catalog* (:func:`catalog_features`): ``mag_dered_<b>`` (one dereddened
+  definition for both classes), adjacent colours (``g - r``, ``r - z``),
+  ``size`` (half-light radius, arcsec; left missing for type PSF in both
+  classes, because a real PSF's size is half the PSF FWHM and a fake PSF's is
+  0: a definition, not a property) and the sub-pixel offsets ``offset_x``,
+  ``offset_y`` (computed the same way for both from ra, dec: a centring
+  difference between the classes shows here). Left out: identifiers and
+  bookkeeping (shard, row, id, brickname, rsdir, kind, cutouts_file: they name
+  the class or its file), positions (ra, dec, x, y, centre_*), observed fluxes
+  and Milky Way transmissions (the magnitudes carry the flux), ``type`` (REX
+  and COMP exist only for reals, SER only for fakes), ``sersic_n`` (1 or 4 by
+  type, or NaN, for reals; the drawn value for fakes) and ``e1, e2`` (exactly 0
+  for real REX and PSF by the model's definition, drawn for fakes). Missing
+  values are filled with the training median in both classes, so missingness
+  itself carries no label. Caveat: real catalog values are *measured*
+  (tractor) and fake ones *true* (simcat), so measurement noise alone can
+  separate them a little.
+- *pixel* (:func:`pixel_features`): the stamp statistics of
+  :func:`realfake.evaluate.stamp_statistics`: per band the central 3 x 3 flux
+  and the central inverse variance, and the flux-weighted centroid of the
+  central 9 x 9 pixels.
+
+Each baseline gets the verdict's accuracy test and AUC interval, p-values
+corrected over the baselines, and a comparison with the CNN on the same test
+examples (exact one-sided McNemar test, paired bootstrap of the AUC
+difference). :func:`shortcut_sentence` turns it into the report's sentence.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+from threadpoolctl import threadpool_limits
+
+from realfake import stats
+from realfake.stats import StatisticsSettings
+
+BASELINE_MODELS = ("logistic", "boosting")
+FEATURE_SETS = ("catalog", "pixel")
+SINGLE_THREAD_BELOW = 20_000  # training examples below which the baselines fit on one thread
+FEATURE_SET_DESCRIPTIONS = {
+    "catalog": "catalog quantities (dereddened magnitudes, colours, size, sub-pixel offset)",
+    "pixel": "simple pixel statistics (central flux, central inverse variance, centroid)",
+}
+
+
+def ordered_bands(table: pd.DataFrame) -> tuple[str, ...]:
+    """Bands with a ``mag_dered_<b>`` column, in column order."""
+    return tuple(column.removeprefix("mag_dered_") for column in table.columns if column.startswith("mag_dered_"))
+
+
+def catalog_features(table: pd.DataFrame) -> pd.DataFrame:
+    """The *catalog* shortcut features of a catalog table (see the module docstring for what and why)."""
+    bands = ordered_bands(table)
+    features = pd.DataFrame(index=table.index)
+    for band in bands:
+        features[f"mag_dered_{band}"] = table[f"mag_dered_{band}"].astype(np.float64)
+    for blue, red in zip(bands, bands[1:]):
+        features[f"{blue} - {red}"] = table[f"mag_dered_{blue}"] - table[f"mag_dered_{red}"]
+    if "size" in table.columns:
+        size = table["size"].astype(np.float64)
+        if "type" in table.columns:
+            size = size.where(table["type"].astype(str) != "PSF")
+        features["size"] = size
+    for column in ("offset_x", "offset_y"):
+        if column in table.columns:
+            features[column] = table[column].astype(np.float64)
+    return features
+
+
+def pixel_features(table: pd.DataFrame) -> pd.DataFrame:
+    """The *pixel* shortcut features: the :func:`stamp_statistics` columns present in ``table``."""
+    names = [
+        column
+        for column in table.columns
+        if column.startswith(("pixel_flux3x3_", "ivar_centre_")) or column in ("centroid_dx", "centroid_dy")
+    ]
+    return table[names].astype(np.float64)
+
+
+FEATURE_BUILDERS = {"catalog": catalog_features, "pixel": pixel_features}
+
+
+def _baseline_model(kind: str, training_examples: int, seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import QuantileTransformer
+
+    imputer = SimpleImputer(strategy="median", keep_empty_features=True)
+    if kind == "logistic":
+        # Quantile-normalising each feature makes fluxes spanning decades and
+        # offsets of a fraction of a pixel equally usable by a linear model.
+        quantiles = QuantileTransformer(
+            output_distribution="normal", n_quantiles=max(2, min(1000, training_examples)), random_state=seed
+        )
+        return make_pipeline(imputer, quantiles, LogisticRegression(max_iter=2000))
+    return make_pipeline(imputer, HistGradientBoostingClassifier(random_state=seed))
+
+
+def feature_differences(train: pd.DataFrame, features: pd.DataFrame, settings: StatisticsSettings) -> list[dict]:
+    """Per feature, a two-sample Kolmogorov-Smirnov test of real against fake (on ``train``'s rows).
+
+    p-values are corrected over the features (``settings.correction``);
+    ``differs`` marks the significant ones.
+    """
+    labels = train["label"].to_numpy()
+    records = []
+    for name in features.columns:
+        values = features[name].to_numpy(np.float64)
+        real, fake = values[(labels == 0) & np.isfinite(values)], values[(labels == 1) & np.isfinite(values)]
+        if real.size == 0 or fake.size == 0:
+            records.append({"feature": name, "statistic": math.nan, "p_value": math.nan})
+            continue
+        result = scipy_stats.ks_2samp(real, fake)
+        records.append({"feature": name, "statistic": float(result.statistic), "p_value": float(result.pvalue)})
+    adjusted = stats.adjust_p_values(
+        np.array([record["p_value"] for record in records], dtype=np.float64), settings.correction
+    )
+    for record, value in zip(records, adjusted):
+        record["p_adjusted"] = float(value)
+        record["differs"] = bool(value < settings.significance)
+    return records
+
+
+def shortcut_baselines(
+    train: pd.DataFrame, test: pd.DataFrame, settings: StatisticsSettings
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Train each baseline on ``train``, score it on ``test``; (records, test fake probabilities by name).
+
+    Each record: name, feature_set, model, features, the accuracy test against
+    the test majority share, the AUC with its bootstrap interval,
+    ``p_adjusted`` (corrected over the baselines), ``significant``,
+    ``feature_differences`` (:func:`feature_differences`) and, against the CNN
+    (``test['p_fake']``), ``cnn_vs_baseline``: the exact one-sided McNemar
+    p-value that the CNN is more accurate and the paired bootstrap interval of
+    the AUC difference.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    train_labels = train["label"].to_numpy()
+    test_labels = test["label"].to_numpy()
+    records, scores = [], {}
+    if np.unique(train_labels).size < 2:
+        return records, scores
+    for feature_set in FEATURE_SETS:
+        train_features = FEATURE_BUILDERS[feature_set](train)
+        test_features = FEATURE_BUILDERS[feature_set](test)
+        names = [
+            name
+            for name in train_features.columns
+            if name in test_features.columns and np.isfinite(train_features[name].to_numpy(np.float64)).any()
+        ]
+        if not names:
+            continue
+        differences = feature_differences(train, train_features[names], settings)
+        for model_kind in BASELINE_MODELS:
+            name = f"{feature_set}_{model_kind}"
+            model = _baseline_model(model_kind, len(train), settings.seed)
+            # OpenMP start-up costs more than it saves on small training sets (seconds for a few hundred rows).
+            threads = 1 if len(train) < SINGLE_THREAD_BELOW else None
+            with warnings.catch_warnings(), threadpool_limits(limits=threads, user_api="openmp"):
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(train_features[names].to_numpy(np.float64), train_labels)
+                probability = model.predict_proba(test_features[names].to_numpy(np.float64))[
+                    :, list(model.classes_).index(1)
+                ]
+            scores[name] = probability
+            record = {"name": name, "feature_set": feature_set, "model": model_kind, "features": names}
+            record.update(stats.accuracy_test(test_labels, probability, settings.confidence).record())
+            rng = np.random.default_rng([settings.seed, 2, len(records)])
+            record["auc"], record["auc_low"], record["auc_high"] = stats.auc_interval(
+                test_labels, probability, settings.bootstrap, rng, settings.confidence
+            )
+            record["feature_differences"] = differences
+            if "p_fake" in test.columns:
+                record["cnn_vs_baseline"] = _paired_comparison(
+                    test_labels, test["p_fake"].to_numpy(np.float64), probability, settings, len(records)
+                )
+            records.append(record)
+    adjusted = stats.adjust_p_values(
+        np.array([record["p_value"] for record in records], dtype=np.float64), settings.correction
+    )
+    for record, value in zip(records, adjusted):
+        record["p_adjusted"] = float(value)
+        record["significant"] = bool(value < settings.significance)
+    return records, scores
+
+
+def _paired_comparison(labels, cnn_scores, baseline_scores, settings: StatisticsSettings, index: int) -> dict:
+    mcnemar = stats.mcnemar_greater(labels, cnn_scores, baseline_scores)
+    rng = np.random.default_rng([settings.seed, 3, index])
+    samples = stats.bootstrap_aucs(labels, [cnn_scores, baseline_scores], settings.bootstrap, rng)
+    low, high = (
+        stats.percentile_interval(samples[:, 0] - samples[:, 1], settings.confidence)
+        if len(samples)
+        else (math.nan, math.nan)
+    )
+    return {
+        "cnn_only_correct": mcnemar["a_only"],
+        "baseline_only_correct": mcnemar["b_only"],
+        "p_value": mcnemar["p_value"],
+        "cnn_better": bool(mcnemar["p_value"] < settings.significance),
+        "auc_difference": stats.auc(labels, cnn_scores) - stats.auc(labels, baseline_scores),
+        "auc_difference_low": low,
+        "auc_difference_high": high,
+    }
+
+
+def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
+    """Where the difference lies: in simple quantities, in the image structure, or nowhere found."""
+    if not baselines:
+        return (
+            "No shortcut baselines were run (no training split features), so where any difference lies is not tested."
+        )
+    best = max(baselines, key=lambda record: (record["accuracy"], record["auc"] if math.isfinite(record["auc"]) else 0))
+    comparison = best.get("cnn_vs_baseline", {})
+    best_text = (
+        f"the best, {baseline_title(best)}, reaches test accuracy {best['accuracy']:.2f} "
+        f"({best['accuracy_low']:.2f}-{best['accuracy_high']:.2f}) against {best['chance']:.2f} by chance"
+    )
+    significant = [record for record in baselines if record["significant"]]
+    if significant:
+        parts = []
+        # The feature set whose best baseline is most accurate comes first.
+        order = sorted(
+            {record["feature_set"] for record in significant},
+            key=lambda name: -max(record["accuracy"] for record in significant if record["feature_set"] == name),
+        )
+        for feature_set in order:
+            hits = [record for record in significant if record["feature_set"] == feature_set]
+            differing = [item["feature"] for item in hits[0]["feature_differences"] if item["differs"]]
+            description = FEATURE_SET_DESCRIPTIONS[feature_set]
+            parts.append(
+                f"{description}, chiefly {', '.join(differing)}"
+                if differing
+                else f"{description}, jointly (no single one differs significantly on its own)"
+            )
+        sentence = (
+            f"A simple classifier already separates the classes ({best_text}; adjusted p = "
+            f"{stats.format_p(min(record['p_adjusted'] for record in significant))}): "
+            f"the difference lies in {'; and in '.join(parts)}."
+        )
+        if any(record["feature_set"] == "catalog" for record in significant):
+            sentence += (
+                " Real catalog values are measured and fake ones true, so measurement noise accounts for part of a "
+                "catalog difference."
+            )
+        if cnn["significant"] and comparison.get("cnn_better"):
+            sentence += (
+                f" The CNN still does significantly better than that baseline (McNemar p = "
+                f"{stats.format_p(comparison['p_value'])}), so the images differ beyond these quantities too."
+            )
+        return sentence
+    if cnn["significant"] and comparison.get("cnn_better"):
+        return (
+            f"No shortcut baseline beats chance ({best_text}) and the CNN beats the best of them "
+            f"(McNemar p = {stats.format_p(comparison['p_value'])}): the difference is in the image structure."
+        )
+    if cnn["significant"]:
+        return (
+            f"No shortcut baseline beats chance ({best_text}), but the CNN is not significantly more accurate than "
+            f"the best of them (McNemar p = {stats.format_p(comparison.get('p_value', math.nan))}), so where the "
+            f"difference lies is not settled."
+        )
+    return f"Neither the CNN nor any shortcut baseline separates the classes ({best_text})."
+
+
+def baseline_title(record: dict) -> str:
+    """'logistic regression on catalog quantities' for a baseline record."""
+    model = {"logistic": "logistic regression", "boosting": "gradient boosting"}[record["model"]]
+    features = {"catalog": "catalog quantities", "pixel": "pixel statistics"}[record["feature_set"]]
+    return f"{model} on {features}"

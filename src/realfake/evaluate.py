@@ -1,0 +1,565 @@
+"""Evaluation: the CNN's test predictions, the two-sample verdict, breakdowns and shortcut baselines.
+
+``realfake evaluate`` runs the trained model over the test split of a shard set
+(``docs/shards_format.md``), one shard and one batch at a time, and writes to
+``settings.out``:
+
+- ``predictions.parquet``: one row per test example, in shard order: the test
+  catalog row, the stamp statistics of :func:`stamp_statistics`, ``p_fake``
+  (the model's probability of fake) and ``p_fake_<baseline>`` for each shortcut
+  baseline;
+- ``metrics.json``: :func:`evaluate_predictions`' result (the verdict, the
+  breakdowns, the baselines and their sentences) plus the settings;
+- ``breakdowns.csv``: the breakdowns as one tidy table, one row per bin.
+
+The statistics live in :func:`evaluate_predictions`, a pure function of the
+predictions table (and the training split's features for the baselines), so
+they can be checked without TensorFlow. The verdict is a classifier two-sample
+test (Lopez-Paz & Oquab 2017, "Revisiting classifier two-sample tests"): if
+fakes and reals come from one distribution, no classifier beats the
+majority-class share on held-out data, so test accuracy is tested against it
+with an exact binomial test (:mod:`realfake.stats`).
+
+Shortcut baselines (:mod:`realfake.baselines`) are trained on the training
+split's catalog and the :func:`stamp_statistics` of its stamps, which are
+computed here, shard by shard, reading only the stamps' central pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from realfake import stats
+from realfake.atomic import atomic_output
+from realfake.baselines import ordered_bands, shortcut_baselines, shortcut_sentence
+from realfake.errors import RealfakeError
+from realfake.stats import StatisticsSettings
+
+INVERSE_VARIANCE_PREFIX = "ivar_"
+CENTRAL_FLUX_HALF_WIDTH = 1  # the central 3 x 3 pixels
+CENTROID_HALF_WIDTH = 4  # the central 9 x 9 pixels
+PREDICTIONS_NAME = "predictions.parquet"
+METRICS_NAME = "metrics.json"
+BREAKDOWNS_NAME = "breakdowns.csv"
+BREAKDOWN_COLUMNS = [
+    "breakdown",
+    "bin",
+    "low",
+    "high",
+    "examples",
+    "real",
+    "fake",
+    "chance",
+    "accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "p_value",
+    "p_adjusted",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "flagged",
+]
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """``realfake evaluate``: the shard set, the trained model, the output directory and the statistics."""
+
+    shards: Path
+    model: Path
+    out: Path
+    batch_size: int = 256
+    statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise RealfakeError(f"batch size must be at least 1, got {self.batch_size}")
+
+
+# -- the shard set ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitShards:
+    """One split of a shard set: stamp files ``x`` (float32 (n, S, S, C)), label files ``y``, example counts."""
+
+    x: tuple[Path, ...]
+    y: tuple[Path, ...]
+    examples: tuple[int, ...]
+
+
+def read_manifest(directory: Path) -> dict:
+    """``directory/manifest.json``; RealfakeError naming the path when missing or not JSON."""
+    path = Path(directory) / "manifest.json"
+    if not path.is_file():
+        raise RealfakeError(f"{path} is missing: {directory} is not a complete shard set")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise RealfakeError(f"{path}: not valid JSON ({error})") from None
+
+
+def channel_names_of(manifest: dict, directory: Path) -> tuple[str, ...]:
+    """The manifest's ``channel_names`` (bands then ``ivar_<band>``)."""
+    names = manifest.get("channel_names")
+    if not names:
+        raise RealfakeError(f"{Path(directory) / 'manifest.json'}: missing key channel_names")
+    return tuple(names)
+
+
+def bands_of(channel_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The flux channels' band names: ("g", "r", "z") from ("g", "r", "z", "ivar_g", ...)."""
+    return tuple(name for name in channel_names if not name.startswith(INVERSE_VARIANCE_PREFIX))
+
+
+def split_shards(manifest: dict, directory: Path, split: str) -> SplitShards:
+    """The shard files of ``split`` ("train" or "test") listed in the manifest, checked to exist."""
+    directory = Path(directory)
+    try:
+        entries = manifest["splits"][split]["shards"]
+        x = tuple(directory / entry["x"] for entry in entries)
+        y = tuple(directory / entry["y"] for entry in entries)
+        examples = tuple(int(entry["examples"]) for entry in entries)
+    except (KeyError, TypeError, ValueError):
+        raise RealfakeError(f"{directory / 'manifest.json'}: splits.{split}.shards needs x, y and examples") from None
+    for path in (*x, *y):
+        if not path.is_file():
+            raise RealfakeError(f"{path} is missing (listed in {directory / 'manifest.json'})")
+    return SplitShards(x, y, examples)
+
+
+def read_catalog(directory: Path, split: str, examples: int) -> pd.DataFrame:
+    """``<split>_catalog.parquet``: one row per example in shard order, checked against the shard sizes."""
+    path = Path(directory) / f"{split}_catalog.parquet"
+    if not path.is_file():
+        raise RealfakeError(f"{path} is missing: the shard set has no {split} catalog (docs/shards_format.md)")
+    catalog = pd.read_parquet(path)
+    if len(catalog) != examples:
+        raise RealfakeError(f"{path} has {len(catalog)} rows but the {split} shards hold {examples} examples")
+    if "label" not in catalog.columns:
+        raise RealfakeError(f"{path} has no 'label' column")
+    return catalog.reset_index(drop=True)
+
+
+def load_stamps(path: Path) -> np.ndarray:
+    """A shard's stamps, memory-mapped (nothing read until sliced)."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise RealfakeError(f"{path}: not a readable .npy file ({error})") from None
+
+
+# -- features ---------------------------------------------------------------------------------
+
+
+def stamp_statistics(stamps: np.ndarray, channel_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Simple per-example statistics of stamps float32 (n, S, S, C), source at pixel (S/2, S/2), 0-indexed.
+
+    Returns float64 (n,) arrays:
+
+    - ``pixel_flux3x3_<b>``: sum of the central 3 x 3 pixels of band b, nanomaggies;
+    - ``ivar_centre_<b>``: inverse variance of pixel (S/2, S/2) of band b, 1/nanomaggy^2;
+    - ``centroid_dx``, ``centroid_dy``: centroid of the central 9 x 9 pixels of
+      the band sum, weighted by its positive part, in pixels from (S/2, S/2)
+      (x = column, y = row); 0 when no pixel is positive.
+    """
+    stamps = np.asarray(stamps)
+    centre = stamps.shape[1] // 2
+    index = {name: channel for channel, name in enumerate(channel_names)}
+    bands = bands_of(channel_names)
+    result = {}
+    flux_window = slice(centre - CENTRAL_FLUX_HALF_WIDTH, centre + CENTRAL_FLUX_HALF_WIDTH + 1)
+    for band in bands:
+        result[f"pixel_flux3x3_{band}"] = stamps[:, flux_window, flux_window, index[band]].sum(
+            axis=(1, 2), dtype=np.float64
+        )
+    for band in bands:
+        name = f"{INVERSE_VARIANCE_PREFIX}{band}"
+        if name in index:
+            result[f"ivar_centre_{band}"] = stamps[:, centre, centre, index[name]].astype(np.float64)
+    window = slice(centre - CENTROID_HALF_WIDTH, centre + CENTROID_HALF_WIDTH + 1)
+    total = stamps[:, window, window, :][..., [index[band] for band in bands]].sum(axis=3, dtype=np.float64)
+    weights = np.clip(total, 0.0, None)
+    offsets = np.arange(-CENTROID_HALF_WIDTH, CENTROID_HALF_WIDTH + 1, dtype=np.float64)
+    weight_sum = weights.sum(axis=(1, 2))
+    safe_sum = np.where(weight_sum > 0, weight_sum, 1.0)
+    result["centroid_dx"] = np.where(
+        weight_sum > 0, (weights * offsets[None, None, :]).sum(axis=(1, 2)) / safe_sum, 0.0
+    )
+    result["centroid_dy"] = np.where(
+        weight_sum > 0, (weights * offsets[None, :, None]).sum(axis=(1, 2)) / safe_sum, 0.0
+    )
+    return result
+
+
+def split_statistics(split: SplitShards, channel_names: tuple[str, ...], batch_size: int) -> pd.DataFrame:
+    """:func:`stamp_statistics` of every example of a split, read shard by shard and batch by batch."""
+    centre_reach = CENTROID_HALF_WIDTH + 1
+    parts = []
+    for x_path in split.x:
+        stamps = load_stamps(x_path)
+        centre = stamps.shape[1] // 2
+        window = slice(centre - centre_reach, centre + centre_reach)
+        for start in range(0, stamps.shape[0], batch_size):
+            # Only the central pixels are read from disk; statistics are computed
+            # on the cropped window, whose centre is the stamp centre.
+            block = np.asarray(stamps[start : start + batch_size, window, window, :])
+            parts.append(pd.DataFrame(stamp_statistics(block, channel_names)))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
+
+
+# -- the verdict ------------------------------------------------------------------------------
+
+
+def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings) -> dict:
+    """The classifier two-sample test of fake probabilities ``scores`` on test ``labels``.
+
+    Keys: accuracy, accuracy_low, accuracy_high (Clopper-Pearson), chance (the
+    majority share), correct, examples, real, fake, p_value (exact one-sided
+    binomial), auc, auc_low, auc_high (stratified bootstrap), log_loss,
+    significant (p_value < significance), sentence.
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    record = stats.accuracy_test(labels, scores, settings.confidence).record()
+    rng = np.random.default_rng([settings.seed, 0])
+    value, low, high = stats.auc_interval(labels, scores, settings.bootstrap, rng, settings.confidence)
+    record.update(
+        real=int(np.sum(labels == 0)),
+        fake=int(np.sum(labels == 1)),
+        auc=value,
+        auc_low=low,
+        auc_high=high,
+        log_loss=stats.cross_entropy(labels, scores),
+        significance=settings.significance,
+        confidence=settings.confidence,
+    )
+    record["significant"] = bool(record["p_value"] < settings.significance)
+    record["sentence"] = verdict_sentence(record)
+    return record
+
+
+def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
+    """One plain sentence: can ``subject`` tell fakes from reals at the significance level, and by how much."""
+    level = f"{record['confidence'] * 100:g}% CI"
+    accuracy = (
+        f"test accuracy {record['accuracy']:.2f} ({level} {record['accuracy_low']:.2f}-{record['accuracy_high']:.2f})"
+    )
+    chance = record["chance"]
+    p_text = stats.format_p(record["p_value"])
+    auc_text = (
+        f"AUC {record['auc']:.2f} ({record['auc_low']:.2f}-{record['auc_high']:.2f})"
+        if math.isfinite(record["auc"])
+        else "AUC undefined (one class only)"
+    )
+    tail = f"{record['examples']} test examples, significance level {record['significance']:g}."
+    if record["significant"]:
+        excess = (record["accuracy"] - chance) * 100
+        sentence = (
+            f"{subject} tells fakes from real galaxies: {accuracy} against {chance:.2f} by chance "
+            f"({excess:.0f} percentage points better), p = {p_text}; {auc_text}; {tail}"
+        )
+    else:
+        sentence = (
+            f"{subject} cannot tell fakes from real galaxies: {accuracy}, consistent with {chance:.2f} by chance "
+            f"(p = {p_text}); {auc_text}; {tail}"
+        )
+    if math.isfinite(record.get("auc_high", math.nan)) and record["auc_high"] < 0.5:
+        sentence += (
+            " Its AUC is below 0.5: the scores carry information but point the wrong way, "
+            "which suggests the test split differs from the training split."
+        )
+    return sentence
+
+
+# -- breakdowns -------------------------------------------------------------------------------
+
+
+def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
+    """The quantities the accuracy is broken down by, those whose columns exist.
+
+    g magnitude (``mag_dered_g``, or the first band's), the colours g - r and
+    r - z, ``size``, ``type`` (categorical), the local depth (``galdepth_r`` if
+    the catalog has it, else the central inverse variance ``ivar_centre_r``;
+    r, or the first band without r) and the sub-pixel offset
+    ``hypot(offset_x, offset_y)`` in pixels.
+    """
+    bands = ordered_bands(predictions)
+    variables: dict[str, pd.Series] = {}
+    if bands:
+        magnitude_band = "g" if "g" in bands else bands[0]
+        variables[f"{magnitude_band} magnitude"] = predictions[f"mag_dered_{magnitude_band}"]
+    for blue, red in (("g", "r"), ("r", "z")):
+        if blue in bands and red in bands:
+            variables[f"{blue} - {red}"] = predictions[f"mag_dered_{blue}"] - predictions[f"mag_dered_{red}"]
+    for column in ("size", "type"):
+        if column in predictions.columns:
+            variables[column] = predictions[column]
+    depth_bands = [
+        band
+        for band in ("r", *bands)
+        if f"ivar_centre_{band}" in predictions.columns or f"galdepth_{band}" in predictions.columns
+    ]
+    if depth_bands:
+        band = depth_bands[0]
+        column = f"galdepth_{band}" if f"galdepth_{band}" in predictions.columns else f"ivar_centre_{band}"
+        variables[f"depth ({column})"] = predictions[column]
+    if "offset_x" in predictions.columns and "offset_y" in predictions.columns:
+        variables["sub-pixel offset"] = pd.Series(
+            np.hypot(predictions["offset_x"].to_numpy(np.float64), predictions["offset_y"].to_numpy(np.float64)),
+            index=predictions.index,
+        )
+    return variables
+
+
+def _bins(values: pd.Series, count: int) -> list[tuple[str, float, float, np.ndarray]]:
+    """(label, low, high, mask) per bin: quantile bins of numbers, one bin per category, a 'missing' bin."""
+    if not pd.api.types.is_numeric_dtype(values):
+        text = values.astype("string").fillna("missing")
+        order = text.value_counts().index
+        return [(str(category), math.nan, math.nan, (text == category).to_numpy()) for category in order]
+    numbers = values.to_numpy(np.float64)
+    finite = np.isfinite(numbers)
+    bins = []
+    if finite.any():
+        edges = np.unique(np.quantile(numbers[finite], np.linspace(0, 1, count + 1)))
+        if edges.size == 1:
+            bins.append((_edge_text(edges[0]), float(edges[0]), float(edges[0]), finite))
+        else:
+            # Bin i holds edges[i] <= x < edges[i+1]; the last bin also holds its upper edge.
+            position = np.clip(np.searchsorted(edges, numbers, side="right") - 1, 0, edges.size - 2)
+            for index in range(edges.size - 1):
+                mask = finite & (position == index)
+                if mask.any():
+                    low, high = float(edges[index]), float(edges[index + 1])
+                    bins.append((f"{_edge_text(low)} to {_edge_text(high)}", low, high, mask))
+    if (~finite).any():
+        bins.append(("missing", math.nan, math.nan, ~finite))
+    return bins
+
+
+def _edge_text(value: float) -> str:
+    """A bin edge for a label: three significant digits, whole numbers from 1000 up (no exponents)."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
+    """Accuracy and AUC, with intervals and tests against chance, in bins of each breakdown variable.
+
+    One row per bin (columns :data:`BREAKDOWN_COLUMNS`). Chance in a bin is its
+    majority share; AUC is NaN when a bin holds one class. ``p_adjusted`` is
+    corrected over all bins of all breakdowns together (``settings.correction``)
+    and ``flagged`` marks bins significantly above chance after it.
+    """
+    labels = predictions["label"].to_numpy()
+    scores = predictions["p_fake"].to_numpy(np.float64)
+    rows = []
+    for name, values in breakdown_variables(predictions).items():
+        for label, low, high, mask in _bins(values, settings.bins):
+            test = stats.accuracy_test(labels[mask], scores[mask], settings.confidence)
+            rng = np.random.default_rng([settings.seed, 1, len(rows)])
+            auc, auc_low, auc_high = stats.auc_interval(
+                labels[mask], scores[mask], settings.bootstrap, rng, settings.confidence
+            )
+            rows.append(
+                {
+                    "breakdown": name,
+                    "bin": label,
+                    "low": low,
+                    "high": high,
+                    "examples": test.trials,
+                    "real": int(np.sum(labels[mask] == 0)),
+                    "fake": int(np.sum(labels[mask] == 1)),
+                    "chance": test.chance,
+                    "accuracy": test.accuracy,
+                    "accuracy_low": test.low,
+                    "accuracy_high": test.high,
+                    "p_value": test.p_value,
+                    "auc": auc,
+                    "auc_low": auc_low,
+                    "auc_high": auc_high,
+                }
+            )
+    table = pd.DataFrame(
+        rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged")]
+    )
+    table["p_adjusted"] = stats.adjust_p_values(table["p_value"].to_numpy(np.float64), settings.correction)
+    table["flagged"] = table["p_adjusted"] < settings.significance
+    return table[BREAKDOWN_COLUMNS]
+
+
+# -- everything together ----------------------------------------------------------------------
+
+
+def evaluate_predictions(
+    predictions: pd.DataFrame, settings: StatisticsSettings, train: pd.DataFrame | None = None
+) -> dict:
+    """The verdict, breakdowns and shortcut baselines of a predictions table; pure (no model, no files).
+
+    ``predictions``: one row per test example with ``label`` (int, fake = 1)
+    and ``p_fake`` (float, the CNN's probability of fake), plus any catalog
+    columns and :func:`stamp_statistics` columns. ``train``: the training
+    split's catalog and stamp statistics, for the shortcut baselines (skipped
+    when None). Returns a JSON-ready dict: ``verdict`` (:func:`verdict`),
+    ``breakdowns`` (records of :func:`breakdowns`), ``correction``,
+    ``baselines`` (:func:`shortcut_baselines` records), ``shortcut_sentence``,
+    and ``baseline_scores`` (name -> test fake probabilities, float64 arrays,
+    not for JSON).
+    """
+    for column in ("label", "p_fake"):
+        if column not in predictions.columns:
+            raise RealfakeError(f"predictions have no {column!r} column")
+    labels = predictions["label"].to_numpy()
+    if not np.isin(labels, (0, 1)).all():
+        raise RealfakeError("predictions: labels must be 0 (real) or 1 (fake)")
+    scores = predictions["p_fake"].to_numpy(np.float64)
+    if not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
+        raise RealfakeError("predictions: p_fake must be probabilities in [0, 1]")
+    cnn = verdict(labels, scores, settings)
+    table = breakdowns(predictions, settings)
+    if train is not None:
+        baselines, baseline_scores = shortcut_baselines(train, predictions, settings)
+    else:
+        baselines, baseline_scores = [], {}
+    return {
+        "verdict": cnn,
+        "correction": {
+            "holm": "Holm step-down (family-wise error rate)",
+            "bh": "Benjamini-Hochberg (false discovery rate)",
+        }[settings.correction],
+        "breakdowns": table.to_dict(orient="records"),
+        "baselines": baselines,
+        "shortcut_sentence": shortcut_sentence(cnn, baselines),
+        "baseline_scores": baseline_scores,
+    }
+
+
+def json_ready(value):
+    """``value`` with NaN and infinities as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# -- running the model ------------------------------------------------------------------------
+
+
+def load_model(path: Path, channel_names: tuple[str, ...], stamp_size: int, shards: Path):
+    """The Keras model at ``path``, checked to take (S, S, C) stamps of the shard set's channels."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"model file {path} does not exist (run `realfake train` first)")
+    import keras
+
+    import realfake.model  # noqa: F401  registers InputNormalization for deserialisation
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad file; all mean the same to a user
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RealfakeError(f"cannot load model {path}: {first_line}") from None
+    input_shape = tuple(model.inputs[0].shape)
+    if len(input_shape) != 4 or input_shape[-1] != len(channel_names):
+        raise RealfakeError(
+            f"model {path} takes input {input_shape[1:]} but the shards in {shards} have {len(channel_names)} "
+            f"channels ({', '.join(channel_names)})"
+        )
+    if input_shape[1] not in (None, stamp_size) or input_shape[2] not in (None, stamp_size):
+        raise RealfakeError(
+            f"model {path} takes {input_shape[1]}x{input_shape[2]} stamps but the shards hold {stamp_size}x{stamp_size}"
+        )
+    for layer in model.layers:
+        names = getattr(layer, "channel_names", None)
+        if names is not None and tuple(names) != tuple(channel_names):
+            raise RealfakeError(
+                f"model {path} was trained on channels {', '.join(names)} but the shards in {shards} have "
+                f"{', '.join(channel_names)}"
+            )
+    return model
+
+
+def predict(settings: EvaluateSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(test predictions, training features): the test catalog with stamp statistics and ``p_fake``,
+    and the training catalog with stamp statistics. Reads one batch of stamps at a time."""
+    manifest = read_manifest(settings.shards)
+    channel_names = channel_names_of(manifest, settings.shards)
+    test_split = split_shards(manifest, settings.shards, "test")
+    test_catalog = read_catalog(settings.shards, "test", sum(test_split.examples))
+    if len(test_catalog) == 0:
+        raise RealfakeError(f"{settings.shards}: the test split has no examples")
+    stamp_size = int(manifest.get("stamp_size", 0)) or int(load_stamps(test_split.x[0]).shape[1])
+    model = load_model(settings.model, channel_names, stamp_size, settings.shards)
+    probabilities, statistics, labels = [], [], []
+    for x_path, y_path in zip(test_split.x, test_split.y):
+        stamps = load_stamps(x_path)
+        labels.append(np.load(y_path))
+        for start in range(0, stamps.shape[0], settings.batch_size):
+            block = np.ascontiguousarray(stamps[start : start + settings.batch_size], dtype=np.float32)
+            output = np.asarray(model.predict_on_batch(block))
+            if output.ndim != 2 or output.shape != (block.shape[0], 2):
+                raise RealfakeError(f"model {settings.model} returns shape {output.shape}; expected (N, 2) softmax")
+            probabilities.append(output[:, 1].astype(np.float64))
+            statistics.append(pd.DataFrame(stamp_statistics(block, channel_names)))
+    shard_labels = np.concatenate(labels)
+    if not np.array_equal(shard_labels, test_catalog["label"].to_numpy()):
+        raise RealfakeError(f"{settings.shards}: test_catalog.parquet labels disagree with the ytest shards")
+    predictions = pd.concat([test_catalog, pd.concat(statistics, ignore_index=True)], axis=1)
+    predictions["p_fake"] = np.concatenate(probabilities)
+    train = None
+    train_path = Path(settings.shards) / "train_catalog.parquet"
+    if train_path.is_file():
+        train_split = split_shards(manifest, settings.shards, "train")
+        train_catalog = read_catalog(settings.shards, "train", sum(train_split.examples))
+        train_statistics = split_statistics(train_split, channel_names, settings.batch_size)
+        train = pd.concat([train_catalog, train_statistics], axis=1)
+    else:
+        print(f"evaluate: {train_path} is missing; shortcut baselines skipped", file=sys.stderr)
+    return predictions, train
+
+
+def run_evaluate(settings: EvaluateSettings) -> dict:
+    """Predict, evaluate and write predictions.parquet, metrics.json and breakdowns.csv; returns the metrics."""
+    predictions, train = predict(settings)
+    metrics = evaluate_predictions(predictions, settings.statistics, train)
+    metrics["settings"] = dataclasses.asdict(settings)
+    write_evaluation(settings.out, predictions, metrics)
+    print(f"evaluate: {metrics['verdict']['sentence']}", file=sys.stderr)
+    print(f"evaluate: {metrics['shortcut_sentence']}", file=sys.stderr)
+    return metrics
+
+
+def write_evaluation(out: Path, predictions: pd.DataFrame, metrics: dict) -> None:
+    """Write predictions.parquet (with a ``p_fake_<baseline>`` column per baseline), breakdowns.csv and
+    metrics.json (strict JSON: NaN as null) atomically; ``metrics`` as :func:`evaluate_predictions` returns it."""
+    predictions = predictions.copy()
+    metrics = dict(metrics)
+    for name, scores in metrics.pop("baseline_scores", {}).items():
+        predictions[f"p_fake_{name}"] = scores
+    metrics["files"] = {"predictions": PREDICTIONS_NAME, "breakdowns": BREAKDOWNS_NAME}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out / PREDICTIONS_NAME) as temporary:
+        predictions.to_parquet(temporary, index=False)
+    with atomic_output(out / BREAKDOWNS_NAME) as temporary:
+        pd.DataFrame(metrics["breakdowns"], columns=BREAKDOWN_COLUMNS).to_csv(temporary, index=False)
+    with atomic_output(out / METRICS_NAME) as temporary:
+        temporary.write_text(json.dumps(json_ready(metrics), indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,128 @@
+"""A small shard set written per docs/shards_format.md, for the evaluate and report tests.
+
+Stamps: float32 (n, 64, 64, C), the bands (nanomaggies) then their inverse
+variances; each holds Gaussian noise of the stamp's inverse variance and a
+round Gaussian source of the catalog's flux at pixel (32 + offset_y,
+32 + offset_x). Labels are balanced (fake = 1) and shuffled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+STAMP_SIZE = 64
+
+
+def _catalog(rng: np.random.Generator, labels: np.ndarray, bands: tuple[str, ...]) -> pd.DataFrame:
+    count = labels.size
+    g = rng.uniform(20.0, 24.0, count)
+    colours = {"g": 0.0, "r": -rng.normal(0.5, 0.2, count), "z": -rng.normal(1.2, 0.3, count)}
+    magnitudes = {"g": g, "r": g + colours["r"], "z": g + colours["r"] + colours["z"]}
+    table = pd.DataFrame(
+        {
+            "label": labels.astype(np.int32),
+            "kind": np.where(labels == 1, "sim", "real"),
+            "cutouts_file": np.where(labels == 1, "sim/123/1238p245.h5", "real/123/1238p245.h5"),
+            "id": np.arange(count, dtype=np.int64),
+            "brickname": "1238p245",
+            "rsdir": np.where(labels == 1, "rs0", ""),
+            "ra": rng.uniform(123.8, 124.0, count),
+            "dec": rng.uniform(24.4, 24.6, count),
+            "offset_x": rng.uniform(-0.5, 0.5, count),
+            "offset_y": rng.uniform(-0.5, 0.5, count),
+        }
+    )
+    for band in bands:
+        table[f"flux_{band}"] = 10 ** ((22.5 - magnitudes[band]) / 2.5)
+        table[f"mw_transmission_{band}"] = 1.0
+        table[f"mag_dered_{band}"] = magnitudes[band]
+    table["type"] = rng.choice(["EXP", "REX", "PSF"], count, p=[0.6, 0.3, 0.1])
+    table["size"] = np.where(table["type"] == "PSF", 0.0, rng.uniform(0.2, 1.0, count))
+    table["sersic_n"] = 1.0
+    table["e1"] = rng.normal(0, 0.1, count)
+    table["e2"] = rng.normal(0, 0.1, count)
+    return table
+
+
+def _stamps(rng: np.random.Generator, catalog: pd.DataFrame, bands: tuple[str, ...]) -> np.ndarray:
+    count = len(catalog)
+    stamps = np.zeros((count, STAMP_SIZE, STAMP_SIZE, 2 * len(bands)), dtype=np.float32)
+    rows, columns = np.mgrid[0:STAMP_SIZE, 0:STAMP_SIZE]
+    centre = STAMP_SIZE // 2
+    for index, example in enumerate(catalog.itertuples()):
+        x, y = centre + example.offset_x, centre + example.offset_y
+        profile = np.exp(-((columns - x) ** 2 + (rows - y) ** 2) / (2 * 1.5**2))
+        profile /= profile.sum()
+        for channel, band in enumerate(bands):
+            inverse_variance = rng.uniform(500.0, 2000.0)
+            noise = rng.normal(0.0, 1.0 / np.sqrt(inverse_variance), (STAMP_SIZE, STAMP_SIZE))
+            stamps[index, :, :, channel] = getattr(example, f"flux_{band}") * profile + noise
+            stamps[index, :, :, len(bands) + channel] = inverse_variance
+    return stamps
+
+
+def write_shard_set(
+    directory: Path,
+    train_examples: int = 120,
+    test_examples: int = 200,
+    bands: tuple[str, ...] = ("g", "r", "z"),
+    shard_size: int = 64,
+    seed: int = 0,
+) -> dict:
+    """Write a complete shard set to ``directory``; returns its manifest."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    channel_names = [*bands, *(f"ivar_{band}" for band in bands)]
+    splits = {}
+    for split, count in (("train", train_examples), ("test", test_examples)):
+        labels = rng.permutation(np.arange(count) % 2).astype(np.int32)
+        catalog = _catalog(rng, labels, bands)
+        stamps = _stamps(rng, catalog, bands)
+        shards = []
+        shard_column, row_column = np.zeros(count, np.int32), np.zeros(count, np.int32)
+        for shard, start in enumerate(range(0, count, shard_size)):
+            stop = min(start + shard_size, count)
+            np.save(directory / f"x{split}_{shard}.npy", stamps[start:stop])
+            np.save(directory / f"y{split}_{shard}.npy", labels[start:stop])
+            shard_column[start:stop], row_column[start:stop] = shard, np.arange(stop - start)
+            shards.append({"x": f"x{split}_{shard}.npy", "y": f"y{split}_{shard}.npy", "examples": stop - start})
+        catalog.insert(0, "row", row_column)
+        catalog.insert(0, "shard", shard_column)
+        catalog.to_parquet(directory / f"{split}_catalog.parquet", index=False)
+        fakes = int(labels.sum())
+        splits[split] = {"examples": count, "real": count - fakes, "fake": fakes, "shards": shards}
+        if split == "train":
+            normalization = {}
+            for channel, name in enumerate(channel_names):
+                values = stamps[..., channel].ravel()
+                median = float(np.median(values))
+                normalization[name] = {
+                    "median": median,
+                    "mad_sigma": float(1.4826 * np.median(np.abs(values - median))),
+                }
+    manifest = {
+        "format_version": 1,
+        "package_version": "0.1.0",
+        "bands": list(bands),
+        "channel_names": channel_names,
+        "stamp_size": STAMP_SIZE,
+        "seed": seed,
+        "shard_size": shard_size,
+        "test_fraction": test_examples / (train_examples + test_examples),
+        "labels": {"real": 0, "fake": 1},
+        "splits": splits,
+        "normalization": {"computed_on": "train", "channels": normalization},
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def read_test_stamps(directory: Path) -> np.ndarray:
+    """All test stamps of a shard set, in shard order (test-sized sets only)."""
+    manifest = json.loads((Path(directory) / "manifest.json").read_text())
+    return np.concatenate([np.load(Path(directory) / entry["x"]) for entry in manifest["splits"]["test"]["shards"]])

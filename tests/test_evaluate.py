@@ -1,0 +1,438 @@
+"""realfake evaluate: the two-sample verdict, breakdowns, shortcut baselines, stamp statistics and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+from sklearn.metrics import roc_auc_score
+from synthetic_shards import read_test_stamps, write_shard_set
+
+from realfake import stats
+from realfake.baselines import catalog_features, shortcut_baselines
+from realfake.cli import main
+from realfake.evaluate import (
+    BREAKDOWN_COLUMNS,
+    breakdowns,
+    evaluate_predictions,
+    split_shards,
+    split_statistics,
+    stamp_statistics,
+    verdict,
+)
+from realfake.stats import StatisticsSettings
+
+SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
+
+
+def _table(labels: np.ndarray, scores: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    count = labels.size
+    g = rng.uniform(20.0, 24.0, count)
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "p_fake": scores,
+            "mag_dered_g": g,
+            "mag_dered_r": g - rng.normal(0.5, 0.2, count),
+            "mag_dered_z": g - rng.normal(1.5, 0.3, count),
+            "size": rng.uniform(0.2, 1.0, count),
+            "type": rng.choice(["EXP", "REX"], count),
+            "offset_x": rng.uniform(-0.5, 0.5, count),
+            "offset_y": rng.uniform(-0.5, 0.5, count),
+            "ivar_centre_r": rng.uniform(500, 2000, count),
+        }
+    )
+
+
+# -- the verdict ------------------------------------------------------------------------------
+
+
+def test_perfect_classifier_is_distinguishable_with_a_tiny_p_value():
+    labels = np.repeat([0, 1], 100)
+    scores = np.where(labels == 1, 0.9, 0.1)
+    record = verdict(labels, scores, SETTINGS)
+    assert record["accuracy"] == 1.0
+    assert record["chance"] == 0.5
+    assert record["p_value"] == pytest.approx(0.5**200, rel=1e-6)
+    assert record["auc"] == 1.0
+    assert record["significant"]
+    assert record["sentence"].startswith("The CNN tells fakes from real galaxies")
+    assert "p = 6e-61" in record["sentence"]
+
+
+def test_random_scores_are_not_distinguishable_and_the_sentence_says_cannot():
+    rng = np.random.default_rng(11)
+    labels = rng.permutation(np.repeat([0, 1], 200))
+    scores = rng.uniform(0, 1, labels.size)
+    record = verdict(labels, scores, SETTINGS)
+    assert record["p_value"] > 0.05
+    assert not record["significant"]
+    assert "cannot tell" in record["sentence"]
+    assert record["accuracy_low"] < 0.5 < record["accuracy_high"]
+
+
+def test_binomial_p_value_and_interval_match_independent_formulas():
+    rng = np.random.default_rng(5)
+    labels = rng.permutation(np.repeat([0, 1], 150))
+    correct = rng.uniform(size=labels.size) < 0.58
+    scores = np.where(correct == (labels == 1), 0.8, 0.2)
+    record = verdict(labels, scores, SETTINGS)
+    trials, successes = labels.size, int(correct.sum())
+    assert record["correct"] == successes
+    # P(X >= k) from the binomial survival function, not binomtest.
+    assert record["p_value"] == pytest.approx(scipy_stats.binom.sf(successes - 1, trials, 0.5), rel=1e-9)
+    # Clopper-Pearson from the beta quantiles.
+    low = scipy_stats.beta.ppf(0.025, successes, trials - successes + 1)
+    high = scipy_stats.beta.ppf(0.975, successes + 1, trials - successes)
+    assert record["accuracy_low"] == pytest.approx(low, rel=1e-7)
+    assert record["accuracy_high"] == pytest.approx(high, rel=1e-7)
+    assert record["accuracy_low"] < record["accuracy"] < record["accuracy_high"]
+    assert record["auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert record["auc_low"] < record["auc"] < record["auc_high"]
+
+
+def test_unbalanced_test_set_is_judged_against_the_majority_share():
+    labels = np.array([1] * 70 + [0] * 30)
+    always_fake = np.full(labels.size, 0.9)
+    record = verdict(labels, always_fake, SETTINGS)
+    assert record["chance"] == pytest.approx(0.7)
+    assert record["accuracy"] == pytest.approx(0.7)
+    assert not record["significant"]
+    assert "consistent with 0.70 by chance" in record["sentence"]
+    assert record["p_value"] == pytest.approx(scipy_stats.binom.sf(69, 100, 0.7))
+    # 80 right of 100 beats 0.5 easily but not 0.7 at the 1% level the same way.
+    eighty = always_fake.copy()
+    eighty[:10] = 0.1  # ten fakes called real ...
+    eighty[70:] = 0.1  # ... and all thirty reals called real: 90 right
+    record = verdict(labels, eighty, SETTINGS)
+    assert record["accuracy"] == pytest.approx(0.9)
+    assert record["p_value"] == pytest.approx(scipy_stats.binom.sf(89, 100, 0.7))
+
+
+def test_bootstrap_auc_is_seeded_and_matches_weighted_resamples():
+    rng = np.random.default_rng(2)
+    labels = rng.permutation(np.repeat([0, 1], 60))
+    scores = np.round(rng.uniform(size=labels.size) + 0.3 * labels, 1)  # ties on purpose
+    first = stats.auc_interval(labels, scores, 200, np.random.default_rng(9))
+    second = stats.auc_interval(labels, scores, 200, np.random.default_rng(9))
+    assert first == second
+    assert first[1] < first[0] < first[2]
+    # One resample checked against sklearn on the explicitly resampled data.
+    sample_rng = np.random.default_rng(4)
+    samples = stats.bootstrap_aucs(labels, [scores], 1, sample_rng)[0, 0]
+    replay = np.random.default_rng(4)
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    positive_weights = replay.multinomial(positives.size, np.full(positives.size, 1 / positives.size))
+    negative_weights = replay.multinomial(negatives.size, np.full(negatives.size, 1 / negatives.size))
+    index = np.concatenate([np.repeat(positives, positive_weights), np.repeat(negatives, negative_weights)])
+    assert samples == pytest.approx(roc_auc_score(labels[index], scores[index]))
+
+
+def test_mcnemar_counts_discordant_pairs():
+    labels = np.array([1] * 10 + [0] * 10)
+    a = np.where(labels == 1, 0.9, 0.1)  # all right
+    b = a.copy()
+    b[:6] = 0.1  # b wrong on six fakes
+    result = stats.mcnemar_greater(labels, a, b)
+    assert (result["a_only"], result["b_only"]) == (6, 0)
+    assert result["p_value"] == pytest.approx(0.5**6)
+    assert stats.mcnemar_greater(labels, a, a)["p_value"] == 1.0
+
+
+# -- multiple testing and breakdowns ----------------------------------------------------------
+
+
+def test_holm_and_benjamini_hochberg_adjust_as_defined():
+    p_values = np.array([0.01, 0.04, 0.03, np.nan, 0.005])
+    holm = stats.adjust_p_values(p_values, "holm")
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, then running maximum
+    np.testing.assert_allclose(holm[[4, 0, 2, 1]], [0.02, 0.03, 0.06, 0.06])
+    assert math.isnan(holm[3])
+    bh = stats.adjust_p_values(p_values, "bh")
+    # sorted times 4/1, 4/2, 4/3, 4/4, then running minimum from the top
+    np.testing.assert_allclose(bh[[4, 0, 2, 1]], [0.02, 0.02, 0.04, 0.04])
+    assert np.all(bh[np.isfinite(bh)] <= holm[np.isfinite(holm)] + 1e-15)
+
+
+@pytest.mark.parametrize("correction", ["holm", "bh"])
+def test_breakdowns_flag_only_the_bins_where_the_classifier_works(correction):
+    rng = np.random.default_rng(7)
+    labels = rng.permutation(np.repeat([0, 1], 500))
+    table = _table(labels, rng.uniform(0, 1, labels.size), rng)
+    bright = table["mag_dered_g"] < 20.8  # the brightest fifth: the classifier is perfect there
+    table.loc[bright, "p_fake"] = np.where(table.loc[bright, "label"] == 1, 0.95, 0.05)
+    settings = StatisticsSettings(bootstrap=100, correction=correction)
+    result = breakdowns(table, settings)
+    assert list(result.columns) == BREAKDOWN_COLUMNS
+    assert set(result["breakdown"]) == {
+        "g magnitude",
+        "g - r",
+        "r - z",
+        "size",
+        "type",
+        "depth (ivar_centre_r)",
+        "sub-pixel offset",
+    }
+    magnitude = result[result["breakdown"] == "g magnitude"].reset_index(drop=True)
+    assert len(magnitude) == 5
+    assert magnitude["examples"].sum() == labels.size
+    assert magnitude.loc[0, "flagged"] and magnitude.loc[0, "accuracy"] > 0.9
+    assert not magnitude.loc[1:, "flagged"].any()
+    assert magnitude.loc[0, "auc_low"] > 0.9
+    p = result["p_value"].to_numpy()
+    assert np.allclose(result["p_adjusted"], stats.adjust_p_values(p, correction), equal_nan=True)
+    assert (result["flagged"] == (result["p_adjusted"] < 0.05)).all()
+    # With random scores everywhere, nothing is flagged although some raw p-values are below 0.05.
+    table["p_fake"] = rng.uniform(0, 1, labels.size)
+    null = breakdowns(table, settings)
+    assert not null["flagged"].any()
+
+
+def test_a_bin_with_one_class_has_no_auc():
+    labels = np.array([0] * 40 + [1] * 40)
+    rng = np.random.default_rng(1)
+    table = _table(labels, rng.uniform(size=80), rng)
+    table["type"] = np.where(labels == 1, "SER", "EXP")
+    result = breakdowns(table, StatisticsSettings(bootstrap=50))
+    types = result[result["breakdown"] == "type"]
+    assert len(types) == 2
+    assert types["auc"].isna().all()
+    assert (types["chance"] == 1.0).all() and not types["flagged"].any()
+
+
+# -- shortcut baselines ------------------------------------------------------------------------
+
+
+def _baseline_tables(rng: np.random.Generator, size_factor: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tables = []
+    for count in (600, 300):
+        labels = rng.permutation(np.repeat([0, 1], count // 2))
+        table = _table(labels, np.full(count, 0.5), rng)
+        table.loc[labels == 1, "size"] *= size_factor
+        for band in ("g", "r", "z"):
+            table[f"pixel_flux3x3_{band}"] = rng.lognormal(0, 1, count)
+            table[f"ivar_centre_{band}"] = rng.uniform(500, 2000, count)
+        table["centroid_dx"] = rng.normal(0, 0.2, count)
+        table["centroid_dy"] = rng.normal(0, 0.2, count)
+        tables.append(table)
+    return tables[0], tables[1]
+
+
+def test_baselines_find_a_planted_catalog_difference_and_name_it():
+    train, test = _baseline_tables(np.random.default_rng(21), size_factor=2.0)
+    result = evaluate_predictions(test, SETTINGS, train=train)
+    by_name = {record["name"]: record for record in result["baselines"]}
+    assert set(by_name) == {"catalog_logistic", "catalog_boosting", "pixel_logistic", "pixel_boosting"}
+    assert by_name["catalog_boosting"]["significant"] and by_name["catalog_boosting"]["accuracy"] > 0.7
+    assert by_name["catalog_logistic"]["significant"]
+    assert not by_name["pixel_logistic"]["significant"] and not by_name["pixel_boosting"]["significant"]
+    differing = [item["feature"] for item in by_name["catalog_boosting"]["feature_differences"] if item["differs"]]
+    assert differing == ["size"]
+    assert "the difference lies in catalog quantities" in result["shortcut_sentence"]
+    assert "chiefly size" in result["shortcut_sentence"]
+    assert len(result["baseline_scores"]["catalog_boosting"]) == len(test)
+
+
+def test_baselines_do_not_flag_a_null_and_credit_the_image_structure():
+    rng = np.random.default_rng(22)
+    train, test = _baseline_tables(rng, size_factor=1.0)
+    labels = test["label"].to_numpy()
+    test["p_fake"] = np.where(labels == 1, 0.8, 0.2)  # a CNN that sees what the baselines cannot
+    result = evaluate_predictions(test, SETTINGS, train=train)
+    assert not any(record["significant"] for record in result["baselines"])
+    assert all(record["cnn_vs_baseline"]["cnn_better"] for record in result["baselines"])
+    assert "the difference is in the image structure" in result["shortcut_sentence"]
+    test["p_fake"] = rng.uniform(size=len(test))
+    result = evaluate_predictions(test, SETTINGS, train=train)
+    assert result["shortcut_sentence"].startswith("Neither the CNN nor any shortcut baseline")
+
+
+def test_catalog_features_leave_out_identifiers_and_per_class_definitions():
+    rng = np.random.default_rng(3)
+    table = _table(np.array([0, 1] * 10), np.full(20, 0.5), rng)
+    table["type"] = ["PSF", "EXP"] * 10
+    for column in ("kind", "rsdir", "id", "brickname", "cutouts_file", "sersic_n", "e1", "e2", "ra", "dec"):
+        table[column] = 1
+    features = catalog_features(table)
+    assert list(features.columns) == [
+        "mag_dered_g",
+        "mag_dered_r",
+        "mag_dered_z",
+        "g - r",
+        "r - z",
+        "size",
+        "offset_x",
+        "offset_y",
+    ]
+    assert features["size"][table["type"] == "PSF"].isna().all()
+    assert features["size"][table["type"] == "EXP"].notna().all()
+    np.testing.assert_allclose(features["g - r"], table["mag_dered_g"] - table["mag_dered_r"])
+
+
+def test_baselines_are_skipped_without_a_training_split():
+    rng = np.random.default_rng(4)
+    test = _table(np.repeat([0, 1], 50), rng.uniform(size=100), rng)
+    result = evaluate_predictions(test, SETTINGS)
+    assert result["baselines"] == []
+    assert "No shortcut baselines were run" in result["shortcut_sentence"]
+    assert shortcut_baselines(test, test, SETTINGS)[0][0]["examples"] == 100
+
+
+# -- stamp statistics --------------------------------------------------------------------------
+
+
+def test_stamp_statistics_measure_centre_flux_depth_and_centroid():
+    stamps = np.zeros((2, 64, 64, 4), dtype=np.float32)
+    stamps[0, 32, 33, 0] = 3.0  # one bright pixel one column right of the centre, band g
+    stamps[0, 32, 32, 1] = 1.0  # band r at the centre
+    stamps[1, 30, 32, 0] = 2.0  # two rows below the centre
+    stamps[:, :, :, 2] = 100.0
+    stamps[:, 32, 32, 3] = 7.0
+    result = stamp_statistics(stamps, ("g", "r", "ivar_g", "ivar_r"))
+    np.testing.assert_allclose(result["pixel_flux3x3_g"], [3.0, 0.0])
+    np.testing.assert_allclose(result["pixel_flux3x3_r"], [1.0, 0.0])
+    np.testing.assert_allclose(result["ivar_centre_g"], [100.0, 100.0])
+    np.testing.assert_allclose(result["ivar_centre_r"], [7.0, 7.0])
+    np.testing.assert_allclose(result["centroid_dx"], [0.75, 0.0])  # (3 * 1 + 1 * 0) / 4
+    np.testing.assert_allclose(result["centroid_dy"], [0.0, -2.0])
+
+
+def test_split_statistics_read_from_disk_equal_the_in_memory_statistics(tmp_path):
+    manifest = write_shard_set(tmp_path / "shards", train_examples=40, test_examples=70, shard_size=32)
+    split = split_shards(manifest, tmp_path / "shards", "test")
+    on_disk = split_statistics(split, tuple(manifest["channel_names"]), batch_size=16)
+    in_memory = pd.DataFrame(stamp_statistics(read_test_stamps(tmp_path / "shards"), tuple(manifest["channel_names"])))
+    assert len(on_disk) == 70
+    pd.testing.assert_frame_equal(on_disk, in_memory)
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def _save_model(path: Path, manifest: dict, channels: int | None = None) -> None:
+    import keras
+
+    from realfake.model import InputNormalization, normalization_from_manifest
+
+    inputs = keras.Input((64, 64, channels or len(manifest["channel_names"])))
+    features = inputs
+    if channels is None:
+        normalization = normalization_from_manifest(manifest, "manifest")
+        features = InputNormalization(
+            normalization.channel_names, normalization.centers, normalization.scales, normalization.inverse_variance
+        )(features)
+    features = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(2, activation="softmax")(features)
+    keras.Model(inputs, outputs).save(path)
+
+
+def test_evaluate_cli_writes_predictions_metrics_and_breakdowns(tmp_path, capsys):
+    import keras
+
+    import realfake.model  # noqa: F401
+
+    shards = tmp_path / "shards"
+    manifest = write_shard_set(shards, train_examples=120, test_examples=200, shard_size=64)
+    _save_model(tmp_path / "model.keras", manifest)
+    out = tmp_path / "evaluate"
+    status = main(
+        [
+            "evaluate",
+            "--shards",
+            str(shards),
+            "--model",
+            str(tmp_path / "model.keras"),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "200",
+            "--batch-size",
+            "48",
+        ]
+    )
+    assert status == 0
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    catalog = pd.read_parquet(shards / "test_catalog.parquet")
+    assert len(predictions) == 200
+    pd.testing.assert_frame_equal(predictions[catalog.columns], catalog)
+    expected = keras.saving.load_model(tmp_path / "model.keras").predict(read_test_stamps(shards), verbose=0)[:, 1]
+    np.testing.assert_allclose(predictions["p_fake"], expected, rtol=1e-5, atol=1e-6)
+    for column in ("ivar_centre_r", "pixel_flux3x3_g", "centroid_dx", "p_fake_catalog_boosting"):
+        assert column in predictions.columns
+    metrics = json.loads((out / "metrics.json").read_text())  # strict JSON: no NaN
+    assert metrics["verdict"]["examples"] == 200
+    assert metrics["verdict"]["accuracy"] == pytest.approx(
+        np.mean((predictions["p_fake"] > 0.5) == (predictions["label"] == 1))
+    )
+    assert len(metrics["baselines"]) == 4
+    assert metrics["settings"]["statistics"]["bootstrap"] == 200
+    table = pd.read_csv(out / "breakdowns.csv")
+    assert list(table.columns) == BREAKDOWN_COLUMNS
+    assert len(table) == len(metrics["breakdowns"])
+    assert "evaluate: The CNN" in capsys.readouterr().err
+
+
+def _one_error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_missing_model_is_one_line_and_exit_2(tmp_path):
+    shards = tmp_path / "shards"
+    write_shard_set(shards, train_examples=8, test_examples=8)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realfake.cli",
+            "evaluate",
+            "--shards",
+            str(shards),
+            "--model",
+            str(tmp_path / "absent.keras"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"realfake evaluate: error: model file {tmp_path / 'absent.keras'} does not exist (run `realfake train` first)"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_shards_without_test_catalog_are_one_line_and_exit_2(tmp_path, capsys):
+    shards = tmp_path / "shards"
+    manifest = write_shard_set(shards, train_examples=8, test_examples=8)
+    (shards / "test_catalog.parquet").unlink()
+    _save_model(tmp_path / "model.keras", manifest)
+    status = main(
+        ["evaluate", "--shards", str(shards), "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path)]
+    )
+    assert status == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("realfake evaluate: error: ")
+    assert "test_catalog.parquet is missing" in line
+
+
+def test_model_with_other_channels_is_one_line_and_exit_2(tmp_path, capsys):
+    shards = tmp_path / "shards"
+    manifest = write_shard_set(shards, train_examples=8, test_examples=8)
+    _save_model(tmp_path / "three.keras", manifest, channels=3)
+    status = main(
+        ["evaluate", "--shards", str(shards), "--model", str(tmp_path / "three.keras"), "--out", str(tmp_path / "o")]
+    )
+    assert status == 2
+    line = _one_error_line(capsys)
+    assert "three.keras" in line and "6 channels (g, r, z, ivar_g, ivar_r, ivar_z)" in line
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,282 @@
+"""realfake report: mosaic pairing, galleries, history reading, the HTML page and its rendering in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic_shards import write_shard_set
+
+from realfake.cli import main
+from realfake.evaluate import evaluate_predictions, write_evaluation
+from realfake.figures import colour_composite
+from realfake.report import BRIGHTNESS_PERCENTILES, gallery_positions, mosaic_pairs, read_history
+from realfake.stats import StatisticsSettings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# -- selections -------------------------------------------------------------------------------
+
+
+def test_mosaic_pairs_alternate_real_and_fake_matched_in_magnitude():
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat([0, 1], 300))
+    magnitudes = rng.uniform(20.0, 25.0, labels.size)
+    magnitudes[5] = np.nan
+    for percentile in BRIGHTNESS_PERCENTILES:
+        pairs = mosaic_pairs(magnitudes, labels, percentile, 4)
+        assert len(pairs) == 4
+        reals = [real for real, _ in pairs]
+        fakes = [fake for _, fake in pairs]
+        assert all(labels[real] == 0 for real in reals) and all(labels[fake] == 1 for fake in fakes)
+        assert len(set(fakes)) == 4 and len(set(reals)) == 4
+        differences = [abs(magnitudes[real] - magnitudes[fake]) for real, fake in pairs]
+        assert max(differences) < 0.1
+        target = np.nanpercentile(magnitudes, 100 - percentile)
+        assert all(abs(magnitudes[real] - target) < 0.15 for real in reals)
+        assert [magnitudes[real] for real in reals] == sorted(magnitudes[real] for real in reals)
+    bright = mosaic_pairs(magnitudes, labels, 99, 4)
+    faint = mosaic_pairs(magnitudes, labels, 1, 4)
+    assert max(magnitudes[real] for real, _ in bright) < 20.2
+    assert min(magnitudes[real] for real, _ in faint) > 24.8
+
+
+def test_mosaic_pairs_use_distinct_fakes_even_when_one_fake_is_closest_to_all():
+    magnitudes = np.array([22.0, 22.1, 22.2, 22.1, 30.0, 31.0])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    pairs = mosaic_pairs(magnitudes, labels, 50, 3)
+    assert sorted(fake for _, fake in pairs) == [3, 4, 5]
+    assert dict(pairs)[1] == 3  # the optimal assignment gives the closest fake to the middle real
+
+
+def test_galleries_are_the_surest_mistakes():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.2, 0.95, 0.6, 0.1, 0.9, 0.4])
+    assert gallery_positions(labels, scores, 0, 2) == [1, 2]
+    assert gallery_positions(labels, scores, 1, 2) == [3, 5]
+
+
+def test_read_history_accepts_the_training_record_a_list_and_keras_history(tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text(
+        json.dumps(
+            {
+                "settings": {},
+                "epochs": [
+                    {"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.5, "validation_loss": 0.69},
+                    {"epoch": 2, "train_loss": 0.6, "train_accuracy": 0.6, "validation_loss": None},
+                ],
+            }
+        )
+    )
+    history = read_history(path)
+    assert history["epoch"].tolist() == [1, 2]
+    assert history["train_loss"].tolist() == [0.7, 0.6]
+    assert history["validation_loss"].iloc[0] == 0.69 and np.isnan(history["validation_loss"].iloc[1])
+    assert history["validation_accuracy"].isna().all()
+    path.write_text(json.dumps([{"loss": 0.5, "val_accuracy": 0.55}]))
+    assert read_history(path)[["epoch", "train_loss", "validation_accuracy"]].iloc[0].tolist() == [1, 0.5, 0.55]
+    path.write_text(json.dumps({"loss": [0.9, 0.8], "val_loss": [1.0, 0.95]}))
+    assert read_history(path)["validation_loss"].tolist() == [1.0, 0.95]
+
+
+def test_colour_composite_is_rgb_for_grz_and_grey_for_fewer_bands():
+    stamp = np.zeros((8, 8, 3), dtype=np.float32)
+    stamp[4, 4] = [0.0, 0.0, 1.0]  # only z: red
+    rgb = colour_composite(stamp, ("g", "r", "z"))
+    assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    assert rgb[4, 4, 0] > rgb[4, 4, 1] and rgb[4, 4, 0] > rgb[4, 4, 2]
+    grey = colour_composite(stamp[..., :2] + 0.5, ("g", "r"))
+    assert np.allclose(grey[..., 0], grey[..., 1]) and np.allclose(grey[..., 0], grey[..., 2])
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A report made from synthetic shards, a synthetic evaluation (the CNN sees bright galaxies) and a history."""
+    root = tmp_path_factory.mktemp("report")
+    shards = root / "shards"
+    write_shard_set(shards, train_examples=100, test_examples=200, shard_size=64)
+    test = pd.read_parquet(shards / "test_catalog.parquet")
+    train = pd.read_parquet(shards / "train_catalog.parquet")
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(0.0, 1.0, len(test))
+    bright = test["mag_dered_g"].to_numpy() < 21.0
+    scores[bright] = np.where(test["label"].to_numpy()[bright] == 1, 0.97, 0.03)
+    test["p_fake"] = scores
+    metrics = evaluate_predictions(test, StatisticsSettings(bootstrap=100), train=train)
+    write_evaluation(root / "evaluate", test, metrics)
+    (root / "train").mkdir()
+    epochs = [
+        {"epoch": epoch, "train_loss": 0.7 / epoch, "train_accuracy": 0.5 + 0.05 * epoch, "validation_loss": 0.7}
+        for epoch in range(1, 5)
+    ]
+    (root / "train" / "history.json").write_text(json.dumps({"epochs": epochs}))
+    out = root / "report"
+    status = main(
+        [
+            "report",
+            "--evaluate",
+            str(root / "evaluate"),
+            "--shards",
+            str(shards),
+            "--train",
+            str(root / "train"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    return {"root": root, "out": out, "test": test, "metrics": metrics}
+
+
+def test_report_writes_every_figure_and_the_page_references_only_existing_files(report):
+    out = report["out"]
+    expected = {
+        "training_curves.png",
+        "roc.png",
+        "accuracy_vs_g.png",
+        "breakdowns.png",
+        "gallery_real_called_fake.png",
+        "gallery_fake_called_real.png",
+        *(f"mosaic_p{percentile:02d}.png" for percentile in BRIGHTNESS_PERCENTILES),
+    }
+    assert expected <= {path.name for path in out.iterdir()}
+    page = (out / "index.html").read_text()
+    sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', page)
+    assert set(sources) == expected
+    references = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert all(not reference.startswith(("http:", "https:", "//", "/")) for reference in references)
+    assert all((out / reference).is_file() for reference in references)
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+    for path in out.glob("*.png"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_report_page_states_the_verdict_baselines_and_flagged_bins(report):
+    page = (report["out"] / "index.html").read_text()
+    metrics = report["metrics"]
+    assert metrics["verdict"]["sentence"].replace("&", "&amp;") in page
+    assert metrics["shortcut_sentence"] in page
+    assert "gradient boosting on catalog quantities" in page
+    assert metrics["correction"] in page
+    flagged = sum(record["flagged"] for record in metrics["breakdowns"])
+    assert flagged >= 1  # the bright bin
+    assert page.count('<tr class="flagged">') >= flagged
+
+
+def test_mosaic_has_eight_rows_like_figure_1(report):
+    from matplotlib.image import imread
+
+    image = imread(report["out"] / "mosaic_p50.png")
+    gallery = imread(report["out"] / "gallery_real_called_fake.png")
+    height, width = image.shape[:2]
+    # 8 rows of 1-inch panels plus margins, 7 columns (composite, g, r, z, ivar g, r, z) at 100 dpi
+    assert 880 <= height <= 960
+    assert 850 <= width <= 920
+    assert gallery.shape[:2] == image.shape[:2]  # the gallery shows 8 galaxies with the same columns
+
+
+def test_report_renders_in_headless_chromium_with_every_image_loaded(report, tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium package (apt-get install -y chromium) to run this test"
+        )
+    index = report["out"] / "index.html"
+    images = len(re.findall(r"<img\s", index.read_text()))
+    result = subprocess.run(
+        [
+            str(CHROMIUM),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            index.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    match = re.search(r'<body[^>]*data-images-loaded="(\d+)/(\d+)"', result.stdout)
+    assert match, "the page's load script did not run: " + result.stdout[:500]
+    assert (int(match.group(1)), int(match.group(2))) == (images, images)
+    assert images == 11
+    screenshot = tmp_path / "page.png"
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile-shot'}",
+            f"--screenshot={screenshot}",
+            "--window-size=1200,3000",
+            index.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_a_missing_evaluation_is_one_line_and_exit_2(tmp_path, capsys):
+    status = main(
+        [
+            "report",
+            "--evaluate",
+            str(tmp_path / "nothing"),
+            "--shards",
+            str(tmp_path),
+            "--train",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"realfake report: error: {tmp_path / 'nothing' / 'predictions.parquet'} is missing (run `realfake evaluate` first)"
+    ]
+
+
+def test_report_refuses_an_evaluation_of_another_shard_set(report, tmp_path, capsys):
+    other = tmp_path / "other"
+    write_shard_set(other, train_examples=8, test_examples=10)
+    root = report["root"]
+    status = main(
+        [
+            "report",
+            "--evaluate",
+            str(root / "evaluate"),
+            "--shards",
+            str(other),
+            "--train",
+            str(root / "train"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert status == 2
+    assert "different shard sets" in capsys.readouterr().err
+    shutil.rmtree(other)
