@@ -78,6 +78,346 @@ def _run_mock_survey(args: argparse.Namespace) -> None:
     write_mock_survey(settings, only_bricks=args.only_bricks, table_only=args.table_only)
 
 
+def _bands(text: str) -> tuple[str, ...]:
+    """"grz" (or "g,r,z") -> ("g", "r", "z")."""
+    return tuple(text.replace(",", "").strip())
+
+
+def _add_cutouts(subparsers) -> None:
+    from realfake.cutouts import DEFAULT_SELECTION, KINDS
+    from realfake.selection import SELECTIONS
+
+    parser = subparsers.add_parser(
+        "cutouts",
+        help="cut 64x64 stamps of real or fake sources of a brick into one HDF5 file",
+        description=(
+            "Cut stamps (bands then inverse variances, channels-last) around the real "
+            "(tractor) or fake (obiwan simcat) sources of one brick, or of every brick "
+            "in a list (batch mode; under mpiexec/srun the ranks share the bricks). "
+            "Both kinds go through one code path: position from ra, dec through the "
+            "coadd WCS, stamp centred on the nearest pixel."
+        ),
+    )
+    parser.add_argument("--kind", choices=KINDS, required=True, help="real (tractor) or sim (obiwan fakes)")
+    brick = parser.add_mutually_exclusive_group(required=True)
+    brick.add_argument("--brick", metavar="NAME", help="one brick, e.g. 1238p245 (needs --out)")
+    brick.add_argument(
+        "--bricks", type=Path, metavar="LIST_FILE", help="batch mode: a file of brick names, one per line (needs --out-dir)"
+    )
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", type=Path, metavar="FILE.h5", help="output file of --brick")
+    out.add_argument("--out-dir", type=Path, metavar="DIR", help="batch mode: write DIR/<AAA>/<brick>.h5")
+    parser.add_argument("--bands", type=_bands, default=("g", "r", "z"), help="bands, e.g. grz or z (default grz)")
+    parser.add_argument(
+        "--dr5-dir", type=Path, required=True, help="DR5 tree: coadd/, tractor/, survey-bricks.fits[.gz]"
+    )
+    parser.add_argument("--obiwan-dir", type=Path, help="obiwan output tree with the rs dirs (needed for --kind sim)")
+    parser.add_argument(
+        "--selection",
+        choices=sorted(SELECTIONS),
+        default=DEFAULT_SELECTION,
+        help="named selection of the real sources (default %(default)s)",
+    )
+    parser.add_argument(
+        "--select-fakes",
+        action="store_true",
+        help="also cut the fakes with the selection, applied to their true simcat values (default: off)",
+    )
+    parser.add_argument(
+        "--pad-edges",
+        action="store_true",
+        help="keep stamps that leave the image, padded with image 0 and inverse variance 0 (default: drop them)",
+    )
+    parser.set_defaults(func=_run_cutouts)
+
+
+def _run_cutouts(args: argparse.Namespace) -> None:
+    from realfake.cutouts import CutoutSettings, make_cutouts, make_cutouts_batch
+
+    if (args.brick is None) != (args.out is None):
+        raise RealfakeError("give --brick with --out, or --bricks with --out-dir")
+    settings = CutoutSettings(
+        kind=args.kind,
+        dr5_dir=args.dr5_dir,
+        obiwan_dir=args.obiwan_dir,
+        bands=args.bands,
+        selection=args.selection,
+        select_fakes=args.select_fakes,
+        pad_edges=args.pad_edges,
+    )
+    if args.brick is not None:
+        counts = make_cutouts(settings, args.brick, args.out)
+        print(f"cutouts {args.kind} brick {args.brick}: {counts.summary()} -> {args.out}", file=sys.stderr)
+    else:
+        make_cutouts_batch(settings, args.bricks, args.out_dir)
+
+
+def _add_shards(subparsers) -> None:
+    from realfake.shards import BALANCE_CHOICES, ShardSettings
+
+    defaults = ShardSettings(real_dir=Path("."), sim_dir=Path("."), out=Path("."))
+    parser = subparsers.add_parser(
+        "shards",
+        help="shuffle per-brick cutouts into balanced train/test .npy shards",
+        description=(
+            "Balance the classes (optionally matched in catalog quantities), split 80/20 by class, shuffle "
+            "globally across bricks and write xtrain_N.npy, ytrain_N.npy, xtest_N.npy, ytest_N.npy, the "
+            "per-split catalogs and manifest.json (docs/shards_format.md)."
+        ),
+    )
+    parser.add_argument("--real", type=Path, required=True, help="directory of the real cutouts files (<AAA>/<brick>.h5)")
+    parser.add_argument("--sim", type=Path, required=True, help="directory of the fake cutouts files")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (replaced when complete)")
+    parser.add_argument("--bricks", type=Path, help="use only these bricks' files (text file, one brick per line)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
+    parser.add_argument(
+        "--test-fraction", type=float, default=defaults.test_fraction, help="test share (default %(default)s)"
+    )
+    parser.add_argument(
+        "--shard-size", type=int, default=defaults.shard_size, help="examples per shard (default %(default)s)"
+    )
+    parser.add_argument(
+        "--balance", choices=BALANCE_CHOICES, default=defaults.balance, help="class balance (default %(default)s)"
+    )
+    parser.add_argument(
+        "--match",
+        default=",".join(defaults.match),
+        help="catalog columns to match the classes in, comma-separated, or 'none' (default %(default)s)",
+    )
+    parser.add_argument(
+        "--match-bin-width",
+        type=float,
+        default=defaults.match_bin_width,
+        help="bin width of the matching, in the columns' units (default %(default)s)",
+    )
+    parser.set_defaults(func=_run_shards)
+
+
+def _run_shards(args: argparse.Namespace) -> None:
+    from realfake.shards import ShardSettings, make_shards
+
+    match = () if args.match.strip().lower() in ("", "none") else tuple(name.strip() for name in args.match.split(","))
+    settings = ShardSettings(
+        real_dir=args.real,
+        sim_dir=args.sim,
+        out=args.out,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        shard_size=args.shard_size,
+        balance=args.balance,
+        match=match,
+        match_bin_width=args.match_bin_width,
+        bricks_file=args.bricks,
+    )
+    make_shards(settings)
+
+
+def _integers(text: str) -> tuple[int, ...]:
+    """'18,36,54' -> (18, 36, 54)."""
+    return tuple(int(item) for item in text.split(","))
+
+
+def _step_window(text: str) -> tuple[int, int] | None:
+    """'START,STOP' -> (START, STOP); 'none' -> None."""
+    if text.strip().lower() == "none":
+        return None
+    start, stop = _integers(text)
+    return start, stop
+
+
+def _add_train(subparsers) -> None:
+    from realfake.architectures import MODEL_CONFIGS
+    from realfake.training import TrainSettings
+
+    defaults = TrainSettings(shards=Path("."), out=Path("."))
+    parser = subparsers.add_parser(
+        "train",
+        help="train the classifier on a shard set (resumes from OUT/ckpts)",
+        description=(
+            "Train the real/fake CNN with a custom TensorFlow loop: OUT/ckpts (exact resume: re-run the same "
+            "command), OUT/logs (TensorBoard), OUT/prof (profile and trace.json.gz), OUT/model.keras and "
+            "OUT/history.json. Multi-worker when TF_CONFIG is set or under srun with several tasks."
+        ),
+        epilog=(
+            "Threads: besides --intra-op-threads/--inter-op-threads, Intel OpenMP builds (KNL) read "
+            "OMP_NUM_THREADS, KMP_AFFINITY and KMP_BLOCKTIME from the environment; set them before launching."
+        ),
+    )
+    parser.add_argument("--shards", type=Path, required=True, help="shard set directory (docs/shards_format.md)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="total epochs (default %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="global batch size (default %(default)s)"
+    )
+    parser.add_argument(
+        "--model", choices=sorted(MODEL_CONFIGS), default=defaults.model.name, help="architecture (default %(default)s)"
+    )
+    parser.add_argument("--conv-maps", type=_integers, help="override: maps per convolution block, e.g. 18,36,54")
+    parser.add_argument("--kernel-size", type=int, help="override: convolution kernel size")
+    parser.add_argument("--dense-units", type=_integers, help="override: hidden dense layer widths, e.g. 64")
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="initial weights and example order (default %(default)s)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=defaults.learning_rate, help="Adam learning rate (default %(default)s)"
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=defaults.checkpoint_every,
+        help="steps between mid-epoch checkpoints (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-every", type=int, default=defaults.log_every, help="steps between progress lines (default %(default)s)"
+    )
+    parser.add_argument(
+        "--profile-steps",
+        type=_step_window,
+        default=defaults.profile_steps,
+        metavar="START,STOP",
+        help="global steps [START, STOP) to profile, or 'none' (default "
+        + (",".join(map(str, defaults.profile_steps)) if defaults.profile_steps else "none")
+        + ")",
+    )
+    parser.add_argument(
+        "--shuffle-shards",
+        type=int,
+        default=defaults.shuffle_shards,
+        help="shards shuffled together each epoch (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-checkpoints", type=int, default=defaults.keep_checkpoints, help="checkpoints kept (default %(default)s)"
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=defaults.intra_op_threads,
+        help="TensorFlow intra-op threads (0: TensorFlow's default)",
+    )
+    parser.add_argument(
+        "--inter-op-threads",
+        type=int,
+        default=defaults.inter_op_threads,
+        help="TensorFlow inter-op threads (0: TensorFlow's default)",
+    )
+    parser.add_argument("--deterministic", action="store_true", help="deterministic ops (reproducible bit for bit)")
+    parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the forward and backward pass")
+    parser.add_argument(
+        "--cluster-port",
+        type=int,
+        default=defaults.cluster_port,
+        help="first worker port when the cluster comes from SLURM (default %(default)s)",
+    )
+    parser.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from realfake.architectures import model_config
+    from realfake.training import TrainSettings, train
+
+    settings = TrainSettings(
+        shards=args.shards,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        model=model_config(
+            args.model, conv_maps=args.conv_maps, kernel_size=args.kernel_size, dense_units=args.dense_units
+        ),
+        seed=args.seed,
+        learning_rate=args.learning_rate,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        profile_steps=args.profile_steps,
+        shuffle_shards=args.shuffle_shards,
+        keep_checkpoints=args.keep_checkpoints,
+        intra_op_threads=args.intra_op_threads,
+        inter_op_threads=args.inter_op_threads,
+        deterministic=args.deterministic,
+        jit_compile=args.jit_compile,
+        cluster_port=args.cluster_port,
+    )
+    train(settings)
+
+
+def _add_evaluate(subparsers) -> None:
+    from realfake.evaluate import EvaluateSettings, StatisticsSettings
+
+    defaults = EvaluateSettings(shards=Path("."), model=Path("."), out=Path("."))
+    statistics = StatisticsSettings()
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="predict the test split and test whether the CNN tells fakes from reals",
+        description=(
+            "Run the trained model over the test shards (one batch at a time) and write predictions.parquet, "
+            "metrics.json (a classifier two-sample verdict: exact binomial test of the test accuracy against the "
+            "majority share, ROC AUC with a bootstrap interval, log loss; breakdowns in bins; shortcut baselines) "
+            "and breakdowns.csv."
+        ),
+    )
+    parser.add_argument("--shards", type=Path, required=True, help="shard set directory (docs/shards_format.md)")
+    parser.add_argument("--model", type=Path, required=True, help="trained model (model.keras from realfake train)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--significance", type=float, default=statistics.significance, help="test level (default %(default)s)"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=statistics.bootstrap, help="bootstrap resamples (default %(default)s)"
+    )
+    parser.add_argument("--bins", type=int, default=statistics.bins, help="quantile bins (default %(default)s)")
+    parser.add_argument(
+        "--correction",
+        choices=("holm", "bh"),
+        default=statistics.correction,
+        help="multiple-testing correction over bins: holm or bh (Benjamini-Hochberg) (default %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=statistics.seed, help="random seed (default %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="stamps per batch (default %(default)s)"
+    )
+    parser.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from realfake.evaluate import EvaluateSettings, StatisticsSettings, run_evaluate
+
+    settings = EvaluateSettings(
+        shards=args.shards,
+        model=args.model,
+        out=args.out,
+        batch_size=args.batch_size,
+        statistics=StatisticsSettings(
+            significance=args.significance,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+            bins=args.bins,
+            correction=args.correction,
+        ),
+    )
+    run_evaluate(settings)
+
+
+def _add_report(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write the figures, mosaics, galleries and index.html",
+        description=(
+            "Training curves, ROC, accuracy against g magnitude, the seed's Figure 1 mosaics at five brightness "
+            "percentiles, galleries of the CNN's surest mistakes, and index.html (opens with no network)."
+        ),
+    )
+    parser.add_argument("--evaluate", type=Path, required=True, help="directory of realfake evaluate's outputs")
+    parser.add_argument("--shards", type=Path, required=True, help="the shard set that was evaluated")
+    parser.add_argument("--train", type=Path, required=True, help="directory of realfake train's outputs")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> None:
+    from realfake.report import ReportSettings, make_report
+
+    make_report(ReportSettings(evaluate=args.evaluate, shards=args.shards, train=args.train, out=args.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realfake",
@@ -86,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"realfake {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_mock_survey(subparsers)
+    _add_cutouts(subparsers)
+    _add_shards(subparsers)
+    _add_train(subparsers)
+    _add_evaluate(subparsers)
+    _add_report(subparsers)
     return parser
 
 
