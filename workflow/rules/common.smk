@@ -6,7 +6,6 @@ Paths are relative to the directory Snakemake runs in (the repository root).
 
 import functools
 import re
-import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -98,28 +97,6 @@ def mock_rsdirs():
     return mock_rsdir_names(config["mock"]["rsdirs"], config["mock"]["fakes_per_rsdir"])
 
 
-def mock_survey_arguments():
-    """The mock-survey settings as `realfake mock-survey` flags. Every mock rule
-    passes the same flags, so the brick table and each brick belong to one survey."""
-    mock = config["mock"]
-    return shlex.join(
-        [
-            "--bricks",
-            str(mock["bricks"]),
-            "--size",
-            str(mock["size"]),
-            "--seed",
-            str(mock["seed"]),
-            "--mismatch",
-            mock["mismatch"],
-            "--rsdirs",
-            str(mock["rsdirs"]),
-            "--fakes-per-rsdir",
-            str(mock["fakes_per_rsdir"]),
-        ]
-    )
-
-
 def mock_survey_files():
     """Every file of the mock survey: the brick table and each brick's files."""
     brick_names = bricks()
@@ -129,27 +106,6 @@ def mock_survey_files():
         bri=[brick_directory(brick) for brick in brick_names],
         brick=brick_names,
     )
-
-
-def cutouts_arguments():
-    """The `realfake cutouts` flags every cutouts job shares: bands, the two trees
-    and the cutouts settings of the config."""
-    cutouts = config["cutouts"]
-    arguments = [
-        "--bands",
-        "".join(bands()),
-        "--dr5-dir",
-        dr5_dir(),
-        "--obiwan-dir",
-        obiwan_dir(),
-        "--selection",
-        cutouts["selection"],
-    ]
-    if cutouts["select_fakes"]:
-        arguments.append("--select-fakes")
-    if cutouts["pad_edges"]:
-        arguments.append("--pad-edges")
-    return shlex.join(arguments)
 
 
 def mock_cutouts_input_files(kind, brick):
@@ -195,28 +151,38 @@ def cutouts_input_files(wildcards):
         )
 
 
+def cutouts_files_of(kind):
+    """Every brick's cutouts file of one kind (real or sim)."""
+    brick_names = bricks()
+    return expand(
+        rules.cutouts.output[0],
+        zip,
+        kind=[kind] * len(brick_names),
+        bri=[brick_directory(brick) for brick in brick_names],
+        brick=brick_names,
+    )
+
+
 def cutouts_files():
     """Every brick's cutouts file, real and sim."""
-    brick_names = bricks()
-    return [
-        path
-        for kind in ["real", "sim"]
-        for path in expand(
-            rules.cutouts.output[0],
-            zip,
-            kind=[kind] * len(brick_names),
-            bri=[brick_directory(brick) for brick in brick_names],
-            brick=brick_names,
-        )
-    ]
+    return cutouts_files_of("real") + cutouts_files_of("sim")
+
+
+def bricks_file():
+    """The brick list file the shards stage restricts itself to: the mock's
+    bricks.txt, or input.bricks_file."""
+    if uses_mock_survey():
+        return rules.mock_brick_table.output.bricks
+    return config["input"]["bricks_file"]
 
 
 def final_targets():
-    """What the default target asks for: the mock survey when it is the input,
-    and every brick's cutouts; shards, training and evaluation are coming."""
+    """What the default target asks for: the report (and through it every stage
+    before it), plus every brick's cutouts and, with the mock, the mock survey."""
+    targets = cutouts_files() + list(rules.report.output)
     if uses_mock_survey():
-        return mock_survey_files() + cutouts_files()
-    return cutouts_files()
+        targets = mock_survey_files() + targets
+    return targets
 
 
 def check_input_files():

@@ -1,0 +1,111 @@
+"""The command-line flags each stage's rule passes to `realfake`, built from the
+validated config. Config reaches the package only through these (as params:)."""
+
+import shlex
+
+
+def mock_survey_arguments():
+    """The mock-survey settings as `realfake mock-survey` flags. Every mock rule
+    passes the same flags, so the brick table and each brick belong to one survey."""
+    mock = config["mock"]
+    return shlex.join(
+        [
+            "--bricks",
+            str(mock["bricks"]),
+            "--size",
+            str(mock["size"]),
+            "--seed",
+            str(mock["seed"]),
+            "--mismatch",
+            mock["mismatch"],
+            "--rsdirs",
+            str(mock["rsdirs"]),
+            "--fakes-per-rsdir",
+            str(mock["fakes_per_rsdir"]),
+        ]
+    )
+
+
+def cutouts_arguments():
+    """The `realfake cutouts` flags every cutouts job shares: bands, the two trees
+    and the cutouts settings of the config."""
+    cutouts = config["cutouts"]
+    arguments = [
+        "--bands",
+        "".join(bands()),
+        "--dr5-dir",
+        dr5_dir(),
+        "--obiwan-dir",
+        obiwan_dir(),
+        "--selection",
+        cutouts["selection"],
+    ]
+    if cutouts["select_fakes"]:
+        arguments.append("--select-fakes")
+    if cutouts["pad_edges"]:
+        arguments.append("--pad-edges")
+    return shlex.join(arguments)
+
+
+def shards_arguments():
+    """The `realfake shards` flags from the shards section of the config."""
+    shards = config["shards"]
+    return shlex.join(
+        [
+            "--seed",
+            str(shards["seed"]),
+            "--test-fraction",
+            str(shards["test_fraction"]),
+            "--shard-size",
+            str(shards["shard_size"]),
+            "--balance",
+            shards["balance"],
+            "--match",
+            ",".join(shards["match"]) or "none",
+            "--match-bin-width",
+            str(shards["match_bin_width"]),
+        ]
+    )
+
+
+def train_arguments():
+    """The `realfake train` flags from the train section of the config."""
+    train = config["train"]
+    arguments = [
+        "--model",
+        train["model"],
+        "--epochs",
+        str(train["epochs"]),
+        "--batch-size",
+        str(train["batch_size"]),
+        "--learning-rate",
+        str(train["learning_rate"]),
+        "--seed",
+        str(train["seed"]),
+        "--checkpoint-every",
+        str(train["checkpoint_every"]),
+        "--log-every",
+        str(train["log_every"]),
+    ]
+    if train["deterministic"]:
+        arguments.append("--deterministic")
+    return shlex.join(arguments)
+
+
+def evaluate_arguments():
+    """The `realfake evaluate` flags from the evaluate section of the config."""
+    evaluate = config["evaluate"]
+    return shlex.join(
+        [
+            "--significance",
+            str(evaluate["significance"]),
+            "--bootstrap",
+            str(evaluate["bootstrap"]),
+            "--bins",
+            str(evaluate["bins"]),
+            "--correction",
+            evaluate["correction"],
+            "--seed",
+            str(evaluate["seed"]),
+        ]
+    )

@@ -1,0 +1,25 @@
+# Training: the CNN on the shards. Checkpoints (results/train/ckpts), TensorBoard
+# logs (results/train/logs) and the profiler trace (results/train/prof) are not
+# declared outputs on purpose: Snakemake deletes a failed job's outputs, and the
+# checkpoints are what lets a re-run resume at the exact epoch and batch.
+
+
+rule train:
+    input:
+        "results/shards",
+    output:
+        model="results/train/model.keras",
+        history="results/train/history.json",
+    log:
+        "logs/train.log",
+    benchmark:
+        "benchmarks/train.tsv"
+    conda:
+        "../../environment.yml"
+    # TensorFlow uses every core it is given; on a cluster the profile sets them.
+    threads: workflow.cores
+    params:
+        settings=train_arguments(),
+    shell:
+        "realfake train --shards {input} --out results/train"
+        " --intra-op-threads {threads} {params.settings} > {log} 2>&1"
