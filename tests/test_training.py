@@ -532,3 +532,23 @@ def test_two_workers_match_one_worker_with_the_same_global_batch(reference_run, 
         np.testing.assert_allclose(
             two_workers[name], value, rtol=MULTI_WORKER_RTOL, atol=MULTI_WORKER_ATOL, err_msg=name
         )
+
+
+@pytest.mark.slow
+def test_tensorboard_reads_the_logs_back(reference_run):
+    """TensorBoard's own reader (what `tensorboard --logdir` uses) finds the curves and the graph."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train = EventAccumulator(str(reference_run / "logs" / "train"), size_guidance={"tensors": 0})
+    train.Reload()
+    tags = train.Tags()
+    assert {"loss", "accuracy", "learning_rate"} <= set(tags["tensors"])
+    # The graph dashboard reads the traced training step from this plugin.
+    assert "train_step" in train.PluginTagToContent("graph_run_metadata_graph")
+    loss_steps = [event.step for event in train.Tensors("loss")]
+    assert loss_steps == sorted(loss_steps) and len(loss_steps) > 1
+    validation = EventAccumulator(str(reference_run / "logs" / "validation"), size_guidance={"tensors": 0})
+    validation.Reload()
+    history = json.loads((reference_run / "history.json").read_text())["epochs"]
+    accuracy = [float(tf.make_ndarray(event.tensor_proto)) for event in validation.Tensors("accuracy")]
+    assert accuracy == pytest.approx([record["validation_accuracy"] for record in history])
