@@ -957,7 +957,8 @@ def test_workflow_on_the_real_obiwan_files(realdata_trees, tmp_path):
     bricks_file = tmp_path / "bricks.txt"
     bricks_file.write_text(f"{BRICK}\n")
     copy = workflow_copy(tmp_path)
-    result = snakemake(copy, _files_config(dr5, obiwan, bricks_file), "--cores", "2")
+    targets = [f"results/cutouts/{kind}/123/{BRICK}.h5" for kind in ("real", "sim")]
+    result = snakemake(copy, _files_config(dr5, obiwan, bricks_file), "--cores", "2", *targets)
     assert result.returncode == 0, result.stdout
     rs0 = obiwan / "elg" / "123" / BRICK / "rs0"
     _, _, real = load(copy / "results" / "cutouts" / "real" / "123" / f"{BRICK}.h5")
@@ -987,6 +988,8 @@ def test_workflow_builds_one_brick_on_request_and_reruns_only_a_changed_brick(tm
     overrides = {"mock": {"bricks": 2, "size": 256, "rsdirs": 1, "fakes_per_rsdir": 10}}
     first, second = mock_brick_names(2)
     target = f"results/cutouts/real/{first[:3]}/{first}.h5"
+    # Every brick's cutouts (the stages after them need more examples than this tiny mock has).
+    every = [f"results/cutouts/{kind}/{brick[:3]}/{brick}.h5" for kind in ("real", "sim") for brick in (first, second)]
 
     result = snakemake(copy, overrides, "--cores", "2", target)
     assert result.returncode == 0, result.stdout
@@ -1000,12 +1003,12 @@ def test_workflow_builds_one_brick_on_request_and_reruns_only_a_changed_brick(tm
     assert "stamps of" in (copy / "logs" / "cutouts" / "real" / first[:3] / f"{first}.log").read_text()
     assert (copy / "benchmarks" / "cutouts" / "real" / first[:3] / f"{first}.tsv").is_file()
 
-    result = snakemake(copy, overrides, "--cores", "2")
+    result = snakemake(copy, overrides, "--cores", "2", *every)
     assert result.returncode == 0, result.stdout
     for kind in ("real", "sim"):
         for brick in (first, second):
             assert (copy / "results" / "cutouts" / kind / brick[:3] / f"{brick}.h5").is_file()
-    result = snakemake(copy, overrides, "-n", "--cores", "1")
+    result = snakemake(copy, overrides, "-n", "--cores", "1", *every)
     assert result.returncode == 0 and "Nothing to be done" in result.stdout, result.stdout
 
     # One brick's DR5 image changes: only that brick's real cutouts re-run. (Snakemake >= 9.18
@@ -1015,18 +1018,18 @@ def test_workflow_builds_one_brick_on_request_and_reruns_only_a_changed_brick(tm
         pixels, header = hdus[1].data.copy(), hdus[1].header.copy()
     pixels[100, 100] += 0.5
     fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(pixels, header=header)]).writeto(image, overwrite=True)
-    result = snakemake(copy, overrides, "-n", "--cores", "1")
+    result = snakemake(copy, overrides, "-n", "--cores", "1", *every)
     assert result.returncode == 0, result.stdout
     assert [(job["kind"], job["brick"]) for job in planned_cutouts_jobs(result.stdout)] == [("real", first)]
     assert "rule mock_brick" not in result.stdout
 
     # One rs dir's simcat changes: only that brick's sim cutouts re-run.
-    result = snakemake(copy, overrides, "--cores", "2")
+    result = snakemake(copy, overrides, "--cores", "2", *every)
     assert result.returncode == 0, result.stdout
     simcat = copy / "results" / "mock" / "obiwan" / "obiwan" / second[:3] / second / "rs0" / f"simcat-elg-{second}.fits"
     with fits.open(simcat, mode="update") as hdus:
         hdus[1].data["rhalf"][0] *= 1.01
-    result = snakemake(copy, overrides, "-n", "--cores", "1")
+    result = snakemake(copy, overrides, "-n", "--cores", "1", *every)
     assert result.returncode == 0, result.stdout
     assert [(job["kind"], job["brick"]) for job in planned_cutouts_jobs(result.stdout)] == [("sim", second)]
     assert "rule mock_brick" not in result.stdout
