@@ -1,9 +1,10 @@
 """The local single-node SLURM cluster of scripts/slurm_local.sh runs real jobs.
 
-The session fixture starts the cluster (installing slurm-wlm and munge on first use,
-a no-op when it already runs with the same configuration) and leaves it running:
-the workflow tests under the SLURM profiles use it after these. A failing start is
-a test failure, never a skip.
+The session fixture slurm_cluster (tests/conftest.py) starts the cluster (installing
+slurm-wlm and munge on first use, a no-op when it already runs with the same
+configuration) and leaves it running: the workflow tests under the SLURM profiles
+(tests/test_slurm_workflow.py) use it too. A failing start is a test failure, never
+a skip.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "slurm_local.sh"
 
-# Generous: a first start installs packages with apt-get.
-START_TIMEOUT_S = 600
 JOB_TIMEOUT_S = 120
 
 
@@ -40,15 +39,6 @@ def _explain(proc: subprocess.CompletedProcess) -> str:
         f"{' '.join(map(str, proc.args))} exited {proc.returncode}\n"
         f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
     )
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> str:
-    """Start (or confirm) the local cluster; return the script's summary line."""
-    proc = _run(["bash", str(SCRIPT), "start"], timeout=START_TIMEOUT_S)
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/slurm_local.sh start failed:\n{_explain(proc)}")
-    return proc.stdout.strip().splitlines()[-1]
 
 
 def test_start_summary_names_the_features(slurm_cluster):

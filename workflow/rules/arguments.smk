@@ -109,3 +109,16 @@ def evaluate_arguments():
             str(evaluate["seed"]),
         ]
     )
+
+
+def launcher(wildcards, resources):
+    """How a rule's command is started, from its resources (which profiles set):
+    "<mpi> -n <tasks> " when resources.mpi names an MPI launcher (srun in the SLURM
+    profiles, or mpiexec), then "env NAME=value ... " for resources.task_env. The
+    rules' defaults give "", so the command runs as one plain process."""
+    words = []
+    if resources.mpi:
+        words += [*shlex.split(resources.mpi), "-n", str(resources.tasks)]
+    if resources.task_env:
+        words += ["env", *shlex.split(resources.task_env)]
+    return shlex.join(words) + " " if words else ""

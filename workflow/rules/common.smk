@@ -25,6 +25,8 @@ wildcard_constraints:
     # The brick's directory in the DR5 and obiwan trees: its first three characters.
     bri=r"\d{3}",
     kind=r"real|sim",
+    # A batch of bricks cut by one MPI job: "3-of-100" (see cutouts_batches()).
+    batch=r"\d+-of-\d+",
 
 
 def uses_mock_survey():
@@ -43,6 +45,8 @@ def brick_names_in(path):
     after # are ignored. Raises WorkflowError naming the file and line of a name
     that is not a DR5 brick name, and for an empty list or a repeated brick."""
     names = []
+    # A set alongside the list: a survey's brick list has 100k names.
+    seen = set()
     lines = Path(path).read_text().splitlines()
     for line_number, line in enumerate(lines, start=1):
         name = line.split("#", 1)[0].strip()
@@ -53,11 +57,12 @@ def brick_names_in(path):
                 f"{path}, line {line_number} (config input.bricks_file): "
                 f"{name!r} is not a DR5 brick name like 1238p245"
             )
-        if name in names:
+        if name in seen:
             raise WorkflowError(
                 f"{path}, line {line_number} (config input.bricks_file): "
                 f"brick {name} is listed twice"
             )
+        seen.add(name)
         names.append(name)
     if not names:
         raise WorkflowError(f"{path} (config input.bricks_file) lists no bricks")
@@ -122,33 +127,44 @@ def mock_cutouts_input_files(kind, brick):
 
 
 def cutouts_input_files(wildcards):
-    """The files the cutouts job of one brick and kind reads. With real files they
-    are found on disk when the workflow is planned (the rs dirs of each brick), by
-    the function `realfake cutouts` itself uses (realfake.cutouts.input_files)."""
+    """The files the cutouts job of one brick and kind reads (see brick_input_files)."""
     if wildcards.bri != brick_directory(wildcards.brick):
         raise WorkflowError(
             f"cutouts of brick {wildcards.brick} belong in directory "
             f"{brick_directory(wildcards.brick)}, not {wildcards.bri}"
         )
+    return brick_input_files(wildcards.kind, wildcards.brick)
+
+
+def brick_input_files(kind, brick):
+    """The files the cutouts of one brick and kind read. With real files they are
+    found on disk when the workflow is planned (the rs dirs of each brick), by the
+    function `realfake cutouts` itself uses (realfake.cutouts.input_files)."""
     if uses_mock_survey():
-        return mock_cutouts_input_files(wildcards.kind, wildcards.brick)
+        return mock_cutouts_input_files(kind, brick)
     # Imported here: reading real trees needs astropy, which the mock workflow's
     # planning can do without.
-    from realfake.cutouts import CutoutSettings, input_files
+    from realfake.cutouts import input_files
     from realfake.errors import RealfakeError
 
-    settings = CutoutSettings(
-        kind=wildcards.kind,
+    try:
+        return [str(path) for path in input_files(cutout_settings(kind), brick)]
+    except RealfakeError as error:
+        raise WorkflowError(f"cutouts {kind} of brick {brick}: {error}")
+
+
+@functools.cache
+def cutout_settings(kind):
+    """The realfake CutoutSettings of one kind that planning needs (made once: a
+    survey has 100k bricks)."""
+    from realfake.cutouts import CutoutSettings
+
+    return CutoutSettings(
+        kind=kind,
         dr5_dir=Path(dr5_dir()),
         obiwan_dir=Path(obiwan_dir()),
         bands=tuple(bands()),
     )
-    try:
-        return [str(path) for path in input_files(settings, wildcards.brick)]
-    except RealfakeError as error:
-        raise WorkflowError(
-            f"cutouts {wildcards.kind} of brick {wildcards.brick}: {error}"
-        )
 
 
 def cutouts_files_of(kind):
@@ -168,6 +184,79 @@ def cutouts_files():
     return cutouts_files_of("real") + cutouts_files_of("sim")
 
 
+@functools.cache
+def cutouts_batches():
+    """{batch: brick names} when the cutouts run as MPI jobs over batches of bricks,
+    else {} (the default: one job per brick and kind).
+
+    The number of batches per kind is the profile's `set-scatter: cutouts=N`
+    (scattergather default 0 in cutouts.smk), at most one per brick. The brick
+    list is cut into N consecutive runs of near-equal length, named "1-of-N" to
+    "N-of-N", so a batch's bricks stay the same from one run to the next.
+    """
+    brick_names = bricks()
+    count = min(len(scatter.cutouts("{scatteritem}")), len(brick_names))
+    batches = {}
+    for index in range(count):
+        start = index * len(brick_names) // count
+        stop = (index + 1) * len(brick_names) // count
+        batches[f"{index + 1}-of-{count}"] = brick_names[start:stop]
+    return batches
+
+
+def bricks_of_batch(batch):
+    """The brick names of one batch, e.g. of "3-of-100"; WorkflowError for a batch
+    the current brick list and batch count do not have."""
+    batches = cutouts_batches()
+    if batch not in batches:
+        raise WorkflowError(
+            f"cutouts batch {batch} does not exist: with {len(bricks())} bricks and "
+            f"set-scatter cutouts={len(scatter.cutouts('{scatteritem}'))} the batches "
+            f"are 1-of-{len(batches)} to {len(batches)}-of-{len(batches)}"
+        )
+    return batches[batch]
+
+
+def batch_brick_names(wildcards):
+    """The brick names of the batch of a job, for its brick list."""
+    return bricks_of_batch(wildcards.batch)
+
+
+def batch_cutouts_files(wildcards):
+    """The cutouts files that the batch of a job writes, of its kind."""
+    brick_names = bricks_of_batch(wildcards.batch)
+    return expand(
+        rules.cutouts.output[0],
+        zip,
+        kind=[wildcards.kind] * len(brick_names),
+        bri=[brick_directory(brick) for brick in brick_names],
+        brick=brick_names,
+    )
+
+
+def batch_input_files(wildcards):
+    """Every file the cutouts of a batch read, of its kind: those of its bricks."""
+    files = []
+    for brick in bricks_of_batch(wildcards.batch):
+        files.extend(brick_input_files(wildcards.kind, brick))
+    # The brick table is an input of every brick: list it once.
+    return list(dict.fromkeys(files))
+
+
+def cutouts_products_of(kind):
+    """What the later stages wait for from the cutouts of one kind: every brick's
+    file, or, when the cutouts run in batches, each batch's completion marker."""
+    batches = cutouts_batches()
+    if not batches:
+        return cutouts_files_of(kind)
+    return expand(rules.cutouts_batch.output[0], kind=kind, batch=list(batches))
+
+
+def cutouts_products():
+    """cutouts_products_of both kinds, real then sim."""
+    return cutouts_products_of("real") + cutouts_products_of("sim")
+
+
 def bricks_file():
     """The brick list file the shards stage restricts itself to: the mock's
     bricks.txt, or input.bricks_file."""
@@ -178,8 +267,9 @@ def bricks_file():
 
 def final_targets():
     """What the default target asks for: the report (and through it every stage
-    before it), plus every brick's cutouts and, with the mock, the mock survey."""
-    targets = cutouts_files() + list(rules.report.output)
+    before it), plus every brick's cutouts (or every batch of them) and, with the
+    mock, the mock survey."""
+    targets = cutouts_products() + list(rules.report.output)
     if uses_mock_survey():
         targets = mock_survey_files() + targets
     return targets

@@ -5,8 +5,8 @@
 
 rule shards:
     input:
-        real=cutouts_files_of("real"),
-        sim=cutouts_files_of("sim"),
+        real=cutouts_products_of("real"),
+        sim=cutouts_products_of("sim"),
         bricks=bricks_file(),
     output:
         directory("results/shards"),

@@ -18,8 +18,17 @@ rule train:
         "../../environment.yml"
     # TensorFlow uses every core it is given; on a cluster the profile sets them.
     threads: workflow.cores
+    resources:
+        # Workers: the launcher ("srun" in the SLURM profiles) starts `tasks` of them,
+        # which train together (multi-worker, cluster from SLURM's environment).
+        # "": one process.
+        mpi="",
+        tasks=1,
+        # Environment variables of each worker, "NAME=value ..." (set by the profiles).
+        task_env="",
     params:
+        launch=launcher,
         settings=train_arguments(),
     shell:
-        "realfake train --shards {input} --out results/train"
+        "{params.launch}realfake train --shards {input} --out results/train"
         " --intra-op-threads {threads} {params.settings} > {log} 2>&1"

@@ -1,0 +1,34 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SLURM_SCRIPT = REPOSITORY / "scripts" / "slurm_local.sh"
+# Generous: a first start installs packages with apt-get.
+SLURM_START_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """Start (or confirm) the local SLURM cluster of scripts/slurm_local.sh and leave it
+    running; return the script's summary line. A failing start is a test failure, never
+    a skip: the tests that use this are how CI knows the SLURM profiles work."""
+    proc = subprocess.run(
+        ["bash", str(SLURM_SCRIPT), "start"],
+        capture_output=True,
+        text=True,
+        timeout=SLURM_START_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"scripts/slurm_local.sh start exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )
+    return proc.stdout.strip().splitlines()[-1]
