@@ -32,6 +32,7 @@ shape the two classes' distributions differently.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -112,12 +113,20 @@ def cutouts_path(out_dir: Path, brick_name: str) -> Path:
 
 def dr5_coadd_dir(dr5_dir: Path, brick_name: str) -> Path:
     """``<dr5_dir>/coadd/<AAA>/<brick>``: the brick's DR5 coadd files."""
-    return Path(dr5_dir) / "coadd" / survey.brick_subdir(brick_name) / brick_name
+    return Path(_dr5_coadd_location(str(dr5_dir), brick_name))
 
 
 def dr5_tractor_path(dr5_dir: Path, brick_name: str) -> Path:
     """``<dr5_dir>/tractor/<AAA>/tractor-<brick>.fits``: the brick's DR5 tractor catalog."""
-    return Path(dr5_dir) / "tractor" / survey.brick_subdir(brick_name) / f"tractor-{brick_name}.fits"
+    return Path(_dr5_tractor_location(str(dr5_dir), brick_name))
+
+
+def _dr5_coadd_location(dr5_dir: str, brick_name: str) -> str:
+    return os.path.join(dr5_dir, "coadd", survey.brick_subdir(brick_name), brick_name)
+
+
+def _dr5_tractor_location(dr5_dir: str, brick_name: str) -> str:
+    return os.path.join(dr5_dir, "tractor", survey.brick_subdir(brick_name), f"tractor-{brick_name}.fits")
 
 
 @dataclass(frozen=True)
@@ -469,8 +478,12 @@ def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: survey.RsDir) 
 def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[survey.RsDir]:
     rsdirs = survey.find_rsdirs(settings.obiwan_dir, brick_name)
     if not rsdirs:
-        raise RealfakeError(f"brick {brick_name} has no obiwan rs dir with a simcat under {settings.obiwan_dir}")
+        raise _no_rsdirs(settings, brick_name)
     return rsdirs
+
+
+def _no_rsdirs(settings: CutoutSettings, brick_name: str) -> RealfakeError:
+    return RealfakeError(f"brick {brick_name} has no obiwan rs dir with a simcat under {settings.obiwan_dir}")
 
 
 def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
@@ -497,35 +510,37 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     return _Cutouts(pd.concat(catalogs, ignore_index=True), np.concatenate(stamps), counts, inputs, attributes)
 
 
-def input_files(settings: CutoutSettings, brick_name: str) -> list[Path]:
+def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
     """The files :func:`make_cutouts` may read for this brick and kind, as they are on disk now.
 
     Both kinds: the brick table. Real: the DR5 tractor catalog and coadd image
     and inverse variance per band. Sim: per rs dir its simcat and coadds, and
     the tractor catalog an older-schema simcat would take its Milky Way
     transmission from (the rs dir's if it exists, else the DR5 brick's if that
-    exists). The workflow plans each brick's job with these.
+    exists). The workflow plans each brick's job with these, for every brick of
+    the survey, so they are built as strings (pathlib would dominate a 100k-brick
+    dry run: scripts/bench_dryrun.py).
     """
-    files = [survey.find_brick_table(settings.dr5_dir)]
-    coadd_dirs = [dr5_coadd_dir(settings.dr5_dir, brick_name)]
+    dr5_dir = str(settings.dr5_dir)
+    files = [str(survey.find_brick_table(dr5_dir))]
     if settings.kind == "real":
-        files.append(dr5_tractor_path(settings.dr5_dir, brick_name))
+        coadd_dirs = [_dr5_coadd_location(dr5_dir, brick_name)]
+        files.append(_dr5_tractor_location(dr5_dir, brick_name))
     else:
-        rsdirs = _rsdirs(settings, brick_name)
-        coadd_dirs = [rsdir.coadd_dir for rsdir in rsdirs]
-        dr5_tractor = dr5_tractor_path(settings.dr5_dir, brick_name)
-        for rsdir in rsdirs:
-            files.append(rsdir.simcat_path)
-            if rsdir.tractor_path.is_file():
-                files.append(rsdir.tractor_path)
-            elif dr5_tractor.is_file() and dr5_tractor not in files:
+        rsdirs = survey.rsdir_locations(settings.obiwan_dir, brick_name)
+        if not rsdirs:
+            raise _no_rsdirs(settings, brick_name)
+        coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
+        dr5_tractor = _dr5_tractor_location(dr5_dir, brick_name)
+        for _, _, _, simcat_path, tractor_path in rsdirs:
+            files.append(simcat_path)
+            if os.path.isfile(tractor_path):
+                files.append(tractor_path)
+            elif dr5_tractor not in files and os.path.isfile(dr5_tractor):
                 files.append(dr5_tractor)
+    names = [survey.coadd_image_name(brick_name, kind, band) for band in settings.bands for kind in survey.COADD_KINDS]
     for coadd_dir in coadd_dirs:
-        files += [
-            survey.coadd_image_path(coadd_dir, brick_name, kind, band)
-            for band in settings.bands
-            for kind in survey.COADD_KINDS
-        ]
+        files += [os.path.join(coadd_dir, name) for name in names]
     return files
 
 

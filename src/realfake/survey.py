@@ -17,6 +17,7 @@ naming the file, brick or column.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -166,10 +167,10 @@ class Brick:
 
 def find_brick_table(dr5_dir: Path) -> Path:
     """The brick table in ``dr5_dir``: ``survey-bricks.fits.gz`` (as DR5 ships it), else ``survey-bricks.fits``."""
-    candidates = [Path(dr5_dir) / name for name in BRICK_TABLE_NAMES]
+    candidates = [os.path.join(dr5_dir, name) for name in BRICK_TABLE_NAMES]
     for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+        if os.path.isfile(candidate):
+            return Path(candidate)
     raise RealfakeError(f"no survey brick table: neither {candidates[0]} nor {candidates[1]} exists")
 
 
@@ -199,10 +200,15 @@ def lookup_brick(table: Mapping[str, Brick], brick_name: str, table_path: Path) 
 
 def coadd_image_path(coadd_dir: Path, brick_name: str, kind: str, band: str) -> Path:
     """``<coadd_dir>/legacysurvey-<brick>-<kind>-<band>.fits.fz``; kind is "image" or "invvar"."""
+    return Path(coadd_dir) / coadd_image_name(brick_name, kind, band)
+
+
+def coadd_image_name(brick_name: str, kind: str, band: str) -> str:
+    """``legacysurvey-<brick>-<kind>-<band>.fits.fz``; kind is "image" or "invvar"."""
     if kind not in COADD_KINDS:
         raise RealfakeError(f"coadd kind {kind!r} is not one of {', '.join(COADD_KINDS)}")
     brick_subdir(brick_name)
-    return Path(coadd_dir) / f"legacysurvey-{brick_name}-{kind}-{band}.fits.fz"
+    return f"legacysurvey-{brick_name}-{kind}-{band}.fits.fz"
 
 
 def _celestial_wcs(header: fits.Header, path: Path) -> WCS:
@@ -439,30 +445,30 @@ class RsDir:
     tractor_path: Path
 
 
-def _rsdir_sort_key(rsdir: RsDir) -> tuple[int, int]:
-    match = _RSDIR_NAME.match(rsdir.name)
+def _rsdir_name_key(rsdir: tuple[str, ...]) -> tuple[int, int]:
+    match = _RSDIR_NAME.match(rsdir[0])
     return RSDIR_PREFIXES.index(match.group(1)), int(match.group(2))
 
 
-def _rsdir(obiwan_dir: Path, layout: str, brick_name: str, name: str, objtype: str) -> RsDir:
-    """Where the files of rs dir ``name`` live in ``layout`` (they may not exist)."""
-    brick_path = Path(brick_subdir(brick_name)) / brick_name
+def _rsdir_locations(obiwan_dir: str, layout: str, brick_name: str, name: str, objtype: str) -> tuple[str, str, str]:
+    """(coadd dir, simcat, tractor catalog) of rs dir ``name`` in ``layout``, as strings.
+
+    Strings, not Paths: planning a workflow lists these for every brick of a
+    survey (100k), and pathlib's parsing would dominate the time.
+    """
+    brick_path = os.path.join(brick_subdir(brick_name), brick_name)
     simcat_name, tractor_name = f"simcat-{objtype}-{brick_name}.fits", f"tractor-{brick_name}.fits"
     if layout == "current":
-        return RsDir(
-            name,
-            layout,
-            coadd_dir=obiwan_dir / "coadd" / brick_path / name,
-            simcat_path=obiwan_dir / "obiwan" / brick_path / name / simcat_name,
-            tractor_path=obiwan_dir / "tractor" / brick_path / name / tractor_name,
+        return (
+            os.path.join(obiwan_dir, "coadd", brick_path, name),
+            os.path.join(obiwan_dir, "obiwan", brick_path, name, simcat_name),
+            os.path.join(obiwan_dir, "tractor", brick_path, name, tractor_name),
         )
-    rsdir_path = obiwan_dir / objtype / brick_path / name
-    return RsDir(
-        name,
-        layout,
-        coadd_dir=rsdir_path / "coadd",
-        simcat_path=rsdir_path / "obiwan" / simcat_name,
-        tractor_path=rsdir_path / "tractor" / tractor_name,
+    rsdir_path = os.path.join(obiwan_dir, objtype, brick_path, name)
+    return (
+        os.path.join(rsdir_path, "coadd"),
+        os.path.join(rsdir_path, "obiwan", simcat_name),
+        os.path.join(rsdir_path, "tractor", tractor_name),
     )
 
 
@@ -473,17 +479,31 @@ def find_rsdirs(obiwan_dir: Path, brick_name: str, objtype: str = "elg") -> list
     with other names are ignored. Returns [] when there are none; raises when the
     brick has rs dirs in both layouts.
     """
-    obiwan_dir = Path(obiwan_dir)
-    brick_path = Path(brick_subdir(brick_name)) / brick_name
-    found: dict[str, list[RsDir]] = {}
+    return [
+        RsDir(name, layout, Path(coadd_dir), Path(simcat_path), Path(tractor_path))
+        for name, layout, coadd_dir, simcat_path, tractor_path in rsdir_locations(obiwan_dir, brick_name, objtype)
+    ]
+
+
+RsDirLocation = tuple[str, str, str, str, str]
+
+
+def rsdir_locations(obiwan_dir: Path | str, brick_name: str, objtype: str = "elg") -> list[RsDirLocation]:
+    """:func:`find_rsdirs` as string tuples (name, layout, coadd dir, simcat, tractor catalog), for planning."""
+    obiwan_dir = str(obiwan_dir)
+    brick_path = os.path.join(brick_subdir(brick_name), brick_name)
+    found: dict[str, list[RsDirLocation]] = {}
     # Each layout's rs dirs are the children of the dir that holds their simcat dirs.
     for layout, parent in (
-        ("current", obiwan_dir / "obiwan" / brick_path),
-        ("older", obiwan_dir / objtype / brick_path),
+        ("current", os.path.join(obiwan_dir, "obiwan", brick_path)),
+        ("older", os.path.join(obiwan_dir, objtype, brick_path)),
     ):
-        names = [child.name for child in parent.iterdir() if _RSDIR_NAME.match(child.name)] if parent.is_dir() else []
-        rsdirs = [_rsdir(obiwan_dir, layout, brick_name, name, objtype) for name in names]
-        found[layout] = sorted((rsdir for rsdir in rsdirs if rsdir.simcat_path.is_file()), key=_rsdir_sort_key)
+        try:
+            names = [name for name in os.listdir(parent) if _RSDIR_NAME.match(name)]
+        except (FileNotFoundError, NotADirectoryError):
+            names = []
+        rsdirs = [(name, layout, *_rsdir_locations(obiwan_dir, layout, brick_name, name, objtype)) for name in names]
+        found[layout] = sorted((rsdir for rsdir in rsdirs if os.path.isfile(rsdir[3])), key=_rsdir_name_key)
     if found["current"] and found["older"]:
         raise RealfakeError(
             f"brick {brick_name} has obiwan outputs in both layouts under {obiwan_dir} "
