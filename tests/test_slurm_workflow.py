@@ -278,7 +278,12 @@ def test_training_ran_as_two_workers_clustered_from_slurm(slurm_run):
     log = (run / "logs" / "train.log").read_text()
     # Snakemake ran without TF_CONFIG (see snakemake()), so the two workers' cluster can
     # only have come from the SLURM variables srun gave each task.
-    assert re.search(r"^train: 68 training examples .* 2 worker\(s\); threads intra-op 1,", log, re.M), log
+    assert re.search(
+        r"^train: 68 training examples .* 2 worker\(s\) from SLURM; this is worker 0 of (\S+):28780, \1:28781;"
+        r" threads intra-op 1,",
+        log,
+        re.M,
+    ), log
     # Both tasks joined TensorFlow's multi-worker coordination.
     assert "/job:worker/replica:0/task:1" in log
     history = json.loads((run / "results" / "train" / "history.json").read_text())

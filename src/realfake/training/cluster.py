@@ -31,12 +31,21 @@ from realfake.errors import RealfakeError
 class ClusterInfo:
     """The training cluster as TensorFlow's ClusterSpec dict, and this process's task.
 
-    ``spec`` is None for a single process (no distribution).
+    ``spec`` is None for a single process (no distribution). ``source`` says
+    where the cluster came from: "single process", "TF_CONFIG" or "SLURM".
     """
 
     spec: dict[str, list[str]] | None
     task_type: str = "worker"
     task_id: int = 0
+    source: str = "single process"
+
+    def describe(self) -> str:
+        """One line for the log, e.g. "2 worker(s) from SLURM; this is worker 1 of nid1:28780, nid2:28780"."""
+        if self.spec is None:
+            return "1 worker (single process)"
+        addresses = ", ".join(address for addresses in self.spec.values() for address in addresses)
+        return f"{self.num_workers} worker(s) from {self.source}; this is {self.task_type} {self.task_id} of {addresses}"
 
     @property
     def num_workers(self) -> int:
@@ -77,7 +86,7 @@ def cluster_from_tf_config(text: str) -> ClusterInfo:
         raise RealfakeError(f"TF_CONFIG: only 'chief' and 'worker' tasks are supported, not {sorted(unsupported)}")
     if task_type not in cluster or not 0 <= task_id < len(cluster[task_type]):
         raise RealfakeError(f"TF_CONFIG: task {task_type} {task_id} is not in the cluster {cluster}")
-    return ClusterInfo(cluster, task_type, task_id)
+    return ClusterInfo(cluster, task_type, task_id, source="TF_CONFIG")
 
 
 def cluster_from_slurm(environ: Mapping[str, str], port: int) -> ClusterInfo:
@@ -104,7 +113,7 @@ def cluster_from_slurm(environ: Mapping[str, str], port: int) -> ClusterInfo:
     workers = [f"{host}:{port + local}" for host, count in zip(hosts, tasks_per_host) for local in range(count)]
     if not 0 <= rank < num_tasks:
         raise RealfakeError(f"SLURM environment: SLURM_PROCID {rank} is not below the {num_tasks} tasks")
-    return ClusterInfo({"worker": workers}, "worker", rank)
+    return ClusterInfo({"worker": workers}, "worker", rank, source="SLURM")
 
 
 def expand_nodelist(nodelist: str) -> list[str]:

@@ -5,8 +5,9 @@ step>``) holds the model, the optimizer (Adam's moments and iteration count),
 the completed epochs, the batches done in the current epoch, the global step,
 the running sums behind the epoch and log-window means, the per-epoch history
 and the settings that fix the weight sequence. Because an epoch's batch order
-is a pure function of (seed, epoch) (``pipeline.epoch_order``), a resumed run
-rebuilds the same order and starts at the saved batch; with deterministic ops
+is a pure function of (seed, epoch) (``pipeline.epoch_order``), and so is
+its augmentation (``pipeline.epoch_symmetries``), a resumed run rebuilds the
+same order and starts at the saved batch; with deterministic ops
 the weights are then bitwise those of an uninterrupted run. (Keras'
 ``BackupAndRestore`` restarts the epoch from batch 0, hence the custom loop.)
 
@@ -75,6 +76,7 @@ from realfake.training.pipeline import (
     NON_FINITE_INPUT,
     ShardReader,
     epoch_order,
+    epoch_symmetries,
     training_dataset,
     validation_dataset,
 )
@@ -375,7 +377,7 @@ class _Trainer:
             f"train: {self.train_examples} training examples in {len(self.shard_set.train)} shards, "
             f"{self.validation_examples} validation; {self.steps_per_epoch} steps of {self.batch_size} per epoch; "
             f"model {self.settings.model.name} ({self.model.count_params()} parameters); "
-            f"{self.cluster.num_workers} worker(s); threads intra-op "
+            f"{self.cluster.describe()}; threads intra-op "
             f"{tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
             f"{tf.config.threading.get_inter_op_parallelism_threads()} (0 = TensorFlow's default); {where}"
         )
@@ -385,9 +387,14 @@ class _Trainer:
         order = epoch_order(
             self.train_reader.shard_sizes, self.settings.seed, progress.epoch, self.settings.shuffle_shards
         )
+        symmetries = (
+            epoch_symmetries(len(order), self.settings.seed, progress.epoch) if self.settings.augment else None
+        )
         start_batch = progress.step_in_epoch
         dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: training_dataset(self.train_reader, order, self.batch_size, start_batch, context)
+            lambda context: training_dataset(
+                self.train_reader, order, self.batch_size, start_batch, context, symmetries=symmetries
+            )
         )
         window_start = time.perf_counter()
         window_steps = 0
