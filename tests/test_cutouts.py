@@ -33,7 +33,7 @@ from realfake.cutouts import (
 )
 from realfake.cutouts_file import COUNT_ATTRIBUTES, cutouts_file_is_complete, read_attribute_text, read_cutouts_catalog
 from realfake.errors import RealfakeError
-from realfake.mock import MockSettings, mock_brick_names, write_mock_survey
+from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, write_mock_survey
 from realfake.mock.render import render_sources
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -677,7 +677,7 @@ MOCK_SIZE = 384
 @pytest.fixture(scope="module")
 def mock_survey(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mock")
-    write_mock_survey(MockSettings(out=root, bricks=1, size=MOCK_SIZE, seed=3, rsdirs=2, fakes_per_rsdir=60))
+    write_mock_survey(MockSettings(out=root, bricks=1, size=MOCK_SIZE, seed=3, rsdirs=4, fakes_per_rsdir=30))
     return root
 
 
@@ -905,7 +905,10 @@ def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_file
     result = snakemake(copy, overrides, "-n", "-p", "--cores", "1")
     assert result.returncode == 0, result.stdout
     jobs = planned_cutouts_jobs(result.stdout)
-    bricks = mock_brick_names(4)
+    mock = yaml.safe_load((copy / "config" / "config.yaml").read_text())["mock"]
+    bricks = mock_brick_names(mock["bricks"])
+    rsdirs = mock_rsdir_names(mock["rsdirs"], mock["fakes_per_rsdir"])
+    assert len(rsdirs) == 2
     assert sorted((job["kind"], job["brick"]) for job in jobs) == sorted(
         (k, b) for k in ("real", "sim") for b in bricks
     )
@@ -918,7 +921,7 @@ def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_file
         inputs = set(job["input"].split(", "))
         root = "results/mock/dr5" if kind == "real" else "results/mock/obiwan"
         coadd_dirs = [f"{root}/coadd/{directory}/{brick}"] if kind == "real" else [
-            f"{root}/coadd/{directory}/{brick}/{rsdir}" for rsdir in ("rs0", "rs100")]  # fmt: skip
+            f"{root}/coadd/{directory}/{brick}/{rsdir}" for rsdir in rsdirs]  # fmt: skip
         expected = {"results/mock/dr5/survey-bricks.fits"}
         expected |= {f"{coadd_dir}/legacysurvey-{brick}-{product}-{band}.fits.fz" for coadd_dir in coadd_dirs
                      for product in ("image", "invvar") for band in "grz"}  # fmt: skip
@@ -926,7 +929,7 @@ def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_file
             expected.add(f"results/mock/dr5/tractor/{directory}/tractor-{brick}.fits")
         else:
             expected |= {
-                f"{root}/obiwan/{directory}/{brick}/{rsdir}/simcat-elg-{brick}.fits" for rsdir in ("rs0", "rs100")
+                f"{root}/obiwan/{directory}/{brick}/{rsdir}/simcat-elg-{brick}.fits" for rsdir in rsdirs
             }
         assert inputs == expected
         assert job["shell"].startswith(

@@ -14,6 +14,7 @@ from scipy import stats
 from realfake import survey
 from realfake.errors import RealfakeError
 from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, write_mock_survey
+from realfake.mock.brick import MIN_FAKE_SEPARATION
 from realfake.mock.render import render_sources
 from realfake.selection import select
 
@@ -150,6 +151,8 @@ def test_fakes_sit_where_the_simcat_says_and_carry_their_flux(mock_none):
                 continue
             if np.sort(np.hypot(simcat["x"] - fake["x"], simcat["y"] - fake["y"]))[1] < 2.5 * half:
                 continue  # another fake's light in the aperture
+            if fake["rhalf"] > 1.2:
+                continue  # an extended fake's light reaches beyond the aperture (rhalf 2" loses a quarter)
             recovered.append((difference[aperture].sum(), fake["flux_r"]))
         # Away from the fakes the rs dir coadd is the DR5 coadd (same sky, same noise), to compression precision.
         far = np.ones((SIZE, SIZE), dtype=bool)
@@ -179,6 +182,21 @@ def test_none_fakes_follow_the_selected_real_population(mock_none):
         [survey.read_simcat(rsdir.simcat_path)["rhalf"] for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK)]
     )
     assert stats.ks_2samp(real_radius, fake_radius).pvalue > 0.01
+
+
+def test_no_fake_lies_in_another_fakes_stamp(mock_none):
+    """Fakes of one rs dir share its images: they keep apart, so no fake gains neighbours that reals lack."""
+    rsdirs = survey.find_rsdirs(mock_none / "obiwan", BRICK)
+    for rsdir in rsdirs:
+        simcat = survey.read_simcat(rsdir.simcat_path)
+        assert len(simcat) == 40
+        xy = np.stack([simcat["x_fits"], simcat["y_fits"]], axis=1)
+        separation = np.abs(xy[:, None] - xy[None, :]).max(axis=2)
+        np.fill_diagonal(separation, np.inf)
+        assert separation.min() >= MIN_FAKE_SEPARATION > 32  # half a 64-pixel stamp
+    # Across rs dirs (separate images) fakes may fall anywhere.
+    ids = [set(survey.read_simcat(rsdir.simcat_path)["id"]) for rsdir in rsdirs]
+    assert not ids[0] & ids[1]
 
 
 def test_mismatches_change_one_thing(mock_none, mock_variants):

@@ -7,7 +7,10 @@ passed through the same detection and the same ``elg_padded`` selection on
 the fakes (with their positions). So the fakes follow the true-parameter
 distribution of the real sources that the cutouts stage selects, including the
 stars and non-ELG galaxies that scatter into the box, and their positions
-follow the same coverage and depth. Other mismatches then change one thing.
+follow the same coverage and depth. Within an rs dir the fakes keep
+``MIN_FAKE_SEPARATION`` pixels apart, so a fake's stamp holds no other fake
+(real galaxies have no such extra neighbours). Other mismatches then change
+one thing.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ SCENE_MARGIN = 40  # pixels: sources just outside the image still spill light in
 FAKE_SELECTION = "elg_padded"
 RELEASE = 5000
 PIXEL_DEPTH_SCATTER = 0.02
+# Fakes of one rs dir share its images, so a fake's stamp would also show the other fakes near
+# it: neighbours that no real galaxy has (100 fakes per 1024^2 rs dir put 0.5 other fakes in
+# each 64x64 stamp, and the CNN learned that, the `none` control coming out "distinguishable").
+# Within an rs dir fakes are therefore at least this far apart in x or y: half a stamp plus
+# the bright part of a fake's profile, so no fake sits in another's stamp.
+MIN_FAKE_SEPARATION = 40  # pixels
 
 
 def coadd_header(settings: MockSettings, brick: BrickGeometry, band: str) -> fits.Header:
@@ -148,25 +157,47 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
     """True parameters and positions of the brick's fakes, before any mismatch.
 
     An independent sky realisation over the image is measured, detected and
-    selected like the real catalog; the survivors' truths are the fakes.
+    selected like the real catalog; the survivors' truths are the fakes. Each
+    survivor goes to the first rs dir that has room and no fake within
+    ``MIN_FAKE_SEPARATION`` pixels (in x and y) of it, or is dropped; the
+    choice depends on position only, never on the fake's properties. Rows
+    come in rs dir order, ``fakes_per_rsdir`` per rs dir.
     """
     rng = seed_sequence(settings, brick, "fakes")
     wanted = settings.rsdirs * settings.fakes_per_rsdir
-    accepted: list[pd.DataFrame] = []
-    total = 0
+    candidates: list[pd.DataFrame] = []
+    members: list[list[int]] = [[] for _ in range(settings.rsdirs)]
+    positions = [np.empty((0, 2)) for _ in range(settings.rsdirs)]
+    drawn = 0
     for _ in range(200):
         pool = draw_truth(rng, settings.size, settings.size)
         measured, detected = measure(rng, pool, observing, settings.bands)
         measured_rows = measured.assign(brick_primary=True)
         keep = detected & select(measured_rows, FAKE_SELECTION)
-        accepted.append(pool[keep])
-        total += int(keep.sum())
-        if total >= wanted:
+        survivors = pool[keep].reset_index(drop=True)
+        candidates.append(survivors)
+        for index, position in enumerate(survivors[["x", "y"]].to_numpy()):
+            for chunk in range(settings.rsdirs):
+                if len(members[chunk]) < settings.fakes_per_rsdir and _apart(positions[chunk], position):
+                    members[chunk].append(drawn + index)
+                    positions[chunk] = np.vstack([positions[chunk], position])
+                    break
+        drawn += len(survivors)
+        if sum(len(chunk) for chunk in members) == wanted:
             break
     else:
-        raise RealfakeError(f"mock brick {brick.name}: could not draw {wanted} fakes passing {FAKE_SELECTION}")
-    fakes = pd.concat(accepted, ignore_index=True).iloc[:wanted].reset_index(drop=True)
+        raise RealfakeError(
+            f"mock brick {brick.name}: could not draw {wanted} fakes passing {FAKE_SELECTION}, "
+            f"{MIN_FAKE_SEPARATION} pixels apart within each rs dir (fewer fakes per rs dir, or more rs dirs)"
+        )
+    rows = [row for chunk in members for row in chunk]
+    fakes = pd.concat(candidates, ignore_index=True).iloc[rows].reset_index(drop=True)
     return _apply_mismatch(fakes, settings.mismatch)
+
+
+def _apart(placed: np.ndarray, position: np.ndarray) -> bool:
+    """Whether ``position`` (x, y) is at least MIN_FAKE_SEPARATION pixels in x or in y from every placed fake."""
+    return not len(placed) or bool(np.abs(placed - position).max(axis=1).min() >= MIN_FAKE_SEPARATION)
 
 
 def _apply_mismatch(fakes: pd.DataFrame, mismatch: str) -> pd.DataFrame:
