@@ -11,6 +11,7 @@ from shardsfixture import CHANNEL_NAMES, write_shard_set
 
 from realfake.errors import RealfakeError
 from realfake.model import (
+    COMPACT,
     DEEP,
     LENET,
     InputNormalization,
@@ -87,6 +88,21 @@ def test_deep_model_is_deeper_and_its_pieces_are_configurable():
     assert tuple(model.get_layer("block2_pool").output.shape) == (None, 16, 16, 16)
     assert model.get_layer("block1_conv1").kernel_size == (5, 5)
     assert tuple(model.get_layer("dense2").output.shape) == (None, 16)
+
+
+def test_compact_model_keeps_the_centre_sharp():
+    model = build_model((64, 64, 6), COMPACT, pass_through(6))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.filters for layer in convs] == [16, 16, 32, 32, 64, 64]
+    assert {layer.kernel_size for layer in convs} == {(3, 3)}
+    assert all(layer.activation.__name__ == "relu" for layer in convs)
+    pools = [model.get_layer(f"block{block}_pool") for block in (1, 2, 3)]
+    assert all(isinstance(layer, keras.layers.MaxPooling2D) and layer.pool_size == (2, 2) for layer in pools)
+    assert tuple(model.get_layer("block3_pool").output.shape) == (None, 8, 8, 64)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert tuple(model.get_layer("dense1").output.shape) == (None, 64)
+    # Cheaper per example than the seed's LeNet.
+    assert forward_flops_per_example(model) < forward_flops_per_example(build_model((64, 64, 6), LENET, pass_through(6)))
 
 
 def test_bad_model_settings_name_the_problem():

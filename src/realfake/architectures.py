@@ -69,7 +69,18 @@ DEEP = ModelConfig(
     batch_norm=True,
     dense_units=(128,),
 )
-MODEL_CONFIGS = {config.name: config for config in (LENET, DEEP)}
+COMPACT = ModelConfig(
+    name="compact",
+    conv_maps=(16, 32, 64),
+    kernel_size=3,
+    convs_per_block=2,
+    pooling="max",
+    pool_size=2,
+    pool_stride=2,
+    batch_norm=False,
+    dense_units=(64,),
+)
+MODEL_CONFIGS = {config.name: config for config in (LENET, DEEP, COMPACT)}
 
 
 def model_config(name: str, **overrides) -> ModelConfig:

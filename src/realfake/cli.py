@@ -286,6 +286,12 @@ def _add_train(subparsers) -> None:
         help="shards shuffled together each epoch (default %(default)s)",
     )
     parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.augment,
+        help="random rotation or reflection of each training stamp each epoch (default %(default)s)",
+    )
+    parser.add_argument(
         "--keep-checkpoints", type=int, default=defaults.keep_checkpoints, help="checkpoints kept (default %(default)s)"
     )
     parser.add_argument(
@@ -329,6 +335,7 @@ def _run_train(args: argparse.Namespace) -> None:
         log_every=args.log_every,
         profile_steps=args.profile_steps,
         shuffle_shards=args.shuffle_shards,
+        augment=args.augment,
         keep_checkpoints=args.keep_checkpoints,
         intra_op_threads=args.intra_op_threads,
         inter_op_threads=args.inter_op_threads,

@@ -22,12 +22,26 @@ Architectures (``MODEL_CONFIGS``, selected by name):
   (64 -> 32 -> 16 -> 8 pixels); then dense 64 ReLU and dense 2 softmax. The
   seed's table lists ReLU after each pooling too; pooling non-negative ReLU
   outputs keeps them non-negative, so that ReLU is the identity and is omitted.
+- ``compact`` (the workflow config's choice): VGG-like, three blocks (16, 32, 64 maps) of two
+  3x3 convolutions with ReLU, each block followed by 2x2 max pooling
+  (64 -> 32 -> 16 -> 8 pixels); dense 64 ReLU, dense 2 softmax. Half the
+  FLOPs of ``lenet`` per example. It exists because ``lenet`` does not learn
+  the mock survey's controls from a few thousand stamps: the difference
+  between fakes and real galaxies (a sharper or wider core) lives in the
+  central few pixels, and each 7x7 average pooling mixes it with ~48
+  pixels of sky and neighbours, three times over. Max pooling keeps such a
+  local signal. Measured on the ``psf`` control (778 training stamps): the
+  seed's ``lenet`` with Adam at 1e-3 loses its ReLUs (dense units never
+  active on any stamp go from 31% to 70% within four epochs) and ends with
+  P(fake) = 0.50 for every stamp; at 1e-4 it sits at chance for eight epochs
+  and reaches 0.73 test accuracy after twenty; the same network with max
+  pooling reaches 0.88 after five, ``compact`` 0.95 after four (1500
+  stamps).
 - ``deep``: VGG-like, four blocks (32, 64, 128, 256 maps) of two 3x3
   convolutions, each followed by batch normalisation and ReLU, then 2x2 max
   pooling (64 -> 4 pixels); dense 128 ReLU, dense 2 softmax. Batch
   normalisation is ``synchronized``: under multi-worker training the batch
-  statistics are those of the global batch, so results do not depend on the
-  number of workers.
+  statistics are those of the global batch.
 
 Every piece (maps per block, kernel size, convolutions per block, pooling,
 batch normalisation, dense widths) is a field of :class:`ModelConfig`
@@ -44,10 +58,11 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from realfake.architectures import DEEP, LENET, MODEL_CONFIGS, ModelConfig, model_config
+from realfake.architectures import COMPACT, DEEP, LENET, MODEL_CONFIGS, ModelConfig, model_config
 from realfake.errors import RealfakeError
 
 __all__ = [
+    "COMPACT",
     "DEEP",
     "LENET",
     "MODEL_CONFIGS",

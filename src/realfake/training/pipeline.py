@@ -14,6 +14,22 @@ the file); only the batch is copied into memory (``ShardReader``). tf.data runs 
 parallel (``num_parallel_calls``, order kept) and prefetches ahead of the
 training step.
 
+Augmentation. With ``augment`` each training example is drawn through one of
+the 8 symmetries of the square pixel grid (rotations by multiples of 90
+degrees and reflections, :func:`apply_symmetries`), chosen per example and
+epoch by :func:`epoch_symmetries`, a pure function of (seed, epoch, number of
+examples) like the order; validation stamps are never transformed. The
+symmetries act about the stamp's centre pixel ``(S/2, S/2)``, where the
+source is, so augmented sources stay centred. Both classes get the same
+transforms and galaxies have random position angles, so the labels hold;
+the classifier sees 8x as many distinct stamps, which it needs: the mock
+survey's ~1500 training stamps are otherwise memorised before the difference
+between the classes is found (``size`` control: test accuracy 0.63 without,
+0.67 with, same network and epochs). The price: a difference that lies only
+in orientation relative to the pixel grid (say, fakes whose PSF is elongated
+along x where the real one is elongated along y) becomes invisible; train
+with ``augment`` off to look for one.
+
 Data parallelism. Global batch ``b`` is cut into ``num_replicas`` equal
 consecutive slices, replica ``r`` gets slice ``r``; worker ``p`` (an input
 pipeline) hosts replicas ``p * L ... p * L + L - 1`` and its dataset yields
@@ -55,6 +71,47 @@ def epoch_order(shard_sizes: Sequence[int], seed: int, epoch: int, shuffle_shard
     return np.concatenate(groups)
 
 
+SYMMETRIES = 8
+
+
+def epoch_symmetries(count: int, seed: int, epoch: int) -> np.ndarray:
+    """int8 (count,) symmetry index 0-7 per position of an epoch's order (:func:`apply_symmetries`).
+
+    Pure, and independent of :func:`epoch_order`'s stream for the same (seed, epoch).
+    """
+    return np.random.default_rng([seed, epoch, 1]).integers(0, SYMMETRIES, count).astype(np.int8)
+
+
+def apply_symmetries(stamps: np.ndarray, symmetries: np.ndarray) -> np.ndarray:
+    """Stamps (n, S, S, C) each mapped by one symmetry of the square about pixel (S/2, S/2).
+
+    Symmetry ``k`` (0-7): bit 0 swaps rows and columns (transpose), bit 1
+    reflects the rows (y -> S - y), bit 2 reflects the columns (x -> S - x);
+    together the 8 rotations and reflections of the square, 0 the identity.
+    Each reflection maps index i to (S - i) mod S, so the centre pixel S/2
+    stays put (and row or column 0 maps to itself: an edge, of no consequence).
+    All channels move together. Returns a new array.
+    """
+    size = stamps.shape[1]
+    if stamps.shape[2] != size:
+        raise ValueError(f"stamps must be square to be rotated, got {stamps.shape[1:3]}")
+    reflected = (size - np.arange(size)) % size
+    out = np.empty_like(stamps)
+    for symmetry in range(SYMMETRIES):
+        chosen = np.flatnonzero(symmetries == symmetry)
+        if chosen.size == 0:
+            continue
+        part = stamps[chosen]
+        if symmetry & 1:
+            part = part.transpose(0, 2, 1, 3)
+        if symmetry & 2:
+            part = part[:, reflected]
+        if symmetry & 4:
+            part = part[:, :, reflected]
+        out[chosen] = part
+    return out
+
+
 def sequential_order(shard_sizes: Sequence[int]) -> np.ndarray:
     """int32 (N, 2) (shard index, row) pairs in file order (validation)."""
     sizes = np.asarray(shard_sizes, dtype=np.int64)
@@ -94,8 +151,11 @@ class ShardReader:
                 self._mapped.popitem(last=False)
             return arrays
 
-    def read(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The examples at (shard, row) ``pairs``, in the order given."""
+    def read(self, pairs: np.ndarray, symmetries: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The examples at (shard, row) ``pairs``, in the order given.
+
+        ``symmetries`` (one per pair, :func:`apply_symmetries`) transforms the stamps.
+        """
         stamps = np.empty((len(pairs), *self.stamp_shape), dtype=np.float32)
         labels = np.empty(len(pairs), dtype=np.int32)
         for shard in np.unique(pairs[:, 0]):
@@ -109,6 +169,8 @@ class ShardReader:
         if not finite.all():
             shard, row = pairs[np.flatnonzero(~finite)[0]]
             raise ValueError(f"{NON_FINITE_INPUT} in {self.shards[shard].x} row {row}")
+        if symmetries is not None:
+            stamps = apply_symmetries(stamps, symmetries)
         return stamps, labels
 
 
@@ -124,12 +186,17 @@ def replica_slice(batch_start: int, batch_length: int, replica: int, num_replica
     return start, stop
 
 
-def _dataset_from_bounds(reader: ShardReader, order: np.ndarray, bounds: np.ndarray) -> tf.data.Dataset:
-    """Elements = reader.read(order[start:stop]) for each row (start, stop) of ``bounds``, read in parallel, in order."""
+def _dataset_from_bounds(
+    reader: ShardReader, order: np.ndarray, bounds: np.ndarray, symmetries: np.ndarray | None = None
+) -> tf.data.Dataset:
+    """Elements = reader.read(order[start:stop]) for each row (start, stop) of ``bounds``, read in parallel, in order.
+
+    ``symmetries``, when given, holds one symmetry per position of ``order``.
+    """
 
     def read(index):
         start, stop = bounds[index]
-        return reader.read(order[start:stop])
+        return reader.read(order[start:stop], None if symmetries is None else symmetries[start:stop])
 
     def read_element(index):
         stamps, labels = tf.numpy_function(read, [index], (tf.float32, tf.int32), stateful=False)
@@ -148,19 +215,24 @@ def training_dataset(
     batch_size: int,
     start_batch: int,
     input_context: tf.distribute.InputContext | None = None,
+    symmetries: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """This input pipeline's per-replica slices of global batches ``start_batch ...`` of ``order``.
 
     ``batch_size`` is the global batch; it must divide by the number of replicas.
     Without ``input_context`` (one replica) the elements are whole batches.
+    ``symmetries`` (one per position of ``order``, :func:`epoch_symmetries`)
+    augments the stamps.
     """
+    if symmetries is not None and len(symmetries) != len(order):
+        raise ValueError(f"{len(symmetries)} symmetries for an order of {len(order)} examples")
     pipeline, num_pipelines, num_replicas = _pipeline_position(input_context)
     local_replicas = num_replicas // num_pipelines
     share = batch_size // num_replicas
     batches = np.arange(start_batch, len(order) // batch_size, dtype=np.int64)
     replicas = pipeline * local_replicas + np.arange(local_replicas, dtype=np.int64)
     starts = (batches[:, None] * batch_size + replicas[None, :] * share).reshape(-1)
-    return _dataset_from_bounds(reader, order, np.stack([starts, starts + share], axis=1))
+    return _dataset_from_bounds(reader, order, np.stack([starts, starts + share], axis=1), symmetries)
 
 
 def validation_dataset(

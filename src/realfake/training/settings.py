@@ -10,7 +10,7 @@ from realfake.errors import RealfakeError
 from realfake.architectures import LENET, ModelConfig
 
 # Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
-RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards")
+RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class TrainSettings:
     - ``batch_size``: global batch (all workers together); must divide by the
       number of workers.
     - ``model``: the architecture (``realfake.model.MODEL_CONFIGS``).
-    - ``seed``: initial weights and the per-epoch example order.
+    - ``seed``: initial weights, the per-epoch example order and augmentation.
     - ``learning_rate``: Adam's (constant) learning rate.
     - ``checkpoint_every``: steps between mid-epoch checkpoints (each epoch's
       end is checkpointed too).
@@ -32,6 +32,9 @@ class TrainSettings:
     - ``profile_steps``: global steps [start, stop) traced by the profiler;
       None for no profile.
     - ``shuffle_shards``: shards whose examples are shuffled together.
+    - ``augment``: draw each training stamp through a random rotation or
+      reflection of the pixel grid each epoch (``training.pipeline``). Off by
+      default, as in the seed; the workflow's config turns it on.
     - ``keep_checkpoints``: checkpoints kept in ``ckpts/``.
     - ``intra_op_threads``, ``inter_op_threads``: TensorFlow's thread pools
       (0 = TensorFlow's default, one per core).
@@ -51,6 +54,7 @@ class TrainSettings:
     log_every: int = 10
     profile_steps: tuple[int, int] | None = (3, 6)
     shuffle_shards: int = 8
+    augment: bool = False
     keep_checkpoints: int = 3
     intra_op_threads: int = 0
     inter_op_threads: int = 0
