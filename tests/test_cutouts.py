@@ -681,6 +681,40 @@ def mock_survey(tmp_path_factory) -> Path:
     return root
 
 
+def test_fakes_carry_their_rs_dir_fit_and_reals_their_own_values(mock_survey, tmp_path):
+    """Both classes get measured_* columns: a real source its own tractor values, a fake those of the source
+    at its position in its rs dir's tractor catalog (legacypipe's re-fit); without that catalog, none."""
+    real_settings = CutoutSettings(kind="real", dr5_dir=mock_survey / "dr5", selection="all_primary")
+    make_cutouts(real_settings, BRICK, tmp_path / "real.h5")
+    _, real, _ = load(tmp_path / "real.h5")
+    assert len(real) > 10 and real["measured"].all()
+    for column in ("mag_dered_g", "mag_dered_z", "size", "type"):
+        assert real[f"measured_{column}"].equals(real[column]), column
+    settings = CutoutSettings(kind="sim", dr5_dir=mock_survey / "dr5", obiwan_dir=mock_survey / "obiwan")
+    make_cutouts(settings, BRICK, tmp_path / "sim.h5")
+    _, sim, attributes = load(tmp_path / "sim.h5")
+    assert sim["measured"].all() and len(attributes["fits_from"]) == 4
+    for rsdir in survey.find_rsdirs(mock_survey / "obiwan", BRICK):
+        tractor = survey.read_tractor(rsdir.tractor_path)
+        fakes = sim[sim["rsdir"] == rsdir.name]
+        for _, fake in fakes.iterrows():
+            (row,) = np.flatnonzero(np.hypot(tractor["bx"] - fake["x"], tractor["by"] - fake["y"]) < 0.01)
+            assert fake["measured_mag_dered_g"] == pytest.approx(tractor["mag_dered_g"].iloc[row], rel=1e-6)
+            assert fake["measured_type"] == tractor["type"].iloc[row]
+    # The fit is a noisy measurement of the truth, not the truth.
+    difference = sim["measured_mag_dered_r"] - sim["mag_dered_r"]
+    assert (difference != 0).all() and difference.abs().median() < 0.3
+    # No rs dir tractor catalogs: the fakes have no fit.
+    bare = tmp_path / "bare"
+    shutil.copytree(mock_survey, bare)
+    shutil.rmtree(bare / "obiwan" / "tractor")
+    bare_settings = CutoutSettings(kind="sim", dr5_dir=bare / "dr5", obiwan_dir=bare / "obiwan")
+    make_cutouts(bare_settings, BRICK, tmp_path / "bare.h5")
+    _, unmeasured, _ = load(tmp_path / "bare.h5")
+    assert len(unmeasured) == len(sim) and not unmeasured["measured"].any()
+    assert unmeasured["measured_mag_dered_g"].isna().all() and (unmeasured["measured_type"] == "").all()
+
+
 def test_mock_fakes_sit_at_the_stamp_centre_in_the_difference_with_the_dr5_coadd(mock_survey, tmp_path):
     """The injected light (rs dir stamp minus the same window of the DR5 coadd) is centred where the catalog says:
     no one-pixel offset between what is cut for fakes and for reals (DATA.md section 5.1)."""
@@ -928,9 +962,9 @@ def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_file
         if kind == "real":
             expected.add(f"results/mock/dr5/tractor/{directory}/tractor-{brick}.fits")
         else:
-            expected |= {
-                f"{root}/obiwan/{directory}/{brick}/{rsdir}/simcat-elg-{brick}.fits" for rsdir in rsdirs
-            }
+            for rsdir in rsdirs:
+                expected.add(f"{root}/obiwan/{directory}/{brick}/{rsdir}/simcat-elg-{brick}.fits")
+                expected.add(f"{root}/tractor/{directory}/{brick}/{rsdir}/tractor-{brick}.fits")
         assert inputs == expected
         assert job["shell"].startswith(
             f"realfake cutouts --kind {kind} --brick {brick} --out results/cutouts/{kind}/{directory}/{brick}.h5"

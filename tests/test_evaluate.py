@@ -16,10 +16,11 @@ from sklearn.metrics import roc_auc_score
 from synthetic_shards import read_test_stamps, write_shard_set
 
 from realfake import stats
-from realfake.baselines import catalog_features, shortcut_baselines
+from realfake.baselines import catalog_features, measured_view, shortcut_baselines
 from realfake.cli import main
 from realfake.evaluate import (
     BREAKDOWN_COLUMNS,
+    breakdown_variables,
     breakdowns,
     evaluate_predictions,
     split_shards,
@@ -252,6 +253,36 @@ def test_baselines_do_not_flag_a_null_and_credit_the_image_structure():
     test["p_fake"] = rng.uniform(size=len(test))
     result = evaluate_predictions(test, SETTINGS, train=train)
     assert result["shortcut_sentence"].startswith("Neither the CNN nor any shortcut baseline")
+
+
+def test_catalog_quantities_are_the_tractor_fits_wherever_there_is_one():
+    """Reals are measured; a fake compared on its true values would differ by measurement noise alone."""
+    table = pd.DataFrame(
+        {
+            "label": [0, 1, 1],
+            "mag_dered_g": [22.0, 23.0, 23.5],
+            "mag_dered_r": [21.5, 22.5, 23.0],
+            "size": [0.5, 0.6, 0.7],
+            "type": ["REX", "EXP", "EXP"],
+            "measured": [True, True, False],
+            "measured_mag_dered_g": [22.0, 23.2, np.nan],
+            "measured_mag_dered_r": [21.5, 22.4, np.nan],
+            "measured_size": [0.5, 0.8, np.nan],
+            "measured_type": ["REX", "REX", ""],
+        }
+    )
+    view = measured_view(table)
+    assert view["mag_dered_g"].tolist() == [22.0, 23.2, 23.5]
+    assert view["size"].tolist() == [0.5, 0.8, 0.7]
+    assert view["type"].tolist() == ["REX", "REX", "EXP"]
+    features = catalog_features(table)
+    np.testing.assert_allclose(features["g - r"], [0.5, 0.8, 0.5])
+    variables = breakdown_variables(table)
+    np.testing.assert_allclose(variables["g magnitude"], [22.0, 23.2, 23.5])
+    assert variables["type"].tolist() == ["REX", "REX", "EXP"]
+    # Without the columns (catalogs made before them, or no rs dir tractor) nothing changes.
+    plain = table.drop(columns=[column for column in table.columns if column.startswith("measured")])
+    assert measured_view(plain) is plain
 
 
 def test_catalog_features_leave_out_identifiers_and_per_class_definitions():

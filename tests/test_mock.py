@@ -184,6 +184,37 @@ def test_none_fakes_follow_the_selected_real_population(mock_none):
     assert stats.ks_2samp(real_radius, fake_radius).pvalue > 0.01
 
 
+def test_rs_dir_tractor_catalogs_hold_the_dr5_sources_and_the_fakes_as_selected(mock_none, mock_variants):
+    """legacypipe's re-fit of each rs dir: the DR5 rows, then a measured row per fake at its position. For
+    `none` a fake's measured values are those it was selected on, as a real source's are (so both pass
+    elg_padded); `size` and `profile` re-measure the changed fakes with the same noise."""
+    dr5 = survey.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+
+    def fits(root, rsdir):
+        tractor = survey.read_tractor(root / rsdir.tractor_path.relative_to(mock_none))
+        return tractor.iloc[len(dr5) :].reset_index(drop=True), tractor
+
+    for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK):
+        simcat = survey.read_simcat(rsdir.simcat_path)
+        fakes, tractor = fits(mock_none, rsdir)
+        assert len(tractor) == len(dr5) + len(simcat)
+        np.testing.assert_array_equal(tractor["flux_r"].iloc[: len(dr5)], dr5["flux_r"])
+        np.testing.assert_allclose(fakes["bx"], simcat["x"], atol=1e-3)
+        np.testing.assert_allclose(fakes["by"], simcat["y"], atol=1e-3)
+        assert select(fakes, "elg_padded").all()
+        noise = fakes["flux_r"] - simcat["flux_r"]
+        assert (noise != 0).all() and np.abs(noise).median() < 0.2 * simcat["flux_r"].median()
+    rs0 = survey.find_rsdirs(mock_none / "obiwan", BRICK)[0]
+    none, _ = fits(mock_none, rs0)
+    size, _ = fits(mock_variants["size"], rs0)
+    exponential = none["type"].isin(["REX", "EXP"]).to_numpy()
+    assert exponential.sum() > 10
+    assert 1.7 < np.median(size["shapeexp_r"][exponential] / none["shapeexp_r"][exponential]) < 2.3
+    profile, _ = fits(mock_variants["profile"], rs0)
+    assert set(profile["type"][exponential]) == {"DEV"}
+    assert (profile["shapedev_r"][exponential] > 0).all()
+
+
 def test_no_fake_lies_in_another_fakes_stamp(mock_none):
     """Fakes of one rs dir share its images: they keep apart, so no fake gains neighbours that reals lack."""
     rsdirs = survey.find_rsdirs(mock_none / "obiwan", BRICK)

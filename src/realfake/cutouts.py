@@ -61,6 +61,9 @@ PIXEL_CONVENTION = (
 # Real types whose profile is an exponential (REX is DR5's round exponential, SIMP its predecessor).
 EXPONENTIAL_TYPES = ("REX", "EXP", "SIMP")
 
+# A fake's re-fit in its rs dir's tractor catalog is the source nearest to it within this many pixels.
+FIT_MATCH_RADIUS = 1.0
+
 CATALOG_DESCRIPTION = {
     "id": "tractor objid (real) or simcat id (fake)",
     "brickname": "DR5 brick name",
@@ -87,6 +90,16 @@ CATALOG_DESCRIPTION = {
     "sersic_n": "Sersic index: real EXP/REX 1, DEV 4, PSF and COMP NaN; fake: simcat n",
     "e1": "ellipticity component 1: real shapeexp_e1 or shapedev_e1 (PSF 0, COMP NaN); fake: simcat e1",
     "e2": "ellipticity component 2, as e1",
+    "measured": (
+        "whether the measured_* columns hold a tractor fit: always for a real source; for a fake, when its rs "
+        f"dir's tractor catalog has a source within {FIT_MATCH_RADIUS} pixel of it"
+    ),
+    "measured_mag_dered_{band}": (
+        "dereddened AB magnitude of the tractor fit (real: mag_dered_<b>; fake: of its matched rs dir tractor "
+        "source); NaN if not measured"
+    ),
+    "measured_type": "tractor type of the fit (real: type; fake: its matched source's); empty if not measured",
+    "measured_size": "half-light radius of the fit, arcsec, defined as size is for reals; NaN if not measured",
 }
 
 
@@ -339,7 +352,7 @@ def real_source_table(tractor: pd.DataFrame, brick_name: str, bands: Sequence[st
         values[is_exponential] = tractor[f"shapeexp_{component}"].to_numpy(np.float64)[is_exponential]
         values[is_dev] = tractor[f"shapedev_{component}"].to_numpy(np.float64)[is_dev]
         values[is_psf] = 0.0
-    return _source_table(
+    table = _source_table(
         brick_name,
         "",
         tractor.assign(id=tractor["objid"]),
@@ -350,6 +363,7 @@ def real_source_table(tractor: pd.DataFrame, brick_name: str, bands: Sequence[st
         e1,
         e2,
     )
+    return _with_fit(table, table, np.ones(len(table), dtype=bool), bands)
 
 
 def fake_type(sersic_n: np.ndarray, rhalf: np.ndarray) -> np.ndarray:
@@ -358,9 +372,17 @@ def fake_type(sersic_n: np.ndarray, rhalf: np.ndarray) -> np.ndarray:
     return np.where(rhalf <= 0, "PSF", np.where(sersic_n == 1, "EXP", np.where(sersic_n == 4, "DEV", "SER")))
 
 
-def fake_source_table(simcat: pd.DataFrame, brick_name: str, rsdir: str, bands: Sequence[str]) -> pd.DataFrame:
-    """Source table of simcat rows (as :func:`realfake.survey.read_simcat` returns them)."""
-    return _source_table(
+def fake_source_table(
+    simcat: pd.DataFrame, brick_name: str, rsdir: str, bands: Sequence[str], tractor: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Source table of simcat rows (as :func:`realfake.survey.read_simcat` returns them).
+
+    ``tractor``, the rs dir's tractor catalog (legacypipe re-run on the images
+    with the fakes), gives each fake its fit: the tractor source nearest to the
+    fake's position within FIT_MATCH_RADIUS pixels, described exactly as a real
+    source is (:func:`real_source_table`). Without it no fake is measured.
+    """
+    table = _source_table(
         brick_name,
         rsdir,
         simcat,
@@ -371,6 +393,27 @@ def fake_source_table(simcat: pd.DataFrame, brick_name: str, rsdir: str, bands: 
         simcat["e1"].to_numpy(np.float64),
         simcat["e2"].to_numpy(np.float64),
     )
+    if tractor is None or len(tractor) == 0 or len(simcat) == 0:
+        return _with_fit(table, table, np.zeros(len(table), dtype=bool), bands)
+    from scipy.spatial import cKDTree
+
+    distance, nearest = cKDTree(tractor[["bx", "by"]].to_numpy(np.float64)).query(
+        simcat[["x", "y"]].to_numpy(np.float64), distance_upper_bound=FIT_MATCH_RADIUS
+    )
+    matched = np.isfinite(distance)
+    fits = real_source_table(tractor.iloc[np.where(matched, nearest, 0)], brick_name, bands)
+    return _with_fit(table, fits.set_axis(table.index), matched, bands)
+
+
+def _with_fit(table: pd.DataFrame, fits: pd.DataFrame, measured: np.ndarray, bands: Sequence[str]) -> pd.DataFrame:
+    """``table`` with the measured_* columns taken from the rows of ``fits`` where ``measured``."""
+    table = table.copy()
+    table["measured"] = measured
+    for band in bands:
+        table[f"measured_mag_dered_{band}"] = np.where(measured, fits[f"mag_dered_{band}"].to_numpy(np.float64), np.nan)
+    table["measured_type"] = np.where(measured, fits["type"].to_numpy(dtype=object), "").astype(object)
+    table["measured_size"] = np.where(measured, fits["size"].to_numpy(np.float64), np.nan)
+    return table
 
 
 def fake_selection_view(simcat: pd.DataFrame) -> pd.DataFrame:
@@ -492,7 +535,11 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     counts = CutoutCounts()
     for rsdir in rsdirs:
         simcat, files_read, transmission_source = _read_fakes(settings, brick_name, rsdir)
-        sources = fake_source_table(simcat, brick_name, rsdir.name, settings.bands)
+        tractor = None
+        if rsdir.tractor_path.is_file():
+            tractor = survey.read_tractor(rsdir.tractor_path, settings.bands)
+            files_read = list(dict.fromkeys([*files_read, str(rsdir.tractor_path)]))
+        sources = fake_source_table(simcat, brick_name, rsdir.name, settings.bands, tractor)
         if settings.select_fakes:
             sources = sources[_select(fake_selection_view(simcat), settings.selection, rsdir.simcat_path)]
         coadd = survey.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
@@ -506,6 +553,7 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     attributes = {
         "rsdirs": [rsdir.name for rsdir in rsdirs],
         "mw_transmission_source": transmission_sources,
+        "fits_from": [str(rsdir.tractor_path) if rsdir.tractor_path.is_file() else "" for rsdir in rsdirs],
     }
     return _Cutouts(pd.concat(catalogs, ignore_index=True), np.concatenate(stamps), counts, inputs, attributes)
 

@@ -39,7 +39,7 @@ import pandas as pd
 
 from realfake import stats
 from realfake.atomic import atomic_output
-from realfake.baselines import ordered_bands, shortcut_baselines, shortcut_sentence
+from realfake.baselines import measured_view, ordered_bands, shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
 from realfake.stats import StatisticsSettings
 
@@ -293,8 +293,11 @@ def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
     r - z, ``size``, ``type`` (categorical), the local depth (``galdepth_r`` if
     the catalog has it, else the central inverse variance ``ivar_centre_r``;
     r, or the first band without r) and the sub-pixel offset
-    ``hypot(offset_x, offset_y)`` in pixels.
+    ``hypot(offset_x, offset_y)`` in pixels. Magnitudes, colours, size and
+    type are the tractor fit's where the catalog has one
+    (:func:`realfake.baselines.measured_view`), for both classes alike.
     """
+    predictions = measured_view(predictions)
     bands = ordered_bands(predictions)
     variables: dict[str, pd.Series] = {}
     if bands:

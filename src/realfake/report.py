@@ -425,8 +425,10 @@ def render_html(
             "test split. <b>Catalog</b> features: dereddened magnitudes, colours, size (missing for type PSF, whose "
             "size is defined differently for the two classes) and sub-pixel offsets; identifiers, type, Sérsic index "
             "and ellipticities are left out because they name the class or are defined differently for reals "
-            "(measured tractor models) and fakes (true simcat values). Real catalog values are measured and fake ones "
-            "true, so measurement noise alone can separate them slightly. <b>Pixel</b> features: per band the central "
+            "(measured tractor models) and fakes (true simcat values). Magnitudes, colours and size are legacypipe's "
+            "measurements for both classes where the fake has a fit in its rs dir's tractor catalog; fakes without "
+            "one keep their true values, and measurement noise alone can then separate the classes slightly. "
+            "<b>Pixel</b> features: per band the central "
             "3×3 flux and the central inverse variance, and the flux-weighted centroid of the central 9×9 pixels. "
             "p-values are corrected over the baselines ("
             + html.escape(metrics.get("correction", ""))

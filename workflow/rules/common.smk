@@ -115,13 +115,13 @@ def mock_survey_files():
 
 def mock_cutouts_input_files(kind, brick):
     """The mock survey files the cutouts of one brick and kind read: the brick
-    table and that brick's DR5 coadds and tractor (real) or rs dir coadds and
-    simcats (sim), as the mock rules name them."""
+    table and that brick's DR5 coadds and tractor (real) or rs dir coadds,
+    simcats and tractor catalogs (sim), as the mock rules name them."""
     outputs = rules.mock_brick.output
     if kind == "real":
         patterns = [*outputs.images, *outputs.invvars, outputs.tractor]
     else:
-        patterns = [*outputs.sim_images, *outputs.sim_invvars, *outputs.simcats]
+        patterns = [*outputs.sim_images, *outputs.sim_invvars, *outputs.simcats, *outputs.sim_tractors]
     files = expand(patterns, bri=brick_directory(brick), brick=brick)
     return [rules.mock_brick_table.output.table, *files]
 

@@ -43,6 +43,10 @@ rule mock_brick:
             "results/mock/obiwan/obiwan/{{bri}}/{{brick}}/{rsdir}/simcat-elg-{{brick}}.fits",
             rsdir=mock_rsdirs(),
         ),
+        sim_tractors=expand(
+            "results/mock/obiwan/tractor/{{bri}}/{{brick}}/{rsdir}/tractor-{{brick}}.fits",
+            rsdir=mock_rsdirs(),
+        ),
         truth="results/mock/truth/{bri}/truth-{brick}.fits",
     log:
         "logs/mock/{bri}/{brick}.log",

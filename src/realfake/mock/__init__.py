@@ -15,6 +15,10 @@ Layout written under ``out`` (``AAA`` = first three characters of the brick):
 - ``obiwan/coadd/AAA/<brick>/<rsdir>/legacysurvey-<brick>-{image,invvar}-<band>.fits.fz``:
   the same scene plus that rs dir's fakes;
 - ``obiwan/obiwan/AAA/<brick>/<rsdir>/simcat-elg-<brick>.fits``: current schema;
+- ``obiwan/tractor/AAA/<brick>/<rsdir>/tractor-<brick>.fits``: legacypipe's
+  re-fit of the rs dir images: the DR5 sources and the fakes, measured (the
+  fakes' measured values are those they were selected on, see
+  :func:`realfake.mock.brick.draw_fakes`);
 - ``truth/AAA/truth-<brick>.fits``: the true scene (mock only).
 """
 

@@ -46,6 +46,8 @@ PIXEL_DEPTH_SCATTER = 0.02
 # Within an rs dir fakes are therefore at least this far apart in x or y: half a stamp plus
 # the bright part of a fake's profile, so no fake sits in another's stamp.
 MIN_FAKE_SEPARATION = 40  # pixels
+# Mismatches that change the fakes' true parameters (the others change how they are rendered).
+TRUTH_MISMATCHES = ("size", "profile")
 
 
 def coadd_header(settings: MockSettings, brick: BrickGeometry, band: str) -> fits.Header:
@@ -153,8 +155,8 @@ def _scene(settings: MockSettings, brick: BrickGeometry, observing: Observing) -
     return truth.iloc[order].reset_index(drop=True), measured.iloc[order].reset_index(drop=True), detected[order]
 
 
-def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observing) -> pd.DataFrame:
-    """True parameters and positions of the brick's fakes, before any mismatch.
+def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observing) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """True parameters and positions of the brick's fakes (mismatch applied), and their measured values.
 
     An independent sky realisation over the image is measured, detected and
     selected like the real catalog; the survivors' truths are the fakes. Each
@@ -162,20 +164,33 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
     ``MIN_FAKE_SEPARATION`` pixels (in x and y) of it, or is dropped; the
     choice depends on position only, never on the fake's properties. Rows
     come in rs dir order, ``fakes_per_rsdir`` per rs dir.
+
+    The measured values (DR5 tractor columns, as :func:`measure` gives them)
+    stand for obiwan's re-fit of each fake: for ``none`` exactly the values the
+    fake was selected on, as a real source's catalog values are the ones it was
+    selected on; for ``size`` and ``profile`` the same noise draws applied to
+    the changed truth, so the fit sees the change. The mock's measurement has
+    no notion of the PSF or of photon noise, so ``psf`` and ``noise`` leave
+    the measured values as for ``none``.
     """
     rng = seed_sequence(settings, brick, "fakes")
     wanted = settings.rsdirs * settings.fakes_per_rsdir
     candidates: list[pd.DataFrame] = []
+    candidates_measured: list[pd.DataFrame] = []
     members: list[list[int]] = [[] for _ in range(settings.rsdirs)]
     positions = [np.empty((0, 2)) for _ in range(settings.rsdirs)]
     drawn = 0
     for _ in range(200):
         pool = draw_truth(rng, settings.size, settings.size)
-        measured, detected = measure(rng, pool, observing, settings.bands)
-        measured_rows = measured.assign(brick_primary=True)
-        keep = detected & select(measured_rows, FAKE_SELECTION)
+        measure_seed = int(rng.integers(2**63))
+        measured, detected = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
+        keep = detected & select(measured.assign(brick_primary=True), FAKE_SELECTION)
+        pool = _apply_mismatch(pool, settings.mismatch)
+        if settings.mismatch in TRUTH_MISMATCHES:
+            measured, _ = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
         survivors = pool[keep].reset_index(drop=True)
         candidates.append(survivors)
+        candidates_measured.append(measured[keep].reset_index(drop=True))
         for index, position in enumerate(survivors[["x", "y"]].to_numpy()):
             for chunk in range(settings.rsdirs):
                 if len(members[chunk]) < settings.fakes_per_rsdir and _apart(positions[chunk], position):
@@ -192,7 +207,8 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
         )
     rows = [row for chunk in members for row in chunk]
     fakes = pd.concat(candidates, ignore_index=True).iloc[rows].reset_index(drop=True)
-    return _apply_mismatch(fakes, settings.mismatch)
+    measured = pd.concat(candidates_measured, ignore_index=True).iloc[rows].reset_index(drop=True)
+    return fakes, measured
 
 
 def _apart(placed: np.ndarray, position: np.ndarray) -> bool:
@@ -200,14 +216,20 @@ def _apart(placed: np.ndarray, position: np.ndarray) -> bool:
     return not len(placed) or bool(np.abs(placed - position).max(axis=1).min() >= MIN_FAKE_SEPARATION)
 
 
-def _apply_mismatch(fakes: pd.DataFrame, mismatch: str) -> pd.DataFrame:
-    fakes = fakes.copy()
-    galaxies = fakes["rhalf"] > 0
+def _apply_mismatch(sources: pd.DataFrame, mismatch: str) -> pd.DataFrame:
+    """The true parameters changed by ``mismatch`` (TRUTH_MISMATCHES; the others act when rendering)."""
+    sources = sources.copy()
+    galaxies = sources["rhalf"] > 0
     if mismatch == "size":
-        fakes.loc[galaxies, "rhalf"] *= 2
+        sources.loc[galaxies, "rhalf"] *= 2
+        sources.loc[galaxies, "rhalf_dev"] *= 2
     elif mismatch == "profile":
-        fakes.loc[galaxies, "sersic_n"] = np.where(fakes.loc[galaxies, "sersic_n"] < 2, 4.0, 1.0)
-    return fakes
+        exponential = galaxies & (sources["sersic_n"] < 2)
+        sources.loc[galaxies, "sersic_n"] = np.where(exponential[galaxies], 4.0, 1.0)
+        # The type a fit finds follows the main profile (a COMP keeps both parts).
+        single = galaxies & (sources["type"] != "COMP")
+        sources.loc[single, "type"] = np.where(exponential[single], "DEV", "EXP")
+    return sources
 
 
 def _simcat_columns(fakes: pd.DataFrame, ids: np.ndarray, wcs: WCS, observing: Observing, bands: tuple[str, ...]) -> dict:
@@ -266,7 +288,7 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         header["PSFFWHM"] = (observing.psf_fwhm[band], "[arcsec] mock Moffat PSF FWHM")
         write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-image-{band}.fits.fz", image, header, "image", _dither_seed(settings, brick, band_index, 0))
         write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-invvar-{band}.fits.fz", inverse_variance, header, "invvar", _dither_seed(settings, brick, band_index, 1))
-    fakes = draw_fakes(settings, brick, observing)
+    fakes, fakes_measured = draw_fakes(settings, brick, observing)
     convolve = settings.mismatch != "psf"
     add_sim_noise = settings.mismatch != "noise"
     fake_rng = seed_sequence(settings, brick, "simnoise")
@@ -277,6 +299,17 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         write_table(
             settings.out / "obiwan" / "obiwan" / subdir / brick.name / rsdir / f"simcat-elg-{brick.name}.fits",
             _simcat_columns(chunk_fakes, ids, wcs, observing, settings.bands),
+        )
+        # legacypipe re-run on the rs dir images: the DR5 sources and the fakes, measured.
+        write_table(
+            settings.out / "obiwan" / "tractor" / subdir / brick.name / rsdir / f"tractor-{brick.name}.fits",
+            _tractor_columns(
+                brick,
+                pd.concat([catalog_truth, chunk_fakes], ignore_index=True),
+                pd.concat([catalog_measured, fakes_measured.iloc[rows]], ignore_index=True),
+                wcs,
+                observing.ebv,
+            ),
         )
         rs_coadd = _coadd_dir(settings.out / "obiwan", brick) / rsdir
         for band_index, band in enumerate(settings.bands):
