@@ -189,6 +189,7 @@ def test_each_mock_brick_job_lists_every_file_of_its_brick(workflow_copy):
                     f"results/mock/obiwan/coadd/{directory}/{rsdir}/legacysurvey-{brick}-{product}-{band}.fits.fz"
                 )
     expected |= {f"results/mock/obiwan/obiwan/{directory}/{rsdir}/simcat-elg-{brick}.fits" for rsdir in rsdirs}
+    expected |= {f"results/mock/obiwan/tractor/{directory}/{rsdir}/tractor-{brick}.fits" for rsdir in rsdirs}
     assert outputs == expected
     assert job_field(job, "log") == f"logs/mock/{directory}.log"
     assert job_field(job, "benchmark") == f"benchmarks/mock/{directory}.tsv"
@@ -204,12 +205,13 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
 
     assert job_counts(result.stdout)["mock_brick"] == 2
     assert mock_survey_settings(result.stdout) == {
-        "realfake mock-survey --out results/mock --bricks 2 --size 1024 --seed 7 --mismatch psf"
+        "realfake mock-survey --out results/mock --bricks 2 --size 1448 --seed 7 --mismatch psf"
         " --rsdirs 3 --fakes-per-rsdir 10"
     }
     for job in planned_jobs(result.stdout, "mock_brick"):
         outputs = job_field(job, "output").split(", ")
         assert sum("simcat-elg-" in path for path in outputs) == 3
+        assert sum("/tractor/" in path and "/rs" in path for path in outputs) == 3
         assert not [path for path in outputs if re.search(r"-(image|invvar)-[gr]\.fits\.fz$", path)]
         assert sum(path.endswith("-image-z.fits.fz") for path in outputs) == 1 + 3
 

@@ -121,7 +121,12 @@ def mock_cutouts_input_files(kind, brick):
     if kind == "real":
         patterns = [*outputs.images, *outputs.invvars, outputs.tractor]
     else:
-        patterns = [*outputs.sim_images, *outputs.sim_invvars, *outputs.simcats, *outputs.sim_tractors]
+        patterns = [
+            *outputs.sim_images,
+            *outputs.sim_invvars,
+            *outputs.simcats,
+            *outputs.sim_tractors,
+        ]
     files = expand(patterns, bri=brick_directory(brick), brick=brick)
     return [rules.mock_brick_table.output.table, *files]
 

@@ -52,11 +52,11 @@ class MockSettings:
 
     out: Path
     bricks: int = 4
-    size: int = 1024  # pixels per side (DR5 bricks are 3600)
+    size: int = 1448  # pixels per side (DR5 bricks are 3600)
     seed: int = 1
     mismatch: str = "none"
     rsdirs: int = 2
-    fakes_per_rsdir: int = 100
+    fakes_per_rsdir: int = 150
     bands: tuple[str, ...] = field(default=("g", "r", "z"))
 
     def __post_init__(self) -> None:
