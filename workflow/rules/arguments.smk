@@ -87,6 +87,7 @@ def train_arguments():
         "--log-every",
         str(train["log_every"]),
     ]
+    arguments.append("--augment" if train["augment"] else "--no-augment")
     if train["deterministic"]:
         arguments.append("--deterministic")
     return shlex.join(arguments)
