@@ -531,7 +531,7 @@ def _no_rsdirs(settings: CutoutSettings, brick_name: str) -> RealfakeError:
 
 def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     rsdirs = _rsdirs(settings, brick_name)
-    catalogs, stamps, inputs, transmission_sources = [], [], [], []
+    catalogs, stamps, inputs, transmission_sources, fits_from = [], [], [], [], []
     counts = CutoutCounts()
     for rsdir in rsdirs:
         simcat, files_read, transmission_source = _read_fakes(settings, brick_name, rsdir)
@@ -539,6 +539,7 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
         if rsdir.tractor_path.is_file():
             tractor = survey.read_tractor(rsdir.tractor_path, settings.bands)
             files_read = list(dict.fromkeys([*files_read, str(rsdir.tractor_path)]))
+        fits_from.append("" if tractor is None else str(rsdir.tractor_path))
         sources = fake_source_table(simcat, brick_name, rsdir.name, settings.bands, tractor)
         if settings.select_fakes:
             sources = sources[_select(fake_selection_view(simcat), settings.selection, rsdir.simcat_path)]
@@ -553,7 +554,7 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     attributes = {
         "rsdirs": [rsdir.name for rsdir in rsdirs],
         "mw_transmission_source": transmission_sources,
-        "fits_from": [str(rsdir.tractor_path) if rsdir.tractor_path.is_file() else "" for rsdir in rsdirs],
+        "fits_from": fits_from,
     }
     return _Cutouts(pd.concat(catalogs, ignore_index=True), np.concatenate(stamps), counts, inputs, attributes)
 
