@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from realfake.shards import shard_set_identity
+
 BANDS = ("g", "r", "z")
 CHANNEL_NAMES = (*BANDS, *(f"ivar_{band}" for band in BANDS))
 SKY_SIGMA = 0.01  # nanomaggies per pixel at unit depth
@@ -100,8 +102,11 @@ def write_shard_set(
         pd.concat(catalog, ignore_index=True).to_parquet(directory / f"{split}_catalog.parquet")
         examples = count * shard_size
         splits[split] = {"examples": examples, "real": examples // 2, "fake": examples // 2, "shards": shards}
+    definition = {"fixture": "tests/shardsfixture.py", "train": train_shards, "test": test_shards,
+                  "shard_size": shard_size, "stamp_size": stamp_size, "seed": seed}  # fmt: skip
     manifest = {
         "format_version": 1,
+        "identity": shard_set_identity(definition),
         "package_version": "0.1.0",
         "bands": list(BANDS),
         "channel_names": list(CHANNEL_NAMES),

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from realfake.shards import shard_set_identity
+
 STAMP_SIZE = 64
 
 
@@ -105,8 +107,11 @@ def write_shard_set(
                     "median": median,
                     "mad_sigma": float(1.4826 * np.median(np.abs(values - median))),
                 }
+    definition = {"fixture": "tests/synthetic_shards.py", "train": train_examples, "test": test_examples,
+                  "bands": list(bands), "shard_size": shard_size, "seed": seed}  # fmt: skip
     manifest = {
         "format_version": 1,
+        "identity": shard_set_identity(definition),
         "package_version": "0.1.0",
         "bands": list(bands),
         "channel_names": channel_names,
@@ -126,3 +131,27 @@ def read_test_stamps(directory: Path) -> np.ndarray:
     """All test stamps of a shard set, in shard order (test-sized sets only)."""
     manifest = json.loads((Path(directory) / "manifest.json").read_text())
     return np.concatenate([np.load(Path(directory) / entry["x"]) for entry in manifest["splits"]["test"]["shards"]])
+
+
+def save_model(path: Path, manifest: dict, channels: int | None = None, shard_set: str | None = None) -> None:
+    """A small Keras model for ``manifest``'s shard set, saved to ``path``: its normalisation layer records
+    the manifest's identity (or ``shard_set``); with ``channels``, a model of that many input channels and no
+    normalisation layer."""
+    import keras
+
+    from realfake.model import InputNormalization, normalization_from_manifest
+
+    inputs = keras.Input((64, 64, channels or len(manifest["channel_names"])))
+    features = inputs
+    if channels is None:
+        normalization = normalization_from_manifest(manifest, "manifest")
+        features = InputNormalization(
+            normalization.channel_names,
+            normalization.centers,
+            normalization.scales,
+            normalization.inverse_variance,
+            shard_set=normalization.shard_set if shard_set is None else shard_set,
+        )(features)
+    features = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(2, activation="softmax")(features)
+    keras.Model(inputs, outputs).save(path)

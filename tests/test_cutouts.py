@@ -35,170 +35,16 @@ from realfake.cutouts_file import COUNT_ATTRIBUTES, cutouts_file_is_complete, re
 from realfake.errors import RealfakeError
 from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, write_mock_survey
 from realfake.mock.render import render_sources
+from tinysurvey import BRICK, HALF, OTHER_BRICK, SIZE, TinySurvey, counts, load, run_cutouts, write_brick_table, write_table
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 REALDATA = REPOSITORY.parent / "shared" / "realdata"
 BIN = Path(sys.executable).parent
-BRICK = "1238p245"
-OTHER_BRICK = "1102p240"
-SIZE = 128
-HALF = 32
-BRICK_ROW = {
-    "brickname": BRICK, "brickid": 467899, "ra": 123.887195121951, "dec": 24.5, "ra1": 123.75,
-    "ra2": 124.024390243902, "dec1": 24.375, "dec2": 24.625,
-}  # fmt: skip
-PIXEL_SCALE_DEG = 0.262 / 3600
-
-
-# --------------------------------------------------------------------------- a tiny survey in tmp_path
-
-
-def _write_hdus(path: Path, hdu: fits.hdu.base.ExtensionHDU) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
-    return path
-
-
-def _write_table(path: Path, columns: dict[str, tuple[str, object]]) -> Path:
-    fits_columns = [
-        fits.Column(name=name, format=form, array=np.asarray(values)) for name, (form, values) in columns.items()
-    ]
-    return _write_hdus(path, fits.BinTableHDU.from_columns(fits_columns))
-
-
-def write_brick_table(dr5_dir: Path, rows: list[dict]) -> Path:
-    formats = {"brickname": "8A", "brickid": "J"}
-    columns = {name: (formats.get(name, "D"), [row[name] for row in rows]) for name in BRICK_ROW}
-    return _write_table(dr5_dir / "survey-bricks.fits", columns)
-
-
-class TinySurvey:
-    """A DR5 tree and an obiwan tree (current layout) for brick 1238p245 with SIZE x SIZE coadds."""
-
-    def __init__(self, root: Path, bands: tuple[str, ...] = ("g", "r", "z")) -> None:
-        self.root, self.bands = root, bands
-        self.dr5, self.obiwan = root / "dr5", root / "obiwan"
-        write_brick_table(self.dr5, [BRICK_ROW])
-        self.header = fits.Header()
-        self.header["CTYPE1"], self.header["CTYPE2"] = "RA---TAN", "DEC--TAN"
-        self.header["CRVAL1"], self.header["CRVAL2"] = BRICK_ROW["ra"], BRICK_ROW["dec"]
-        self.header["CRPIX1"] = self.header["CRPIX2"] = SIZE / 2 + 0.5
-        self.header["CD1_1"], self.header["CD1_2"] = -PIXEL_SCALE_DEG, 0.0
-        self.header["CD2_1"], self.header["CD2_2"] = 0.0, PIXEL_SCALE_DEG
-        self.wcs = WCS(self.header)
-
-    def sky(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        """ra, dec of 0-indexed pixel x, y."""
-        ra, dec = self.wcs.all_pix2world(np.atleast_1d(x), np.atleast_1d(y), 0)
-        return np.asarray(ra), np.asarray(dec)
-
-    def dr5_coadd_dir(self) -> Path:
-        return self.dr5 / "coadd" / "123" / BRICK
-
-    def rsdir_coadd_dir(self, rsdir: str) -> Path:
-        return self.obiwan / "coadd" / "123" / BRICK / rsdir
-
-    def write_coadd(self, coadd_dir: Path, planes: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Lossless (GZIP_2, no quantization) coadds, so stamps can be compared with the arrays exactly."""
-        for band, (image, inverse_variance) in planes.items():
-            for kind, data in (("image", image), ("invvar", inverse_variance)):
-                hdu = fits.CompImageHDU(
-                    np.asarray(data, dtype=np.float32),
-                    header=self.header,
-                    compression_type="GZIP_2",
-                    quantize_level=0.0,
-                )
-                _write_hdus(survey.coadd_image_path(coadd_dir, BRICK, kind, band), hdu)
-
-    def constant_planes(self, values: dict[str, float] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Band i: image i + 1, inverse variance 10 (i + 1), unless ``values`` gives the image."""
-        planes = {}
-        for index, band in enumerate(self.bands):
-            value = (values or {}).get(band, index + 1.0)
-            planes[band] = (np.full((SIZE, SIZE), value), np.full((SIZE, SIZE), 10.0 * (index + 1)))
-        return planes
-
-    def tractor_path(self) -> Path:
-        return self.dr5 / "tractor" / "123" / f"tractor-{BRICK}.fits"
-
-    def write_tractor(self, x, y, drop: tuple[str, ...] = (), path: Path | None = None, **overrides) -> Path:
-        """Tractor catalog of sources at 0-indexed pixels x, y (bx, by deliberately 1-indexed: never to be used)."""
-        x, y = np.atleast_1d(np.asarray(x, dtype=np.float64)), np.atleast_1d(np.asarray(y, dtype=np.float64))
-        count = len(x)
-        ra, dec = self.sky(x, y)
-        columns = {
-            "release": ("I", np.full(count, 5000)), "brickid": ("J", np.full(count, 467899)),
-            "brickname": ("8A", [BRICK] * count), "objid": ("J", np.arange(count) + 10),
-            "brick_primary": ("L", np.ones(count, dtype=bool)), "type": ("4A", ["PSF "] * count),
-            "ra": ("D", ra), "dec": ("D", dec), "bx": ("E", x + 1), "by": ("E", y + 1),
-            "fracdev": ("E", np.zeros(count)), "shapeexp_r": ("E", np.zeros(count)),
-            "shapeexp_e1": ("E", np.zeros(count)), "shapeexp_e2": ("E", np.zeros(count)),
-            "shapedev_r": ("E", np.zeros(count)), "shapedev_e1": ("E", np.zeros(count)),
-            "shapedev_e2": ("E", np.zeros(count)),
-        }  # fmt: skip
-        for band in self.bands:
-            columns[f"flux_{band}"] = ("E", np.full(count, 10.0))
-            columns[f"flux_ivar_{band}"] = ("E", np.ones(count))
-            columns[f"mw_transmission_{band}"] = ("E", np.full(count, 0.9))
-            columns[f"nobs_{band}"] = ("I", np.full(count, 2))
-            columns[f"psfsize_{band}"] = ("E", np.full(count, 1.2))
-        for name, value in overrides.items():
-            columns[name] = (columns[name][0], value)
-        for name in drop:
-            del columns[name]
-        return _write_table(path or self.tractor_path(), columns)
-
-    def simcat_path(self, rsdir: str) -> Path:
-        return self.obiwan / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits"
-
-    def write_simcat(self, rsdir: str, x, y, ids=None, drop: tuple[str, ...] = (), **overrides) -> Path:
-        """Current-schema simcat of fakes at 0-indexed pixels x, y (its x, y deliberately 0-indexed: never used)."""
-        x, y = np.atleast_1d(np.asarray(x, dtype=np.float64)), np.atleast_1d(np.asarray(y, dtype=np.float64))
-        count = len(x)
-        ra, dec = self.sky(x, y)
-        columns = {
-            "id": ("J", np.arange(count) if ids is None else ids), "ra": ("D", ra), "dec": ("D", dec),
-            "x": ("E", x), "y": ("E", y),
-            "gflux": ("E", np.full(count, 10.0)), "rflux": ("E", np.full(count, 10.0)),
-            "zflux": ("E", np.full(count, 10.0)),
-            "mw_transmission_g": ("E", np.full(count, 0.9)), "mw_transmission_r": ("E", np.full(count, 0.9)),
-            "mw_transmission_z": ("E", np.full(count, 0.9)),
-            "n": ("E", np.ones(count)), "rhalf": ("E", np.full(count, 0.5)),
-            "e1": ("E", np.zeros(count)), "e2": ("E", np.zeros(count)),
-        }  # fmt: skip
-        for name, value in overrides.items():
-            columns[name] = (columns[name][0], value)
-        for name in drop:
-            del columns[name]
-        return _write_table(self.simcat_path(rsdir), columns)
-
-    def arguments(self, kind: str, out: Path, *extra: str) -> list[str]:
-        bands = "".join(self.bands)
-        return ["cutouts", "--kind", kind, "--brick", BRICK, "--out", str(out), "--bands", bands,
-                "--dr5-dir", str(self.dr5), "--obiwan-dir", str(self.obiwan), *extra]  # fmt: skip
 
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> TinySurvey:
     return TinySurvey(tmp_path / "survey")
-
-
-def run_cutouts(arguments: list[str], capsys) -> tuple[int, str]:
-    """``realfake <arguments>`` in process: exit status and stderr."""
-    status = main(arguments)
-    return status, capsys.readouterr().err
-
-
-def load(path: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """stamps, catalog and attributes of a cutouts file."""
-    with h5py.File(path, "r") as cutouts:
-        stamps = cutouts["stamps"][()]
-        attributes = {key: read_attribute_text(value) for key, value in cutouts.attrs.items()}
-    return stamps, read_cutouts_catalog(path), attributes
-
-
-def counts(attributes: dict) -> dict[str, int]:
-    return {key: int(attributes[key]) for key in COUNT_ATTRIBUTES}
 
 
 def _render(x: float, y: float, flux: float) -> np.ndarray:
@@ -450,7 +296,7 @@ def _write_older_simcat(tiny: TinySurvey, rsdir: str) -> None:
         "y": ("E", [65.0]), "gflux": ("E", [2.0]), "rflux": ("E", [2.0]), "zflux": ("E", [2.0]),
         "sersicn": ("E", [4.0]), "rhalf": ("E", [0.8]), "ba": ("E", [0.5]), "phi": ("E", [0.0]),
     }  # fmt: skip
-    _write_table(tiny.simcat_path(rsdir), columns)
+    write_table(tiny.simcat_path(rsdir), columns)
 
 
 def test_an_older_simcat_takes_the_median_transmission_of_a_tractor_catalog(tiny, tmp_path, capsys):
@@ -484,73 +330,7 @@ def test_an_older_simcat_takes_the_median_transmission_of_a_tractor_catalog(tiny
     assert not (tmp_path / "none.h5").exists()
 
 
-# --------------------------------------------------------------------------- bad input
-
-
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _corrupt(path: Path) -> None:
-    path.write_bytes(b"this is not a FITS file\n" * 300)
-
-
-def _dr5_coadd(tiny: TinySurvey, kind: str, band: str) -> Path:
-    return survey.coadd_image_path(tiny.dr5_coadd_dir(), BRICK, kind, band)
-
-
-def _remove_band(tiny: TinySurvey, band: str) -> None:
-    for kind in survey.COADD_KINDS:
-        _dr5_coadd(tiny, kind, band).unlink()
-
-
-# (kind, problem, how to cause it in an intact tiny survey, text the one-line error must contain)
-BAD_INPUTS = [
-    ("real", "missing coadd image", lambda tiny: _dr5_coadd(tiny, "image", "r").unlink(), "1238p245-image-r.fits.fz"),
-    ("real", "truncated coadd", lambda tiny: _truncate(_dr5_coadd(tiny, "invvar", "z")), "1238p245-invvar-z.fits.fz"),
-    ("real", "corrupt coadd", lambda tiny: _corrupt(_dr5_coadd(tiny, "image", "g")), "1238p245-image-g.fits.fz"),
-    ("real", "missing band", lambda tiny: _remove_band(tiny, "g"), "1238p245-image-g.fits.fz"),
-    ("real", "missing tractor", lambda tiny: tiny.tractor_path().unlink(), "tractor-1238p245.fits"),
-    ("real", "corrupt tractor", lambda tiny: _corrupt(tiny.tractor_path()), "tractor-1238p245.fits"),
-    ("real", "tractor without a column", lambda tiny: tiny.write_tractor([64.0], [64.0], drop=("flux_z",)),
-     "column(s): flux_z"),
-    ("real", "corrupt brick table", lambda tiny: _corrupt(tiny.dr5 / "survey-bricks.fits"), "survey-bricks.fits"),
-    ("sim", "missing rs dir coadd", lambda tiny: survey.coadd_image_path(
-        tiny.rsdir_coadd_dir("rs0"), BRICK, "invvar", "g").unlink(), "rs0/legacysurvey-1238p245-invvar-g"),
-    ("sim", "truncated simcat", lambda tiny: _truncate(tiny.simcat_path("rs0")), "simcat-elg-1238p245.fits"),
-    ("sim", "simcat without a column", lambda tiny: tiny.write_simcat("rs0", [64.0], [64.0], drop=("ra",)),
-     "column(s) ra;"),
-    ("sim", "no rs dirs", lambda tiny: tiny.simcat_path("rs0").unlink(), "brick 1238p245 has no obiwan rs dir"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("kind", "problem", "break_input", "named"), BAD_INPUTS, ids=[case[1] for case in BAD_INPUTS])
-def test_bad_input_is_one_line_naming_it_exit_2_and_no_file(tiny, tmp_path, capsys, kind, problem, break_input, named):
-    tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())
-    tiny.write_coadd(tiny.rsdir_coadd_dir("rs0"), tiny.constant_planes())
-    tiny.write_tractor([64.0], [64.0])
-    tiny.write_simcat("rs0", [64.0], [64.0])
-    out = tmp_path / "out" / "out.h5"
-    assert run_cutouts(tiny.arguments(kind, out, "--selection", "all_primary"), capsys)[0] == 0  # intact: works
-    out.unlink()
-
-    break_input(tiny)
-    status, stderr = run_cutouts(tiny.arguments(kind, out, "--selection", "all_primary"), capsys)
-    assert status == 2
-    assert len(stderr.strip().splitlines()) == 1, stderr
-    assert stderr.startswith("realfake cutouts: error: ")
-    assert named in stderr
-    assert list(out.parent.iterdir()) == []  # no output, no temporary left behind
-
-
-def test_a_brick_not_in_the_brick_table_is_refused(tiny, tmp_path, capsys):
-    out = tmp_path / "out.h5"
-    arguments = tiny.arguments("real", out)
-    arguments[arguments.index("--brick") + 1] = OTHER_BRICK
-    status, stderr = run_cutouts(arguments, capsys)
-    assert status == 2 and len(stderr.strip().splitlines()) == 1
-    assert f"brick {OTHER_BRICK} is not in the survey brick table {tiny.dr5 / 'survey-bricks.fits'}" in stderr
-    assert not out.exists()
+# --------------------------------------------------------------------------- settings and crashes
 
 
 def test_bad_settings_are_one_line_errors(tiny, tmp_path, capsys):
@@ -985,6 +765,7 @@ def _files_config(dr5: Path, obiwan: Path, bricks_file: Path) -> dict:
         "input": {"source": "files", "dr5_dir": str(dr5), "obiwan_dir": str(obiwan), "bricks_file": str(bricks_file)},
         "bands": ["z"],
         "cutouts": {"selection": "all_primary", "select_fakes": False, "pad_edges": False},
+        "shards": {"match": ["mag_dered_z"]},
     }
 
 

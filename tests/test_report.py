@@ -115,7 +115,7 @@ def report(tmp_path_factory):
     """A report made from synthetic shards, a synthetic evaluation (the CNN sees bright galaxies) and a history."""
     root = tmp_path_factory.mktemp("report")
     shards = root / "shards"
-    write_shard_set(shards, train_examples=100, test_examples=200, shard_size=64)
+    manifest = write_shard_set(shards, train_examples=100, test_examples=200, shard_size=64)
     test = pd.read_parquet(shards / "test_catalog.parquet")
     train = pd.read_parquet(shards / "train_catalog.parquet")
     rng = np.random.default_rng(1)
@@ -124,13 +124,14 @@ def report(tmp_path_factory):
     scores[bright] = np.where(test["label"].to_numpy()[bright] == 1, 0.97, 0.03)
     test["p_fake"] = scores
     metrics = evaluate_predictions(test, StatisticsSettings(bootstrap=100), train=train)
+    metrics["shard_set"] = manifest["identity"]
     write_evaluation(root / "evaluate", test, metrics)
     (root / "train").mkdir()
     epochs = [
         {"epoch": epoch, "train_loss": 0.7 / epoch, "train_accuracy": 0.5 + 0.05 * epoch, "validation_loss": 0.7}
         for epoch in range(1, 5)
     ]
-    (root / "train" / "history.json").write_text(json.dumps({"epochs": epochs}))
+    (root / "train" / "history.json").write_text(json.dumps({"shard_set": manifest["identity"], "epochs": epochs}))
     out = root / "report"
     status = main(
         [
@@ -146,7 +147,7 @@ def report(tmp_path_factory):
         ]
     )
     assert status == 0
-    return {"root": root, "out": out, "test": test, "metrics": metrics}
+    return {"root": root, "out": out, "test": test, "metrics": metrics, "identity": manifest["identity"]}
 
 
 def test_report_writes_every_figure_and_the_page_references_only_existing_files(report):
@@ -262,7 +263,7 @@ def test_report_of_a_missing_evaluation_is_one_line_and_exit_2(tmp_path, capsys)
 
 def test_report_refuses_an_evaluation_of_another_shard_set(report, tmp_path, capsys):
     other = tmp_path / "other"
-    write_shard_set(other, train_examples=8, test_examples=10)
+    other_identity = write_shard_set(other, train_examples=8, test_examples=10)["identity"]
     root = report["root"]
     status = main(
         [
@@ -278,5 +279,28 @@ def test_report_refuses_an_evaluation_of_another_shard_set(report, tmp_path, cap
         ]
     )
     assert status == 2
-    assert "different shard sets" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == (
+        f"realfake report: error: {root / 'evaluate' / 'metrics.json'} was made from shard set "
+        f"{report['identity'][:12]}, but {other} is shard set {other_identity[:12]}: "
+        f"run `realfake evaluate` on these shards first"
+    )
+    assert not (tmp_path / "o").exists()
     shutil.rmtree(other)
+
+
+def test_report_refuses_a_training_history_of_another_shard_set(report, tmp_path, capsys):
+    root = report["root"]
+    train = tmp_path / "train"
+    train.mkdir()
+    record = json.loads((root / "train" / "history.json").read_text())
+    (train / "history.json").write_text(json.dumps({**record, "shard_set": "0123456789abcdef"}))
+    status = main(
+        ["report", "--evaluate", str(root / "evaluate"), "--shards", str(root / "shards"), "--train", str(train),
+         "--out", str(tmp_path / "o")]
+    )  # fmt: skip
+    assert status == 2
+    assert capsys.readouterr().err.strip() == (
+        f"realfake report: error: {train / 'history.json'} was made from shard set 0123456789ab, but "
+        f"{root / 'shards'} is shard set {report['identity'][:12]}: run `realfake train` on these shards first"
+    )
+    assert not (tmp_path / "o").exists()

@@ -7,50 +7,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from realfake.cutouts_file import write_cutouts_file
+from cutoutsfixture import BRICKS, CHANNELS, SIZE, code, write_fixture
+from realfake.cutouts_file import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
 from realfake.errors import RealfakeError
 from realfake.shards import ShardSettings, make_shards
-
-SIZE = 8  # small stamps keep the tests fast; the code does not care about 64
-CHANNELS = ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]
-BRICKS = ["1238p245", "1241p245", "1244p245", "1247p245"]
-
-
-def _code(label: int, brick: int, row: int) -> float:
-    """A number that identifies a stamp; stored in its channel 0."""
-    return float(label * 100_000 + brick * 1_000 + row)
-
-
-def write_fixture(root: Path, counts: dict[str, list[int]], rng_seed: int = 0, channels=CHANNELS) -> None:
-    """Cutouts files for each kind and brick; real g magnitudes brighter on average than the fakes'."""
-    rng = np.random.default_rng(rng_seed)
-    for kind, label in (("real", 0), ("sim", 1)):
-        for brick_number, (brick, count) in enumerate(zip(BRICKS, counts[kind], strict=False)):
-            stamps = rng.normal(0, 0.01, (count, SIZE, SIZE, len(channels))).astype(np.float32)
-            stamps[..., len(channels) // 2 :] = rng.uniform(500, 1500, (count, 1, 1, len(channels) // 2))
-            stamps[:, 0, 0, 0] = [_code(label, brick_number, row) for row in range(count)]
-            magnitudes = rng.normal(22.5 if kind == "real" else 23.0, 0.6, count)
-            catalog = pd.DataFrame(
-                {
-                    "id": np.arange(count, dtype=np.int64),
-                    "brickname": [brick] * count,
-                    "rsdir": ["" if kind == "real" else "rs0"] * count,
-                    "mag_dered_g": magnitudes,
-                    "type": ["EXP"] * count,
-                }
-            )
-            attributes = {"kind": kind, "bands": ["g", "r", "z"], "channels": channels, "stamp_size": SIZE}
-            write_cutouts_file(root / kind / brick[:3] / f"{brick}.h5", stamps, catalog, attributes)
-
 
 @pytest.fixture
 def cutouts(tmp_path) -> Path:
     write_fixture(tmp_path / "cutouts", {"real": [60, 0, 45, 70], "sim": [50, 40, 30, 25]})
     return tmp_path / "cutouts"
+
+
+def load_cutouts(path: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    with h5py.File(path, "r") as cutouts:
+        return cutouts["stamps"][()], read_cutouts_catalog(path)
+
+
+def rewrite_cutouts(path: Path, stamps: np.ndarray, catalog: pd.DataFrame) -> None:
+    """Write a cutouts file again with other content and the same attributes."""
+    with h5py.File(path, "r") as cutouts:
+        attributes = {key: value for key, value in cutouts.attrs.items() if key != "content_sha256"}
+    write_cutouts_file(path, stamps, catalog, attributes)
 
 
 def settings_for(root: Path, out: Path, **overrides) -> ShardSettings:
@@ -82,7 +64,7 @@ def test_every_stamp_once_and_traceable(cutouts, tmp_path):
         assert (catalog["label"] == (catalog["kind"] == "sim")).all()
         # The stamp in each position is the one its catalog row names.
         brick_number = catalog["brickname"].map({name: number for number, name in enumerate(BRICKS)})
-        expected = [_code(*values) for values in zip(catalog["label"], brick_number, catalog["id"], strict=True)]
+        expected = [code(*values) for values in zip(catalog["label"], brick_number, catalog["id"], strict=True)]
         np.testing.assert_array_equal(x[:, 0, 0, 0], expected)
         assert list(catalog["shard"] * 16 + catalog["row"]) == list(range(len(catalog)))
         seen.append(keys(catalog))
@@ -198,3 +180,60 @@ def test_command_line_error_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert str(tmp_path / "none") in result.stderr
+
+
+def test_the_identity_is_that_of_the_inputs_and_settings(cutouts, tmp_path):
+    first = make_shards(settings_for(cutouts, tmp_path / "a"))
+    again = make_shards(settings_for(cutouts, tmp_path / "b"))
+    assert first["identity"] == again["identity"]  # re-made from the same inputs: the same shard set
+    assert len(first["identity"]) == 64
+    assert first["inputs"]["content_sha256"] == [file_content_digest(Path(name)) for name in first["inputs"]["files"]]
+    assert make_shards(settings_for(cutouts, tmp_path / "c", seed=2))["identity"] != first["identity"]
+    assert make_shards(settings_for(cutouts, tmp_path / "d", test_fraction=0.3))["identity"] != first["identity"]
+    # One pixel of one input stamp changed: another shard set, though every count stays the same.
+    path = cutouts / "sim" / "124" / "1241p245.h5"
+    stamps, catalog = load_cutouts(path)
+    stamps[3, 4, 4, 1] += 1e-3
+    rewrite_cutouts(path, stamps, catalog)
+    changed = make_shards(settings_for(cutouts, tmp_path / "e"))
+    assert changed["splits"]["train"]["examples"] == first["splits"]["train"]["examples"]
+    assert changed["identity"] != first["identity"]
+
+
+def test_the_content_digest_survives_the_file_and_older_files_get_one_computed(tmp_path):
+    stamps = np.random.default_rng(3).normal(size=(5, SIZE, SIZE, 6)).astype(np.float32)
+    catalog = pd.DataFrame(
+        {"id": np.arange(5, dtype=np.int32), "type": ["EXP", "PSF", "REX", "EXP", "DEV"],
+         "measured": [True, False, True, True, False], "mag_dered_g": np.linspace(21, 23, 5)}
+    )  # fmt: skip
+    path = tmp_path / "cutouts.h5"
+    write_cutouts_file(path, stamps, catalog, {"kind": "real"})
+    recorded = file_content_digest(path)
+    assert recorded == content_digest(stamps, catalog)
+    with h5py.File(path, "a") as cutouts:
+        del cutouts.attrs["content_sha256"]  # as written by an older realfake
+    assert file_content_digest(path) == recorded
+    assert content_digest(stamps[:4], catalog[:4]) != recorded
+    assert content_digest(stamps, catalog.assign(type=["EXP", "PSF", "REX", "EXP", "EXP"])) != recorded
+
+
+def test_a_cutouts_file_from_another_tree_is_refused_naming_both(cutouts, tmp_path):
+    out = tmp_path / "shards"
+    assert make_shards(settings_for(cutouts, out, dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan")))
+    before = json.loads((out / "manifest.json").read_text())
+    # One brick's fakes left by a run on another obiwan tree (the mock's, say).
+    stale = cutouts / "sim" / "124" / "1244p245.h5"
+    with h5py.File(stale, "a") as cutouts_file:
+        cutouts_file.attrs["obiwan_dir"] = "results/mock/obiwan"
+    with pytest.raises(RealfakeError) as error:
+        make_shards(settings_for(cutouts, out, dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan")))
+    assert str(error.value) == (
+        f"cutouts file {stale} was made from the obiwan tree results/mock/obiwan, not obiwan: it is left from a "
+        f"run on other inputs; delete it, and its cutouts job (or `realfake cutouts`) makes it again from obiwan"
+    )
+    assert json.loads((out / "manifest.json").read_text()) == before  # the old set is untouched
+    assert not list(tmp_path.glob(".shards.*"))
+    # Made again from the given tree (here: its attribute put back), and that tree spelled another way.
+    with h5py.File(stale, "a") as cutouts_file:
+        cutouts_file.attrs["obiwan_dir"] = "obiwan"
+    assert make_shards(settings_for(cutouts, out, dr5_dir=Path("./dr5"), obiwan_dir=Path("sub/../obiwan/")))

@@ -25,6 +25,7 @@ import pytest
 import yaml
 import tensorflow as tf
 from shardsfixture import write_shard_set
+from trainingruns import CLUSTER_VARIABLES, child_environment, free_ports, run_train, train_command
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 from realfake.cli import main
@@ -61,30 +62,6 @@ STEPS_PER_EPOCH = 12
 # The comparison checks the data-parallel machinery, so it uses lenet.
 MULTI_WORKER_MODEL = ["--model", "lenet"]
 MULTI_WORKER_RTOL, MULTI_WORKER_ATOL = 1e-4, 1e-5
-CLUSTER_VARIABLES = ("TF_CONFIG", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID")
-
-
-def child_environment(**extra: str) -> dict:
-    environment = {key: value for key, value in os.environ.items() if key not in CLUSTER_VARIABLES}
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    environment.update(extra)
-    return environment
-
-
-def train_command(shards: Path, out: Path, *arguments: str) -> list[str]:
-    return [sys.executable, "-m", "realfake.cli", "train", "--shards", str(shards), "--out", str(out), *arguments]
-
-
-def run_train(shards: Path, out: Path, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        train_command(shards, out, *arguments),
-        capture_output=True,
-        text=True,
-        env=child_environment(),
-        timeout=300,
-    )
-
-
 def scalar_events(directory: Path) -> list[tuple[str, int, float]]:
     """(tag, step, value) of every scalar in the event files, files in creation order (TF's own reader)."""
     events = []
@@ -100,18 +77,6 @@ def checkpoint_values(prefix: Path) -> dict[str, np.ndarray]:
     reader = tf.train.load_checkpoint(str(prefix))
     values = {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(str(prefix))}
     return {name: value for name, value in values.items() if isinstance(value, np.ndarray) and value.dtype.kind == "f"}
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct ports free right now (all probes held open together, so none repeats)."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("localhost", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def last_error_line(capsys) -> str:
@@ -398,16 +363,6 @@ def test_shard_shape_that_disagrees_with_the_manifest(shard_directory, tmp_path,
     line = last_error_line(capsys)
     assert f"{shards / 'xtrain_1.npy'}: shape (64, 64, 64, 5) float32 disagrees with" in line
     assert "(64, 64, 64, 6)" in line
-
-
-def test_nan_pixels_stop_training_naming_the_file_and_row(shard_directory, tmp_path, capsys, no_cluster):
-    shards = shutil.copytree(shard_directory, tmp_path / "shards")
-    stamps = np.load(shards / "xtrain_2.npy")
-    stamps[17, 30, 30, 1] = np.nan
-    np.save(shards / "xtrain_2.npy", stamps)
-    arguments = ["--epochs", "1", "--batch-size", "64", "--profile-steps", "none", "--shuffle-shards", "1"]
-    assert main(["train", "--shards", str(shards), "--out", str(tmp_path / "out"), *arguments]) == 2
-    assert last_error_line(capsys) == f"realfake train: error: non-finite pixels in {shards / 'xtrain_2.npy'} row 17"
 
 
 def test_a_diverging_loss_stops_without_checkpointing_it(shard_directory, tmp_path, capsys, no_cluster):

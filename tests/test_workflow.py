@@ -199,6 +199,8 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
     overrides = {
         "bands": ["z"],
         "mock": {"bricks": 2, "seed": 7, "mismatch": "psf", "rsdirs": 3, "fakes_per_rsdir": 10},
+        "cutouts": {"selection": "all_primary"},
+        "shards": {"match": ["mag_dered_z"]},
     }
     result = dry_run(workflow_copy, overrides)
     assert result.returncode == 0, result.stdout
@@ -350,3 +352,60 @@ def test_config_mock_defaults_are_the_cli_defaults():
     defaults = MockSettings(out=Path("."))
     for key, value in config["mock"].items():
         assert getattr(defaults, key) == value, key
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"bands": ["z"]},
+            [
+                "config cutouts.selection elg_padded cuts on bands g, r, z, but config bands is [z]: add g, r to "
+                "bands, or set cutouts.selection to all_primary",
+                "config shards.match names 'mag_dered_g', which the cutouts catalogs of bands [z] do not have: "
+                "set shards.match to columns they have (e.g. [mag_dered_z]) or to [], or add the band to bands",
+            ],
+        ),
+        (
+            {"bands": ["g", "r"], "shards": {"match": ["mag_dered_g", "measured_size"]}},
+            [
+                "config cutouts.selection elg_padded cuts on bands g, r, z, but config bands is [g, r]: add z to "
+                "bands, or set cutouts.selection to all_primary"
+            ],
+        ),
+        (
+            {"shards": {"match": ["mag_dered_i"]}},
+            [
+                "config shards.match names 'mag_dered_i', which the cutouts catalogs of bands [g, r, z] do not "
+                "have: set shards.match to columns they have (e.g. [mag_dered_g]) or to [], or add the band to bands"
+            ],
+        ),
+    ],
+)
+def test_settings_that_do_not_fit_together_stop_planning_naming_the_keys(workflow_copy, overrides, expected):
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    problems = [line for line in result.stdout.splitlines() if line.startswith("config ")]
+    assert problems == expected
+    assert "Job stats" not in result.stdout
+
+
+def test_a_single_band_workflow_with_fitting_settings_plans(workflow_copy):
+    overrides = {"bands": ["z"], "cutouts": {"selection": "all_primary"}, "shards": {"match": ["mag_dered_z"]}}
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("command", ["--dag", "--rulegraph"])
+def test_the_workflow_is_drawn_without_cores(workflow_copy, command):
+    result = snakemake(workflow_copy, command)
+    assert result.returncode == 0, result.stdout
+    assert "digraph snakemake_dag" in result.stdout
+    assert "train" in result.stdout and "evaluate" in result.stdout
+
+
+def test_the_shards_job_checks_the_cutouts_came_from_the_configured_trees(workflow_copy, tmp_path):
+    result = dry_run(workflow_copy, files_source(tmp_path, "1238p245\n"))
+    assert result.returncode == 0, result.stdout
+    (command,) = re.findall(r"^Shell command: (realfake shards .*)$", result.stdout, flags=re.MULTILINE)
+    assert f"--dr5-dir {tmp_path / 'dr5'} --obiwan-dir {tmp_path / 'obiwan'}" in command

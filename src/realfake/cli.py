@@ -169,6 +169,12 @@ def _add_shards(subparsers) -> None:
     parser.add_argument("--sim", type=Path, required=True, help="directory of the fake cutouts files")
     parser.add_argument("--out", type=Path, required=True, help="output directory (replaced when complete)")
     parser.add_argument("--bricks", type=Path, help="use only these bricks' files (text file, one brick per line)")
+    parser.add_argument(
+        "--dr5-dir", type=Path, help="refuse cutouts files made from another DR5 tree than this one (default: no check)"
+    )
+    parser.add_argument(
+        "--obiwan-dir", type=Path, help="refuse fake cutouts files made from another obiwan tree (default: no check)"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
     parser.add_argument(
         "--test-fraction", type=float, default=defaults.test_fraction, help="test share (default %(default)s)"
@@ -208,6 +214,8 @@ def _run_shards(args: argparse.Namespace) -> None:
         match=match,
         match_bin_width=args.match_bin_width,
         bricks_file=args.bricks,
+        dr5_dir=args.dr5_dir,
+        obiwan_dir=args.obiwan_dir,
     )
     make_shards(settings)
 
@@ -314,6 +322,14 @@ def _add_train(subparsers) -> None:
         default=defaults.cluster_port,
         help="first worker port when the cluster comes from SLURM (default %(default)s)",
     )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=defaults.startup_timeout,
+        metavar="SECONDS",
+        help="multi-worker: how long a task waits for the others to start before it stops, naming those "
+        "missing (default %(default)s)",
+    )
     parser.set_defaults(func=_run_train)
 
 
@@ -342,6 +358,7 @@ def _run_train(args: argparse.Namespace) -> None:
         deterministic=args.deterministic,
         jit_compile=args.jit_compile,
         cluster_port=args.cluster_port,
+        startup_timeout=args.startup_timeout,
     )
     train(settings)
 

@@ -46,7 +46,7 @@ import pandas as pd
 from realfake import __version__, survey
 from realfake.cutouts_file import cutouts_file_is_complete, write_cutouts_file
 from realfake.errors import RealfakeError
-from realfake.selection import SELECTIONS, select, tractor_half_light_radius
+from realfake.selection import SELECTION_BANDS, SELECTIONS, missing_selection_bands, select, tractor_half_light_radius
 
 KINDS = ("real", "sim")
 STAMP_SIZE = 64
@@ -166,6 +166,12 @@ class CutoutSettings:
             raise RealfakeError(f"unknown band(s) {', '.join(unknown)}; the survey has g, r, z")
         if self.selection not in SELECTIONS:
             raise RealfakeError(f"unknown selection {self.selection!r}; choose one of {', '.join(sorted(SELECTIONS))}")
+        missing = missing_selection_bands(self.selection, self.bands)
+        if missing and (self.kind == "real" or self.select_fakes):
+            raise RealfakeError(
+                f"selection {self.selection} cuts on bands {', '.join(SELECTION_BANDS[self.selection])}, but the bands "
+                f"are {', '.join(self.bands)}: add {', '.join(missing)} to the bands or choose another selection"
+            )
         if self.kind == "sim" and self.obiwan_dir is None:
             raise RealfakeError("cutouts of kind sim need the obiwan output tree (--obiwan-dir)")
         if self.stamp_size < 2 or self.stamp_size % 2:
@@ -594,8 +600,10 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
 
 
 def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, object]:
-    """The attributes that identify what a cutouts file was made for (checked before trusting it)."""
-    return {
+    """The attributes that identify what a cutouts file was made for and from (checked before trusting it):
+    the settings, and the trees it was read from (the DR5 tree; for fakes the obiwan tree too), so that
+    a file made from another tree is never taken for this one's."""
+    expected = {
         "kind": settings.kind,
         "brickname": brick_name,
         "bands": list(settings.bands),
@@ -604,7 +612,11 @@ def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, 
         "selection": settings.applied_selection,
         "select_fakes": settings.select_fakes,
         "pad_edges": settings.pad_edges,
+        "dr5_dir": str(settings.dr5_dir),
     }
+    if settings.kind == "sim":
+        expected["obiwan_dir"] = str(settings.obiwan_dir)
+    return expected
 
 
 def read_survey_bricks(dr5_dir: Path) -> tuple[Path, dict[str, survey.Brick]]:
@@ -700,7 +712,7 @@ def _mpi_rank_and_size() -> tuple[int, int]:
 
 
 def make_cutouts_batch(
-    settings: CutoutSettings, bricks_file: Path, out_dir: Path, progress: TextIO = sys.stderr
+    settings: CutoutSettings, bricks_file: Path, out_dir: Path, progress: TextIO | None = None
 ) -> CutoutCounts:
     """Make the cutouts of every brick in ``bricks_file`` as ``<out_dir>/<AAA>/<brick>.h5``.
 
@@ -710,6 +722,7 @@ def make_cutouts_batch(
     reported and the rest still run; then RealfakeError lists the failures.
     One line per brick goes to ``progress``. Returns this rank's counts.
     """
+    progress = progress or sys.stderr
     bricks = read_brick_list(bricks_file)
     survey_bricks = read_survey_bricks(settings.dr5_dir)
     rank, size = _mpi_rank_and_size()

@@ -15,12 +15,19 @@ the workflow) holds:
   UTF-8 (read them with ``.asstr()[()]``, or all at once with
   :func:`read_cutouts_catalog`).
 - attributes (see :func:`realfake.cutouts.make_cutouts`): what was made and
-  from what, and the counts ``sources_read``, ``sources_selected``,
-  ``sources_written``, ``dropped_off_image``, ``dropped_no_coverage``.
+  from what, the counts ``sources_read``, ``sources_selected``,
+  ``sources_written``, ``dropped_off_image``, ``dropped_no_coverage``, and
+  ``content_sha256``, the file's content identity (:func:`content_digest`).
+
+The content identity is what later stages tie their state to: the shard set
+records the identity of every cutouts file it was made from
+(:mod:`realfake.shards`), so a changed stamp or catalog value gives another
+shard set, and a model trained on the old one is never reused for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,6 +39,68 @@ from realfake.atomic import atomic_output
 
 COUNT_ATTRIBUTES = ("sources_read", "sources_selected", "sources_written", "dropped_off_image", "dropped_no_coverage")
 TEXT = h5py.string_dtype("utf-8")
+CONTENT_DIGEST_ATTRIBUTE = "content_sha256"
+DIGEST_BLOCK = 256  # stamps hashed at once when a digest is computed from a file (25 MB for 64 x 64 x 6)
+
+
+def digest_array(digest, array: np.ndarray) -> None:
+    """Feed a C-contiguous array's bytes to ``digest`` without copying them (nothing for an empty array)."""
+    if array.size:
+        digest.update(memoryview(array.reshape(-1)).cast("B"))
+
+
+def _digest_catalog(digest, catalog: Mapping[str, object]) -> None:
+    """Feed catalog columns, in order, to ``digest`` in a form that survives the HDF5 round trip.
+
+    Numbers are hashed as little-endian int64 or float64 whatever their stored
+    width, booleans as uint8, text as UTF-8 (each value prefixed by its length).
+    """
+    for name, values in catalog.items():
+        array = np.asarray(values)
+        digest.update(f"column {name} {len(array)}\n".encode())
+        if array.dtype.kind == "b":
+            digest.update(array.astype("u1").tobytes())
+        elif array.dtype.kind in "iu":
+            digest.update(array.astype("<i8").tobytes())
+        elif array.dtype.kind == "f":
+            digest.update(array.astype("<f8").tobytes())
+        else:
+            for value in array.tolist():
+                text = (value.decode() if isinstance(value, bytes) else str(value)).encode()
+                digest.update(len(text).to_bytes(8, "little") + text)
+
+
+def content_digest(stamps: np.ndarray, catalog: pd.DataFrame) -> str:
+    """SHA-256 (hex) of a cutouts file's content: the stamps' shape and float32 bytes, then the catalog.
+
+    The same value whether computed from the arrays before writing or from the
+    file afterwards (:func:`file_content_digest`); about 30 ms for a brick's
+    600 stamps of 64 x 64 x 6.
+    """
+    digest = hashlib.sha256()
+    stamps = np.ascontiguousarray(stamps, dtype="<f4")
+    digest.update(f"stamps {stamps.shape}\n".encode())
+    digest_array(digest, stamps)
+    _digest_catalog(digest, {name: catalog[name].to_numpy() for name in catalog.columns})
+    return digest.hexdigest()
+
+
+def file_content_digest(path: Path) -> str:
+    """The content identity of a cutouts file: its ``content_sha256`` attribute, or, for a file
+    written before the attribute existed, :func:`content_digest` computed from the file (stamps
+    read in blocks, so memory stays bounded)."""
+    with h5py.File(path, "r") as cutouts:
+        recorded = cutouts.attrs.get(CONTENT_DIGEST_ATTRIBUTE)
+        if recorded is not None:
+            return read_attribute_text(recorded)
+        stamps = cutouts["stamps"]
+        digest = hashlib.sha256()
+        digest.update(f"stamps {tuple(stamps.shape)}\n".encode())
+        for start in range(0, stamps.shape[0], DIGEST_BLOCK):
+            block = np.ascontiguousarray(stamps[start : start + DIGEST_BLOCK], dtype="<f4")
+            digest_array(digest, block)
+    _digest_catalog(digest, {name: values.to_numpy() for name, values in read_cutouts_catalog(path).items()})
+    return digest.hexdigest()
 
 
 def _attribute_value(value: object) -> object:
@@ -54,7 +123,8 @@ def write_cutouts_file(
 ) -> None:
     """Write ``stamps`` (float32 (N, S, S, C)), ``catalog`` (N rows) and ``attributes`` to ``path``.
 
-    ``column_descriptions`` become each catalog dataset's ``description`` attribute.
+    ``column_descriptions`` become each catalog dataset's ``description`` attribute;
+    the ``content_sha256`` attribute (:func:`content_digest`) is added here.
 
     Written to a temporary name in the same directory and renamed when
     complete, so a crash never leaves a file under ``path``.
@@ -77,6 +147,7 @@ def write_cutouts_file(
                     group[name].attrs["description"] = column_descriptions[name]
             for key, value in attributes.items():
                 output.attrs[key] = _attribute_value(value)
+            output.attrs[CONTENT_DIGEST_ATTRIBUTE] = content_digest(stamps, catalog)
 
 
 def read_cutouts_catalog(path: Path) -> pd.DataFrame:

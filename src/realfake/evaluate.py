@@ -42,6 +42,7 @@ from realfake.atomic import atomic_output
 from realfake.baselines import measured_view, ordered_bands, shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
 from realfake.stats import StatisticsSettings
+from realfake.training.shardset import NON_FINITE_INPUT, manifest_identity, short_identity
 
 INVERSE_VARIANCE_PREFIX = "ivar_"
 CENTRAL_FLUX_HALF_WIDTH = 1  # the central 3 x 3 pixels
@@ -466,8 +467,11 @@ def json_ready(value):
 # -- running the model ------------------------------------------------------------------------
 
 
-def load_model(path: Path, channel_names: tuple[str, ...], stamp_size: int, shards: Path):
-    """The Keras model at ``path``, checked to take (S, S, C) stamps of the shard set's channels."""
+def load_model(
+    path: Path, channel_names: tuple[str, ...], stamp_size: int, shards: Path, shard_set: str | None = None
+):
+    """The Keras model at ``path``, checked to take (S, S, C) stamps of the shard set's channels and,
+    when ``shard_set`` (the manifest's identity) is given, to have been trained on that shard set."""
     path = Path(path)
     if not path.is_file():
         raise RealfakeError(f"model file {path} does not exist (run `realfake train` first)")
@@ -497,26 +501,45 @@ def load_model(path: Path, channel_names: tuple[str, ...], stamp_size: int, shar
                 f"model {path} was trained on channels {', '.join(names)} but the shards in {shards} have "
                 f"{', '.join(channel_names)}"
             )
+    if shard_set is not None:
+        trained_on = model_shard_set(model)
+        if trained_on != shard_set:
+            raise RealfakeError(
+                f"model {path} was trained on shard set {short_identity(trained_on)}, but {shards} is shard set "
+                f"{short_identity(shard_set)}: train it on these shards first (`realfake train`)"
+            )
     return model
+
+
+def model_shard_set(model) -> str | None:
+    """The identity of the shard set a model was trained on (its normalisation layer's ``shard_set``);
+    None when the model does not record one (made by an older realfake)."""
+    for layer in model.layers:
+        identity = getattr(layer, "shard_set", None)
+        if identity:
+            return str(identity)
+    return None
 
 
 def predict(settings: EvaluateSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(test predictions, training features): the test catalog with stamp statistics and ``p_fake``,
     and the training catalog with stamp statistics. Reads one batch of stamps at a time."""
     manifest = read_manifest(settings.shards)
+    identity = manifest_identity(manifest, Path(settings.shards) / "manifest.json")
     channel_names = channel_names_of(manifest, settings.shards)
     test_split = split_shards(manifest, settings.shards, "test")
     test_catalog = read_catalog(settings.shards, "test", sum(test_split.examples))
     if len(test_catalog) == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
     stamp_size = int(manifest.get("stamp_size", 0)) or int(load_stamps(test_split.x[0]).shape[1])
-    model = load_model(settings.model, channel_names, stamp_size, settings.shards)
+    model = load_model(settings.model, channel_names, stamp_size, settings.shards, shard_set=identity)
     probabilities, statistics, labels = [], [], []
     for x_path, y_path in zip(test_split.x, test_split.y):
         stamps = load_stamps(x_path)
         labels.append(np.load(y_path))
         for start in range(0, stamps.shape[0], settings.batch_size):
             block = np.ascontiguousarray(stamps[start : start + settings.batch_size], dtype=np.float32)
+            _refuse_non_finite(block, x_path, start)
             output = np.asarray(model.predict_on_batch(block))
             if output.ndim != 2 or output.shape != (block.shape[0], 2):
                 raise RealfakeError(f"model {settings.model} returns shape {output.shape}; expected (N, 2) softmax")
@@ -539,11 +562,21 @@ def predict(settings: EvaluateSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     return predictions, train
 
 
+def _refuse_non_finite(block: np.ndarray, path: Path, first_row: int) -> None:
+    """RealfakeError naming the shard file and row of the first non-finite pixel of ``block``
+    (rows ``first_row``... of ``path``), as training refuses them."""
+    finite = np.isfinite(block).reshape(block.shape[0], -1).all(axis=1)
+    if not finite.all():
+        row = first_row + int(np.flatnonzero(~finite)[0])
+        raise RealfakeError(f"{NON_FINITE_INPUT} in {path} row {row}; the shard set is damaged: make it again")
+
+
 def run_evaluate(settings: EvaluateSettings) -> dict:
     """Predict, evaluate and write predictions.parquet, metrics.json and breakdowns.csv; returns the metrics."""
     predictions, train = predict(settings)
     metrics = evaluate_predictions(predictions, settings.statistics, train)
     metrics["settings"] = dataclasses.asdict(settings)
+    metrics["shard_set"] = manifest_identity(read_manifest(settings.shards), Path(settings.shards) / "manifest.json")
     write_evaluation(settings.out, predictions, metrics)
     print(f"evaluate: {metrics['verdict']['sentence']}", file=sys.stderr)
     print(f"evaluate: {metrics['shortcut_sentence']}", file=sys.stderr)

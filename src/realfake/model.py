@@ -11,7 +11,9 @@ Functional API): stamps in, class probabilities out.
 
 The first layer is :class:`InputNormalization`, built from the training-split
 statistics in the shard manifest, so a saved ``model.keras`` is self-contained:
-it takes raw shard pixels. Reload it with ``keras.saving.load_model(path)``
+it takes raw shard pixels. The layer also records the identity of that shard
+set (``shard_set``, the manifest's ``identity``), which is the one the model
+was trained on: ``realfake evaluate`` refuses a model of another shard set. Reload it with ``keras.saving.load_model(path)``
 after ``import realfake.model`` (which registers the layer).
 
 Architectures (``MODEL_CONFIGS``, selected by name):
@@ -93,6 +95,7 @@ class Normalization:
     centers: tuple[float, ...]
     scales: tuple[float, ...]
     inverse_variance: tuple[bool, ...]
+    shard_set: str = ""
 
 
 def is_inverse_variance(channel_name: str) -> bool:
@@ -133,7 +136,9 @@ def normalization_from_manifest(manifest: Mapping, source: str) -> Normalization
             centers.append(median)
             scales.append(mad_sigma)
         kinds.append(is_inverse_variance(name))
-    return Normalization(channel_names, tuple(centers), tuple(scales), tuple(kinds))
+    return Normalization(
+        channel_names, tuple(centers), tuple(scales), tuple(kinds), shard_set=str(manifest.get("identity") or "")
+    )
 
 
 @keras.saving.register_keras_serializable(package="realfake")
@@ -153,7 +158,8 @@ class InputNormalization(keras.layers.Layer):
 
     ``median`` and ``mad_sigma`` are the training split's statistics from the
     shard manifest (``normalization_from_manifest``); they are stored in the
-    layer config, so a saved model carries its own normalisation.
+    layer config, so a saved model carries its own normalisation, with
+    ``shard_set``, the identity of the shard set they come from ("" if unknown).
     """
 
     def __init__(
@@ -162,9 +168,11 @@ class InputNormalization(keras.layers.Layer):
         centers: Sequence[float],
         scales: Sequence[float],
         inverse_variance: Sequence[bool],
+        shard_set: str = "",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.shard_set = str(shard_set)
         lengths = {len(channel_names), len(centers), len(scales), len(inverse_variance)}
         if len(lengths) != 1:
             raise ValueError("InputNormalization: channel_names, centers, scales and inverse_variance differ in length")
@@ -190,6 +198,7 @@ class InputNormalization(keras.layers.Layer):
             centers=self.centers,
             scales=self.scales,
             inverse_variance=self.inverse_variance,
+            shard_set=self.shard_set,
         )
         return config
 
@@ -212,6 +221,7 @@ def build_model(input_shape: tuple[int, int, int], config: ModelConfig, normaliz
         normalization.centers,
         normalization.scales,
         normalization.inverse_variance,
+        shard_set=normalization.shard_set,
         name="normalization",
     )(inputs)
     pooling_layer = keras.layers.AveragePooling2D if config.pooling == "average" else keras.layers.MaxPooling2D

@@ -40,6 +40,7 @@ from realfake import figures, stats
 from realfake.atomic import atomic_output
 from realfake.baselines import baseline_title
 from realfake.errors import RealfakeError
+from realfake.training.shardset import manifest_identity, short_identity
 from realfake.evaluate import (
     METRICS_NAME,
     PREDICTIONS_NAME,
@@ -217,11 +218,31 @@ def _right_label(predictions: pd.DataFrame, position: int, magnitude_column: str
     return "\n".join(lines)
 
 
+def _recorded_shard_set(history_path: Path) -> str | None:
+    """The ``shard_set`` a ``realfake train`` history records (None for other histories)."""
+    record = json.loads(Path(history_path).read_text())
+    return record.get("shard_set") if isinstance(record, dict) else None
+
+
+def _check_shard_set(recorded: str | None, identity: str, path: Path, shards: Path) -> None:
+    """RealfakeError unless the output at ``path`` records the shard set ``identity`` of ``shards``."""
+    if recorded != identity:
+        stage = "evaluate" if Path(path).name == METRICS_NAME else "train"
+        raise RealfakeError(
+            f"{path} was made from shard set {short_identity(recorded)}, but {shards} is shard set "
+            f"{short_identity(identity)}: run `realfake {stage}` on these shards first"
+        )
+
+
 def make_report(settings: ReportSettings) -> Path:
     """Write the figures, mosaics, galleries and ``index.html``; returns the path of ``index.html``."""
     predictions, metrics = _read_evaluation(settings.evaluate)
-    history = read_history(Path(settings.train) / HISTORY_NAME)
+    history_path = Path(settings.train) / HISTORY_NAME
+    history = read_history(history_path)
     manifest = read_manifest(settings.shards)
+    identity = manifest_identity(manifest, Path(settings.shards) / "manifest.json")
+    _check_shard_set(metrics.get("shard_set"), identity, Path(settings.evaluate) / METRICS_NAME, settings.shards)
+    _check_shard_set(_recorded_shard_set(history_path), identity, history_path, settings.shards)
     channel_names = channel_names_of(manifest, settings.shards)
     test_examples = sum(split_shards(manifest, settings.shards, "test").examples)
     if test_examples != len(predictions):

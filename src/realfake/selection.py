@@ -86,6 +86,14 @@ SELECTIONS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
     "elg_padded": elg_padded,
     "all_primary": all_primary,
 }
+# The bands each selection cuts on; cutouts must use all of them (without z imaging, elg_padded's
+# flux_z > 0 would cut every source and leave empty files).
+SELECTION_BANDS: dict[str, tuple[str, ...]] = {"elg_padded": ELG_BANDS, "all_primary": ()}
+
+
+def missing_selection_bands(name: str, bands: Sequence[str]) -> list[str]:
+    """The bands the named selection cuts on that are not among ``bands`` (empty when it can be applied)."""
+    return [band for band in SELECTION_BANDS.get(name, ()) if band not in bands]
 
 
 def select(catalog: pd.DataFrame, name: str) -> np.ndarray:

@@ -26,10 +26,21 @@ and the stamps are moved one input file at a time, each written straight to
 its place in the preallocated output ``.npy`` files (``os.pwrite``); catalog
 rows go to shard-group buckets that are sorted one at a time at the end. The
 same inputs and seed give byte-identical shard sets.
+
+Identity. ``manifest["identity"]`` (:func:`shard_set_identity`) is a SHA-256
+of what defines the shard set: the format, the settings that shape it, the
+content identity of every input cutouts file
+(:func:`realfake.cutouts_file.file_content_digest`) and which input stamp went
+to which place in which split. Re-making the same set (same inputs, same
+settings) gives the same identity; anything that changes a stamp, a label, a
+catalog value or the split gives another. Training and evaluation tie their
+state to it: a checkpoint or model of another shard set is never reused.
+Computing it costs a hash of a few bytes per example, not of the pixels.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -47,7 +58,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from realfake import __version__
-from realfake.cutouts_file import read_attribute_text, read_cutouts_catalog
+from realfake.atomic import out_of_space, remove_stale_temporaries, temporary_path, write_failure
+from realfake.cutouts_file import digest_array, file_content_digest, read_attribute_text, read_cutouts_catalog
 from realfake.errors import RealfakeError
 
 LABELS = {"real": 0, "fake": 1}
@@ -62,7 +74,12 @@ READ_BLOCK = 256  # stamps read from a cutouts file at once (25 MB for 64 x 64 x
 
 @dataclass(frozen=True)
 class ShardSettings:
-    """How to build a shard set from the per-brick cutouts files."""
+    """How to build a shard set from the per-brick cutouts files.
+
+    ``dr5_dir`` and ``obiwan_dir``, when given, are the trees the cutouts must
+    have been made from: a cutouts file that records another tree (left by a
+    run on other inputs) is refused, naming both.
+    """
 
     real_dir: Path
     sim_dir: Path
@@ -74,6 +91,8 @@ class ShardSettings:
     match: tuple[str, ...] = ("mag_dered_g",)
     match_bin_width: float = 0.25
     bricks_file: Path | None = None
+    dr5_dir: Path | None = None
+    obiwan_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
@@ -88,13 +107,18 @@ class ShardSettings:
             raise RealfakeError(f"match bin width must be positive, got {self.match_bin_width}")
 
 
+# The settings that shape a shard set (and so enter its identity); the rest say where things are.
+DEFINING_SETTINGS = ("seed", "test_fraction", "shard_size", "balance", "match", "match_bin_width")
+
+
 @dataclass(frozen=True)
 class _Source:
-    """One cutouts file: its path, kind and number of stamps."""
+    """One cutouts file: its path, kind, number of stamps and content identity."""
 
     path: Path
     kind: str
     count: int
+    digest: str
 
 
 def _cutouts_files(directory: Path, kind: str, bricks: list[str] | None) -> list[Path]:
@@ -110,21 +134,47 @@ def _cutouts_files(directory: Path, kind: str, bricks: list[str] | None) -> list
     return paths
 
 
-def _describe(path: Path) -> tuple[dict, int]:
-    """The attributes and stamp count of a cutouts file; RealfakeError naming it if unreadable."""
+def _describe(path: Path) -> tuple[dict, int, str]:
+    """The attributes, stamp count and content identity of a cutouts file; RealfakeError naming it if unreadable."""
     try:
         with h5py.File(path, "r") as cutouts:
             attributes = {key: read_attribute_text(value) for key, value in cutouts.attrs.items()}
             shape = cutouts["stamps"].shape
+        digest = file_content_digest(path)
     except (OSError, KeyError) as error:
-        raise RealfakeError(f"cannot read cutouts file {path}: {error}") from None
+        raise RealfakeError(
+            f"cannot read cutouts file {path} ({error}); it is truncated or corrupt: delete it, and its "
+            f"cutouts job (or `realfake cutouts`) makes it again"
+        ) from None
     for key in ("channels", "stamp_size", "bands"):
         if key not in attributes:
             raise RealfakeError(f"cutouts file {path} lacks the attribute {key!r}")
     size = int(attributes["stamp_size"])
     if len(shape) != 4 or shape[1:] != (size, size, len(attributes["channels"])):
         raise RealfakeError(f"cutouts file {path}: stamps of shape {shape} do not match its attributes")
-    return attributes, shape[0]
+    return attributes, shape[0], digest
+
+
+def _same_path(recorded: object, given: Path) -> bool:
+    recorded = str(recorded or "")
+    return bool(recorded) and (
+        os.path.normpath(recorded) == os.path.normpath(str(given))
+        or os.path.abspath(recorded) == os.path.abspath(str(given))
+    )
+
+
+def _check_trees(path: Path, kind: str, attributes: dict, settings: ShardSettings) -> None:
+    """RealfakeError when a cutouts file was made from another DR5 (or, for fakes, obiwan) tree than the given one."""
+    trees = [("dr5_dir", "DR5", settings.dr5_dir)]
+    if kind == "fake":
+        trees.append(("obiwan_dir", "obiwan", settings.obiwan_dir))
+    for key, name, given in trees:
+        if given is not None and not _same_path(attributes.get(key), given):
+            raise RealfakeError(
+                f"cutouts file {path} was made from the {name} tree {attributes.get(key) or '(not recorded)'}, "
+                f"not {given}: it is left from a run on other inputs; delete it, and its cutouts job "
+                f"(or `realfake cutouts`) makes it again from {given}"
+            )
 
 
 def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Source], pd.DataFrame, dict]:
@@ -132,7 +182,8 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
     sources, pieces, reference = [], [], None
     for kind, directory in (("real", settings.real_dir), ("fake", settings.sim_dir)):
         for path in _cutouts_files(directory, kind, bricks):
-            attributes, count = _describe(path)
+            attributes, count, digest = _describe(path)
+            _check_trees(path, kind, attributes, settings)
             layout = {"channels": list(attributes["channels"]), "stamp_size": int(attributes["stamp_size"])}
             if reference is None:
                 reference = {**layout, "bands": list(attributes["bands"]), "first_file": str(path)}
@@ -154,7 +205,7 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
             )
             for name in settings.match:
                 piece[name] = catalog[name].to_numpy(dtype=np.float64) if count else np.zeros(0)
-            sources.append(_Source(path, kind, count))
+            sources.append(_Source(path, kind, count, digest))
             pieces.append(piece)
     if not sources:
         raise RealfakeError(f"no cutouts files in {settings.real_dir} or {settings.sim_dir}")
@@ -210,6 +261,42 @@ def _split_and_order(index: pd.DataFrame, kept: np.ndarray, settings: ShardSetti
     return {"train": rng.permutation(np.concatenate(train)), "test": rng.permutation(np.concatenate(test))}
 
 
+def shard_set_identity(definition: dict, placement: dict[str, np.ndarray] | None = None) -> str:
+    """SHA-256 (hex) of a shard set's ``definition`` (JSON-ready) and ``placement``.
+
+    ``placement[split]`` is an integer array (n, 2): for each example in shard
+    order, the number of its input file and its row there. Both are hashed in
+    a canonical form (sorted JSON keys; little-endian int64), so the identity
+    is the same on every machine.
+    """
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True, separators=(",", ":")).encode())
+    for split in sorted(placement or {}):
+        array = np.ascontiguousarray(placement[split], dtype="<i8")
+        digest.update(f"\n{split} {array.shape}\n".encode())
+        digest_array(digest, array)
+    return digest.hexdigest()
+
+
+def _identity(settings: ShardSettings, sources: list[_Source], index: pd.DataFrame, order, reference: dict) -> str:
+    """:func:`shard_set_identity` of a shard set being made (see the module docstring)."""
+    definition = {
+        "format_version": FORMAT_VERSION,
+        "channel_names": list(reference["channels"]),
+        "stamp_size": int(reference["stamp_size"]),
+        "settings": {key: _json_value(getattr(settings, key)) for key in DEFINING_SETTINGS},
+        "inputs": [[source.kind, source.digest] for source in sources],
+    }
+    placement = {
+        split: np.stack([index["source"].to_numpy()[order[split]], index["row"].to_numpy()[order[split]]], axis=1)
+        for split in SPLITS
+    }
+    return shard_set_identity(definition, placement)
+
+
+def _json_value(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _shard_files(split: str, count: int, shard_size: int) -> list[dict]:
     shards = []
     for shard in range(math.ceil(count / shard_size)):
@@ -243,10 +330,14 @@ class _ShardWriter:
         self.shard_size = shard_size
         self.example_bytes = math.prod(example_shape) * 4
         self.descriptors, self.offsets = [], []
-        for shard in shards:
-            path = directory / shard["x"]
-            self.offsets.append(_preallocate(path, (shard["examples"], *example_shape), np.float32))
-            self.descriptors.append(os.open(path, os.O_WRONLY))
+        try:
+            for shard in shards:
+                path = directory / shard["x"]
+                self.offsets.append(_preallocate(path, (shard["examples"], *example_shape), np.float32))
+                self.descriptors.append(os.open(path, os.O_WRONLY))
+        except BaseException:
+            self.close()
+            raise
 
     def write(self, position: int, stamp: np.ndarray) -> None:
         shard, row = divmod(position, self.shard_size)
@@ -304,12 +395,14 @@ def _scatter(
     sampled = np.zeros(len(index), dtype=bool)
     train = order["train"]
     sampled[rng.choice(train, size=min(NORMALIZATION_EXAMPLES, len(train)), replace=False)] = True
-    writers = {split: _ShardWriter(staging, shards[split], example_shape, settings.shard_size) for split in SPLITS}
+    writers = {}
     buckets = {split: _CatalogBuckets(staging / f".{split}_buckets") for split in SPLITS}
     samples, pixel_count = [], example_shape[0] * example_shape[1]
     source_column, row_column = index["source"].to_numpy(), index["row"].to_numpy()
     start = time.perf_counter()
     try:
+        for split in SPLITS:
+            writers[split] = _ShardWriter(staging, shards[split], example_shape, settings.shard_size)
         for source_number, source in enumerate(sources):
             members = np.flatnonzero((source_column == source_number) & (destination_split >= 0))
             if len(members) == 0:
@@ -391,7 +484,7 @@ class _CatalogBuckets:
 def _replace_directory(staging: Path, out: Path) -> None:
     """Move the finished staging directory to ``out``, replacing an old shard set."""
     if out.exists():
-        retired = out.with_name(f".{out.name}.old-{os.getpid()}")
+        retired = temporary_path(out, kind="old")
         os.replace(out, retired)
         os.replace(staging, out)
         shutil.rmtree(retired)
@@ -399,15 +492,19 @@ def _replace_directory(staging: Path, out: Path) -> None:
         os.replace(staging, out)
 
 
-def make_shards(settings: ShardSettings, progress: TextIO = sys.stderr) -> dict:
+def make_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     """Build the shard set in ``settings.out``; return its manifest.
 
-    Everything is written into a staging directory next to ``out`` and moved
-    into place when complete (``manifest.json`` last), so an interrupted run
-    never leaves a shard set that looks finished.
+    Everything is written into a staging directory next to ``out``
+    (``.<out>.tmp-<host>-<pid>``) and moved into place when complete
+    (``manifest.json`` last), so an interrupted run never leaves a shard set
+    that looks finished; the staging a killed run left is removed by the next
+    (:func:`realfake.atomic.remove_stale_temporaries`). A full disk is a
+    RealfakeError naming ``out``, with the staging removed.
     """
     from realfake.cutouts import read_brick_list
 
+    progress = progress or sys.stderr
     bricks = read_brick_list(settings.bricks_file) if settings.bricks_file else None
     rng = np.random.default_rng(settings.seed)
     sources, index, reference = _index(settings, bricks)
@@ -416,7 +513,11 @@ def make_shards(settings: ShardSettings, progress: TextIO = sys.stderr) -> dict:
     size, channels = reference["stamp_size"], reference["channels"]
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    leftovers = remove_stale_temporaries(out) + remove_stale_temporaries(out, kind="old")
+    if leftovers:
+        names = ", ".join(str(path) for path in leftovers)
+        print(f"shards: removed the staging left by a killed run: {names}", file=progress, flush=True)
+    staging = temporary_path(out)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
@@ -425,6 +526,7 @@ def make_shards(settings: ShardSettings, progress: TextIO = sys.stderr) -> dict:
         labels = index["label"].to_numpy()
         manifest = {
             "format_version": FORMAT_VERSION,
+            "identity": _identity(settings, sources, index, order, reference),
             "package_version": __version__,
             "bands": reference["bands"],
             "channel_names": channels,
@@ -451,13 +553,16 @@ def make_shards(settings: ShardSettings, progress: TextIO = sys.stderr) -> dict:
                 "sim_dir": str(settings.sim_dir),
                 "bricks_file": str(settings.bricks_file) if settings.bricks_file else None,
                 "files": [str(source.path) for source in sources],
+                "content_sha256": [source.digest for source in sources],
             },
             "settings": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(settings).items()},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _replace_directory(staging, out)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if out_of_space(error):
+            raise write_failure(error, out) from None
         raise
     print(
         "shards: "

@@ -6,6 +6,7 @@
 | ``shardset.py`` | ``open_shard_set``: the manifest and the shards, checked (no pixels read) |
 | ``pipeline.py`` | the per-epoch example order and the tf.data pipeline over memory-mapped shards |
 | ``cluster.py`` | the multi-worker cluster from ``TF_CONFIG`` or SLURM |
+| ``startup.py`` | waiting for the other workers (with a timeout), and stopping on SIGTERM |
 | ``loop.py`` | ``train``: the custom loop, exact resume, checkpoints, TensorBoard, profile, outputs |
 | ``trace.py`` | the profiler's XSpace as a Trace Event JSON file |
 

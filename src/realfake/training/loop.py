@@ -14,10 +14,25 @@ the weights are then bitwise those of an uninterrupted run. (Keras'
 Checkpoint atomicity. ``CheckpointManager.save`` writes ``ckpt-N.index`` and
 ``ckpt-N.data-*`` in full (TensorFlow writes the shards under ``ckpt-N_temp/``
 and then merges them into those files), and only then rewrites the
-``ckpts/checkpoint`` pointer with an atomic write-and-rename. A restart reads only that pointer, so
+``ckpts/checkpoint`` pointer with an atomic write-and-rename. A restart reads that pointer, so
 a kill during a save leaves the previous checkpoint in use; the next save of
-that number overwrites the leftovers. A non-finite loss stops training before
-any save, so a checkpoint never holds the diverged state.
+that number overwrites the leftovers. If the pointer is missing or names no
+readable checkpoint while checkpoint files exist, the newest one whose every
+tensor reads back is resumed (and the pointer rewritten); when none does,
+training stops with an error naming the directory rather than overwrite them.
+A non-finite loss stops training before any save, so a checkpoint never holds
+the diverged state.
+
+Provenance. Each checkpoint records the identity of the shard set it was
+trained on (the manifest's ``identity``, :mod:`realfake.shards`), and so do
+``model.keras`` (in its normalisation layer) and ``history.json``. A
+checkpoint of another shard set is never resumed: the run starts from scratch
+and moves the previous run's ``ckpts/``, ``logs/``, ``prof/``, ``model.keras``
+and ``history.json`` to ``superseded/<old identity>/`` (kept, not deleted: the
+old TensorBoard curves stay viewable, and nothing is lost to a mistaken
+config; delete the folder when it is not needed). Other settings that change
+the weight sequence (``RESUME_KEYS``) must match, or training stops naming
+them.
 
 TensorBoard. ``logs/train`` (``loss``, ``accuracy`` as means over the last
 ``log_every`` steps, ``learning_rate``, and the traced graph of the training
@@ -41,7 +56,11 @@ this custom loop (``strategy.run`` around the Keras model and optimizer,
 which all-reduces the gradients itself). Only the chief
 writes checkpoints (other workers save to a temporary directory they delete,
 as TensorFlow's documentation recommends), logs, the profile, ``model.keras``
-and ``history.json``, and prints progress.
+and ``history.json``, and prints progress. Before the strategy is made every
+worker waits, at most ``startup_timeout`` seconds, for all its peers to answer
+at their addresses, and otherwise stops naming those that have not
+(``training.startup``). SIGTERM (SLURM's time limit) stops any run at once with
+status 143; the last checkpoint is kept, and re-running resumes from it.
 
 Threads. ``intra_op_threads`` / ``inter_op_threads`` set TensorFlow's pools
 (before TensorFlow starts). On Intel builds with OpenMP (KNL at NERSC) set the
@@ -68,7 +87,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tensorflow.core.util import event_pb2
 
-from realfake.atomic import atomic_output
+from realfake.atomic import atomic_output, remove_stale_temporaries, temporary_path
 from realfake.errors import RealfakeError
 from realfake.model import build_model, normalization_from_manifest
 from realfake.training.cluster import ClusterInfo, cluster_from_environment
@@ -81,11 +100,16 @@ from realfake.training.pipeline import (
     validation_dataset,
 )
 from realfake.training.settings import TrainSettings
-from realfake.training.shardset import ShardSet, open_shard_set
+from realfake.training.shardset import ShardSet, open_shard_set, short_identity
+from realfake.training.startup import SigtermStop, exit_if_stuck, wait_for_peers
 from realfake.training.trace import latest_xplane_files, write_trace_json
 
 CHECKPOINT_PREFIX = "ckpt"
+CHECKPOINT_POINTER = "checkpoint"
 TRACE_NAME = "trace.json.gz"
+SUPERSEDED_DIRECTORY = "superseded"
+# The checkpoint key of the recorded resume settings (the Checkpoint's "resume_record" variable).
+RESUME_RECORD_KEY = "resume_record/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 @dataclass
@@ -121,19 +145,25 @@ def train(settings: TrainSettings) -> dict:
     Outputs: ``ckpts/``, ``logs/``, ``prof/`` (``*.xplane.pb`` and
     ``trace.json.gz``), ``model.keras`` and ``history.json`` (per-epoch train
     and validation loss and accuracy). Raises RealfakeError for bad input, a
-    settings mismatch with an existing checkpoint, or a non-finite loss.
+    settings mismatch with an existing checkpoint, a non-finite loss, or other
+    workers that have not started after ``settings.startup_timeout`` seconds.
+    Meanwhile SIGTERM ends the process at once with status 143
+    (``training.startup``); a re-run resumes from the last checkpoint.
     """
     shard_set = open_shard_set(settings.shards)
     normalization = normalization_from_manifest(shard_set.manifest, str(shard_set.manifest_path))
     cluster = cluster_from_environment(os.environ, settings.cluster_port)
     # Thread pools and the multi-worker runtime must be set before TensorFlow starts.
     _configure_threads(settings)
-    strategy = _make_strategy(cluster)
-    if settings.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(settings.seed)
-    trainer = _Trainer(settings, shard_set, normalization, cluster, strategy)
-    return trainer.run()
+    with SigtermStop(settings.out) as sigterm_stop:
+        strategy = _make_strategy(cluster, settings.startup_timeout)
+        # MultiWorkerMirroredStrategy put TensorFlow's SIGTERM handler in place, which only logs the signal.
+        sigterm_stop.install()
+        if settings.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(settings.seed)
+        trainer = _Trainer(settings, shard_set, normalization, cluster, strategy)
+        return trainer.run()
 
 
 def make_train_step(
@@ -185,16 +215,32 @@ def _configure_threads(settings: TrainSettings) -> None:
         raise RealfakeError(f"thread counts must be set before TensorFlow starts ({error})") from None
 
 
-def _make_strategy(cluster: ClusterInfo) -> tf.distribute.Strategy:
+def _make_strategy(cluster: ClusterInfo, startup_timeout: float) -> tf.distribute.Strategy:
+    """The default strategy for one process; for a cluster, MultiWorkerMirroredStrategy once every task is up.
+
+    The waiting happens in ``startup.wait_for_peers`` (see ``training.startup``
+    for why not inside TensorFlow), which raises RealfakeError naming the tasks
+    missing after ``startup_timeout`` seconds.
+    """
     if cluster.spec is None:
         return tf.distribute.get_strategy()
+    wait_for_peers(cluster, startup_timeout)
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
         tf.train.ClusterSpec(cluster.spec), task_type=cluster.task_type, task_id=cluster.task_id, rpc_layer="grpc"
     )
-    try:
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
-    except (RuntimeError, ValueError) as error:
-        raise RealfakeError(f"cannot start multi-worker training for cluster {cluster.spec}: {error}") from None
+    with exit_if_stuck(startup_timeout):
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        except (RuntimeError, ValueError) as error:
+            raise RealfakeError(f"cannot start multi-worker training for cluster {cluster.spec}: {error}") from None
+
+        @tf.function
+        def count_workers():
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+        # A first all-reduce returns only once every worker's collectives answer.
+        count_workers()
+    return strategy
 
 
 class _Trainer:
@@ -245,16 +291,9 @@ class _Trainer:
             "resume_record": tf.Variable(json.dumps(self._resume_record()), dtype=tf.string),
         }
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **self.variables)
-        self.manager = (
-            tf.train.CheckpointManager(
-                self.checkpoint,
-                str(self.checkpoint_directory),
-                max_to_keep=settings.keep_checkpoints,
-                checkpoint_name=CHECKPOINT_PREFIX,
-            )
-            if self.chief
-            else None
-        )
+        # Made after the restore, which may repair the pointer file or move old checkpoints aside.
+        self.manager = None
+        self.start_note = ""
         self.train_step = make_train_step(
             self.model, self.optimizer, strategy, self.batch_size, jit_compile=settings.jit_compile
         )
@@ -271,17 +310,36 @@ class _Trainer:
         record = self.settings.resume_record()
         record["train_examples"] = self.train_examples
         record["channel_names"] = list(self.shard_set.channel_names)
+        record["shard_set"] = self.shard_set.identity
         return json.loads(json.dumps(record))
 
+    def _make_manager(self) -> None:
+        if self.chief:
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint,
+                str(self.checkpoint_directory),
+                max_to_keep=self.settings.keep_checkpoints,
+                checkpoint_name=CHECKPOINT_PREFIX,
+            )
+
     def _restore(self) -> str | None:
+        """Restore the checkpoint to resume from, if any; None to start from scratch (see the module docstring)."""
         latest = tf.train.latest_checkpoint(str(self.checkpoint_directory))
         if latest is None:
+            latest = self._newest_complete_checkpoint()
+            if latest is None:
+                return None
+        stored = _stored_resume_record(latest)
+        if stored.get("shard_set") != self.shard_set.identity:
+            self._set_aside(latest, stored.get("shard_set"))
             return None
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as error:
-            raise RealfakeError(f"{latest}: cannot restore this checkpoint ({str(error).splitlines()[0]})") from None
-        stored = json.loads(self.variables["resume_record"].numpy().decode())
+        except Exception as error:  # a damaged file raises OpError, ValueError, IndexError, ...
+            raise RealfakeError(
+                f"{latest}: cannot restore this checkpoint ({_first_line(error)}); "
+                f"move {self.checkpoint_directory} away to start from scratch"
+            ) from None
         current = self._resume_record()
         differences = [
             f"{key} {stored.get(key)!r} -> {current[key]!r}" for key in current if stored.get(key) != current[key]
@@ -305,6 +363,63 @@ class _Trainer:
             history=json.loads(values["history"].decode()),
         )
         return latest
+
+    def _newest_complete_checkpoint(self) -> str | None:
+        """With the pointer file missing or unreadable: the newest checkpoint in the directory whose
+        every tensor reads back (the pointer is rewritten to name it); None when there are no
+        checkpoint files; RealfakeError when there are some but none is complete."""
+        directory = self.checkpoint_directory
+        numbered = []
+        for index_file in directory.glob(f"{CHECKPOINT_PREFIX}-*.index"):
+            number = index_file.name[len(CHECKPOINT_PREFIX) + 1 : -len(".index")]
+            if number.isdigit():
+                numbered.append((int(number), str(directory / f"{CHECKPOINT_PREFIX}-{number}")))
+        if not numbered:
+            return None
+        numbered.sort()
+        pointer = directory / CHECKPOINT_POINTER
+        problem = "is missing" if not pointer.exists() else "names no readable checkpoint"
+        for position in range(len(numbered) - 1, -1, -1):
+            path = numbered[position][1]
+            if _checkpoint_reads_back(path):
+                if self.chief:
+                    tf.compat.v1.train.update_checkpoint_state(
+                        str(directory), path, all_model_checkpoint_paths=[older for _, older in numbered[: position + 1]]
+                    )
+                self.start_note = f"{pointer} {problem}: {path} is the newest complete checkpoint in {directory}"
+                return path
+        names = ", ".join(Path(path).name for _, path in numbered)
+        raise RealfakeError(
+            f"{pointer} {problem} and no checkpoint in {directory} reads back ({names}); "
+            f"move {directory} away to start from scratch"
+        )
+
+    def _set_aside(self, latest: str, trained_on: str | None) -> None:
+        """Move the previous run's checkpoints and outputs (of shard set ``trained_on``) aside."""
+        out = Path(self.settings.out)
+        old = short_identity(trained_on)
+        target = out / SUPERSEDED_DIRECTORY / old
+        number = 1
+        while target.exists():
+            number += 1
+            target = out / SUPERSEDED_DIRECTORY / f"{old}-{number}"
+        previous = [
+            self.checkpoint_directory,
+            self.log_directories["train"].parent,
+            self.profile_directory,
+            self.model_path,
+            self.history_path,
+        ]
+        if self.chief:
+            target.mkdir(parents=True)
+            for path in previous:
+                if path.exists():
+                    os.replace(path, target / path.name)
+        self.start_note = (
+            f"{latest} was trained on shard set {old}, but {self.shard_set.directory} is shard set "
+            f"{short_identity(self.shard_set.identity)}: the previous run's checkpoints, logs, profile, model and "
+            f"history are moved to {target} (kept, not deleted)"
+        )
 
     def _open_logs(self) -> None:
         if not self.chief:
@@ -346,6 +461,7 @@ class _Trainer:
 
     def run(self) -> dict:
         resumed_from = self._restore()
+        self._make_manager()
         if self.progress.epoch < self.settings.epochs:
             self._open_logs()
         self._say(self._start_line(resumed_from))
@@ -373,9 +489,13 @@ class _Trainer:
                 f"resuming from {resumed_from} at epoch {progress.epoch + 1} step {progress.step_in_epoch}"
                 f" (global step {progress.global_step})"
             )
+        if self.start_note:
+            # Why training starts where it does: a repaired pointer, or checkpoints of another shard set.
+            where = f"{self.start_note}; {where}"
         return (
             f"train: {self.train_examples} training examples in {len(self.shard_set.train)} shards, "
-            f"{self.validation_examples} validation; {self.steps_per_epoch} steps of {self.batch_size} per epoch; "
+            f"{self.validation_examples} validation (shard set {short_identity(self.shard_set.identity)}); "
+            f"{self.steps_per_epoch} steps of {self.batch_size} per epoch; "
             f"model {self.settings.model.name} ({self.model.count_params()} parameters); "
             f"{self.cluster.describe()}; threads intra-op "
             f"{tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
@@ -570,6 +690,7 @@ class _Trainer:
         return {
             "settings": self.settings.as_record(),
             "shards": str(self.shard_set.directory),
+            "shard_set": self.shard_set.identity,
             "channel_names": list(self.shard_set.channel_names),
             "train_examples": self.train_examples,
             "validation_examples": self.validation_examples,
@@ -582,7 +703,8 @@ class _Trainer:
     def _write_outputs(self, record: dict) -> None:
         # Keras insists on the .keras suffix, so the temporary name keeps it.
         self.model_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.model_path.with_name(f".{self.model_path.stem}.tmp-{os.getpid()}.keras")
+        remove_stale_temporaries(self.model_path, suffix=".keras")
+        temporary = temporary_path(self.model_path, suffix=".keras")
         try:
             self.model.save(temporary)
             os.replace(temporary, self.model_path)
@@ -595,6 +717,36 @@ class _Trainer:
     def _say(self, line: str) -> None:
         if self.chief:
             print(line, file=sys.stderr, flush=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _stored_resume_record(path: str) -> dict:
+    """The resume settings recorded in checkpoint ``path``, read without restoring it ({} if it has none)."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        if RESUME_RECORD_KEY not in reader.get_variable_to_shape_map():
+            return {}
+        return json.loads(reader.get_tensor(RESUME_RECORD_KEY).decode())
+    except Exception as error:  # a damaged index or data file raises many types
+        raise RealfakeError(
+            f"{path}: cannot read this checkpoint ({_first_line(error)}); move {Path(path).parent} away "
+            f"to start from scratch"
+        ) from None
+
+
+def _checkpoint_reads_back(path: str) -> bool:
+    """Whether every tensor of checkpoint ``path`` can be read (a complete, undamaged checkpoint)."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)
+    except Exception:  # any failure means "not complete"
+        return False
+    return True
 
 
 def _count_correct(labels, probabilities):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class TrainSettings:
     - ``deterministic``: deterministic ops (bitwise-reproducible runs on CPU).
     - ``jit_compile``: XLA-compile the forward and backward pass.
     - ``cluster_port``: first port of the workers when the cluster comes from SLURM.
+    - ``startup_timeout``: seconds a multi-worker task waits for the others to
+      start before it stops with an error naming those missing
+      (``training.startup``).
     """
 
     shards: Path
@@ -61,6 +65,7 @@ class TrainSettings:
     deterministic: bool = False
     jit_compile: bool = False
     cluster_port: int = 28780
+    startup_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "shuffle_shards", "keep_checkpoints"):
@@ -77,6 +82,8 @@ class TrainSettings:
                 raise RealfakeError(f"profile_steps must be START,STOP with 0 <= START < STOP, got {start},{stop}")
         if not 0 < self.cluster_port < 65536:
             raise RealfakeError(f"cluster_port must be a TCP port, got {self.cluster_port}")
+        if not 0 < self.startup_timeout < math.inf:
+            raise RealfakeError(f"startup_timeout must be a positive number of seconds, got {self.startup_timeout}")
 
     def as_record(self) -> dict:
         """JSON-ready dict (paths as strings, tuples as lists)."""

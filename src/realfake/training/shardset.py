@@ -16,6 +16,8 @@ from realfake.errors import RealfakeError
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "test")
+# How a stamp with NaN or infinite pixels is named in errors (training and evaluation refuse them).
+NON_FINITE_INPUT = "non-finite pixels"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class ShardSet:
 
     directory: Path
     manifest: dict
+    identity: str
     channel_names: tuple[str, ...]
     stamp_size: int
     train: tuple[Shard, ...]
@@ -71,6 +74,7 @@ def open_shard_set(directory: Path) -> ShardSet:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as error:
         raise RealfakeError(f"{manifest_path}: not valid JSON ({error})") from None
+    identity = manifest_identity(manifest, manifest_path)
     channel_names = tuple(_manifest_value(manifest, manifest_path, "channel_names"))
     stamp_size = int(_manifest_value(manifest, manifest_path, "stamp_size"))
     if not channel_names:
@@ -82,7 +86,7 @@ def open_shard_set(directory: Path) -> ShardSet:
         splits[split] = tuple(
             _checked_shard(directory, manifest_path, split, index, entry, shape) for index, entry in enumerate(entries)
         )
-    shard_set = ShardSet(directory, manifest, channel_names, stamp_size, splits["train"], splits["test"])
+    shard_set = ShardSet(directory, manifest, identity, channel_names, stamp_size, splits["train"], splits["test"])
     for split in SPLITS:
         listed = _manifest_value(manifest, manifest_path, "splits", split, "examples")
         if int(listed) != shard_set.examples(split):
@@ -92,6 +96,22 @@ def open_shard_set(directory: Path) -> ShardSet:
     if shard_set.examples("train") == 0:
         raise RealfakeError(f"{manifest_path}: the training split has no examples")
     return shard_set
+
+
+def manifest_identity(manifest: dict, manifest_path: Path) -> str:
+    """The shard set's ``identity`` (:func:`realfake.shards.shard_set_identity`); RealfakeError when absent."""
+    identity = manifest.get("identity") if isinstance(manifest, dict) else None
+    if not isinstance(identity, str) or not identity:
+        raise RealfakeError(
+            f"{manifest_path}: missing key identity (the shard set was made by an older realfake); "
+            f"make it again with `realfake shards`"
+        )
+    return identity
+
+
+def short_identity(identity: str | None) -> str:
+    """The first 12 hex digits of an identity, for messages and folder names ("unknown" for None)."""
+    return identity[:12] if identity else "unknown"
 
 
 def _manifest_value(manifest: dict, manifest_path: Path, *keys: str):
