@@ -48,10 +48,16 @@ def cutouts_arguments():
 
 
 def shards_arguments():
-    """The `realfake shards` flags from the shards section of the config."""
+    """The `realfake shards` flags from the shards section of the config, and the
+    trees the cutouts must come from (a cutouts file left by a run on other
+    inputs is refused: Snakemake keeps an existing file whose job it cannot plan)."""
     shards = config["shards"]
     return shlex.join(
         [
+            "--dr5-dir",
+            dr5_dir(),
+            "--obiwan-dir",
+            obiwan_dir(),
             "--seed",
             str(shards["seed"]),
             "--test-fraction",

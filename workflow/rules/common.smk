@@ -20,6 +20,39 @@ BRICK_NAME_PATTERN = r"\d{4}[pm]\d{3}"
 validate(config, "../schemas/config.schema.yaml")
 
 
+def check_stage_settings():
+    """Raise WorkflowError, naming the config keys, for settings that each pass the
+    schema but do not fit together: a cutouts selection that cuts on bands the
+    config leaves out, or a shards matching column the cutouts catalogs of these
+    bands do not have. Checked before any job runs, not at the stage that fails."""
+    from realfake.cutouts import catalog_columns
+    from realfake.selection import SELECTION_BANDS, missing_selection_bands
+
+    problems = []
+    selection = config["cutouts"]["selection"]
+    missing = missing_selection_bands(selection, bands())
+    if missing:
+        problems.append(
+            f"config cutouts.selection {selection} cuts on bands "
+            f"{', '.join(SELECTION_BANDS[selection])}, but config bands is "
+            f"[{', '.join(bands())}]: add {', '.join(missing)} to bands, or set "
+            f"cutouts.selection to all_primary"
+        )
+    columns = catalog_columns(bands())
+    for name in config["shards"]["match"]:
+        if name not in columns:
+            magnitudes = [
+                column for column in columns if column.startswith("mag_dered_")
+            ]
+            problems.append(
+                f"config shards.match names {name!r}, which the cutouts catalogs of bands "
+                f"[{', '.join(bands())}] do not have: set shards.match to columns "
+                f"they have (e.g. [{magnitudes[0]}]) or to [], or add the band to bands"
+            )
+    if problems:
+        raise WorkflowError("\n".join(problems))
+
+
 wildcard_constraints:
     brick=BRICK_NAME_PATTERN,
     # The brick's directory in the DR5 and obiwan trees: its first three characters.
@@ -27,6 +60,16 @@ wildcard_constraints:
     kind=r"real|sim",
     # A batch of bricks cut by one MPI job: "3-of-100" (see cutouts_batches()).
     batch=r"\d+-of-\d+",
+
+
+def all_cores():
+    """The cores Snakemake was given (--cores or the profile's), or 1 when none
+    were: commands that only draw or describe the workflow (--dag, --rulegraph,
+    --report) run without --cores."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def uses_mock_survey():
@@ -169,6 +212,9 @@ def cutout_settings(kind):
         dr5_dir=Path(dr5_dir()),
         obiwan_dir=Path(obiwan_dir()),
         bands=tuple(bands()),
+        selection=config["cutouts"]["selection"],
+        select_fakes=config["cutouts"]["select_fakes"],
+        pad_edges=config["cutouts"]["pad_edges"],
     )
 
 
@@ -299,6 +345,7 @@ def check_input_files():
 
 
 # Stop before any job runs, naming the key, rather than at the first job that
-# reads a missing tree.
+# reads a missing tree or at the stage whose settings do not fit the others.
+check_stage_settings()
 if not uses_mock_survey():
     check_input_files()

@@ -17,7 +17,7 @@ rule train:
     conda:
         "../../environment.yml"
     # TensorFlow uses every core it is given; on a cluster the profile sets them.
-    threads: workflow.cores
+    threads: all_cores()
     resources:
         # Workers: the launcher ("srun" in the SLURM profiles) starts `tasks` of them,
         # which train together (multi-worker, cluster from SLURM's environment).
