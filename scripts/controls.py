@@ -5,10 +5,11 @@ Usage: .venv/bin/python scripts/controls.py [--mismatch none psf size ...] [--wo
 For each mismatch, a copy of the workflow (Snakefile, workflow/, config/,
 profiles/) runs `snakemake --profile profiles/local` with the default config
 except ``mock.mismatch``, and the verdict is read from
-``results/evaluate/metrics.json``. Prints a Markdown table (accuracy with its
-95% interval, exact binomial p-value, AUC, test examples, verdict, wall time):
-the table in the README comes from this script. ``none`` is the negative
-control (must not be significant); every other mismatch must be.
+``results/evaluate/metrics.json``. Prints a Markdown table (the AUC with its
+95% interval and Mann-Whitney p-value, the outcome against the tolerance, the
+minimum detectable AUC, the accuracy with its interval and binomial p-value,
+test examples, wall time): the table in the README comes from this script.
+``none`` is the negative control (never distinguishable).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml"]
-DEFAULT_MISMATCHES = ["none", "psf", "size", "profile"]
+DEFAULT_MISMATCHES = ["none", "psf", "size", "profile", "noise"]
 
 
 def run_control(mismatch: str, workdir: Path) -> dict:
@@ -62,15 +63,16 @@ def run_control(mismatch: str, workdir: Path) -> dict:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| mismatch | test accuracy (95% CI) | p-value | AUC (95% CI) | test examples | verdict | wall time |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| mismatch | AUC (95% CI) | AUC p-value | outcome | minimum detectable AUC | test accuracy (95% CI) "
+        "| accuracy p-value | test examples | wall time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        verdict = "distinguishable" if row["significant"] else "not distinguishable"
         lines.append(
-            f"| `{row['mismatch']}` | {row['accuracy']:.3f} ({row['accuracy_low']:.3f}-{row['accuracy_high']:.3f}) "
-            f"| {row['p_value']:.2g} | {row['auc']:.3f} ({row['auc_low']:.3f}-{row['auc_high']:.3f}) "
-            f"| {row['examples']} | {verdict} | {row['seconds']:.0f} s |"
+            f"| `{row['mismatch']}` | {row['auc']:.3f} ({row['auc_low']:.3f}-{row['auc_high']:.3f}) "
+            f"| {row['auc_p_value']:.2g} | {row['outcome'].replace('_', ' ')} | {row['minimum_detectable_auc']:.3f} "
+            f"| {row['accuracy']:.3f} ({row['accuracy_low']:.3f}-{row['accuracy_high']:.3f}) "
+            f"| {row['accuracy_p_value']:.2g} | {row['examples']} | {row['seconds']:.0f} s |"
         )
     return "\n".join(lines)
 

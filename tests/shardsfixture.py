@@ -67,6 +67,7 @@ def write_shard_set(
     directory: Path,
     train_shards: int = 3,
     test_shards: int = 1,
+    validation_shards: int = 1,
     shard_size: int = 64,
     stamp_size: int = 64,
     seed: int = 0,
@@ -77,7 +78,7 @@ def write_shard_set(
     generator = np.random.default_rng(seed)
     splits = {}
     train_stamps = []
-    for split, count in (("train", train_shards), ("test", test_shards)):
+    for split, count in (("train", train_shards), ("validation", validation_shards), ("test", test_shards)):
         shards, catalog = [], []
         for shard in range(count):
             stamps, labels = synthetic_stamps(shard_size, stamp_size, generator)
@@ -102,10 +103,10 @@ def write_shard_set(
         pd.concat(catalog, ignore_index=True).to_parquet(directory / f"{split}_catalog.parquet")
         examples = count * shard_size
         splits[split] = {"examples": examples, "real": examples // 2, "fake": examples // 2, "shards": shards}
-    definition = {"fixture": "tests/shardsfixture.py", "train": train_shards, "test": test_shards,
-                  "shard_size": shard_size, "stamp_size": stamp_size, "seed": seed}  # fmt: skip
+    definition = {"fixture": "tests/shardsfixture.py", "train": train_shards, "validation": validation_shards,
+                  "test": test_shards, "shard_size": shard_size, "stamp_size": stamp_size, "seed": seed}  # fmt: skip
     manifest = {
-        "format_version": 1,
+        "format_version": 2,
         "identity": shard_set_identity(definition),
         "package_version": "0.1.0",
         "bands": list(BANDS),
@@ -113,7 +114,8 @@ def write_shard_set(
         "stamp_size": stamp_size,
         "seed": seed,
         "shard_size": shard_size,
-        "test_fraction": test_shards / (train_shards + test_shards),
+        "test_fraction": test_shards / (train_shards + validation_shards + test_shards),
+        "validation_fraction": validation_shards / (train_shards + validation_shards),
         "labels": {"real": 0, "fake": 1},
         "splits": splits,
         "normalization": {"computed_on": "train", "channels": channel_statistics(np.concatenate(train_stamps))},

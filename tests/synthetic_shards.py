@@ -71,6 +71,7 @@ def write_shard_set(
     directory: Path,
     train_examples: int = 120,
     test_examples: int = 200,
+    validation_examples: int = 16,
     bands: tuple[str, ...] = ("g", "r", "z"),
     shard_size: int = 64,
     seed: int = 0,
@@ -81,7 +82,7 @@ def write_shard_set(
     rng = np.random.default_rng(seed)
     channel_names = [*bands, *(f"ivar_{band}" for band in bands)]
     splits = {}
-    for split, count in (("train", train_examples), ("test", test_examples)):
+    for split, count in (("train", train_examples), ("validation", validation_examples), ("test", test_examples)):
         labels = rng.permutation(np.arange(count) % 2).astype(np.int32)
         catalog = _catalog(rng, labels, bands)
         stamps = _stamps(rng, catalog, bands)
@@ -107,10 +108,10 @@ def write_shard_set(
                     "median": median,
                     "mad_sigma": float(1.4826 * np.median(np.abs(values - median))),
                 }
-    definition = {"fixture": "tests/synthetic_shards.py", "train": train_examples, "test": test_examples,
-                  "bands": list(bands), "shard_size": shard_size, "seed": seed}  # fmt: skip
+    definition = {"fixture": "tests/synthetic_shards.py", "train": train_examples, "validation": validation_examples,
+                  "test": test_examples, "bands": list(bands), "shard_size": shard_size, "seed": seed}  # fmt: skip
     manifest = {
-        "format_version": 1,
+        "format_version": 2,
         "identity": shard_set_identity(definition),
         "package_version": "0.1.0",
         "bands": list(bands),
@@ -118,7 +119,8 @@ def write_shard_set(
         "stamp_size": STAMP_SIZE,
         "seed": seed,
         "shard_size": shard_size,
-        "test_fraction": test_examples / (train_examples + test_examples),
+        "test_fraction": test_examples / (train_examples + validation_examples + test_examples),
+        "validation_fraction": validation_examples / (train_examples + validation_examples),
         "labels": {"real": 0, "fake": 1},
         "splits": splits,
         "normalization": {"computed_on": "train", "channels": normalization},

@@ -427,10 +427,10 @@ def test_checkpoints_of_another_shard_set_are_set_aside_and_training_starts_afre
     superseded = out / "superseded" / old[:12]
     assert (
         f"{ckpts / 'ckpt-16'} was trained on shard set {old[:12]}, but {other} is shard set {new[:12]}: the previous "
-        f"run's checkpoints, logs, profile, model and history are moved to {superseded} (kept, not deleted); "
-        f"starting from scratch"
+        f"run's checkpoints, logs, profile, best weights, model and history are moved to {superseded} (kept, not "
+        f"deleted); starting from scratch"
     ) in result.stderr
-    assert sorted(path.name for path in superseded.iterdir()) == ["ckpts", "history.json", "logs", "model.keras"]
+    assert sorted(path.name for path in superseded.iterdir()) == ["best", "ckpts", "history.json", "logs", "model.keras"]
     assert digests(superseded / "ckpts") == digests(finished_run / "ckpts")
     assert json.loads((superseded / "history.json").read_text())["shard_set"] == old
     history = json.loads((out / "history.json").read_text())

@@ -312,3 +312,67 @@ def test_bad_settings_are_one_line_errors(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert "bricks" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def _pixels_and_tables(root: Path) -> dict[str, np.ndarray]:
+    """Every image, inverse variance and catalog column of a mock survey, decompressed, by file and column
+    (headers left out: they name the mismatch and its strength)."""
+    contents = {}
+    for path in sorted(root.rglob("*.fits*")):
+        with fits.open(path) as hdus:
+            data = hdus[1].data
+            name = str(path.relative_to(root))
+            if isinstance(data, fits.FITS_rec):
+                for column in data.columns.names:
+                    contents[f"{name}:{column}"] = np.asarray(data[column])
+            else:
+                contents[name] = np.asarray(data)
+    return contents
+
+
+@pytest.mark.parametrize("mismatch", ["size", "psf", "profile", "noise"])
+def test_a_mismatch_at_its_identity_strength_gives_exactly_the_fakes_of_none(mismatch, mock_none, tmp_path):
+    from realfake.mock import IDENTITY_STRENGTH
+
+    identity = _write(tmp_path / mismatch, mismatch=mismatch, strength=IDENTITY_STRENGTH[mismatch])
+    expected, found = _pixels_and_tables(mock_none), _pixels_and_tables(identity)
+    assert found.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_array_equal(found[key], values, err_msg=key)
+    header = fits.getheader(identity / "obiwan" / "coadd" / "123" / BRICK / "rs0" / f"legacysurvey-{BRICK}-image-r.fits.fz", 1)
+    assert (header["MISMATCH"], header["STRENGTH"]) == (mismatch, IDENTITY_STRENGTH[mismatch])
+
+
+def test_the_standard_strength_is_the_mismatch_without_one(mock_variants, tmp_path):
+    standard = _write(tmp_path / "size", mismatch="size", strength=2.0)
+    assert _pixels_and_tables(standard).keys() == _pixels_and_tables(mock_variants["size"]).keys()
+    for key, values in _pixels_and_tables(mock_variants["size"]).items():
+        np.testing.assert_array_equal(_pixels_and_tables(standard)[key], values, err_msg=key)
+
+
+def test_the_measured_size_difference_grows_with_the_size_strength(tmp_path):
+    from realfake.selection import tractor_half_light_radius
+
+    differences = []
+    for strength in (1.0, 1.25, 1.5, 2.0):
+        root = _write(tmp_path / f"size{strength}", mismatch="size", strength=strength)
+        reals = survey.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+        fake_sizes = []
+        for rsdir in mock_rsdir_names(2, 40):
+            refit = survey.read_tractor(root / "obiwan" / "tractor" / "123" / BRICK / rsdir / f"tractor-{BRICK}.fits")
+            fakes = refit.iloc[len(reals) :]  # the rs dir's re-fit lists the DR5 sources, then the fakes
+            assert len(fakes) == 40
+            fake_sizes.append(tractor_half_light_radius(fakes))
+        selected = reals[select(reals, "elg_padded")]
+        differences.append(np.median(np.concatenate(fake_sizes)) - np.median(tractor_half_light_radius(selected)))
+    assert differences == sorted(differences) and differences[-1] - differences[0] > 0.1
+    assert abs(differences[0]) < 0.1  # the identity: the classes agree
+
+
+def test_a_strength_out_of_range_or_without_a_mismatch_is_refused(tmp_path):
+    with pytest.raises(RealfakeError, match="strength needs a named mismatch"):
+        MockSettings(out=tmp_path, strength=1.5)
+    with pytest.raises(RealfakeError, match="mismatch profile strength must be between 0 and 1, got 1.5"):
+        MockSettings(out=tmp_path, mismatch="profile", strength=1.5)
+    with pytest.raises(RealfakeError, match="mismatch size strength must be at least 0.1, got 0.0"):
+        MockSettings(out=tmp_path, mismatch="size", strength=0.0)

@@ -55,7 +55,7 @@ def test_every_stamp_once_and_traceable(cutouts, tmp_path):
     out = tmp_path / "shards"
     make_shards(settings_for(cutouts, out, balance="none", match=()))
     seen = []
-    for split in ("train", "test"):
+    for split in ("train", "validation", "test"):
         x, y, catalog = load_split(out, split)
         assert x.dtype == np.float32 and x.shape[1:] == (SIZE, SIZE, 6)
         assert y.dtype == np.int32
@@ -68,15 +68,18 @@ def test_every_stamp_once_and_traceable(cutouts, tmp_path):
         np.testing.assert_array_equal(x[:, 0, 0, 0], expected)
         assert list(catalog["shard"] * 16 + catalog["row"]) == list(range(len(catalog)))
         seen.append(keys(catalog))
-    assert not seen[0] & seen[1], "an example is in both train and test"
-    assert len(seen[0] | seen[1]) == 175 + 145, "an example was lost"
+    assert not seen[0] & seen[1] and not seen[0] & seen[2] and not seen[1] & seen[2], "an example is in two splits"
+    assert len(seen[0] | seen[1] | seen[2]) == 175 + 145, "an example was lost"
+    manifest = json.loads((out / "manifest.json").read_text())
+    test, validation = manifest["splits"]["test"]["examples"], manifest["splits"]["validation"]["examples"]
+    assert test == pytest.approx(0.2 * 320, abs=2) and validation == pytest.approx(0.1 * (320 - test), abs=2)
 
 
 def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
     out = tmp_path / "shards"
     manifest = make_shards(settings_for(cutouts, out))
     union = []
-    for split in ("train", "test"):
+    for split in ("train", "validation", "test"):
         _, y, catalog = load_split(out, split)
         assert (y == 0).sum() == (y == 1).sum() == manifest["splits"][split]["real"] == manifest["splits"][split]["fake"]
         union.append(catalog)
@@ -92,7 +95,8 @@ def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
     train = manifest["splits"]["train"]
     assert all(shard["examples"] == 16 for shard in train["shards"][:-1])
     assert 0 < train["shards"][-1]["examples"] <= 16
-    assert manifest["splits"]["test"]["examples"] == pytest.approx(0.2 * (train["examples"] + manifest["splits"]["test"]["examples"]), abs=2)
+    total = sum(manifest["splits"][split]["examples"] for split in ("train", "validation", "test"))
+    assert manifest["splits"]["test"]["examples"] == pytest.approx(0.2 * total, abs=2)
 
 
 def test_same_seed_same_bytes_other_seed_other_order(cutouts, tmp_path):
@@ -168,7 +172,9 @@ def test_no_fakes_is_an_error_and_empty_bricks_are_fine(tmp_path):
         make_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
     write_fixture(tmp_path / "more", {"real": [20, 0], "sim": [0, 30]})
     manifest = make_shards(settings_for(tmp_path / "more", tmp_path / "shards", match=()))
-    assert manifest["splits"]["train"]["real"] == manifest["splits"]["train"]["fake"] == 16
+    # 20 per class: 4 to test, round(0.1 x 16) = 2 to validation, 14 to train.
+    assert manifest["splits"]["train"]["real"] == manifest["splits"]["train"]["fake"] == 14
+    assert manifest["splits"]["validation"]["real"] == manifest["splits"]["validation"]["fake"] == 2
 
 
 def test_command_line_error_is_one_line(tmp_path):

@@ -434,12 +434,32 @@ def test_training_learns_and_records_its_history(reference_run):
 
 
 @pytest.mark.slow
-def test_saved_model_takes_raw_shard_pixels(reference_run, shard_directory):
+def test_saved_model_takes_raw_shard_pixels_and_is_the_best_validation_epoch(reference_run, shard_directory):
     model = keras.saving.load_model(reference_run / "model.keras")
-    stamps, labels = np.load(shard_directory / "xtest_0.npy"), np.load(shard_directory / "ytest_0.npy")
+    stamps, labels = np.load(shard_directory / "xvalidation_0.npy"), np.load(shard_directory / "yvalidation_0.npy")
     loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, model.predict(stamps, verbose=0))))
     history = json.loads((reference_run / "history.json").read_text())
+    losses = [record["validation_loss"] for record in history["epochs"]]
+    best = int(np.argmin(losses)) + 1
+    assert history["select"] == "best_validation" and history["selected_epoch"] == best
+    assert history["best_validation_loss"] == min(losses)
+    assert sorted(path.name for path in (reference_run / "best").iterdir()) == [f"epoch-{best}.weights.h5"]
     # abs: near-certain predictions (loss ~1e-5) carry float32 rounding of 1 - p, ~1e-8 absolute.
+    assert loss == pytest.approx(losses[best - 1], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_select_last_writes_the_last_epochs_weights_without_retraining(reference_run, shard_directory, tmp_path):
+    out = shutil.copytree(reference_run, tmp_path / "out")
+    result = run_train(shard_directory, out, *COMMON, "--select", "last")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "has finished 3 epochs: nothing to train" in result.stderr
+    assert "(the weights of the last epoch, 3)" in result.stderr
+    history = json.loads((out / "history.json").read_text())
+    assert history["select"] == "last" and history["selected_epoch"] == 3
+    model = keras.saving.load_model(out / "model.keras")
+    stamps, labels = np.load(shard_directory / "xvalidation_0.npy"), np.load(shard_directory / "yvalidation_0.npy")
+    loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, model.predict(stamps, verbose=0))))
     assert loss == pytest.approx(history["epochs"][-1]["validation_loss"], rel=1e-5, abs=1e-6)
 
 

@@ -27,10 +27,12 @@ shard set's training split and scored on its test split, on two feature sets:
   and the central inverse variance, and the flux-weighted centroid of the
   central 9 x 9 pixels.
 
-Each baseline gets the verdict's accuracy test and AUC interval, p-values
-corrected over the baselines, and a comparison with the CNN on the same test
-examples (exact one-sided McNemar test, paired bootstrap of the AUC
-difference). :func:`shortcut_sentence` turns it into the report's sentence.
+Each baseline gets the verdict's measurement (the AUC, its interval and its
+Mann-Whitney test, with the accuracy test beside it), AUC p-values corrected
+over the baselines, and a comparison with the CNN on the same test examples
+(the paired AUC difference, which decides whether the CNN does better, and the
+exact one-sided McNemar test of the accuracies). :func:`shortcut_sentence`
+turns it into the report's sentence.
 """
 
 from __future__ import annotations
@@ -171,12 +173,11 @@ def shortcut_baselines(
     """Train each baseline on ``train``, score it on ``test``; (records, test fake probabilities by name).
 
     Each record: name, feature_set, model, features, the accuracy test against
-    the test majority share, the AUC with its bootstrap interval,
-    ``p_adjusted`` (corrected over the baselines), ``significant``,
-    ``feature_differences`` (:func:`feature_differences`) and, against the CNN
-    (``test['p_fake']``), ``cnn_vs_baseline``: the exact one-sided McNemar
-    p-value that the CNN is more accurate and the paired bootstrap interval of
-    the AUC difference.
+    the test majority share (``accuracy_p_value``), the AUC test
+    (:meth:`realfake.stats.AucTest.record`), ``p_adjusted`` (the AUC p-value
+    corrected over the baselines), ``significant``, ``feature_differences``
+    (:func:`feature_differences`) and, against the CNN (``test['p_fake']``),
+    ``cnn_vs_baseline`` (:func:`_paired_comparison`).
     """
     from sklearn.exceptions import ConvergenceWarning
 
@@ -212,9 +213,10 @@ def shortcut_baselines(
             if feature_set == "catalog":
                 record["fakes_measured"] = fakes_measured_share(test)
             record.update(stats.accuracy_test(test_labels, probability, settings.confidence).record())
+            record["accuracy_p_value"] = record.pop("p_value")
             rng = np.random.default_rng([settings.seed, 2, len(records)])
-            record["auc"], record["auc_low"], record["auc_high"] = stats.auc_interval(
-                test_labels, probability, settings.bootstrap, rng, settings.confidence
+            record.update(
+                stats.auc_test(test_labels, probability, settings.confidence, settings.bootstrap, rng).record()
             )
             record["feature_differences"] = differences
             if "p_fake" in test.columns:
@@ -223,7 +225,7 @@ def shortcut_baselines(
                 )
             records.append(record)
     adjusted = stats.adjust_p_values(
-        np.array([record["p_value"] for record in records], dtype=np.float64), settings.correction
+        np.array([record["auc_p_value"] for record in records], dtype=np.float64), settings.correction
     )
     for record, value in zip(records, adjusted):
         record["p_adjusted"] = float(value)
@@ -232,22 +234,23 @@ def shortcut_baselines(
 
 
 def _paired_comparison(labels, cnn_scores, baseline_scores, settings: StatisticsSettings, index: int) -> dict:
+    """The CNN against a baseline on the same test examples: the paired AUC difference (the verdict's
+    statistic; ``p_value``, one-sided, decides ``cnn_better``) and the McNemar test of the accuracies."""
     mcnemar = stats.mcnemar_greater(labels, cnn_scores, baseline_scores)
     rng = np.random.default_rng([settings.seed, 3, index])
-    samples = stats.bootstrap_aucs(labels, [cnn_scores, baseline_scores], settings.bootstrap, rng)
-    low, high = (
-        stats.percentile_interval(samples[:, 0] - samples[:, 1], settings.confidence)
-        if len(samples)
-        else (math.nan, math.nan)
+    difference = stats.paired_auc_difference(
+        labels, cnn_scores, baseline_scores, settings.confidence, settings.bootstrap, rng
     )
     return {
+        "auc_difference": difference["difference"],
+        "auc_difference_low": difference["low"],
+        "auc_difference_high": difference["high"],
+        "auc_difference_method": difference["method"],
+        "p_value": difference["p_value"],
+        "cnn_better": bool(difference["p_value"] < settings.significance),
         "cnn_only_correct": mcnemar["a_only"],
         "baseline_only_correct": mcnemar["b_only"],
-        "p_value": mcnemar["p_value"],
-        "cnn_better": bool(mcnemar["p_value"] < settings.significance),
-        "auc_difference": stats.auc(labels, cnn_scores) - stats.auc(labels, baseline_scores),
-        "auc_difference_low": low,
-        "auc_difference_high": high,
+        "mcnemar_p_value": mcnemar["p_value"],
     }
 
 
@@ -257,11 +260,11 @@ def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
         return (
             "No shortcut baselines were run (no training split features), so where any difference lies is not tested."
         )
-    best = max(baselines, key=lambda record: (record["accuracy"], record["auc"] if math.isfinite(record["auc"]) else 0))
+    best = max(baselines, key=lambda record: (record["auc"] if math.isfinite(record["auc"]) else 0, record["accuracy"]))
     comparison = best.get("cnn_vs_baseline", {})
     best_text = (
-        f"the best, {baseline_title(best)}, reaches test accuracy {best['accuracy']:.2f} "
-        f"({best['accuracy_low']:.2f}-{best['accuracy_high']:.2f}) against {best['chance']:.2f} by chance"
+        f"the best, {baseline_title(best)}, reaches AUC {best['auc']:.2f} ({best['auc_low']:.2f}-"
+        f"{best['auc_high']:.2f}) and test accuracy {best['accuracy']:.2f} against {best['chance']:.2f} by chance"
     )
     significant = [record for record in baselines if record["significant"]]
     if significant:
@@ -269,7 +272,7 @@ def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
         # The feature set whose best baseline is most accurate comes first.
         order = sorted(
             {record["feature_set"] for record in significant},
-            key=lambda name: -max(record["accuracy"] for record in significant if record["feature_set"] == name),
+            key=lambda name: -max(record["auc"] for record in significant if record["feature_set"] == name),
         )
         for feature_set in order:
             hits = [record for record in significant if record["feature_set"] == feature_set]
@@ -299,19 +302,21 @@ def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
             )
         if cnn["significant"] and comparison.get("cnn_better"):
             sentence += (
-                f" The CNN still does significantly better than that baseline (McNemar p = "
-                f"{stats.format_p(comparison['p_value'])}), so the images differ beyond these quantities too."
+                f" The CNN still does significantly better than that baseline (AUC higher by "
+                f"{comparison['auc_difference']:.2f}, p = {stats.format_p(comparison['p_value'])}), so the images "
+                f"differ beyond these quantities too."
             )
         return sentence
     if cnn["significant"] and comparison.get("cnn_better"):
         return (
             f"No shortcut baseline beats chance ({best_text}) and the CNN beats the best of them "
-            f"(McNemar p = {stats.format_p(comparison['p_value'])}): the difference is in the image structure."
+            f"(AUC higher by {comparison['auc_difference']:.2f}, p = {stats.format_p(comparison['p_value'])}): "
+            f"the difference is in the image structure."
         )
     if cnn["significant"]:
         return (
-            f"No shortcut baseline beats chance ({best_text}), but the CNN is not significantly more accurate than "
-            f"the best of them (McNemar p = {stats.format_p(comparison.get('p_value', math.nan))}), so where the "
+            f"No shortcut baseline beats chance ({best_text}), but the CNN's AUC is not significantly higher than "
+            f"the best of theirs (p = {stats.format_p(comparison.get('p_value', math.nan))}), so where the "
             f"difference lies is not settled."
         )
     return f"Neither the CNN nor any shortcut baseline separates the classes ({best_text})."

@@ -40,6 +40,15 @@ def _add_mock_survey(subparsers) -> None:
         help="how the fakes differ from the real population (default %(default)s)",
     )
     parser.add_argument(
+        "--strength",
+        type=float,
+        default=defaults.strength,
+        help="how strong the mismatch is (size: radius factor, standard 2; psf: PSF FWHM factor, standard 0 = "
+        "unconvolved; profile: fraction of the way to the wrong Sersic index, standard 1; noise: fraction of the "
+        "fakes' own photon noise variance left out, standard 1); the identity value (size and psf 1, profile "
+        "and noise 0) gives the fakes of none (default: the standard strength)",
+    )
+    parser.add_argument(
         "--rsdirs", type=int, default=defaults.rsdirs, help="obiwan rs dirs per brick (default %(default)s)"
     )
     parser.add_argument(
@@ -72,6 +81,7 @@ def _run_mock_survey(args: argparse.Namespace) -> None:
         size=args.size,
         seed=args.seed,
         mismatch=args.mismatch,
+        strength=args.strength,
         rsdirs=args.rsdirs,
         fakes_per_rsdir=args.fakes_per_rsdir,
     )
@@ -180,6 +190,12 @@ def _add_shards(subparsers) -> None:
         "--test-fraction", type=float, default=defaults.test_fraction, help="test share (default %(default)s)"
     )
     parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=defaults.validation_fraction,
+        help="share of the non-test examples set aside for validation (default %(default)s)",
+    )
+    parser.add_argument(
         "--shard-size", type=int, default=defaults.shard_size, help="examples per shard (default %(default)s)"
     )
     parser.add_argument(
@@ -209,6 +225,7 @@ def _run_shards(args: argparse.Namespace) -> None:
         out=args.out,
         seed=args.seed,
         test_fraction=args.test_fraction,
+        validation_fraction=args.validation_fraction,
         shard_size=args.shard_size,
         balance=args.balance,
         match=match,
@@ -236,6 +253,7 @@ def _step_window(text: str) -> tuple[int, int] | None:
 def _add_train(subparsers) -> None:
     from realfake.architectures import MODEL_CONFIGS
     from realfake.training import TrainSettings
+    from realfake.training.settings import SELECT_CHOICES
 
     defaults = TrainSettings(shards=Path("."), out=Path("."))
     parser = subparsers.add_parser(
@@ -300,6 +318,13 @@ def _add_train(subparsers) -> None:
         help="random rotation or reflection of each training stamp each epoch (default %(default)s)",
     )
     parser.add_argument(
+        "--select",
+        choices=SELECT_CHOICES,
+        default=defaults.select,
+        help="weights written to model.keras: the epoch with the lowest validation loss, or the last "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
         "--keep-checkpoints", type=int, default=defaults.keep_checkpoints, help="checkpoints kept (default %(default)s)"
     )
     parser.add_argument(
@@ -352,6 +377,7 @@ def _run_train(args: argparse.Namespace) -> None:
         profile_steps=args.profile_steps,
         shuffle_shards=args.shuffle_shards,
         augment=args.augment,
+        select=args.select,
         keep_checkpoints=args.keep_checkpoints,
         intra_op_threads=args.intra_op_threads,
         inter_op_threads=args.inter_op_threads,
@@ -373,9 +399,9 @@ def _add_evaluate(subparsers) -> None:
         help="predict the test split and test whether the CNN tells fakes from reals",
         description=(
             "Run the trained model over the test shards (one batch at a time) and write predictions.parquet, "
-            "metrics.json (a classifier two-sample verdict: exact binomial test of the test accuracy against the "
-            "majority share, ROC AUC with a bootstrap interval, log loss; breakdowns in bins; shortcut baselines) "
-            "and breakdowns.csv."
+            "metrics.json (the verdict: the AUC with its interval and one-sided Mann-Whitney test, the outcome "
+            "against the tolerance, the minimum detectable AUC, the accuracy's binomial test; breakdowns in bins; "
+            "shortcut baselines) and breakdowns.csv."
         ),
     )
     parser.add_argument("--shards", type=Path, required=True, help="shard set directory (docs/shards_format.md)")
@@ -396,6 +422,19 @@ def _add_evaluate(subparsers) -> None:
     )
     parser.add_argument("--seed", type=int, default=statistics.seed, help="random seed (default %(default)s)")
     parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=statistics.tolerance,
+        help="the AUC excess over 0.5 that does not matter: the verdict compares the AUC interval with "
+        "0.5 + tolerance (default %(default)s)",
+    )
+    parser.add_argument(
+        "--power",
+        type=float,
+        default=statistics.power,
+        help="power of the minimum detectable AUC (default %(default)s)",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="stamps per batch (default %(default)s)"
     )
     parser.set_defaults(func=_run_evaluate)
@@ -415,6 +454,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             seed=args.seed,
             bins=args.bins,
             correction=args.correction,
+            tolerance=args.tolerance,
+            power=args.power,
         ),
     )
     run_evaluate(settings)

@@ -39,10 +39,11 @@ import pandas as pd
 
 from realfake import stats
 from realfake.atomic import atomic_output
-from realfake.baselines import measured_view, ordered_bands, shortcut_baselines, shortcut_sentence
+from realfake.baselines import shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
 from realfake.stats import StatisticsSettings
 from realfake.training.shardset import NON_FINITE_INPUT, manifest_identity, short_identity
+from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
 
 INVERSE_VARIANCE_PREFIX = "ivar_"
 CENTRAL_FLUX_HALF_WIDTH = 1  # the central 3 x 3 pixels
@@ -50,25 +51,6 @@ CENTROID_HALF_WIDTH = 4  # the central 9 x 9 pixels
 PREDICTIONS_NAME = "predictions.parquet"
 METRICS_NAME = "metrics.json"
 BREAKDOWNS_NAME = "breakdowns.csv"
-BREAKDOWN_COLUMNS = [
-    "breakdown",
-    "bin",
-    "low",
-    "high",
-    "examples",
-    "real",
-    "fake",
-    "chance",
-    "accuracy",
-    "accuracy_low",
-    "accuracy_high",
-    "p_value",
-    "p_adjusted",
-    "auc",
-    "auc_low",
-    "auc_high",
-    "flagged",
-]
 
 
 @dataclass(frozen=True)
@@ -218,189 +200,6 @@ def split_statistics(split: SplitShards, channel_names: tuple[str, ...], batch_s
     if not parts:
         return pd.DataFrame()
     return pd.concat(parts, ignore_index=True)
-
-
-# -- the verdict ------------------------------------------------------------------------------
-
-
-def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings) -> dict:
-    """The classifier two-sample test of fake probabilities ``scores`` on test ``labels``.
-
-    Keys: accuracy, accuracy_low, accuracy_high (Clopper-Pearson), chance (the
-    majority share), correct, examples, real, fake, p_value (exact one-sided
-    binomial), auc, auc_low, auc_high (stratified bootstrap), log_loss,
-    significant (p_value < significance), sentence.
-    """
-    labels = np.asarray(labels)
-    scores = np.asarray(scores, dtype=np.float64)
-    record = stats.accuracy_test(labels, scores, settings.confidence).record()
-    rng = np.random.default_rng([settings.seed, 0])
-    value, low, high = stats.auc_interval(labels, scores, settings.bootstrap, rng, settings.confidence)
-    record.update(
-        real=int(np.sum(labels == 0)),
-        fake=int(np.sum(labels == 1)),
-        auc=value,
-        auc_low=low,
-        auc_high=high,
-        log_loss=stats.cross_entropy(labels, scores),
-        significance=settings.significance,
-        confidence=settings.confidence,
-    )
-    record["significant"] = bool(record["p_value"] < settings.significance)
-    record["sentence"] = verdict_sentence(record)
-    return record
-
-
-def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
-    """One plain sentence: can ``subject`` tell fakes from reals at the significance level, and by how much."""
-    level = f"{record['confidence'] * 100:g}% CI"
-    accuracy = (
-        f"test accuracy {record['accuracy']:.2f} ({level} {record['accuracy_low']:.2f}-{record['accuracy_high']:.2f})"
-    )
-    chance = record["chance"]
-    p_text = stats.format_p(record["p_value"])
-    auc_text = (
-        f"AUC {record['auc']:.2f} ({record['auc_low']:.2f}-{record['auc_high']:.2f})"
-        if math.isfinite(record["auc"])
-        else "AUC undefined (one class only)"
-    )
-    tail = f"{record['examples']} test examples, significance level {record['significance']:g}."
-    if record["significant"]:
-        excess = (record["accuracy"] - chance) * 100
-        sentence = (
-            f"{subject} tells fakes from real galaxies: {accuracy} against {chance:.2f} by chance "
-            f"({excess:.0f} percentage points better), p = {p_text}; {auc_text}; {tail}"
-        )
-    else:
-        sentence = (
-            f"{subject} cannot tell fakes from real galaxies: {accuracy}, consistent with {chance:.2f} by chance "
-            f"(p = {p_text}); {auc_text}; {tail}"
-        )
-    if math.isfinite(record.get("auc_high", math.nan)) and record["auc_high"] < 0.5:
-        sentence += (
-            " Its AUC is below 0.5: the scores carry information but point the wrong way, "
-            "which suggests the test split differs from the training split."
-        )
-    return sentence
-
-
-# -- breakdowns -------------------------------------------------------------------------------
-
-
-def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
-    """The quantities the accuracy is broken down by, those whose columns exist.
-
-    g magnitude (``mag_dered_g``, or the first band's), the colours g - r and
-    r - z, ``size``, ``type`` (categorical), the local depth (``galdepth_r`` if
-    the catalog has it, else the central inverse variance ``ivar_centre_r``;
-    r, or the first band without r) and the sub-pixel offset
-    ``hypot(offset_x, offset_y)`` in pixels. Magnitudes, colours, size and
-    type are the tractor fit's where the catalog has one
-    (:func:`realfake.baselines.measured_view`), for both classes alike.
-    """
-    predictions = measured_view(predictions)
-    bands = ordered_bands(predictions)
-    variables: dict[str, pd.Series] = {}
-    if bands:
-        magnitude_band = "g" if "g" in bands else bands[0]
-        variables[f"{magnitude_band} magnitude"] = predictions[f"mag_dered_{magnitude_band}"]
-    for blue, red in (("g", "r"), ("r", "z")):
-        if blue in bands and red in bands:
-            variables[f"{blue} - {red}"] = predictions[f"mag_dered_{blue}"] - predictions[f"mag_dered_{red}"]
-    for column in ("size", "type"):
-        if column in predictions.columns:
-            variables[column] = predictions[column]
-    depth_bands = [
-        band
-        for band in ("r", *bands)
-        if f"ivar_centre_{band}" in predictions.columns or f"galdepth_{band}" in predictions.columns
-    ]
-    if depth_bands:
-        band = depth_bands[0]
-        column = f"galdepth_{band}" if f"galdepth_{band}" in predictions.columns else f"ivar_centre_{band}"
-        variables[f"depth ({column})"] = predictions[column]
-    if "offset_x" in predictions.columns and "offset_y" in predictions.columns:
-        variables["sub-pixel offset"] = pd.Series(
-            np.hypot(predictions["offset_x"].to_numpy(np.float64), predictions["offset_y"].to_numpy(np.float64)),
-            index=predictions.index,
-        )
-    return variables
-
-
-def _bins(values: pd.Series, count: int) -> list[tuple[str, float, float, np.ndarray]]:
-    """(label, low, high, mask) per bin: quantile bins of numbers, one bin per category, a 'missing' bin."""
-    if not pd.api.types.is_numeric_dtype(values):
-        text = values.astype("string").fillna("missing")
-        order = text.value_counts().index
-        return [(str(category), math.nan, math.nan, (text == category).to_numpy()) for category in order]
-    numbers = values.to_numpy(np.float64)
-    finite = np.isfinite(numbers)
-    bins = []
-    if finite.any():
-        edges = np.unique(np.quantile(numbers[finite], np.linspace(0, 1, count + 1)))
-        if edges.size == 1:
-            bins.append((_edge_text(edges[0]), float(edges[0]), float(edges[0]), finite))
-        else:
-            # Bin i holds edges[i] <= x < edges[i+1]; the last bin also holds its upper edge.
-            position = np.clip(np.searchsorted(edges, numbers, side="right") - 1, 0, edges.size - 2)
-            for index in range(edges.size - 1):
-                mask = finite & (position == index)
-                if mask.any():
-                    low, high = float(edges[index]), float(edges[index + 1])
-                    bins.append((f"{_edge_text(low)} to {_edge_text(high)}", low, high, mask))
-    if (~finite).any():
-        bins.append(("missing", math.nan, math.nan, ~finite))
-    return bins
-
-
-def _edge_text(value: float) -> str:
-    """A bin edge for a label: three significant digits, whole numbers from 1000 up (no exponents)."""
-    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-
-
-def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
-    """Accuracy and AUC, with intervals and tests against chance, in bins of each breakdown variable.
-
-    One row per bin (columns :data:`BREAKDOWN_COLUMNS`). Chance in a bin is its
-    majority share; AUC is NaN when a bin holds one class. ``p_adjusted`` is
-    corrected over all bins of all breakdowns together (``settings.correction``)
-    and ``flagged`` marks bins significantly above chance after it.
-    """
-    labels = predictions["label"].to_numpy()
-    scores = predictions["p_fake"].to_numpy(np.float64)
-    rows = []
-    for name, values in breakdown_variables(predictions).items():
-        for label, low, high, mask in _bins(values, settings.bins):
-            test = stats.accuracy_test(labels[mask], scores[mask], settings.confidence)
-            rng = np.random.default_rng([settings.seed, 1, len(rows)])
-            auc, auc_low, auc_high = stats.auc_interval(
-                labels[mask], scores[mask], settings.bootstrap, rng, settings.confidence
-            )
-            rows.append(
-                {
-                    "breakdown": name,
-                    "bin": label,
-                    "low": low,
-                    "high": high,
-                    "examples": test.trials,
-                    "real": int(np.sum(labels[mask] == 0)),
-                    "fake": int(np.sum(labels[mask] == 1)),
-                    "chance": test.chance,
-                    "accuracy": test.accuracy,
-                    "accuracy_low": test.low,
-                    "accuracy_high": test.high,
-                    "p_value": test.p_value,
-                    "auc": auc,
-                    "auc_low": auc_low,
-                    "auc_high": auc_high,
-                }
-            )
-    table = pd.DataFrame(
-        rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged")]
-    )
-    table["p_adjusted"] = stats.adjust_p_values(table["p_value"].to_numpy(np.float64), settings.correction)
-    table["flagged"] = table["p_adjusted"] < settings.significance
-    return table[BREAKDOWN_COLUMNS]
 
 
 # -- everything together ----------------------------------------------------------------------

@@ -51,8 +51,9 @@ def _save(figure, path: Path) -> Path:
 # -- curves -----------------------------------------------------------------------------------
 
 
-def training_curves(history: pd.DataFrame, path: Path) -> Path:
-    """Loss and accuracy per epoch, training and validation (``history`` as :func:`realfake.report.read_history`)."""
+def training_curves(history: pd.DataFrame, path: Path, selected_epoch: int | None = None) -> Path:
+    """Loss and accuracy per epoch, training and validation (``history`` as :func:`realfake.report.read_history`);
+    ``selected_epoch``, the epoch whose weights the model holds, is marked."""
     from matplotlib.ticker import MaxNLocator
 
     figure = _figure(10, 4)
@@ -62,6 +63,8 @@ def training_curves(history: pd.DataFrame, path: Path) -> Path:
             column = f"{split}_{quantity}"
             if column in history and history[column].notna().any():
                 axes.plot(history["epoch"], history[column], style, markersize=3, label=split)
+        if selected_epoch:
+            axes.axvline(selected_epoch, color="black", lw=0.8, ls="-.", label=f"model: epoch {selected_epoch}")
         axes.set_xlabel("epoch")
         axes.set_ylabel(quantity)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))

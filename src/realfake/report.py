@@ -41,6 +41,7 @@ from realfake.atomic import atomic_output
 from realfake.baselines import baseline_title
 from realfake.errors import RealfakeError
 from realfake.training.shardset import manifest_identity, short_identity
+from realfake.verdict import OUTCOME_WORDS
 from realfake.evaluate import (
     METRICS_NAME,
     PREDICTIONS_NAME,
@@ -218,10 +219,10 @@ def _right_label(predictions: pd.DataFrame, position: int, magnitude_column: str
     return "\n".join(lines)
 
 
-def _recorded_shard_set(history_path: Path) -> str | None:
-    """The ``shard_set`` a ``realfake train`` history records (None for other histories)."""
+def _training_record(history_path: Path) -> dict:
+    """A ``realfake train`` history's top-level record ({} for other histories: lists, Keras histories)."""
     record = json.loads(Path(history_path).read_text())
-    return record.get("shard_set") if isinstance(record, dict) else None
+    return record if isinstance(record, dict) and "epochs" in record else {}
 
 
 def _check_shard_set(recorded: str | None, identity: str, path: Path, shards: Path) -> None:
@@ -242,7 +243,7 @@ def make_report(settings: ReportSettings) -> Path:
     manifest = read_manifest(settings.shards)
     identity = manifest_identity(manifest, Path(settings.shards) / "manifest.json")
     _check_shard_set(metrics.get("shard_set"), identity, Path(settings.evaluate) / METRICS_NAME, settings.shards)
-    _check_shard_set(_recorded_shard_set(history_path), identity, history_path, settings.shards)
+    _check_shard_set(_training_record(history_path).get("shard_set"), identity, history_path, settings.shards)
     channel_names = channel_names_of(manifest, settings.shards)
     test_examples = sum(split_shards(manifest, settings.shards, "test").examples)
     if test_examples != len(predictions):
@@ -260,7 +261,10 @@ def make_report(settings: ReportSettings) -> Path:
             table[column] = pd.to_numeric(table[column], errors="coerce")
 
     figures_written = {}
-    figures_written["training_curves"] = figures.training_curves(history, out / "training_curves.png")
+    selected_epoch = _training_record(history_path).get("selected_epoch")
+    figures_written["training_curves"] = figures.training_curves(
+        history, out / "training_curves.png", selected_epoch if isinstance(selected_epoch, int) else None
+    )
     curves = {"CNN": scores}
     for baseline in metrics.get("baselines", []):
         column = f"p_fake_{baseline['name']}"
@@ -333,7 +337,9 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
        padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 .verdict { font-size: 1.2em; padding: .8em 1em; border-left: 6px solid #888; background: #f5f5f5; }
-.verdict.significant { border-color: #d62728; } .verdict.null { border-color: #2ca02c; }
+.verdict.distinguishable { border-color: #d62728; } .verdict.within_tolerance { border-color: #ff7f0e; }
+.verdict.indistinguishable { border-color: #2ca02c; } .verdict.inconclusive { border-color: #888; }
+.outcome { font-weight: 600; text-transform: uppercase; letter-spacing: .05em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; }
@@ -350,6 +356,38 @@ window.addEventListener("load", function () {
   document.body.setAttribute("data-images-loaded", loaded + "/" + images.length);
 });
 """
+
+
+def _verdict_rows(verdict: dict) -> list[list[str]]:
+    """The verdict table: the outcome, the measurement, what the test could detect, the original statistic."""
+    settle = verdict.get("examples_to_settle")
+    rows = [
+        ["outcome", OUTCOME_WORDS.get(verdict.get("outcome"), "")],
+        ["test examples (real / fake)", f"{verdict['examples']} ({verdict['real']} / {verdict['fake']})"],
+        [f"AUC [{verdict.get('auc_interval_method', '')} interval]", _interval(verdict, "auc")],
+        ["tolerance: AUC that does not matter", f"up to {0.5 + verdict['tolerance']:.3f}"],
+        [
+            f"p-value, AUC above 0.5 (Mann-Whitney, {verdict.get('auc_test_method', '')}, one-sided)",
+            stats.format_p(verdict["auc_p_value"]),
+        ],
+        [
+            f"minimum detectable AUC (power {verdict['power']:g}, level {verdict['significance']:g})",
+            _number(verdict["minimum_detectable_auc"]),
+        ],
+        [f"minimum AUC found distinguishable (power {verdict['power']:g})", _number(verdict["minimum_distinguishable_auc"])],
+        ["total-variation distance, lower bound", _number(verdict["tv_lower_bound"])],
+    ]
+    if settle is not None:
+        rows.append(["test examples that would settle it (about)", "never" if not math.isfinite(settle) else f"{settle:,.0f}"])
+    rows += [
+        ["accuracy [Clopper-Pearson interval]", _interval(verdict, "accuracy")],
+        ["chance (majority share)", _number(verdict["chance"])],
+        ["p-value, accuracy above chance (exact binomial, one-sided)", stats.format_p(verdict["accuracy_p_value"])],
+        ["log loss (nats)", _number(verdict["log_loss"])],
+        ["significance level", f"{verdict['significance']:g}"],
+        ["interval confidence", f"{verdict['confidence']:g}"],
+    ]
+    return rows
 
 
 def _number(value, digits: int = 3) -> str:
@@ -408,31 +446,30 @@ def render_html(
         f"<script>{IMAGES_LOADED_SCRIPT}</script>",
         "</head><body>",
         "<h1>Do the fake galaxies look real?</h1>",
-        f'<p class="verdict {"significant" if verdict.get("significant") else "null"}">'
-        f'{html.escape(verdict["sentence"])}</p>',
+        f'<p class="verdict {html.escape(verdict.get("outcome", ""))}"><span class="outcome">'
+        f'{html.escape(OUTCOME_WORDS.get(verdict.get("outcome"), ""))}</span>: {html.escape(verdict["sentence"])}</p>',
         f'<p class="verdict">{html.escape(metrics.get("shortcut_sentence", ""))}</p>',
         "<h2>The verdict</h2>",
         '<p class="note">A classifier two-sample test (Lopez-Paz &amp; Oquab 2017): if the fakes were drawn from '
-        "the same distribution as the real galaxies, no classifier could beat the majority-class share on the "
-        "held-out test split. The p-value is an exact one-sided binomial test of the test accuracy (threshold "
-        "P(fake) &gt; 0.5) against that share; the accuracy interval is Clopper-Pearson, the AUC interval a "
-        "class-stratified percentile bootstrap.</p>",
-        _table(
-            ["quantity", "value"],
-            [
-                ["test examples (real / fake)", f"{verdict['examples']} ({verdict['real']} / {verdict['fake']})"],
-                ["accuracy [interval]", _interval(verdict, "accuracy")],
-                ["chance (majority share)", _number(verdict["chance"])],
-                ["p-value (exact binomial, one-sided)", stats.format_p(verdict["p_value"])],
-                ["ROC AUC [bootstrap interval]", _interval(verdict, "auc")],
-                ["log loss (nats)", _number(verdict["log_loss"])],
-                ["significance level", f"{verdict['significance']:g}"],
-                ["interval confidence", f"{verdict['confidence']:g}"],
-            ],
-        ),
+        "the same distribution as the real galaxies, no classifier could tell them apart on the held-out test "
+        "split. The measurement is the CNN's AUC, the probability that a fake scores higher than a real galaxy "
+        "(0.5: no difference seen), with its interval, tested against 0.5 with a one-sided Mann-Whitney test of the "
+        "scores. The outcome compares the interval with 0.5 + the tolerance, the AUC excess that does not matter: "
+        "<b>indistinguishable</b> (the interval lies below it and nothing significant is seen), <b>within "
+        "tolerance</b> (significant, but the interval lies below it), <b>distinguishable</b> (the interval lies "
+        "above it) or <b>inconclusive</b> (the interval straddles it). The minimum detectable AUC is what this test, "
+        "at this number of examples, would have detected with the stated power. The accuracy and its exact binomial "
+        "test are the original method's statistic; the total-variation bound is 2 x (lower confidence limit of the "
+        "accuracy) - 1, floored at 0, for balanced classes.</p>",
+        _table(["quantity", "value"], _verdict_rows(verdict)),
     ]
     for key, caption in (
-        ("training_curves", "Training and validation loss and accuracy per epoch."),
+        (
+            "training_curves",
+            "Training and validation loss and accuracy per epoch; the dash-dotted line marks the epoch whose "
+            "weights the evaluated model holds (train.select). The validation split is carved from the training "
+            "examples; the test split is not used in training.",
+        ),
         ("roc", "ROC curves on the test split: the CNN and the shortcut baselines."),
     ):
         if key in figures_written:
@@ -453,8 +490,9 @@ def render_html(
             "3×3 flux and the central inverse variance, and the flux-weighted centroid of the central 9×9 pixels. "
             "p-values are corrected over the baselines ("
             + html.escape(metrics.get("correction", ""))
-            + "); the CNN comparison is an exact one-sided McNemar test and a paired bootstrap of the AUC "
-            "difference.</p>"
+            + "); a baseline is highlighted when its AUC is significantly above 0.5 after the correction. The CNN "
+            "is compared with each on the same test examples: the paired AUC difference with its interval and "
+            "one-sided p-value (DeLong), and the exact one-sided McNemar test of the accuracies.</p>"
         )
         rows, classes = [], []
         for record in baselines:
@@ -462,12 +500,13 @@ def render_html(
             rows.append(
                 [
                     baseline_title(record),
+                    _interval(record, "auc"),
+                    stats.format_p(record["p_adjusted"]),
                     _interval(record, "accuracy"),
                     _number(record["chance"]),
-                    stats.format_p(record["p_adjusted"]),
-                    _interval(record, "auc"),
-                    stats.format_p(comparison.get("p_value", math.nan)),
                     _interval(comparison, "auc_difference"),
+                    stats.format_p(comparison.get("p_value", math.nan)),
+                    stats.format_p(comparison.get("mcnemar_p_value", math.nan)),
                 ]
             )
             classes.append("flagged" if record["significant"] else "")
@@ -475,12 +514,13 @@ def render_html(
             _table(
                 [
                     "baseline",
+                    "AUC [interval]",
+                    "adjusted p (AUC)",
                     "accuracy [interval]",
                     "chance",
-                    "adjusted p",
-                    "AUC [interval]",
-                    "CNN better: McNemar p",
                     "AUC CNN − baseline [interval]",
+                    "CNN better: p",
+                    "McNemar p",
                 ],
                 rows,
                 classes,
@@ -507,15 +547,16 @@ def render_html(
 
     parts.append("<h2>Breakdowns</h2>")
     parts.append(
-        '<p class="note">Accuracy (Clopper-Pearson interval) and AUC (bootstrap interval; n/a when a bin holds one '
-        "class) in quantile bins of each quantity. Chance in a bin is its majority share. p-values are corrected over "
-        "all bins of all breakdowns together ("
+        '<p class="note">The verdict\'s measurement in quantile bins of each quantity: the AUC with its interval '
+        "(n/a when a bin holds one class) and its Mann-Whitney p-value, corrected over all bins of all breakdowns "
+        "together ("
         + html.escape(metrics.get("correction", ""))
-        + "); highlighted bins are "
-        "significantly above chance after the correction.</p>"
+        + "), and each bin's outcome against the tolerance (from the uncorrected interval); the accuracy against "
+        "the bin's majority share beside it. Highlighted bins have an AUC significantly above 0.5 after the "
+        "correction.</p>"
     )
     for key, caption in (
-        ("accuracy_vs_g", "Test accuracy against dereddened g magnitude; red: above chance after correction."),
+        ("accuracy_vs_g", "Test accuracy against dereddened g magnitude; red: AUC above 0.5 after correction."),
         ("breakdowns", "Test accuracy in the bins of every breakdown."),
     ):
         if key in figures_written:
@@ -529,23 +570,21 @@ def render_html(
                     [
                         "bin",
                         "examples (real / fake)",
+                        "AUC [interval]",
+                        "adjusted p (AUC)",
+                        "outcome",
                         "accuracy [interval]",
                         "chance",
-                        "p",
-                        "adjusted p",
-                        "AUC [interval]",
-                        "above chance",
                     ],
                     [
                         [
                             row["bin"],
                             f"{row['examples']} ({row['real']} / {row['fake']})",
+                            _interval(row, "auc"),
+                            stats.format_p(_float(row["p_adjusted"])),
+                            OUTCOME_WORDS.get(row.get("outcome"), ""),
                             _interval(row, "accuracy"),
                             _number(row["chance"]),
-                            stats.format_p(_float(row["p_value"])),
-                            stats.format_p(_float(row["p_adjusted"])),
-                            _interval(row, "auc"),
-                            "yes" if row["flagged"] else "",
                         ]
                         for row in (_clean(record) for record in rows_frame.to_dict(orient="records"))
                     ],

@@ -16,8 +16,11 @@ How an example's place is decided, all from one seeded generator:
    distribution: the classifier cannot win on brightness alone. Without
    matching, the larger class is subsampled globally; ``balance="none"`` keeps
    everything.
-3. *Split*: each class is permuted and its first ``round(n * test_fraction)``
-   go to test, so both splits are balanced.
+3. *Split*: each class is permuted; its first ``round(n * test_fraction)`` go
+   to test, the next ``round(rest * validation_fraction)`` to validation and
+   the rest to train, so every split is balanced. The validation split, carved
+   from the training examples, is what training monitors and selects its
+   checkpoint on; the test split is read only by the evaluation.
 4. *Order*: each split is permuted as a whole, across bricks (the seed's code
    shuffled per brick), and cut into shards of ``shard_size``.
 
@@ -63,8 +66,8 @@ from realfake.cutouts_file import digest_array, file_content_digest, read_attrib
 from realfake.errors import RealfakeError
 
 LABELS = {"real": 0, "fake": 1}
-SPLITS = ("train", "test")
-FORMAT_VERSION = 1
+SPLITS = ("train", "validation", "test")
+FORMAT_VERSION = 2
 BALANCE_CHOICES = ("subsample", "none")
 NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation statistics
 NORMALIZATION_PIXELS = 256  # pixels per example and channel kept for them
@@ -86,6 +89,7 @@ class ShardSettings:
     out: Path
     seed: int = 1
     test_fraction: float = 0.2
+    validation_fraction: float = 0.1
     shard_size: int = 512
     balance: str = "subsample"
     match: tuple[str, ...] = ("mag_dered_g",)
@@ -97,6 +101,11 @@ class ShardSettings:
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
             raise RealfakeError(f"test fraction must be between 0 and 1, got {self.test_fraction}")
+        if not 0 <= self.validation_fraction < 1:
+            raise RealfakeError(
+                f"validation fraction (of the examples left after the test split) must be at least 0 and below 1, "
+                f"got {self.validation_fraction}"
+            )
         if self.shard_size < 1:
             raise RealfakeError(f"shard size must be at least 1, got {self.shard_size}")
         if self.balance not in BALANCE_CHOICES:
@@ -108,7 +117,9 @@ class ShardSettings:
 
 
 # The settings that shape a shard set (and so enter its identity); the rest say where things are.
-DEFINING_SETTINGS = ("seed", "test_fraction", "shard_size", "balance", "match", "match_bin_width")
+DEFINING_SETTINGS = (
+    "seed", "test_fraction", "validation_fraction", "shard_size", "balance", "match", "match_bin_width",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -252,13 +263,15 @@ def _balance(index: pd.DataFrame, settings: ShardSettings, rng: np.random.Genera
 def _split_and_order(index: pd.DataFrame, kept: np.ndarray, settings: ShardSettings, rng: np.random.Generator):
     """Per split, the positions of its examples in shard order (class-stratified split, global shuffle)."""
     labels = index["label"].to_numpy()[kept]
-    test, train = [], []
+    parts = {split: [] for split in SPLITS}
     for label in (0, 1):
         members = rng.permutation(kept[labels == label])
         n_test = int(round(len(members) * settings.test_fraction))
-        test.append(members[:n_test])
-        train.append(members[n_test:])
-    return {"train": rng.permutation(np.concatenate(train)), "test": rng.permutation(np.concatenate(test))}
+        n_validation = int(round((len(members) - n_test) * settings.validation_fraction))
+        parts["test"].append(members[:n_test])
+        parts["validation"].append(members[n_test : n_test + n_validation])
+        parts["train"].append(members[n_test + n_validation :])
+    return {split: rng.permutation(np.concatenate(parts[split])) for split in SPLITS}
 
 
 def shard_set_identity(definition: dict, placement: dict[str, np.ndarray] | None = None) -> str:
@@ -534,6 +547,7 @@ def make_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict
             "seed": settings.seed,
             "shard_size": settings.shard_size,
             "test_fraction": settings.test_fraction,
+            "validation_fraction": settings.validation_fraction,
             "labels": LABELS,
             "splits": {
                 split: {

@@ -8,22 +8,23 @@ def mock_survey_arguments():
     """The mock-survey settings as `realfake mock-survey` flags. Every mock rule
     passes the same flags, so the brick table and each brick belong to one survey."""
     mock = config["mock"]
-    return shlex.join(
-        [
-            "--bricks",
-            str(mock["bricks"]),
-            "--size",
-            str(mock["size"]),
-            "--seed",
-            str(mock["seed"]),
-            "--mismatch",
-            mock["mismatch"],
-            "--rsdirs",
-            str(mock["rsdirs"]),
-            "--fakes-per-rsdir",
-            str(mock["fakes_per_rsdir"]),
-        ]
-    )
+    arguments = [
+        "--bricks",
+        str(mock["bricks"]),
+        "--size",
+        str(mock["size"]),
+        "--seed",
+        str(mock["seed"]),
+        "--mismatch",
+        mock["mismatch"],
+        "--rsdirs",
+        str(mock["rsdirs"]),
+        "--fakes-per-rsdir",
+        str(mock["fakes_per_rsdir"]),
+    ]
+    if mock["strength"] is not None:
+        arguments += ["--strength", str(mock["strength"])]
+    return shlex.join(arguments)
 
 
 def cutouts_arguments():
@@ -62,6 +63,8 @@ def shards_arguments():
             str(shards["seed"]),
             "--test-fraction",
             str(shards["test_fraction"]),
+            "--validation-fraction",
+            str(shards["validation_fraction"]),
             "--shard-size",
             str(shards["shard_size"]),
             "--balance",
@@ -92,6 +95,8 @@ def train_arguments():
         str(train["checkpoint_every"]),
         "--log-every",
         str(train["log_every"]),
+        "--select",
+        train["select"],
     ]
     arguments.append("--augment" if train["augment"] else "--no-augment")
     if train["deterministic"]:
@@ -114,6 +119,8 @@ def evaluate_arguments():
             evaluate["correction"],
             "--seed",
             str(evaluate["seed"]),
+            "--tolerance",
+            str(evaluate["tolerance"]),
         ]
     )
 

@@ -4,7 +4,10 @@ It lets the whole workflow run on a fresh machine with no data, and it is the
 controlled experiment that proves the classifier finds real differences: with
 ``mismatch="none"`` the fakes are drawn from the same population as the real
 sources that pass the selection, so a good classifier must not beat chance;
-every other mismatch makes the fakes wrong in one named way.
+every other mismatch makes the fakes wrong in one named way, by a graded
+``strength`` (:data:`MISMATCHES`): at its identity value
+(:data:`IDENTITY_STRENGTH`) the fakes are exactly those of ``none``, so a
+grid of strengths measures what the test can detect.
 
 Layout written under ``out`` (``AAA`` = first three characters of the brick):
 
@@ -36,11 +39,19 @@ from realfake.errors import RealfakeError
 
 MISMATCHES = {
     "none": "fakes drawn from the same population as the selected real sources (negative control)",
-    "size": "fake half-light radii doubled",
-    "psf": "fakes not convolved with the survey PSF",
-    "profile": "wrong Sersic index (exponential <-> de Vaucouleurs)",
-    "noise": "no Poisson noise from the fakes' own photons (obiwan add_sim_noise off)",
+    "size": "fake half-light radii times the strength (standard 2; 1 = none)",
+    "psf": "fakes convolved with the survey PSF scaled in FWHM by the strength (standard 0: unconvolved; 1 = none)",
+    "profile": "Sersic index moved the strength's fraction of the way to the wrong profile, exponential <-> "
+    "de Vaucouleurs (standard 1: swapped; 0 = none)",
+    "noise": "the strength's fraction of the variance of the fakes' own photon noise left out (obiwan add_sim_noise; "
+    "standard 1: all; 0 = none)",
 }
+# The strength a mismatch has when none is given: the mismatches as the controls were first run.
+STANDARD_STRENGTH = {"size": 2.0, "psf": 0.0, "profile": 1.0, "noise": 1.0}
+# The strength at which a mismatch changes nothing: its fakes are those of "none".
+IDENTITY_STRENGTH = {"size": 1.0, "psf": 1.0, "profile": 0.0, "noise": 0.0}
+# The strengths a mismatch accepts, (lowest, highest); None: no upper bound.
+STRENGTH_RANGE = {"size": (0.1, None), "psf": (0.0, None), "profile": (0.0, 1.0), "noise": (0.0, 1.0)}
 BRICK_SIZE_DEG = 0.25
 FIRST_BRICK = (123.887195, 24.5)  # DR5 brick 1238p245, the brick of ../shared/realdata
 BRICKS_PER_ROW = 8
@@ -55,6 +66,7 @@ class MockSettings:
     size: int = 1448  # pixels per side (DR5 bricks are 3600)
     seed: int = 1
     mismatch: str = "none"
+    strength: float | None = None
     rsdirs: int = 2
     fakes_per_rsdir: int = 150
     bands: tuple[str, ...] = field(default=("g", "r", "z"))
@@ -62,6 +74,13 @@ class MockSettings:
     def __post_init__(self) -> None:
         if self.mismatch not in MISMATCHES:
             raise RealfakeError(f"unknown mismatch {self.mismatch!r}; choose one of {', '.join(MISMATCHES)}")
+        if self.strength is not None:
+            if self.mismatch == "none":
+                raise RealfakeError("a mismatch strength needs a named mismatch (size, psf, profile or noise), not none")
+            low, high = STRENGTH_RANGE[self.mismatch]
+            if not (math.isfinite(self.strength) and self.strength >= low and (high is None or self.strength <= high)):
+                bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+                raise RealfakeError(f"mismatch {self.mismatch} strength must be {bounds}, got {self.strength}")
         for name in ("bricks", "rsdirs", "fakes_per_rsdir"):
             if getattr(self, name) < 1:
                 raise RealfakeError(f"mock setting {name} must be at least 1, got {getattr(self, name)}")
@@ -70,6 +89,13 @@ class MockSettings:
         unknown = set(self.bands) - {"g", "r", "z"}
         if unknown:
             raise RealfakeError(f"the mock survey renders g, r, z only; unknown bands {sorted(unknown)}")
+
+
+def effective_strength(settings: MockSettings) -> float | None:
+    """The strength the fakes get: the one given, or the mismatch's standard one; None for ``none``."""
+    if settings.mismatch == "none":
+        return None
+    return STANDARD_STRENGTH[settings.mismatch] if settings.strength is None else float(settings.strength)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ one thing.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from realfake.errors import RealfakeError
-from realfake.mock import MockSettings, BrickGeometry, mock_rsdir_names, seed_sequence
+from realfake.mock import BrickGeometry, MockSettings, effective_strength, mock_rsdir_names, seed_sequence
 from realfake.mock.files import write_compressed_image, write_table, write_text
 from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE, Observing, draw_truth, measure
 from realfake.mock.render import (
@@ -185,7 +186,7 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
         measure_seed = int(rng.integers(2**63))
         measured, detected = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
         keep = detected & select(measured.assign(brick_primary=True), FAKE_SELECTION)
-        pool = _apply_mismatch(pool, settings.mismatch)
+        pool = _apply_mismatch(pool, settings.mismatch, effective_strength(settings))
         if settings.mismatch in TRUTH_MISMATCHES:
             measured, _ = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
         survivors = pool[keep].reset_index(drop=True)
@@ -216,19 +217,24 @@ def _apart(placed: np.ndarray, position: np.ndarray) -> bool:
     return not len(placed) or bool(np.abs(placed - position).max(axis=1).min() >= MIN_FAKE_SEPARATION)
 
 
-def _apply_mismatch(sources: pd.DataFrame, mismatch: str) -> pd.DataFrame:
-    """The true parameters changed by ``mismatch`` (TRUTH_MISMATCHES; the others act when rendering)."""
+def _apply_mismatch(sources: pd.DataFrame, mismatch: str, strength: float | None) -> pd.DataFrame:
+    """The true parameters changed by ``mismatch`` at ``strength`` (TRUTH_MISMATCHES; the others act when
+    rendering). At the identity strength nothing changes."""
     sources = sources.copy()
     galaxies = sources["rhalf"] > 0
     if mismatch == "size":
-        sources.loc[galaxies, "rhalf"] *= 2
-        sources.loc[galaxies, "rhalf_dev"] *= 2
+        sources.loc[galaxies, "rhalf"] *= strength
+        sources.loc[galaxies, "rhalf_dev"] *= strength
     elif mismatch == "profile":
         exponential = galaxies & (sources["sersic_n"] < 2)
-        sources.loc[galaxies, "sersic_n"] = np.where(exponential[galaxies], 4.0, 1.0)
-        # The type a fit finds follows the main profile (a COMP keeps both parts).
+        wrong = np.where(exponential[galaxies], 4.0, 1.0)
+        index = sources.loc[galaxies, "sersic_n"].to_numpy()
+        sources.loc[galaxies, "sersic_n"] = index + strength * (wrong - index)
+        # The type a fit finds follows the main profile once it is nearer the other one (a COMP keeps
+        # both parts): exponentials (EXP, REX) become DEV, de Vaucouleurs become EXP.
         single = galaxies & (sources["type"] != "COMP")
-        sources.loc[single, "type"] = np.where(exponential[single], "DEV", "EXP")
+        crossed = single & ((sources["sersic_n"] > 2.5) == exponential)
+        sources.loc[crossed, "type"] = np.where(exponential[crossed], "DEV", "EXP")
     return sources
 
 
@@ -289,8 +295,10 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-image-{band}.fits.fz", image, header, "image", _dither_seed(settings, brick, band_index, 0))
         write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-invvar-{band}.fits.fz", inverse_variance, header, "invvar", _dither_seed(settings, brick, band_index, 1))
     fakes, fakes_measured = draw_fakes(settings, brick, observing)
-    convolve = settings.mismatch != "psf"
-    add_sim_noise = settings.mismatch != "noise"
+    strength = effective_strength(settings)
+    # psf: the fakes' PSF scaled in FWHM (0: unconvolved); noise: the variance of their own photon noise kept.
+    psf_scale = strength if settings.mismatch == "psf" else 1.0
+    sim_noise_scale = math.sqrt(1.0 - strength) if settings.mismatch == "noise" else 1.0
     fake_rng = seed_sequence(settings, brick, "simnoise")
     for chunk, rsdir in enumerate(mock_rsdir_names(settings.rsdirs, settings.fakes_per_rsdir)):
         rows = slice(chunk * settings.fakes_per_rsdir, (chunk + 1) * settings.fakes_per_rsdir)
@@ -315,13 +323,16 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         for band_index, band in enumerate(settings.bands):
             inverse_variance = observing.inverse_variance[band]
             fluxes = chunk_fakes[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
-            fake_model = render_sources(shape, chunk_fakes, fluxes, observing.psf_fwhm[band], convolve_psf=convolve)
-            image = real_images[band] + fake_model
-            if add_sim_noise:
-                image += photon_noise(fake_rng, fake_model, inverse_variance, band)
+            fake_model = render_sources(shape, chunk_fakes, fluxes, observing.psf_fwhm[band], psf_scale=psf_scale)
+            # Drawn whatever the strength, so every strength uses the same random numbers.
+            image = real_images[band] + fake_model + sim_noise_scale * photon_noise(
+                fake_rng, fake_model, inverse_variance, band
+            )
             image[inverse_variance <= 0] = 0.0
             header = coadd_header(settings, brick, band)
             header["MISMATCH"] = (settings.mismatch, "realfake mock: how the fakes differ")
+            if strength is not None:
+                header["STRENGTH"] = (strength, "realfake mock: strength of the mismatch")
             write_compressed_image(rs_coadd / f"legacysurvey-{brick.name}-image-{band}.fits.fz", image, header, "image", _dither_seed(settings, brick, band_index, 2 + chunk))
             write_compressed_image(rs_coadd / f"legacysurvey-{brick.name}-invvar-{band}.fits.fz", inverse_variance, header, "invvar", _dither_seed(settings, brick, band_index, 1))
     _write_truth(settings, brick, truth, detected, wcs)

@@ -116,21 +116,23 @@ def render_sources(
     sources: pd.DataFrame,
     fluxes: np.ndarray,
     psf_fwhm: float,
-    convolve_psf: bool = True,
+    psf_scale: float = 1.0,
 ) -> np.ndarray:
     """Sum of the sources' pixel-integrated profiles, float64 (H, W), nanomaggies per pixel.
 
     ``sources`` holds truth columns (``x, y`` 0-indexed pixel; ``sersic_n,
     rhalf, e1, e2, fracdev, rhalf_dev, e1_dev, e2_dev``); ``fluxes`` the total
-    observed flux of each in nanomaggies. Each source is drawn on a stamp
+    observed flux of each in nanomaggies. They are convolved with the Moffat
+    PSF of FWHM ``psf_fwhm * psf_scale`` arcsec (``psf_scale`` 0: unconvolved,
+    the ``psf`` mismatch at its standard strength). Each source is drawn on a stamp
     centred on its nearest pixel with the sub-pixel offset, then added where
     the stamp overlaps the image (sources just outside the image still spill
     light into it).
     """
     height, width = shape
     model = np.zeros(shape)
-    psf = galsim.Moffat(beta=MOFFAT_BETA, fwhm=psf_fwhm) if convolve_psf else None
-    fwhm_pixels = psf_fwhm / PIXEL_SCALE
+    psf = galsim.Moffat(beta=MOFFAT_BETA, fwhm=psf_fwhm * psf_scale) if psf_scale > 0 else None
+    fwhm_pixels = psf_fwhm * max(psf_scale, 1.0) / PIXEL_SCALE
     for (_, source), flux in zip(sources.iterrows(), fluxes, strict=True):
         if flux <= 0:
             continue

@@ -70,6 +70,7 @@ per task, ``KMP_AFFINITY=granularity=fine,compact,1,0``, ``KMP_BLOCKTIME=1``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -114,7 +115,11 @@ RESUME_RECORD_KEY = "resume_record/.ATTRIBUTES/VARIABLE_VALUE"
 
 @dataclass
 class _Progress:
-    """Where training stands; mirrored into checkpointed tf.Variables at each save."""
+    """Where training stands: everything a checkpoint must hold besides the model and the optimizer.
+
+    Each field is one checkpointed variable of the same name (:func:`_progress_variables`):
+    ints as int64, floats as float64, the history as JSON text.
+    """
 
     epoch: int = 0
     step_in_epoch: int = 0
@@ -125,6 +130,9 @@ class _Progress:
     window_loss_sum: float = 0.0
     window_correct: float = 0.0
     window_examples: int = 0
+    # The epoch (1-based; 0: none yet) with the lowest validation loss, whose weights are in best/.
+    best_epoch: int = 0
+    best_validation_loss: float = math.inf
     history: list = field(default_factory=list)
 
     def record_step(self, loss_sum: float, correct: float, examples: int) -> None:
@@ -137,6 +145,36 @@ class _Progress:
         self.window_correct += correct
         self.epoch_examples += examples
         self.window_examples += examples
+
+
+def _progress_variables() -> dict[str, tf.Variable]:
+    """One tf.Variable per :class:`_Progress` field, typed by the field's default."""
+    variables = {}
+    for item in dataclasses.fields(_Progress):
+        if item.name == "history":
+            variables[item.name] = tf.Variable("[]", dtype=tf.string)
+        elif item.type == "int":
+            variables[item.name] = tf.Variable(0, dtype=tf.int64)
+        else:
+            variables[item.name] = tf.Variable(0.0, dtype=tf.float64)
+    return variables
+
+
+def _store_progress(progress: _Progress, variables: dict[str, tf.Variable]) -> None:
+    for item in dataclasses.fields(_Progress):
+        value = getattr(progress, item.name)
+        variables[item.name].assign(json.dumps(value) if item.name == "history" else value)
+
+
+def _load_progress(variables: dict[str, tf.Variable]) -> _Progress:
+    values = {}
+    for item in dataclasses.fields(_Progress):
+        value = variables[item.name].numpy()
+        if item.name == "history":
+            values[item.name] = json.loads(value.decode())
+        else:
+            values[item.name] = int(value) if item.type == "int" else float(value)
+    return _Progress(**values)
 
 
 def train(settings: TrainSettings) -> dict:
@@ -254,6 +292,7 @@ class _Trainer:
         self.checkpoint_directory = out / "ckpts"
         self.log_directories = {"train": out / "logs" / "train", "validation": out / "logs" / "validation"}
         self.profile_directory = out / "prof"
+        self.best_directory = out / "best"
         self.model_path = out / "model.keras"
         self.history_path = out / "history.json"
 
@@ -262,7 +301,12 @@ class _Trainer:
         if self.batch_size % replicas:
             raise RealfakeError(f"batch_size {self.batch_size} does not divide among {replicas} replicas")
         self.train_examples = shard_set.examples("train")
-        self.validation_examples = shard_set.examples("test")
+        self.validation_examples = shard_set.examples("validation")
+        if settings.select == "best_validation" and self.validation_examples == 0:
+            raise RealfakeError(
+                f"select best_validation needs a validation split, but the shard set in {shard_set.directory} has "
+                f"none (made with validation fraction 0): make it with one, or train with select last"
+            )
         self.steps_per_epoch = self.train_examples // self.batch_size
         if self.steps_per_epoch == 0:
             raise RealfakeError(
@@ -270,27 +314,18 @@ class _Trainer:
                 f"in {shard_set.directory}"
             )
         self.train_reader = ShardReader(shard_set.train)
-        self.validation_reader = ShardReader(shard_set.test)
+        self.validation_reader = ShardReader(shard_set.validation)
 
         with strategy.scope():
             self.model = build_model(shard_set.stamp_shape, settings.model, normalization)
             self.optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
         self.progress = _Progress()
-        self.variables = {
-            "epoch": tf.Variable(0, dtype=tf.int64),
-            "step_in_epoch": tf.Variable(0, dtype=tf.int64),
-            "global_step": tf.Variable(0, dtype=tf.int64),
-            "epoch_loss_sum": tf.Variable(0.0, dtype=tf.float64),
-            "epoch_correct": tf.Variable(0.0, dtype=tf.float64),
-            "epoch_examples": tf.Variable(0, dtype=tf.int64),
-            "window_loss_sum": tf.Variable(0.0, dtype=tf.float64),
-            "window_correct": tf.Variable(0.0, dtype=tf.float64),
-            "window_examples": tf.Variable(0, dtype=tf.int64),
-            "history": tf.Variable("[]", dtype=tf.string),
-            "resume_record": tf.Variable(json.dumps(self._resume_record()), dtype=tf.string),
-        }
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **self.variables)
+        self.variables = _progress_variables()
+        self.resume_record = tf.Variable(json.dumps(self._resume_record()), dtype=tf.string)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, resume_record=self.resume_record, **self.variables
+        )
         # Made after the restore, which may repair the pointer file or move old checkpoints aside.
         self.manager = None
         self.start_note = ""
@@ -349,19 +384,7 @@ class _Trainer:
                 f"{latest} was written with other settings ({'; '.join(differences)}); "
                 f"resume with the same settings or choose another --out"
             )
-        values = {name: variable.numpy() for name, variable in self.variables.items()}
-        self.progress = _Progress(
-            epoch=int(values["epoch"]),
-            step_in_epoch=int(values["step_in_epoch"]),
-            global_step=int(values["global_step"]),
-            epoch_loss_sum=float(values["epoch_loss_sum"]),
-            epoch_correct=float(values["epoch_correct"]),
-            epoch_examples=int(values["epoch_examples"]),
-            window_loss_sum=float(values["window_loss_sum"]),
-            window_correct=float(values["window_correct"]),
-            window_examples=int(values["window_examples"]),
-            history=json.loads(values["history"].decode()),
-        )
+        self.progress = _load_progress(self.variables)
         return latest
 
     def _newest_complete_checkpoint(self) -> str | None:
@@ -407,6 +430,7 @@ class _Trainer:
             self.checkpoint_directory,
             self.log_directories["train"].parent,
             self.profile_directory,
+            self.best_directory,
             self.model_path,
             self.history_path,
         ]
@@ -417,8 +441,8 @@ class _Trainer:
                     os.replace(path, target / path.name)
         self.start_note = (
             f"{latest} was trained on shard set {old}, but {self.shard_set.directory} is shard set "
-            f"{short_identity(self.shard_set.identity)}: the previous run's checkpoints, logs, profile, model and "
-            f"history are moved to {target} (kept, not deleted)"
+            f"{short_identity(self.shard_set.identity)}: the previous run's checkpoints, logs, profile, best "
+            f"weights, model and history are moved to {target} (kept, not deleted)"
         )
 
     def _open_logs(self) -> None:
@@ -473,7 +497,8 @@ class _Trainer:
             self._stop_profiler()
             for writer in self.writers.values():
                 writer.close()
-        record = self._history_record()
+        selected = self._select_weights() if self.chief else self.progress.epoch
+        record = self._history_record(selected)
         if self.chief:
             self._write_outputs(record)
         return record
@@ -565,12 +590,19 @@ class _Trainer:
             "validation_loss": validation_loss,
             "validation_accuracy": validation_accuracy,
         }
+        improved = validation_loss is not None and validation_loss < progress.best_validation_loss
+        if improved:
+            # Written before the checkpoint that names it, so a resumed run always finds its best weights.
+            self._write_best_weights(record["epoch"])
+            progress.best_epoch, progress.best_validation_loss = record["epoch"], validation_loss
         progress.history.append(record)
         progress.epoch += 1
         progress.step_in_epoch = 0
         progress.epoch_loss_sum = progress.epoch_correct = 0.0
         progress.epoch_examples = 0
         self._save_checkpoint()
+        if improved:
+            self._remove_other_best_weights(record["epoch"])
         if validation_loss is not None:
             self._scalars(
                 "validation", progress.global_step, {"loss": validation_loss, "accuracy": validation_accuracy}
@@ -584,7 +616,45 @@ class _Trainer:
                 else "no validation examples"
             )
             + f" ({time.perf_counter() - epoch_start:.1f} s validation)"
+            + (f"; the best so far, kept in {self._best_weights_path(record['epoch'])}" if improved else "")
         )
+
+    def _best_weights_path(self, epoch: int) -> Path:
+        return self.best_directory / f"epoch-{epoch}.weights.h5"
+
+    def _write_best_weights(self, epoch: int) -> None:
+        if not self.chief:
+            return
+        path = self._best_weights_path(epoch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path, suffix=".weights.h5")
+        temporary = temporary_path(path, suffix=".weights.h5")
+        try:
+            self.model.save_weights(temporary)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _remove_other_best_weights(self, epoch: int) -> None:
+        if not self.chief:
+            return
+        for path in self.best_directory.glob("epoch-*.weights.h5"):
+            if path != self._best_weights_path(epoch):
+                path.unlink(missing_ok=True)
+
+    def _select_weights(self) -> int:
+        """Load the weights ``settings.select`` names into the model; return their epoch."""
+        progress = self.progress
+        if self.settings.select == "last" or progress.best_epoch == 0:
+            return progress.epoch
+        path = self._best_weights_path(progress.best_epoch)
+        if not path.is_file():
+            raise RealfakeError(
+                f"{path} is missing: the weights of epoch {progress.best_epoch}, the best validation loss, are "
+                f"gone; train again from scratch (move {self.checkpoint_directory} away) or use select last"
+            )
+        self.model.load_weights(path)
+        return progress.best_epoch
 
     def _validate(self) -> tuple[float | None, float | None]:
         if self.validation_examples == 0:
@@ -641,11 +711,7 @@ class _Trainer:
 
     def _save_checkpoint(self) -> None:
         progress = self.progress
-        for name, variable in self.variables.items():
-            if name == "history":
-                variable.assign(json.dumps(progress.history))
-            elif name != "resume_record":
-                variable.assign(getattr(progress, name))
+        _store_progress(progress, self.variables)
         if self.chief:
             path = self.manager.save(checkpoint_number=progress.global_step)
             for writer in self.writers.values():
@@ -686,8 +752,11 @@ class _Trainer:
             events = write_trace_json(files, self.profile_directory / TRACE_NAME)
             self._say(f"profile: {len(files)} xplane file(s), {events} events in {self.profile_directory / TRACE_NAME}")
 
-    def _history_record(self) -> dict:
+    def _history_record(self, selected_epoch: int) -> dict:
         return {
+            "select": self.settings.select,
+            "selected_epoch": selected_epoch,
+            "best_validation_loss": self.progress.best_validation_loss if self.progress.best_epoch else None,
             "settings": self.settings.as_record(),
             "shards": str(self.shard_set.directory),
             "shard_set": self.shard_set.identity,
@@ -712,7 +781,12 @@ class _Trainer:
             temporary.unlink(missing_ok=True)
         with atomic_output(self.history_path) as temporary_history:
             temporary_history.write_text(json.dumps(record, indent=2) + "\n")
-        self._say(f"wrote {self.model_path} and {self.history_path}")
+        how = (
+            f"the weights of epoch {record['selected_epoch']}, the lowest validation loss"
+            if self.settings.select == "best_validation" and self.progress.best_epoch
+            else f"the weights of the last epoch, {record['selected_epoch']}"
+        )
+        self._say(f"wrote {self.model_path} ({how}) and {self.history_path}")
 
     def _say(self, line: str) -> None:
         if self.chief:

@@ -12,6 +12,8 @@ from realfake.architectures import LENET, ModelConfig
 
 # Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
 RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment")
+# Which weights model.keras holds: those of the epoch with the lowest validation loss, or the last epoch's.
+SELECT_CHOICES = ("best_validation", "last")
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class TrainSettings:
 
     - ``shards``: the shard set directory (``docs/shards_format.md``).
     - ``out``: output directory: ``ckpts/``, ``logs/`` (TensorBoard: ``train/``,
-      ``validation/``), ``prof/``, ``model.keras``, ``history.json``.
+      ``validation/``), ``prof/``, ``best/``, ``model.keras``, ``history.json``.
     - ``epochs``: total epochs; a resumed run trains up to this many.
     - ``batch_size``: global batch (all workers together); must divide by the
       number of workers.
@@ -36,6 +38,11 @@ class TrainSettings:
     - ``augment``: draw each training stamp through a random rotation or
       reflection of the pixel grid each epoch (``training.pipeline``). Off by
       default, as in the seed; the workflow's config turns it on.
+    - ``select``: the weights written to ``model.keras``: ``best_validation``
+      (the epoch with the lowest loss on the shard set's validation split, kept
+      in ``best/``; a well-trained but not over-trained CNN is the more powerful
+      test, and every control gets the same chance) or ``last``. Not a resume
+      setting: the best epoch is tracked either way.
     - ``keep_checkpoints``: checkpoints kept in ``ckpts/``.
     - ``intra_op_threads``, ``inter_op_threads``: TensorFlow's thread pools
       (0 = TensorFlow's default, one per core).
@@ -59,6 +66,7 @@ class TrainSettings:
     profile_steps: tuple[int, int] | None = (3, 6)
     shuffle_shards: int = 8
     augment: bool = False
+    select: str = "best_validation"
     keep_checkpoints: int = 3
     intra_op_threads: int = 0
     inter_op_threads: int = 0
@@ -68,6 +76,8 @@ class TrainSettings:
     startup_timeout: float = 600.0
 
     def __post_init__(self) -> None:
+        if self.select not in SELECT_CHOICES:
+            raise RealfakeError(f"select must be one of {', '.join(SELECT_CHOICES)}, got {self.select!r}")
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "shuffle_shards", "keep_checkpoints"):
             if getattr(self, key) < 1:
                 raise RealfakeError(f"{key} must be at least 1, got {getattr(self, key)}")

@@ -15,7 +15,7 @@ import numpy as np
 from realfake.errors import RealfakeError
 
 MANIFEST_NAME = "manifest.json"
-SPLITS = ("train", "test")
+SPLITS = ("train", "validation", "test")
 # How a stamp with NaN or infinite pixels is named in errors (training and evaluation refuse them).
 NON_FINITE_INPUT = "non-finite pixels"
 
@@ -31,7 +31,7 @@ class Shard:
 
 @dataclass(frozen=True)
 class ShardSet:
-    """A checked shard set: the manifest and, per split, the shards in order."""
+    """A checked shard set: the manifest and, per split (train, validation, test), the shards in order."""
 
     directory: Path
     manifest: dict
@@ -39,6 +39,7 @@ class ShardSet:
     channel_names: tuple[str, ...]
     stamp_size: int
     train: tuple[Shard, ...]
+    validation: tuple[Shard, ...]
     test: tuple[Shard, ...]
 
     @property
@@ -86,7 +87,9 @@ def open_shard_set(directory: Path) -> ShardSet:
         splits[split] = tuple(
             _checked_shard(directory, manifest_path, split, index, entry, shape) for index, entry in enumerate(entries)
         )
-    shard_set = ShardSet(directory, manifest, identity, channel_names, stamp_size, splits["train"], splits["test"])
+    shard_set = ShardSet(
+        directory, manifest, identity, channel_names, stamp_size, splits["train"], splits["validation"], splits["test"]
+    )
     for split in SPLITS:
         listed = _manifest_value(manifest, manifest_path, "splits", split, "examples")
         if int(listed) != shard_set.examples(split):

@@ -1,0 +1,307 @@
+"""The verdict: how different the fakes look, with what certainty, against the user's tolerance.
+
+:func:`verdict` turns the CNN's fake probabilities on the held-out test split
+into a measurement (a classifier two-sample test, Lopez-Paz & Oquab 2017):
+
+- the effect size: the AUC with its interval, and the lower bound on the total
+  variation distance between the fake and real stamp distributions that the
+  held-out accuracy implies (:func:`realfake.stats.tv_lower_bound`);
+- the test against "no difference": the one-sided Mann-Whitney test of the
+  scores (``auc_p_value``; ``significant`` is this test at the significance
+  level), which has more power at a fixed number of examples than the binomial
+  test of the accuracy, kept as the original method's statistic
+  (``accuracy_p_value``);
+- the outcome against the tolerance (:func:`realfake.stats.tolerance_outcome`):
+  ``indistinguishable``, ``within_tolerance``, ``distinguishable`` or
+  ``inconclusive``, with how many test examples would settle an inconclusive one;
+- what the test could have detected: ``minimum_detectable_auc``, the AUC this
+  test at this N detects with the configured power (0.8) at the configured level,
+  and ``minimum_distinguishable_auc``, the AUC it calls distinguishable with that
+  power.
+
+At survey scale (~12 million test examples) any difference at all is
+significant; the tolerance is what keeps the verdict useful there. At demo
+scale a non-significant result is only as strong as the minimum detectable AUC.
+
+:func:`breakdowns` gives the same measurement in bins of catalog quantities,
+with the p-values corrected over all bins.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from realfake import stats
+from realfake.baselines import measured_view, ordered_bands
+from realfake.stats import StatisticsSettings
+
+BREAKDOWN_COLUMNS = [
+    "breakdown",
+    "bin",
+    "low",
+    "high",
+    "examples",
+    "real",
+    "fake",
+    "chance",
+    "accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "accuracy_p_value",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "auc_p_value",
+    "p_adjusted",
+    "flagged",
+    "outcome",
+]
+# The words of the four outcomes, for sentences and tables.
+OUTCOME_WORDS = {
+    "indistinguishable": "indistinguishable",
+    "within_tolerance": "within tolerance",
+    "distinguishable": "distinguishable",
+    "inconclusive": "inconclusive",
+}
+
+
+def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings) -> dict:
+    """The measurement of fake probabilities ``scores`` on test ``labels`` (fake = 1); see the module docstring.
+
+    Keys: accuracy, accuracy_low, accuracy_high (Clopper-Pearson), chance (the
+    majority share), correct, examples, real, fake, accuracy_p_value (exact
+    one-sided binomial), the :class:`realfake.stats.AucTest` keys (auc,
+    auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value,
+    auc_test_method), significant (auc_p_value < significance), tolerance,
+    outcome, examples_to_settle (inconclusive only, else None),
+    tv_lower_bound, minimum_detectable_auc, minimum_distinguishable_auc,
+    power, log_loss, significance, confidence, statistic, sentence.
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    record = stats.accuracy_test(labels, scores, settings.confidence).record()
+    record["accuracy_p_value"] = record.pop("p_value")
+    rng = np.random.default_rng([settings.seed, 0])
+    auc = stats.auc_test(labels, scores, settings.confidence, settings.bootstrap, rng)
+    record.update(auc.record())
+    record.update(
+        real=auc.real,
+        fake=auc.fake,
+        log_loss=stats.cross_entropy(labels, scores),
+        significance=settings.significance,
+        confidence=settings.confidence,
+        tolerance=settings.tolerance,
+        power=settings.power,
+        statistic="AUC; one-sided Mann-Whitney test of the scores",
+    )
+    record["significant"] = bool(auc.p_value < settings.significance)
+    record["outcome"] = stats.tolerance_outcome(
+        auc.low, auc.high, auc.p_value, settings.tolerance, settings.significance
+    )
+    record["examples_to_settle"] = (
+        stats.examples_to_settle(auc.auc, auc.low, auc.high, int(labels.size), settings.tolerance)
+        if record["outcome"] == "inconclusive"
+        else None
+    )
+    record["tv_lower_bound"] = stats.tv_lower_bound(labels, scores, settings.confidence)
+    record["minimum_detectable_auc"] = stats.minimum_detectable_auc(
+        auc.real, auc.fake, settings.significance, settings.power
+    )
+    record["minimum_distinguishable_auc"] = stats.minimum_detectable_auc(
+        auc.real, auc.fake, (1 - settings.confidence) / 2, settings.power, above=0.5 + settings.tolerance
+    )
+    record["sentence"] = verdict_sentence(record)
+    return record
+
+
+def _interval(record: dict, key: str = "auc", digits: int = 3) -> str:
+    return (
+        f"{record[key]:.{digits}f} ({record['confidence'] * 100:g}% CI "
+        f"{record[f'{key}_low']:.{digits}f}-{record[f'{key}_high']:.{digits}f})"
+    )
+
+
+def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
+    """One plain sentence per outcome: how different, with what certainty, against the tolerance,
+    and, when no difference beyond the tolerance is found, what the test could have detected."""
+    if not math.isfinite(record.get("auc", math.nan)):
+        return f"{subject} cannot be judged: the test split holds one class only ({record['examples']} examples)."
+    threshold = 0.5 + record["tolerance"]
+    auc = f"AUC {_interval(record)}"
+    p_text = f"Mann-Whitney p = {stats.format_p(record['auc_p_value'])} against 0.5"
+    accuracy = f"test accuracy {_interval(record, 'accuracy')} against {record['chance']:.2f} by chance"
+    detectable = (
+        f"at this size the test detects an AUC of {record['minimum_detectable_auc']:.3f} with probability "
+        f"{record['power']:g}"
+    )
+    tail = f"{record['examples']} test examples."
+    outcome = record["outcome"]
+    if outcome == "distinguishable":
+        sentence = (
+            f"{subject} tells fakes from real galaxies beyond the tolerance: {auc}, above {threshold:.3f} ({p_text}); "
+            f"{accuracy}, so the fake and real stamp distributions differ by at least "
+            f"{record['tv_lower_bound']:.2f} in total variation; {tail}"
+        )
+    elif outcome == "within_tolerance":
+        sentence = (
+            f"{subject} tells fakes from real galaxies, but by less than the tolerance: {auc}, significantly above "
+            f"0.5 ({p_text}) yet below {threshold:.3f}; {accuracy}; {tail}"
+        )
+    elif outcome == "indistinguishable":
+        sentence = (
+            f"{subject} cannot tell fakes from real galaxies beyond the tolerance: {auc}, below {threshold:.3f} and "
+            f"not significantly above 0.5 ({p_text}); {detectable}; {tail}"
+        )
+    else:
+        settle = record.get("examples_to_settle")
+        more = (
+            "no number of examples settles an AUC this close to the tolerance"
+            if settle is None or not math.isfinite(settle)
+            else f"about {_round_count(max(settle - record['examples'], 0))} more test examples would settle it"
+        )
+        sentence = (
+            f"Not settled whether {subject[0].lower() + subject[1:] if subject.startswith('The ') else subject} "
+            f"tells fakes from real "
+            f"galaxies beyond the tolerance: {auc} straddles {threshold:.3f} ({p_text}); {detectable}; {more}; "
+            f"{tail}"
+        )
+    if math.isfinite(record.get("auc_high", math.nan)) and record["auc_high"] < 0.5:
+        sentence += (
+            " Its AUC is below 0.5: the scores carry information but point the wrong way, "
+            "which suggests the test split differs from the training split."
+        )
+    return sentence
+
+
+def _round_count(count: float) -> str:
+    """A count to two significant figures, with thousands separators: 12,000."""
+    if count < 100:
+        return f"{count:.0f}"
+    rounded = float(f"{count:.2g}")
+    return f"{rounded:,.0f}"
+
+
+# -- breakdowns -------------------------------------------------------------------------------
+
+
+def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
+    """The quantities the accuracy is broken down by, those whose columns exist.
+
+    g magnitude (``mag_dered_g``, or the first band's), the colours g - r and
+    r - z, ``size``, ``type`` (categorical), the local depth (``galdepth_r`` if
+    the catalog has it, else the central inverse variance ``ivar_centre_r``;
+    r, or the first band without r) and the sub-pixel offset
+    ``hypot(offset_x, offset_y)`` in pixels. Magnitudes, colours, size and
+    type are the tractor fit's where the catalog has one
+    (:func:`realfake.baselines.measured_view`), for both classes alike.
+    """
+    predictions = measured_view(predictions)
+    bands = ordered_bands(predictions)
+    variables: dict[str, pd.Series] = {}
+    if bands:
+        magnitude_band = "g" if "g" in bands else bands[0]
+        variables[f"{magnitude_band} magnitude"] = predictions[f"mag_dered_{magnitude_band}"]
+    for blue, red in (("g", "r"), ("r", "z")):
+        if blue in bands and red in bands:
+            variables[f"{blue} - {red}"] = predictions[f"mag_dered_{blue}"] - predictions[f"mag_dered_{red}"]
+    for column in ("size", "type"):
+        if column in predictions.columns:
+            variables[column] = predictions[column]
+    depth_bands = [
+        band
+        for band in ("r", *bands)
+        if f"ivar_centre_{band}" in predictions.columns or f"galdepth_{band}" in predictions.columns
+    ]
+    if depth_bands:
+        band = depth_bands[0]
+        column = f"galdepth_{band}" if f"galdepth_{band}" in predictions.columns else f"ivar_centre_{band}"
+        variables[f"depth ({column})"] = predictions[column]
+    if "offset_x" in predictions.columns and "offset_y" in predictions.columns:
+        variables["sub-pixel offset"] = pd.Series(
+            np.hypot(predictions["offset_x"].to_numpy(np.float64), predictions["offset_y"].to_numpy(np.float64)),
+            index=predictions.index,
+        )
+    return variables
+
+
+def _bins(values: pd.Series, count: int) -> list[tuple[str, float, float, np.ndarray]]:
+    """(label, low, high, mask) per bin: quantile bins of numbers, one bin per category, a 'missing' bin."""
+    if not pd.api.types.is_numeric_dtype(values):
+        text = values.astype("string").fillna("missing")
+        order = text.value_counts().index
+        return [(str(category), math.nan, math.nan, (text == category).to_numpy()) for category in order]
+    numbers = values.to_numpy(np.float64)
+    finite = np.isfinite(numbers)
+    bins = []
+    if finite.any():
+        edges = np.unique(np.quantile(numbers[finite], np.linspace(0, 1, count + 1)))
+        if edges.size == 1:
+            bins.append((_edge_text(edges[0]), float(edges[0]), float(edges[0]), finite))
+        else:
+            # Bin i holds edges[i] <= x < edges[i+1]; the last bin also holds its upper edge.
+            position = np.clip(np.searchsorted(edges, numbers, side="right") - 1, 0, edges.size - 2)
+            for index in range(edges.size - 1):
+                mask = finite & (position == index)
+                if mask.any():
+                    low, high = float(edges[index]), float(edges[index + 1])
+                    bins.append((f"{_edge_text(low)} to {_edge_text(high)}", low, high, mask))
+    if (~finite).any():
+        bins.append(("missing", math.nan, math.nan, ~finite))
+    return bins
+
+
+def _edge_text(value: float) -> str:
+    """A bin edge for a label: three significant digits, whole numbers from 1000 up (no exponents)."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
+    """The verdict's measurement in bins of each breakdown variable (:func:`breakdown_variables`).
+
+    One row per bin (columns :data:`BREAKDOWN_COLUMNS`): the accuracy against
+    the bin's majority share (exact binomial), the AUC with its interval and
+    Mann-Whitney p-value (:func:`realfake.stats.auc_test`; NaN when a bin holds
+    one class), ``p_adjusted``, the AUC p-values corrected over all bins of all
+    breakdowns together (``settings.correction``), ``flagged`` for bins
+    significantly above 0.5 after it, and the bin's ``outcome`` against the
+    tolerance.
+    """
+    labels = predictions["label"].to_numpy()
+    scores = predictions["p_fake"].to_numpy(np.float64)
+    rows = []
+    for name, values in breakdown_variables(predictions).items():
+        for label, low, high, mask in _bins(values, settings.bins):
+            test = stats.accuracy_test(labels[mask], scores[mask], settings.confidence)
+            rng = np.random.default_rng([settings.seed, 1, len(rows)])
+            auc = stats.auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng)
+            rows.append(
+                {
+                    "breakdown": name,
+                    "bin": label,
+                    "low": low,
+                    "high": high,
+                    "examples": test.trials,
+                    "real": auc.real,
+                    "fake": auc.fake,
+                    "chance": test.chance,
+                    "accuracy": test.accuracy,
+                    "accuracy_low": test.low,
+                    "accuracy_high": test.high,
+                    "accuracy_p_value": test.p_value,
+                    "auc": auc.auc,
+                    "auc_low": auc.low,
+                    "auc_high": auc.high,
+                    "auc_p_value": auc.p_value,
+                }
+            )
+    table = pd.DataFrame(rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged", "outcome")])
+    table["p_adjusted"] = stats.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
+    table["flagged"] = table["p_adjusted"] < settings.significance
+    table["outcome"] = [
+        stats.tolerance_outcome(low, high, p_value, settings.tolerance, settings.significance)
+        for low, high, p_value in zip(table["auc_low"], table["auc_high"], table["p_adjusted"])
+    ]
+    return table[BREAKDOWN_COLUMNS]

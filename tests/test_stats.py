@@ -1,0 +1,254 @@
+"""realfake.stats: the AUC test, its intervals, power and tolerance, checked against independent formulas and
+by simulation (each simulation is seeded: it passes or fails the same way every time)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+from sklearn.metrics import roc_auc_score
+
+from realfake import stats
+
+REPLICATIONS = 400
+
+
+def binomial_band(trials: int, rate: float, coverage: float = 0.999) -> tuple[int, int]:
+    """The central ``coverage`` range of Binomial(trials, rate) counts."""
+    low, high = scipy_stats.binom.interval(coverage, trials, rate)
+    return int(low), int(high)
+
+
+def shifted_scores(rng: np.random.Generator, per_class: int, auc_value: float) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores of two unit normals whose means differ so that the true AUC is ``auc_value``."""
+    shift = math.sqrt(2.0) * scipy_stats.norm.ppf(auc_value)
+    labels = np.repeat([0, 1], per_class)
+    scores = rng.normal(0.0, 1.0, labels.size) + shift * labels
+    return labels, scores
+
+
+def brute_force_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's components by definition, O(n_fake x n_real): psi = 1 if fake > real, 1/2 if equal."""
+    fakes, reals = scores[labels == 1], scores[labels == 0]
+    psi = (fakes[:, None] > reals[None, :]) + 0.5 * (fakes[:, None] == reals[None, :])
+    return psi.mean(axis=1), psi.mean(axis=0)
+
+
+# -- the AUC test -------------------------------------------------------------------------------
+
+
+def test_auc_and_delong_standard_error_match_their_definitions_with_ties():
+    rng = np.random.default_rng(3)
+    labels = rng.permutation(np.repeat([0, 1], [70, 50]))
+    scores = np.round(rng.normal(size=labels.size) + 0.4 * labels, 1)  # ties on purpose
+    result = stats.auc_test(labels, scores, resamples=100, rng=rng)
+    assert result.auc == pytest.approx(roc_auc_score(labels, scores))
+    fake_component, real_component = brute_force_components(labels, scores)
+    variance = np.var(fake_component, ddof=1) / 50 + np.var(real_component, ddof=1) / 70
+    assert result.standard_error == pytest.approx(math.sqrt(variance), rel=1e-12)
+    assert (result.real, result.fake) == (70, 50)
+
+
+def test_mann_whitney_p_value_is_exact_when_small_and_tie_corrected_normal_otherwise():
+    rng = np.random.default_rng(4)
+    labels = np.repeat([0, 1], 40)
+    scores = rng.normal(size=80) + 0.5 * labels
+    small = stats.auc_test(labels, scores, rng=rng)
+    expected = scipy_stats.mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater", method="exact")
+    assert small.test == "exact" and small.p_value == pytest.approx(expected.pvalue, rel=1e-12)
+    tied = np.round(scores, 1)
+    normal = stats.auc_test(labels, tied, rng=rng)
+    expected = scipy_stats.mannwhitneyu(tied[labels == 1], tied[labels == 0], alternative="greater", method="asymptotic")
+    assert normal.test == "normal" and normal.p_value == pytest.approx(expected.pvalue, rel=1e-10)
+    assert stats.auc_test(labels, np.full(80, 0.5), rng=rng).p_value == pytest.approx(1.0)
+
+
+def test_the_interval_is_bootstrapped_below_the_switch_and_delong_above():
+    rng = np.random.default_rng(5)
+    labels, scores = shifted_scores(rng, 500, 0.6)
+    bootstrapped = stats.auc_test(labels, scores, resamples=500, rng=np.random.default_rng(1))
+    assert bootstrapped.interval == "bootstrap"
+    assert stats.auc_test(labels, scores, resamples=500, rng=np.random.default_rng(1)) == bootstrapped  # seeded
+    delong = stats.auc_test(labels, scores, bootstrap_below=1000)
+    assert delong.interval == "delong"
+    half_width = scipy_stats.norm.ppf(0.975) * delong.standard_error
+    assert (delong.low, delong.high) == pytest.approx((delong.auc - half_width, delong.auc + half_width))
+    # At 1000 examples the two agree to a few thousandths.
+    assert (bootstrapped.low, bootstrapped.high) == pytest.approx((delong.low, delong.high), abs=0.006)
+
+
+def test_one_class_gives_nans():
+    result = stats.auc_test(np.ones(10, dtype=int), np.linspace(0, 1, 10))
+    assert math.isnan(result.auc) and math.isnan(result.p_value) and result.fake == 10 and result.real == 0
+
+
+def test_paired_auc_difference_uses_delongs_paired_variance():
+    rng = np.random.default_rng(6)
+    labels = np.repeat([0, 1], 60)
+    first = rng.normal(size=120) + 0.8 * labels
+    second = first + rng.normal(scale=1.0, size=120)  # correlated with the first, weaker
+    result = stats.paired_auc_difference(labels, first, second, bootstrap_below=10)
+    one_fake, one_real = brute_force_components(labels, first)
+    two_fake, two_real = brute_force_components(labels, second)
+    variance = np.var(one_fake - two_fake, ddof=1) / 60 + np.var(one_real - two_real, ddof=1) / 60
+    difference = roc_auc_score(labels, first) - roc_auc_score(labels, second)
+    assert result["difference"] == pytest.approx(difference)
+    assert result["p_value"] == pytest.approx(scipy_stats.norm.sf(difference / math.sqrt(variance)))
+    assert result["method"] == "delong"
+
+
+# -- by simulation: false positives, coverage, power --------------------------------------------
+
+
+@pytest.mark.parametrize("rounding", [None, 1])
+def test_the_auc_test_rejects_a_true_null_at_its_level(rounding):
+    rng = np.random.default_rng(7)
+    rejections = 0
+    for _ in range(REPLICATIONS):
+        labels, scores = shifted_scores(rng, 150, 0.5)
+        if rounding is not None:
+            scores = np.round(scores, rounding)
+        rejections += stats.auc_test(labels, scores, resamples=1).p_value < 0.05
+    low, high = binomial_band(REPLICATIONS, 0.05)
+    assert low <= rejections <= high
+
+
+@pytest.mark.parametrize(("per_class", "resamples"), [(100, 300), (1000, 1)])
+def test_the_auc_interval_covers_the_true_auc_at_its_confidence(per_class, resamples):
+    rng = np.random.default_rng(8)
+    covered, methods = 0, set()
+    for _ in range(REPLICATIONS // 2):
+        labels, scores = shifted_scores(rng, per_class, 0.65)
+        result = stats.auc_test(labels, scores, resamples=resamples, rng=rng)
+        covered += result.low <= 0.65 <= result.high
+        methods.add(result.interval)
+    assert methods == ({"bootstrap"} if per_class == 100 else {"delong"})
+    low, high = binomial_band(REPLICATIONS // 2, 0.95)
+    assert low <= covered <= high
+
+
+def test_the_tolerance_verdict_errs_at_most_at_its_level_on_either_side_of_the_line():
+    # The true AUC is exactly 0.5 + tolerance: any outcome but inconclusive is an error, each side at most
+    # (1 - confidence) / 2 of the time.
+    rng = np.random.default_rng(9)
+    outcomes = []
+    for _ in range(REPLICATIONS):
+        labels, scores = shifted_scores(rng, 1000, 0.6)
+        result = stats.auc_test(labels, scores, resamples=1)
+        outcomes.append(stats.tolerance_outcome(result.low, result.high, result.p_value, 0.1, 0.05))
+    _, high = binomial_band(REPLICATIONS, 0.025)
+    assert outcomes.count("distinguishable") <= high
+    assert outcomes.count("within_tolerance") + outcomes.count("indistinguishable") <= high
+    low, high = binomial_band(REPLICATIONS, 0.95)
+    assert low <= outcomes.count("inconclusive") <= high
+
+
+def test_the_minimum_detectable_auc_is_detected_with_the_stated_power():
+    per_class = 150
+    detectable = stats.minimum_detectable_auc(per_class, per_class, significance=0.05, power=0.8)
+    assert 0.55 < detectable < 0.6
+    rng = np.random.default_rng(10)
+    rejections = sum(
+        stats.auc_test(*shifted_scores(rng, per_class, detectable), resamples=1).p_value < 0.05
+        for _ in range(REPLICATIONS)
+    )
+    low, high = binomial_band(REPLICATIONS, 0.8)
+    assert low <= rejections <= high
+    # Four times the examples halve the detectable excess, about.
+    assert stats.minimum_detectable_auc(4 * per_class, 4 * per_class) - 0.5 == pytest.approx(
+        (detectable - 0.5) / 2, rel=0.05
+    )
+    assert stats.minimum_detectable_auc(per_class, per_class, above=0.51) > detectable
+
+
+def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
+    rng = np.random.default_rng(11)
+    rank_rejections = accuracy_rejections = 0
+    for _ in range(REPLICATIONS // 2):
+        labels, scores = shifted_scores(rng, 188, 0.56)
+        probabilities = scipy_stats.norm.cdf(scores - math.sqrt(2.0) * scipy_stats.norm.ppf(0.56) / 2)
+        rank_rejections += stats.auc_test(labels, probabilities, resamples=1).p_value < 0.05
+        accuracy_rejections += stats.accuracy_test(labels, probabilities).p_value < 0.05
+    assert rank_rejections > 1.2 * accuracy_rejections
+
+
+# -- tolerance, settling, total variation -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "p_value", "outcome"),
+    [
+        (0.52, 0.60, 1e-6, "distinguishable"),
+        (0.501, 0.509, 1e-3, "within_tolerance"),
+        (0.495, 0.509, 0.3, "indistinguishable"),
+        (0.40, 0.509, 0.9, "indistinguishable"),
+        (0.49, 0.56, 0.2, "inconclusive"),
+        (0.505, 0.52, 1e-3, "inconclusive"),
+        (math.nan, math.nan, math.nan, "inconclusive"),
+    ],
+)
+def test_tolerance_outcomes(low, high, p_value, outcome):
+    assert stats.tolerance_outcome(low, high, p_value, tolerance=0.01, significance=0.05) == outcome
+
+
+def test_examples_to_settle_scale_the_interval_as_one_over_root_n():
+    # Half-width 0.05 at 400 examples, 0.02 from the line: (0.05 / 0.02)^2 x 400 = 2500.
+    assert stats.examples_to_settle(0.53, 0.48, 0.58, 400, 0.01) == pytest.approx(2500)
+    assert stats.examples_to_settle(0.51, 0.46, 0.56, 400, 0.01) == math.inf
+
+
+def test_total_variation_bound_from_the_accuracy():
+    labels = np.repeat([0, 1], 100)
+    perfect = np.where(labels == 1, 0.9, 0.1)
+    assert stats.tv_lower_bound(labels, perfect) == pytest.approx(2 * 0.05 ** (1 / 200) - 1)
+    assert stats.tv_lower_bound(labels, np.full(200, 0.3)) == 0.0  # always "real": no evidence
+    unbalanced = np.repeat([0, 1], [150, 50])
+    bound = stats.tv_lower_bound(unbalanced, np.where(unbalanced == 1, 0.9, 0.1))
+    assert bound == pytest.approx(0.025 ** (1 / 50) + 0.025 ** (1 / 150) - 1)
+
+
+# -- the older tests of the accuracy and comparisons ------------------------------------------
+
+
+def test_bootstrap_auc_is_seeded_and_matches_weighted_resamples():
+    rng = np.random.default_rng(2)
+    labels = rng.permutation(np.repeat([0, 1], 60))
+    scores = np.round(rng.uniform(size=labels.size) + 0.3 * labels, 1)  # ties on purpose
+    first = stats.auc_interval(labels, scores, 200, np.random.default_rng(9))
+    second = stats.auc_interval(labels, scores, 200, np.random.default_rng(9))
+    assert first == second
+    assert first[1] < first[0] < first[2]
+    # One resample checked against sklearn on the explicitly resampled data.
+    sample_rng = np.random.default_rng(4)
+    samples = stats.bootstrap_aucs(labels, [scores], 1, sample_rng)[0, 0]
+    replay = np.random.default_rng(4)
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    positive_weights = replay.multinomial(positives.size, np.full(positives.size, 1 / positives.size))
+    negative_weights = replay.multinomial(negatives.size, np.full(negatives.size, 1 / negatives.size))
+    index = np.concatenate([np.repeat(positives, positive_weights), np.repeat(negatives, negative_weights)])
+    assert samples == pytest.approx(roc_auc_score(labels[index], scores[index]))
+
+
+def test_mcnemar_counts_discordant_pairs():
+    labels = np.array([1] * 10 + [0] * 10)
+    a = np.where(labels == 1, 0.9, 0.1)  # all right
+    b = a.copy()
+    b[:6] = 0.1  # b wrong on six fakes
+    result = stats.mcnemar_greater(labels, a, b)
+    assert (result["a_only"], result["b_only"]) == (6, 0)
+    assert result["p_value"] == pytest.approx(0.5**6)
+    assert stats.mcnemar_greater(labels, a, a)["p_value"] == 1.0
+
+
+def test_holm_and_benjamini_hochberg_adjust_as_defined():
+    p_values = np.array([0.01, 0.04, 0.03, np.nan, 0.005])
+    holm = stats.adjust_p_values(p_values, "holm")
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, then running maximum
+    np.testing.assert_allclose(holm[[4, 0, 2, 1]], [0.02, 0.03, 0.06, 0.06])
+    assert math.isnan(holm[3])
+    bh = stats.adjust_p_values(p_values, "bh")
+    # sorted times 4/1, 4/2, 4/3, 4/4, then running minimum from the top
+    np.testing.assert_allclose(bh[[4, 0, 2, 1]], [0.02, 0.02, 0.04, 0.04])
+    assert np.all(bh[np.isfinite(bh)] <= holm[np.isfinite(holm)] + 1e-15)

@@ -1,0 +1,185 @@
+"""realfake.verdict: the measurement of the CNN's scores (outcome, effect size, power) and its breakdowns."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+from sklearn.metrics import roc_auc_score
+
+from realfake import stats
+from realfake.stats import StatisticsSettings
+from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
+
+SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
+
+
+def _table(labels: np.ndarray, scores: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    count = labels.size
+    g = rng.uniform(20.0, 24.0, count)
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "p_fake": scores,
+            "mag_dered_g": g,
+            "mag_dered_r": g - rng.normal(0.5, 0.2, count),
+            "mag_dered_z": g - rng.normal(1.5, 0.3, count),
+            "size": rng.uniform(0.2, 1.0, count),
+            "type": rng.choice(["EXP", "REX"], count),
+            "offset_x": rng.uniform(-0.5, 0.5, count),
+            "offset_y": rng.uniform(-0.5, 0.5, count),
+            "ivar_centre_r": rng.uniform(500, 2000, count),
+        }
+    )
+
+
+def shifted(rng: np.random.Generator, per_class: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and fake probabilities: the fakes' logits shifted by ``shift``."""
+    labels = rng.permutation(np.repeat([0, 1], per_class))
+    return labels, 1 / (1 + np.exp(-(rng.normal(size=labels.size) + shift * labels)))
+
+
+# -- the four outcomes --------------------------------------------------------------------------
+
+
+def test_a_perfect_classifier_is_distinguishable():
+    labels = np.repeat([0, 1], 100)
+    scores = np.where(labels == 1, 0.9, 0.1)
+    record = verdict(labels, scores, SETTINGS)
+    assert record["outcome"] == "distinguishable" and record["significant"]
+    assert record["accuracy"] == 1.0 and record["chance"] == 0.5
+    assert record["accuracy_p_value"] == pytest.approx(0.5**200, rel=1e-6)
+    assert record["auc"] == 1.0 and record["auc_p_value"] < 1e-40
+    assert record["tv_lower_bound"] == pytest.approx(2 * 0.05 ** (1 / 200) - 1)
+    assert record["examples_to_settle"] is None
+    assert record["sentence"].startswith("The CNN tells fakes from real galaxies beyond the tolerance: AUC 1.000")
+    assert "differ by at least 0.97 in total variation" in record["sentence"]
+
+
+def test_chance_scores_at_the_demo_size_are_inconclusive_and_say_what_would_settle_them():
+    rng = np.random.default_rng(11)
+    labels = rng.permutation(np.repeat([0, 1], 188))
+    record = verdict(labels, rng.uniform(0, 1, labels.size), SETTINGS)
+    assert record["outcome"] == "inconclusive" and not record["significant"]
+    assert record["auc_low"] < 0.51 < record["auc_high"]
+    assert record["minimum_detectable_auc"] == pytest.approx(stats.minimum_detectable_auc(188, 188))
+    assert record["examples_to_settle"] > record["examples"]
+    assert record["sentence"].startswith("Not settled whether the CNN tells fakes from real galaxies beyond the tolerance")
+    assert f"detects an AUC of {record['minimum_detectable_auc']:.3f} with probability 0.8" in record["sentence"]
+    assert "more test examples would settle it" in record["sentence"]
+
+
+def test_chance_scores_at_survey_size_are_indistinguishable_and_say_what_was_detectable():
+    rng = np.random.default_rng(12)
+    labels, scores = shifted(rng, 200_000, 0.0)
+    record = verdict(labels, scores, SETTINGS)
+    assert record["auc_interval_method"] == "delong"
+    assert record["outcome"] == "indistinguishable"
+    assert record["auc_high"] < 0.51
+    assert record["minimum_detectable_auc"] == pytest.approx(0.5 + 2.486 * math.sqrt(400_001 / (12 * 200_000**2)), abs=2e-5)
+    assert record["sentence"].startswith("The CNN cannot tell fakes from real galaxies beyond the tolerance")
+
+
+def test_a_tiny_difference_at_survey_size_is_significant_but_within_tolerance():
+    rng = np.random.default_rng(13)
+    labels, scores = shifted(rng, 200_000, 0.015)  # AUC about 0.504
+    record = verdict(labels, scores, SETTINGS)
+    assert record["significant"] and record["auc_p_value"] < 1e-6
+    assert record["outcome"] == "within_tolerance"
+    assert "but by less than the tolerance" in record["sentence"]
+    # The same difference with a tolerance of 0: distinguishable.
+    strict = verdict(labels, scores, StatisticsSettings(bootstrap=10, tolerance=0.0))
+    assert strict["outcome"] == "distinguishable"
+
+
+def test_binomial_p_value_and_interval_match_independent_formulas():
+    rng = np.random.default_rng(5)
+    labels = rng.permutation(np.repeat([0, 1], 150))
+    correct = rng.uniform(size=labels.size) < 0.58
+    scores = np.where(correct == (labels == 1), 0.8, 0.2)
+    record = verdict(labels, scores, SETTINGS)
+    trials, successes = labels.size, int(correct.sum())
+    assert record["correct"] == successes
+    # P(X >= k) from the binomial survival function, not binomtest.
+    assert record["accuracy_p_value"] == pytest.approx(scipy_stats.binom.sf(successes - 1, trials, 0.5), rel=1e-9)
+    # Clopper-Pearson from the beta quantiles.
+    low = scipy_stats.beta.ppf(0.025, successes, trials - successes + 1)
+    high = scipy_stats.beta.ppf(0.975, successes + 1, trials - successes)
+    assert record["accuracy_low"] == pytest.approx(low, rel=1e-7)
+    assert record["accuracy_high"] == pytest.approx(high, rel=1e-7)
+    assert record["auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert record["auc_low"] < record["auc"] < record["auc_high"]
+
+
+def test_unbalanced_test_set_is_judged_against_the_majority_share():
+    labels = np.array([1] * 70 + [0] * 30)
+    always_fake = np.full(labels.size, 0.9)
+    record = verdict(labels, always_fake, SETTINGS)
+    assert record["chance"] == pytest.approx(0.7) and record["accuracy"] == pytest.approx(0.7)
+    assert record["accuracy_p_value"] == pytest.approx(scipy_stats.binom.sf(69, 100, 0.7))
+    assert record["auc"] == 0.5 and not record["significant"]  # one score for all: no information
+    assert record["tv_lower_bound"] == 0.0
+
+
+def test_scores_pointing_the_wrong_way_are_named():
+    rng = np.random.default_rng(14)
+    labels, scores = shifted(rng, 500, -1.0)
+    record = verdict(labels, scores, SETTINGS)
+    assert record["auc_high"] < 0.5
+    assert "point the wrong way" in record["sentence"]
+
+
+# -- breakdowns ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("correction", ["holm", "bh"])
+def test_breakdowns_flag_only_the_bins_where_the_classifier_works(correction):
+    rng = np.random.default_rng(7)
+    labels = rng.permutation(np.repeat([0, 1], 500))
+    table = _table(labels, rng.uniform(0, 1, labels.size), rng)
+    bright = table["mag_dered_g"] < 20.8  # the brightest fifth: the classifier is perfect there
+    table.loc[bright, "p_fake"] = np.where(table.loc[bright, "label"] == 1, 0.95, 0.05)
+    settings = StatisticsSettings(bootstrap=100, correction=correction)
+    result = breakdowns(table, settings)
+    assert list(result.columns) == BREAKDOWN_COLUMNS
+    assert set(result["breakdown"]) == {
+        "g magnitude",
+        "g - r",
+        "r - z",
+        "size",
+        "type",
+        "depth (ivar_centre_r)",
+        "sub-pixel offset",
+    }
+    magnitude = result[result["breakdown"] == "g magnitude"].reset_index(drop=True)
+    assert len(magnitude) == 5
+    assert magnitude["examples"].sum() == labels.size
+    assert magnitude.loc[0, "flagged"] and magnitude.loc[0, "accuracy"] > 0.9
+    assert not magnitude.loc[1:, "flagged"].any()
+    assert magnitude.loc[0, "auc_low"] > 0.9
+    assert magnitude.loc[0, "outcome"] == "distinguishable"
+    assert set(magnitude.loc[1:, "outcome"]) <= {"inconclusive", "indistinguishable"}
+    p = result["auc_p_value"].to_numpy()
+    assert np.allclose(result["p_adjusted"], stats.adjust_p_values(p, correction), equal_nan=True)
+    assert (result["flagged"] == (result["p_adjusted"] < 0.05)).all()
+    # With random scores everywhere, nothing is flagged although some raw p-values are below 0.05.
+    table["p_fake"] = rng.uniform(0, 1, labels.size)
+    null = breakdowns(table, settings)
+    assert not null["flagged"].any()
+
+
+def test_a_bin_with_one_class_has_no_auc():
+    labels = np.array([0] * 40 + [1] * 40)
+    rng = np.random.default_rng(1)
+    table = _table(labels, rng.uniform(size=80), rng)
+    table["type"] = np.where(labels == 1, "SER", "EXP")
+    result = breakdowns(table, StatisticsSettings(bootstrap=50))
+    types = result[result["breakdown"] == "type"]
+    assert len(types) == 2
+    assert types["auc"].isna().all()
+    assert (types["chance"] == 1.0).all() and not types["flagged"].any()
+
+
