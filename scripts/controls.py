@@ -1,6 +1,7 @@
 """The control experiments: the whole workflow on the default mock survey, once per mismatch.
 
-Usage: .venv/bin/python scripts/controls.py [--mismatch none psf size ...] [--workdir DIR] [--keep]
+Usage: .venv/bin/python scripts/controls.py [--mismatch none psf size ...] [--bricks N] [--seeds 1 2 ...]
+    [--workdir DIR] [--keep]
 
 For each mismatch, a copy of the workflow (Snakefile, workflow/, config/,
 profiles/) runs `snakemake --profile profiles/local` with the default config
@@ -31,8 +32,15 @@ WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.ym
 DEFAULT_MISMATCHES = ["none", "psf", "size", "profile", "noise"]
 
 
-def run_control(mismatch: str, workdir: Path) -> dict:
-    """Run the workflow with ``mock.mismatch = mismatch`` in ``workdir``; return the verdict."""
+def run_control(mismatch: str, workdir: Path, **mock: object) -> dict:
+    """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys) in ``workdir``;
+    return the verdict with ``mismatch`` and ``seconds`` added."""
+    return {"mismatch": mismatch, **run_workflow(workdir, {"mock": {"mismatch": mismatch, **mock}})}
+
+
+def run_workflow(workdir: Path, overrides: dict) -> dict:
+    """Copy the workflow into ``workdir`` and run it with the default config and ``overrides``;
+    return the verdict of results/evaluate/metrics.json with the wall time (``seconds``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     for part in WORKFLOW_PARTS:
         source = REPOSITORY / part
@@ -41,7 +49,7 @@ def run_control(mismatch: str, workdir: Path) -> dict:
         else:
             shutil.copy2(source, workdir / part)
     override = workdir / "control.yaml"
-    override.write_text(yaml.safe_dump({"mock": {"mismatch": mismatch}}))
+    override.write_text(yaml.safe_dump(overrides))
     environment = dict(os.environ)
     binaries = Path(sys.executable).parent
     environment["PATH"] = f"{binaries}{os.pathsep}{environment.get('PATH', '')}"
@@ -56,9 +64,9 @@ def run_control(mismatch: str, workdir: Path) -> dict:
     )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(f"workflow with mismatch {mismatch} failed:\n{result.stdout[-5000:]}")
+        raise RuntimeError(f"workflow with {overrides} failed:\n{result.stdout[-5000:]}")
     metrics = json.loads((workdir / "results" / "evaluate" / "metrics.json").read_text())
-    return {"mismatch": mismatch, "seconds": elapsed, **metrics["verdict"]}
+    return {"seconds": elapsed, **metrics["verdict"]}
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -80,16 +88,22 @@ def markdown_table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mismatch", nargs="+", default=DEFAULT_MISMATCHES)
+    parser.add_argument("--bricks", type=int, default=None, help="mock.bricks (default: the config's, 4)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[None], help="mock.seed values (default: the config's)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="realfake-controls-", dir=args.workdir))
     rows = []
     try:
-        for mismatch in args.mismatch:
-            row = run_control(mismatch, root / mismatch)
-            print(f"{mismatch}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-            rows.append(row)
+        for seed in args.seeds:
+            for mismatch in args.mismatch:
+                mock = {key: value for key, value in (("bricks", args.bricks), ("seed", seed)) if value is not None}
+                name = "-".join([mismatch, *(f"{key}{value}" for key, value in mock.items())])
+                row = run_control(mismatch, root / name, **mock)
+                row["mismatch"] = name
+                print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
+                rows.append(row)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

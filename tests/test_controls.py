@@ -14,6 +14,7 @@ the psf shards, never the finished `none` model resumed.
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,34 @@ def test_psf_after_none_in_the_same_directory_gives_psfs_verdict_from_a_new_mode
     assert history["shard_set"] == psf_shard_set
 
 
+@pytest.fixture(scope="module")
+def size_verdict(tmp_path_factory) -> dict:
+    return load_controls().run_control("size", tmp_path_factory.mktemp("controls") / "size")
+
+
 @pytest.mark.slow
-def test_the_size_control_is_distinguishable(tmp_path):
-    assert_distinguishable(load_controls().run_control("size", tmp_path / "size"))
+def test_the_size_control_is_distinguishable(size_verdict):
+    assert_distinguishable(size_verdict)
+
+
+@pytest.mark.slow
+def test_the_auc_grows_with_the_size_error(none_verdict, size_verdict, tmp_path):
+    """A tiny sensitivity grid: the identity (none: pixel for pixel the fakes of size at strength 1),
+    radii 1.5 times too large, and twice (the size control)."""
+    half = load_controls().run_control("size", tmp_path / "size-1.5", strength=1.5)
+    aucs = [none_verdict["auc"], half["auc"], size_verdict["auc"]]
+    assert aucs == sorted(aucs) and aucs[0] < aucs[1] < aucs[2], aucs
+    specification = importlib.util.spec_from_file_location("sensitivity", SCRIPT.parent / "sensitivity.py")
+    sensitivity = importlib.util.module_from_spec(specification)
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        specification.loader.exec_module(sensitivity)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    rows = [
+        {"mismatch": "size", "strength": strength, **verdict}
+        for strength, verdict in ((1.0, none_verdict), (1.5, half), (2.0, size_verdict))
+    ]
+    sentence = sensitivity.detection_sentence(rows)
+    smallest = 50 if half["auc_p_value"] < 0.05 else 100
+    assert sentence == f"With {half['examples']} test examples the CNN detects half-light radii wrong by >= {smallest}%."

@@ -304,3 +304,44 @@ def test_report_refuses_a_training_history_of_another_shard_set(report, tmp_path
         f"{root / 'shards'} is shard set {report['identity'][:12]}: run `realfake train` on these shards first"
     )
     assert not (tmp_path / "o").exists()
+
+
+def _sensitivity_rows() -> list[dict]:
+    rows = []
+    for bricks, examples in ((4, 376), (16, 1538)):
+        for mismatch, strengths in (("size", (1.0, 1.25, 2.0)), ("psf", (1.0, 0.5, 0.0))):
+            for strength in strengths:
+                error = abs(strength - 1.0)
+                auc = 0.5 + 0.4 * error
+                rows.append({"bricks": bricks, "mismatch": mismatch, "strength": strength, "examples": examples,
+                             "auc": auc, "auc_low": auc - 0.05, "auc_high": auc + 0.05,
+                             "auc_p_value": 0.3 if error == 0 else 1e-6,
+                             "outcome": "inconclusive" if error == 0 else "distinguishable",
+                             "minimum_detectable_auc": 0.574 if bricks == 4 else 0.536, "seconds": 100.0})  # fmt: skip
+    return rows
+
+
+def test_the_report_shows_a_sensitivity_table_when_given_one(report, tmp_path):
+    table = tmp_path / "sensitivity.csv"
+    pd.DataFrame(_sensitivity_rows()).to_csv(table, index=False)
+    root, out = report["root"], tmp_path / "report"
+    arguments = ["report", "--evaluate", str(root / "evaluate"), "--shards", str(root / "shards"), "--train",
+                 str(root / "train"), "--out", str(out)]  # fmt: skip
+    assert main([*arguments, "--sensitivity-table", str(table)]) == 0
+    page = (out / "index.html").read_text()
+    assert "<h2>What the test can see</h2>" in page
+    assert 'src="sensitivity.png"' in page and (out / "sensitivity.png").stat().st_size > 10_000
+    assert page.count("<td>size</td>") == 6 and page.count("<td>psf</td>") == 6
+    assert "What the test can see" not in (report["out"] / "index.html").read_text()  # none given: none shown
+
+
+def test_a_sensitivity_table_without_its_columns_is_refused_naming_them(report, tmp_path, capsys):
+    table = tmp_path / "sensitivity.csv"
+    pd.DataFrame(_sensitivity_rows()).drop(columns=["outcome", "auc_low"]).to_csv(table, index=False)
+    root = report["root"]
+    status = main(["report", "--evaluate", str(root / "evaluate"), "--shards", str(root / "shards"), "--train",
+                   str(root / "train"), "--out", str(tmp_path / "o"), "--sensitivity-table", str(table)])  # fmt: skip
+    assert status == 2
+    assert capsys.readouterr().err.strip() == (
+        f"realfake report: error: sensitivity table {table} has no column(s) auc_low, outcome"
+    )

@@ -474,13 +474,26 @@ def _add_report(subparsers) -> None:
     parser.add_argument("--shards", type=Path, required=True, help="the shard set that was evaluated")
     parser.add_argument("--train", type=Path, required=True, help="directory of realfake train's outputs")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--sensitivity-table",
+        type=Path,
+        help="a sensitivity table (CSV from scripts/sensitivity.py) to show: what the test can detect",
+    )
     parser.set_defaults(func=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> None:
     from realfake.report import ReportSettings, make_report
 
-    make_report(ReportSettings(evaluate=args.evaluate, shards=args.shards, train=args.train, out=args.out))
+    make_report(
+        ReportSettings(
+            evaluate=args.evaluate,
+            shards=args.shards,
+            train=args.train,
+            out=args.out,
+            sensitivity_table=args.sensitivity_table,
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

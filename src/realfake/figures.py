@@ -78,6 +78,49 @@ def training_curves(history: pd.DataFrame, path: Path, selected_epoch: int | Non
     return _save(figure, path)
 
 
+OUTCOME_MARKERS = {"distinguishable": "o", "within_tolerance": "D", "inconclusive": "s", "indistinguishable": "v"}
+
+
+def sensitivity_figure(rows: Sequence[dict], path: Path) -> Path:
+    """AUC with its interval against mismatch strength, one panel per mismatch, one colour per mock size.
+
+    ``rows``: dicts with ``mismatch``, ``strength``, ``bricks``, ``auc``, ``auc_low``, ``auc_high``,
+    ``outcome`` and ``minimum_detectable_auc`` (``scripts/sensitivity.py``, or the sensitivity table).
+    The marker gives the outcome; a dotted line at the minimum detectable AUC of each size.
+    """
+    table = pd.DataFrame(list(rows))
+    mismatches = list(dict.fromkeys(table["mismatch"]))
+    figure = _figure(5.0 * len(mismatches), 4.2)
+    panels = np.atleast_1d(figure.subplots(1, len(mismatches)))
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
+    for axes, mismatch in zip(panels, mismatches):
+        rows_here = table[table["mismatch"] == mismatch]
+        for index, (bricks, group) in enumerate(rows_here.groupby("bricks")):
+            group = group.sort_values("strength")
+            colour = colours[index % len(colours)]
+            axes.errorbar(
+                group["strength"],
+                group["auc"],
+                yerr=[group["auc"] - group["auc_low"], group["auc_high"] - group["auc"]],
+                color=colour,
+                lw=1,
+                capsize=3,
+                label=f"{bricks} bricks ({int(group['examples'].max())} test examples)",
+            )
+            for outcome, marker in OUTCOME_MARKERS.items():
+                chosen = group[group["outcome"] == outcome]
+                axes.plot(chosen["strength"], chosen["auc"], marker, color=colour, markersize=6, ls="none")
+            axes.axhline(group["minimum_detectable_auc"].iloc[0], color=colour, lw=0.8, ls=":")
+        axes.axhline(0.5, color="grey", lw=0.8)
+        axes.set_xlabel(f"{mismatch} strength")
+        axes.set_ylabel("CNN AUC on the test split")
+        axes.set_title(mismatch)
+        axes.legend(fontsize=8, loc="upper center")
+    figure.suptitle("Sensitivity: markers o distinguishable, D within tolerance, s inconclusive, v indistinguishable")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def roc_figure(labels: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
     """ROC curves (true fake rate against false fake rate) of each scorer in ``curves`` (name -> P(fake))."""
     from sklearn.metrics import roc_auc_score, roc_curve

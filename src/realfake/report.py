@@ -69,7 +69,8 @@ class ReportSettings:
     """``realfake report``: where the evaluation, shards and training outputs are, and the output directory.
 
     ``mosaic_pairs``: real/fake pairs per mosaic (the seed: 4, eight rows);
-    ``gallery_size``: galaxies per gallery.
+    ``gallery_size``: galaxies per gallery; ``sensitivity_table``: a
+    ``scripts/sensitivity.py`` table (CSV) to show, or None.
     """
 
     evaluate: Path
@@ -78,6 +79,7 @@ class ReportSettings:
     out: Path
     mosaic_pairs: int = 4
     gallery_size: int = 8
+    sensitivity_table: Path | None = None
 
     def __post_init__(self) -> None:
         if self.mosaic_pairs < 1 or self.gallery_size < 1:
@@ -317,12 +319,71 @@ def make_report(settings: ReportSettings) -> Path:
         )
         galleries.append((title, path))
 
-    page = render_html(metrics, table, figures_written, mosaics, galleries, magnitudes, bands_of(channel_names))
+    sensitivity = read_sensitivity_table(settings.sensitivity_table) if settings.sensitivity_table else None
+    if sensitivity is not None:
+        figures_written["sensitivity"] = figures.sensitivity_figure(
+            sensitivity.to_dict(orient="records"), out / "sensitivity.png"
+        )
+    page = render_html(
+        metrics, table, figures_written, mosaics, galleries, magnitudes, bands_of(channel_names), sensitivity
+    )
     index = out / INDEX_NAME
     with atomic_output(index) as temporary:
         temporary.write_text(page, encoding="utf-8")
     print(f"report: wrote {index}", file=sys.stderr)
     return index
+
+
+SENSITIVITY_COLUMNS = ("bricks", "mismatch", "strength", "examples", "auc", "auc_low", "auc_high", "auc_p_value",
+                       "outcome", "minimum_detectable_auc")  # fmt: skip
+
+
+def read_sensitivity_table(path: Path) -> pd.DataFrame:
+    """A ``scripts/sensitivity.py`` table (CSV); RealfakeError naming the file or the missing column."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"sensitivity table {path} does not exist (scripts/sensitivity.py writes one)")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise RealfakeError(f"sensitivity table {path}: not a CSV table ({error})") from None
+    missing = [column for column in SENSITIVITY_COLUMNS if column not in table.columns]
+    if missing:
+        raise RealfakeError(f"sensitivity table {path} has no column(s) {', '.join(missing)}")
+    return table
+
+
+def _sensitivity_section(sensitivity: pd.DataFrame, figures_written: dict[str, Path]) -> list[str]:
+    parts = [
+        "<h2>What the test can see</h2>",
+        '<p class="note">The whole workflow run on mock surveys whose fakes are wrong by a graded amount '
+        "(scripts/sensitivity.py): the AUC found at each strength of each mismatch, at each mock size. Strength 1 "
+        "is the identity (the negative control). The smallest error detected at a size is what a verdict of "
+        "indistinguishable at that number of test examples rules out.</p>",
+    ]
+    if "sensitivity" in figures_written:
+        parts.append(_image(figures_written["sensitivity"], "sensitivity", "AUC with its interval against strength."))
+    rows = [
+        [
+            str(row["bricks"]),
+            str(row["mismatch"]),
+            f"{row['strength']:g}",
+            str(row["examples"]),
+            _interval(row, "auc"),
+            stats.format_p(_float(row["auc_p_value"])),
+            OUTCOME_WORDS.get(row["outcome"], str(row["outcome"])),
+            _number(row["minimum_detectable_auc"]),
+        ]
+        for row in sensitivity.to_dict(orient="records")
+    ]
+    parts.append(
+        _table(
+            ["mock bricks", "mismatch", "strength", "test examples", "AUC [interval]", "p", "outcome",
+             "minimum detectable AUC"],
+            rows,
+        )  # fmt: skip
+    )
+    return parts
 
 
 def _ordinal(number: int) -> str:
@@ -435,6 +496,7 @@ def render_html(
     galleries: list,
     magnitudes: np.ndarray,
     bands: Sequence[str],
+    sensitivity: pd.DataFrame | None = None,
 ) -> str:
     """The report page; images by file name (they sit next to ``index.html``)."""
     verdict = metrics["verdict"]
@@ -474,6 +536,9 @@ def render_html(
     ):
         if key in figures_written:
             parts.append(_image(figures_written[key], key.replace("_", " "), caption))
+
+    if sensitivity is not None:
+        parts += _sensitivity_section(sensitivity, figures_written)
 
     parts.append("<h2>Shortcut baselines</h2>")
     baselines = metrics.get("baselines", [])

@@ -125,6 +125,23 @@ def evaluate_arguments():
     )
 
 
+def sensitivity_table():
+    """The sensitivity table the report shows (evaluate.sensitivity_table), or none."""
+    path = config["evaluate"]["sensitivity_table"]
+    return [path] if path else []
+
+
+def report_arguments():
+    """The `realfake report` flags from the config: the sensitivity table, if any."""
+    return shlex.join(
+        [
+            argument
+            for path in sensitivity_table()
+            for argument in ("--sensitivity-table", path)
+        ]
+    )
+
+
 def launcher(wildcards, resources):
     """How a rule's command is started, from its resources (which profiles set):
     "<mpi> -n <tasks> " when resources.mpi names an MPI launcher (srun in the SLURM

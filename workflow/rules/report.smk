@@ -8,12 +8,16 @@ rule report:
         predictions="results/evaluate/predictions.parquet",
         shards="results/shards",
         history="results/train/history.json",
+        sensitivity=sensitivity_table(),
     output:
         "results/report/index.html",
     log:
         "logs/report.log",
     conda:
         "../../environment.yml"
+    params:
+        settings=report_arguments(),
     shell:
-        "realfake report --evaluate results/evaluate --shards {input.shards}"
-        " --train results/train --out results/report > {log} 2>&1"
+        "realfake report --evaluate $(dirname {input.metrics}) --shards {input.shards}"
+        " --train $(dirname {input.history}) --out $(dirname {output}) {params.settings}"
+        " > {log} 2>&1"

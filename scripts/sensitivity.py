@@ -1,0 +1,149 @@
+"""What the test can see: the whole workflow over a grid of mismatch strengths, at one or more mock sizes.
+
+Usage:
+    .venv/bin/python scripts/sensitivity.py [--mismatch size psf] [--bricks 4 16] [--out DIR]
+        [--size-strengths 1 1.1 1.25 1.5 2] [--psf-strengths 1 0.9 0.75 0.5 0] [--keep]
+
+For each mock size (``mock.bricks``; the demo has 4) and each strength of each
+mismatch (``mock.strength``; the identity, 1 for size and psf, is the negative
+control at that size), the default workflow runs once in a fresh directory
+(``scripts/controls.py``). Writes to ``--out`` (default ``sensitivity/``):
+
+- ``sensitivity.csv``: one row per run: bricks, mismatch, strength, test
+  examples, AUC with its interval and p-value, outcome, minimum detectable AUC,
+  wall time; ``realfake report --sensitivity-table`` shows it
+  (``evaluate.sensitivity_table`` in the workflow's config);
+- ``sensitivity.md``: the table, and per size the sentence the README quotes:
+  "With N test examples the CNN detects half-light radii wrong by >= X% and PSF
+  FWHM wrong by >= Y%" (the smallest tested error whose AUC is significantly
+  above 0.5, and every larger one too);
+- ``sensitivity.png``: AUC with its interval against strength, per mismatch and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from controls import run_control
+
+from realfake import figures
+
+IDENTITY = {"size": 1.0, "psf": 1.0}
+COLUMNS = [
+    "bricks",
+    "mismatch",
+    "strength",
+    "examples",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "auc_p_value",
+    "outcome",
+    "minimum_detectable_auc",
+    "seconds",
+]
+ERROR_WORDS = {"size": "half-light radii", "psf": "PSF FWHM"}
+
+
+def error_percent(mismatch: str, strength: float) -> float:
+    """How wrong the fakes are, in percent of the true value: |strength - identity| x 100."""
+    return abs(strength - IDENTITY[mismatch]) * 100
+
+
+def detection_sentence(rows: list[dict], significance: float = 0.05) -> str:
+    """The README's sentence for one mock size: the smallest error from which every larger tested one is detected."""
+    examples = max(int(row["examples"]) for row in rows)
+    parts = []
+    for mismatch in ("size", "psf"):
+        tested = sorted(
+            (row for row in rows if row["mismatch"] == mismatch and error_percent(mismatch, row["strength"]) > 0),
+            key=lambda row: error_percent(mismatch, row["strength"]),
+        )
+        if not tested:
+            continue
+        detected = [float(row["auc_p_value"]) < significance for row in tested]
+        smallest = None
+        for position in range(len(tested)):
+            if all(detected[position:]):
+                smallest = error_percent(mismatch, tested[position]["strength"])
+                break
+        largest = error_percent(mismatch, tested[-1]["strength"])
+        parts.append(
+            f"{ERROR_WORDS[mismatch]} wrong by >= {smallest:.0f}%"
+            if smallest is not None
+            else f"no {ERROR_WORDS[mismatch]} error up to {largest:.0f}%"
+        )
+    return f"With {examples} test examples the CNN detects " + " and ".join(parts) + "."
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| mock bricks | mismatch | strength | error | test examples | AUC (95% CI) | AUC p-value | outcome "
+        "| minimum detectable AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['bricks']} | `{row['mismatch']}` | {row['strength']:g} | "
+            f"{error_percent(row['mismatch'], row['strength']):.0f}% | {row['examples']} | {row['auc']:.3f} "
+            f"({row['auc_low']:.3f}-{row['auc_high']:.3f}) | {row['auc_p_value']:.2g} | "
+            f"{row['outcome'].replace('_', ' ')} | {row['minimum_detectable_auc']:.3f} |"
+        )
+    sentences = [
+        detection_sentence([row for row in rows if row["bricks"] == bricks])
+        for bricks in sorted({row["bricks"] for row in rows})
+    ]
+    return "\n".join(lines) + "\n\n" + "\n".join(sentences) + "\n"
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mismatch", nargs="+", default=["size", "psf"], choices=sorted(IDENTITY))
+    parser.add_argument("--bricks", type=int, nargs="+", default=[4, 16], help="mock sizes (mock.bricks)")
+    parser.add_argument("--size-strengths", type=float, nargs="+", default=[1.0, 1.1, 1.25, 1.5, 2.0])
+    parser.add_argument("--psf-strengths", type=float, nargs="+", default=[1.0, 0.9, 0.75, 0.5, 0.0])
+    parser.add_argument("--out", type=Path, default=Path("sensitivity"))
+    parser.add_argument("--workdir", type=Path, default=None, help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the run directories")
+    args = parser.parse_args()
+    strengths = {"size": args.size_strengths, "psf": args.psf_strengths}
+    args.out.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="realfake-sensitivity-", dir=args.workdir))
+    rows = []
+    try:
+        for bricks in args.bricks:
+            for mismatch in args.mismatch:
+                for strength in strengths[mismatch]:
+                    name = f"{bricks}-{mismatch}-{strength:g}"
+                    verdict = run_control(mismatch, root / name, strength=strength, bricks=bricks)
+                    row = {"bricks": bricks, "strength": strength, **verdict}
+                    rows.append(row)
+                    print(f"{name}: {verdict['sentence']} ({verdict['seconds']:.0f} s)", file=sys.stderr, flush=True)
+                    write_csv(rows, args.out / "sensitivity.csv")  # as it goes: a long run keeps what it has
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"run directories kept in {root}", file=sys.stderr)
+    (args.out / "sensitivity.md").write_text(markdown(rows))
+    figures.sensitivity_figure(rows, args.out / "sensitivity.png")
+    print(markdown(rows))
+    if any(not math.isfinite(row["auc"]) for row in rows):
+        sys.exit("some runs gave no AUC")
+
+
+if __name__ == "__main__":
+    main()
