@@ -23,7 +23,8 @@ test: $(INSTALLED)
 
 lint: $(INSTALLED)
 	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
-	$(VENV)/bin/snakemake --lint && $(VENV)/bin/snakefmt --check .
+	$(VENV)/bin/snakemake --lint && $(VENV)/bin/snakefmt --check . \
+	  && $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 dry-run: $(INSTALLED)
 	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \

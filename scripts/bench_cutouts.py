@@ -26,9 +26,9 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from realfake import survey
-from realfake.cutouts import CutoutSettings, make_cutouts
-from realfake.mock import MockSettings, mock_brick_names, write_mock_survey
+from realfake import paths, survey
+from realfake.cutouts import CutoutSettings, run_cutouts
+from realfake.mock import MockSettings, mock_brick_names, run_mock_survey
 
 BRICK_SIZE = 3600
 ORIGINAL_EXAMPLES_PER_SECOND_PER_CORE = 0.17
@@ -40,7 +40,7 @@ def ensure_mock(workdir: Path) -> Path:
     done = root / "bench-complete"
     if not done.is_file():
         print(f"rendering a {BRICK_SIZE} x {BRICK_SIZE} mock brick into {root} (once; about a minute or two)")
-        write_mock_survey(MockSettings(out=root, bricks=1, size=BRICK_SIZE))
+        run_mock_survey(MockSettings(out=root, bricks=1, size=BRICK_SIZE))
         done.write_text("rendered\n")
     return root
 
@@ -72,10 +72,10 @@ def coadd_dirs_of(settings: CutoutSettings, brick: str) -> list[Path]:
 
 def image_paths(coadd_dirs: list[Path], brick: str, bands: tuple[str, ...]) -> list[Path]:
     return [
-        survey.coadd_image_path(coadd_dir, brick, kind, band)
+        Path(coadd_dir) / paths.coadd_name(brick, kind, band)
         for coadd_dir in coadd_dirs
         for band in bands
-        for kind in survey.COADD_KINDS
+        for kind in paths.COADD_KINDS
     ]
 
 
@@ -98,7 +98,7 @@ def main() -> None:
             timings["decompress"].append(decompress_images(paths))
             timings["read_coadd"].append(read_coadds(coadd_dirs, brick, settings.bands))
             start = time.perf_counter()
-            counts = make_cutouts(settings, brick, out_dir / f"{kind}.h5")
+            counts = run_cutouts(settings, brick, out_dir / f"{kind}.h5")
             timings["cutouts"].append(time.perf_counter() - start)
         best = {name: min(seconds) for name, seconds in timings.items()}
         rate = counts.sources_written / best["cutouts"]

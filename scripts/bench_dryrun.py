@@ -284,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dry run, {name}, {what}: median {medians[name]:.1f} s ({listed})")
         ratios[what] = medians["workflow"] / medians["minimal"]
     print(
-        f"ratio workflow / minimal: {ratios['wall-clock']:.2f} wall-clock, {ratios['CPU']:.2f} CPU"
-        " (target at most 1.2)"
+        f"ratio workflow / minimal: {ratios['wall-clock']:.2f} wall-clock, {ratios['CPU']:.2f} CPU (target at most 1.2)"
     )
     return 0
 

@@ -64,7 +64,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         results.append((rows, seconds))
-        print(f"| {rows:,} | {seconds:.1f} | {seconds / rows * 1e6:.2f} | {peak:.1f} | {metrics['verdict']['outcome']} |")
+        print(
+            f"| {rows:,} | {seconds:.1f} | {seconds / rows * 1e6:.2f} | {peak:.1f} | {metrics['verdict']['outcome']} |"
+        )
         del table, metrics
     (first_rows, first_seconds), (last_rows, last_seconds) = results[0], results[-1]
     if last_rows > first_rows:

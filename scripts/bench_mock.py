@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from unittest import mock as patching
 
-from realfake.mock import MockSettings, files, write_mock_survey
+from realfake.mock import MockSettings, files, run_mock_survey
 
 TARGET_SECONDS = 60.0
 
@@ -41,12 +41,16 @@ def main() -> None:
 
         start = time.perf_counter()
         with patching.patch("realfake.mock.brick.write_compressed_image", timed_write):
-            write_mock_survey(settings)
+            run_mock_survey(settings)
         total = time.perf_counter() - start
-    print(f"mock survey: {settings.bricks} bricks of {settings.size}x{settings.size} pixels, g r z, "
-          f"{settings.rsdirs} rs dirs x {settings.fakes_per_rsdir} fakes")
-    print(f"total {total:.1f} s; {total / settings.bricks:.1f} s per brick; "
-          f"compressed FITS writing {writing:.1f} s ({writing / total:.0%})")
+    print(
+        f"mock survey: {settings.bricks} bricks of {settings.size}x{settings.size} pixels, g r z, "
+        f"{settings.rsdirs} rs dirs x {settings.fakes_per_rsdir} fakes"
+    )
+    print(
+        f"total {total:.1f} s; {total / settings.bricks:.1f} s per brick; "
+        f"compressed FITS writing {writing:.1f} s ({writing / total:.0%})"
+    )
     print(f"total / target ({TARGET_SECONDS:.0f} s): {total / TARGET_SECONDS:.2f} (at most 1 meets the target)")
 
 

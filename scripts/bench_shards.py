@@ -4,7 +4,7 @@ Usage: .venv/bin/python scripts/bench_shards.py [--examples 3000 12000] [--workd
 
 For each size, synthetic 64 x 64 x 6 cutouts files (bricks of 500 stamps per
 kind) are written, then in the same run: (a) a plain sequential copy of the
-same input files (shutil.copyfile, best of two) and (b) `make_shards` in a
+same input files (shutil.copyfile, best of two) and (b) `run_shards` in a
 child process that reports its own peak resident memory (VmHWM). Both timings
 end with os.sync(), so both include writing the bytes to disk: without it the
 copy measures the page cache at small sizes and the disk at large ones. Prints the throughput ratio
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.cutouts_file import write_cutouts_file
+from realfake.cutouts.file import write_cutouts_file
 
 STAMPS_PER_FILE = 500
 CHANNELS = ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]
@@ -69,10 +69,10 @@ CHILD = """
 import os, sys, time
 from pathlib import Path
 import realfake.cutouts  # imported before timing: a one-time cost of about 0.5 s (astropy)
-from realfake.shards import ShardSettings, make_shards
+from realfake.shards import ShardSettings, run_shards
 root = Path(sys.argv[1])
 start = time.perf_counter()
-make_shards(ShardSettings(real_dir=root / "real", sim_dir=root / "sim", out=root / "shards", balance="none", match=()),
+run_shards(ShardSettings(real_dir=root / "real", sim_dir=root / "sim", out=root / "shards", balance="none", match=()),
             progress=open("/dev/null", "w"))
 os.sync()
 elapsed = time.perf_counter() - start
@@ -95,14 +95,20 @@ def main() -> None:
             input_bytes = sum(path.stat().st_size for path in inputs)
             os.sync()
             copy_seconds = min(copy_once(inputs, root / f"copy{attempt}") for attempt in range(2))
-            result = subprocess.run([sys.executable, "-c", CHILD, str(root)], capture_output=True, text=True, check=True)
+            result = subprocess.run(
+                [sys.executable, "-c", CHILD, str(root)], capture_output=True, text=True, check=True
+            )
             shard_seconds, peak_mib = map(float, result.stdout.split())
             manifest = json.loads((root / "shards" / "manifest.json").read_text())
             assert manifest["splits"]["train"]["examples"] + manifest["splits"]["test"]["examples"] == examples
         copy_rate = input_bytes / copy_seconds
         shard_rate = input_bytes / shard_seconds
-        rows.append((examples, stamp_bytes / 2**20, copy_rate / 2**20, shard_rate / 2**20, shard_rate / copy_rate, peak_mib))
-    print(f"{'examples':>9} {'stamps MiB':>10} {'copy MiB/s':>10} {'shards MiB/s':>12} {'ratio':>6} {'peak RSS MiB':>12}")
+        rows.append(
+            (examples, stamp_bytes / 2**20, copy_rate / 2**20, shard_rate / 2**20, shard_rate / copy_rate, peak_mib)
+        )
+    print(
+        f"{'examples':>9} {'stamps MiB':>10} {'copy MiB/s':>10} {'shards MiB/s':>12} {'ratio':>6} {'peak RSS MiB':>12}"
+    )
     for row in rows:
         print(f"{row[0]:>9d} {row[1]:>10.0f} {row[2]:>10.0f} {row[3]:>12.0f} {row[4]:>6.2f} {row[5]:>12.0f}")
     print("target: ratio (shards / plain copy, same bytes, same run) >= 0.5; peak RSS flat in the number of examples")

@@ -12,7 +12,7 @@ AUC, Phi(shift / sqrt(2)).
    scores (the verdict's), over the replications, for several true AUCs at
    ``--per-class`` examples per class (188: the demo's test split).
 2. Coverage of the 95% AUC interval, bootstrap (1000 resamples) against
-   DeLong's, at several sizes: the switch-over point of ``stats.BOOTSTRAP_BELOW``.
+   DeLong's, at several sizes: the switch-over point of ``auc.BOOTSTRAP_BELOW``.
 3. The time of each interval at a large size, to show what the switch saves.
 
 The numbers in docs/verdict.md come from this script.
@@ -27,7 +27,7 @@ import time
 import numpy as np
 from scipy import stats as scipy_stats
 
-from realfake import stats
+from realfake import auc, stats
 
 
 def synthetic(rng: np.random.Generator, per_class: int, auc_value: float) -> tuple[np.ndarray, np.ndarray]:
@@ -45,20 +45,22 @@ def rejection_rates(rng, per_class: int, auc_values, replications: int) -> list[
         for _ in range(replications):
             labels, scores = synthetic(rng, per_class, auc_value)
             accuracy += stats.accuracy_test(labels, scores).p_value < 0.05
-            rank += stats.auc_test(labels, scores, resamples=1).p_value < 0.05
+            rank += auc.auc_test(labels, scores, resamples=1).p_value < 0.05
         rows.append((auc_value, accuracy / replications, rank / replications))
     return rows
 
 
-def interval_coverage(rng, sizes, auc_value: float, replications: int, resamples: int) -> list[tuple[int, float, float]]:
+def interval_coverage(
+    rng, sizes, auc_value: float, replications: int, resamples: int
+) -> list[tuple[int, float, float]]:
     """(examples per class, bootstrap coverage, DeLong coverage) of the 95% interval of the AUC."""
     rows = []
     for per_class in sizes:
         bootstrap = delong = 0
         for _ in range(replications):
             labels, scores = synthetic(rng, per_class, auc_value)
-            resampled = stats.auc_test(labels, scores, resamples=resamples, rng=rng, bootstrap_below=10**12)
-            analytic = stats.auc_test(labels, scores, bootstrap_below=0)
+            resampled = auc.auc_test(labels, scores, resamples=resamples, rng=rng, bootstrap_below=10**12)
+            analytic = auc.auc_test(labels, scores, bootstrap_below=0)
             bootstrap += resampled.low <= auc_value <= resampled.high
             delong += analytic.low <= auc_value <= analytic.high
         rows.append((per_class, bootstrap / replications, delong / replications))
@@ -81,7 +83,7 @@ def main() -> None:
     for per_class in (args.per_class, 4 * args.per_class):
         print(
             f"minimum detectable AUC at {per_class} per class (power 0.8, level 0.05): "
-            f"{stats.minimum_detectable_auc(per_class, per_class):.4f}"
+            f"{auc.minimum_detectable_auc(per_class, per_class):.4f}"
         )
 
     replications = max(args.replications // 4, 50)
@@ -93,10 +95,10 @@ def main() -> None:
 
     labels, scores = synthetic(rng, 500_000, 0.55)
     start = time.perf_counter()
-    stats.auc_test(labels, scores, bootstrap_below=0)
+    auc.auc_test(labels, scores, bootstrap_below=0)
     delong_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    stats.auc_test(labels, scores, resamples=20, rng=rng, bootstrap_below=10**12)
+    auc.auc_test(labels, scores, resamples=20, rng=rng, bootstrap_below=10**12)
     bootstrap_seconds = (time.perf_counter() - start) * 1000 / 20
     print(
         f"\nOne million examples: DeLong interval {delong_seconds:.2f} s; a 1000-resample bootstrap "

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+# Genuine legacypipe/obiwan outputs, beside the repository (never copied into it).
+REALDATA = REPOSITORY.parent / "shared" / "realdata"
 SLURM_SCRIPT = REPOSITORY / "scripts" / "slurm_local.sh"
 # Generous: a first start installs packages with apt-get.
 SLURM_START_TIMEOUT_S = 600
@@ -32,3 +34,20 @@ def slurm_cluster() -> str:
             f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
         )
     return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """The shared real-data folder; its absence is a failure, not a skip."""
+    if not REALDATA.is_dir():
+        pytest.fail(f"real test data not found at {REALDATA}")
+    return REALDATA
+
+
+@pytest.fixture(scope="session")
+def shard_directory(tmp_path_factory) -> Path:
+    """The training tests' synthetic shard set (tests/shardsfixture.py): 3 training shards of 64 stamps, one
+    validation and one test shard; batch 16 gives 12 steps per epoch."""
+    from shardsfixture import write_shard_set
+
+    return write_shard_set(tmp_path_factory.mktemp("shards") / "shards", train_shards=3, test_shards=1)

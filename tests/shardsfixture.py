@@ -10,13 +10,12 @@ is the learnable signal. Classes alternate within each shard (balanced).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from realfake.shards import shard_set_identity
+from realfake.shardset import write_shard_set as write_shard_set_arrays
 
 BANDS = ("g", "r", "z")
 CHANNEL_NAMES = (*BANDS, *(f"ivar_{band}" for band in BANDS))
@@ -51,18 +50,6 @@ def synthetic_stamps(count: int, stamp_size: int, generator: np.random.Generator
     return stamps, labels
 
 
-def channel_statistics(stamps: np.ndarray) -> dict:
-    """normalization.channels: median and 1.4826 x MAD per channel (ivar: covered pixels only)."""
-    statistics = {}
-    for index, name in enumerate(CHANNEL_NAMES):
-        values = stamps[..., index].ravel().astype(np.float64)
-        if name.startswith("ivar_"):
-            values = values[values > 0]
-        median = float(np.median(values))
-        statistics[name] = {"median": median, "mad_sigma": float(1.4826 * np.median(np.abs(values - median)))}
-    return statistics
-
-
 def write_shard_set(
     directory: Path,
     train_shards: int = 3,
@@ -72,57 +59,26 @@ def write_shard_set(
     stamp_size: int = 64,
     seed: int = 0,
 ) -> Path:
-    """Write the shard set under ``directory`` (created); the manifest last. Returns ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the shard set under ``directory`` through the format's own writer
+    (:func:`realfake.shardset.write_shard_set`). Returns ``directory``."""
     generator = np.random.default_rng(seed)
     splits = {}
-    train_stamps = []
     for split, count in (("train", train_shards), ("validation", validation_shards), ("test", test_shards)):
-        shards, catalog = [], []
-        for shard in range(count):
-            stamps, labels = synthetic_stamps(shard_size, stamp_size, generator)
-            if split == "train":
-                train_stamps.append(stamps)
-            np.save(directory / f"x{split}_{shard}.npy", stamps)
-            np.save(directory / f"y{split}_{shard}.npy", labels)
-            shards.append({"x": f"x{split}_{shard}.npy", "y": f"y{split}_{shard}.npy", "examples": shard_size})
-            catalog.append(
-                pd.DataFrame(
-                    {
-                        "shard": shard,
-                        "row": np.arange(shard_size),
-                        "label": labels,
-                        "kind": np.where(labels == 1, "sim", "real"),
-                        "brickname": "1238p245",
-                        "rsdir": np.where(labels == 1, "rs0", ""),
-                        "id": np.arange(shard_size) + shard * shard_size,
-                    }
-                )
-            )
-        pd.concat(catalog, ignore_index=True).to_parquet(directory / f"{split}_catalog.parquet")
-        examples = count * shard_size
-        splits[split] = {"examples": examples, "real": examples // 2, "fake": examples // 2, "shards": shards}
+        drawn = [synthetic_stamps(shard_size, stamp_size, generator) for _ in range(count)]
+        stamps = np.concatenate([stamps for stamps, _ in drawn]) if drawn else np.zeros((0, stamp_size, stamp_size, 6))
+        labels = np.concatenate([labels for _, labels in drawn]) if drawn else np.zeros(0, dtype=np.int32)
+        catalog = pd.DataFrame(
+            {
+                "label": labels,
+                "kind": np.where(labels == 1, "sim", "real"),
+                "brickname": "1238p245",
+                "rsdir": np.where(labels == 1, "rs0", ""),
+                "id": np.arange(len(labels)),
+            }
+        )
+        splits[split] = (stamps, labels, catalog)
     definition = {"fixture": "tests/shardsfixture.py", "train": train_shards, "validation": validation_shards,
                   "test": test_shards, "shard_size": shard_size, "stamp_size": stamp_size, "seed": seed}  # fmt: skip
-    manifest = {
-        "format_version": 2,
-        "identity": shard_set_identity(definition),
-        "package_version": "0.1.0",
-        "bands": list(BANDS),
-        "channel_names": list(CHANNEL_NAMES),
-        "stamp_size": stamp_size,
-        "seed": seed,
-        "shard_size": shard_size,
-        "test_fraction": test_shards / (train_shards + validation_shards + test_shards),
-        "validation_fraction": validation_shards / (train_shards + validation_shards),
-        "labels": {"real": 0, "fake": 1},
-        "splits": splits,
-        "normalization": {"computed_on": "train", "channels": channel_statistics(np.concatenate(train_stamps))},
-        "balance": "synthetic: alternating labels",
-        "matching": "none",
-        "selection": "none",
-        "inputs": "tests/shardsfixture.py",
-    }
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return directory
+    extra = {"bands": list(BANDS), "seed": seed, "inputs": "tests/shardsfixture.py"}
+    write_shard_set_arrays(directory, splits, list(CHANNEL_NAMES), definition, shard_size, extra)
+    return Path(directory)

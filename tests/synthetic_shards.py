@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.shards import shard_set_identity
+from realfake.conventions import channel_names as channel_names_of_bands
+from realfake.shardset import write_shard_set as write_shard_set_arrays
 
 STAMP_SIZE = 64
 
@@ -76,57 +77,18 @@ def write_shard_set(
     shard_size: int = 64,
     seed: int = 0,
 ) -> dict:
-    """Write a complete shard set to ``directory``; returns its manifest."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write a complete shard set to ``directory`` through the format's own writer
+    (:func:`realfake.shardset.write_shard_set`); returns its manifest."""
     rng = np.random.default_rng(seed)
-    channel_names = [*bands, *(f"ivar_{band}" for band in bands)]
+    channel_names = channel_names_of_bands(bands)
     splits = {}
     for split, count in (("train", train_examples), ("validation", validation_examples), ("test", test_examples)):
         labels = rng.permutation(np.arange(count) % 2).astype(np.int32)
         catalog = _catalog(rng, labels, bands)
-        stamps = _stamps(rng, catalog, bands)
-        shards = []
-        shard_column, row_column = np.zeros(count, np.int32), np.zeros(count, np.int32)
-        for shard, start in enumerate(range(0, count, shard_size)):
-            stop = min(start + shard_size, count)
-            np.save(directory / f"x{split}_{shard}.npy", stamps[start:stop])
-            np.save(directory / f"y{split}_{shard}.npy", labels[start:stop])
-            shard_column[start:stop], row_column[start:stop] = shard, np.arange(stop - start)
-            shards.append({"x": f"x{split}_{shard}.npy", "y": f"y{split}_{shard}.npy", "examples": stop - start})
-        catalog.insert(0, "row", row_column)
-        catalog.insert(0, "shard", shard_column)
-        catalog.to_parquet(directory / f"{split}_catalog.parquet", index=False)
-        fakes = int(labels.sum())
-        splits[split] = {"examples": count, "real": count - fakes, "fake": fakes, "shards": shards}
-        if split == "train":
-            normalization = {}
-            for channel, name in enumerate(channel_names):
-                values = stamps[..., channel].ravel()
-                median = float(np.median(values))
-                normalization[name] = {
-                    "median": median,
-                    "mad_sigma": float(1.4826 * np.median(np.abs(values - median))),
-                }
+        splits[split] = (_stamps(rng, catalog, bands), labels, catalog)
     definition = {"fixture": "tests/synthetic_shards.py", "train": train_examples, "validation": validation_examples,
                   "test": test_examples, "bands": list(bands), "shard_size": shard_size, "seed": seed}  # fmt: skip
-    manifest = {
-        "format_version": 2,
-        "identity": shard_set_identity(definition),
-        "package_version": "0.1.0",
-        "bands": list(bands),
-        "channel_names": channel_names,
-        "stamp_size": STAMP_SIZE,
-        "seed": seed,
-        "shard_size": shard_size,
-        "test_fraction": test_examples / (train_examples + validation_examples + test_examples),
-        "validation_fraction": validation_examples / (train_examples + validation_examples),
-        "labels": {"real": 0, "fake": 1},
-        "splits": splits,
-        "normalization": {"computed_on": "train", "channels": normalization},
-    }
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
+    return write_shard_set_arrays(directory, splits, channel_names, definition, shard_size, {"bands": list(bands)})
 
 
 def read_test_stamps(directory: Path) -> np.ndarray:

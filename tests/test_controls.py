@@ -102,4 +102,6 @@ def test_the_auc_grows_with_the_size_error(none_verdict, size_verdict, tmp_path)
     ]
     sentence = sensitivity.detection_sentence(rows)
     smallest = 50 if half["auc_p_value"] < 0.05 else 100
-    assert sentence == f"With {half['examples']} test examples the CNN detects half-light radii wrong by >= {smallest}%."
+    assert (
+        sentence == f"With {half['examples']} test examples the CNN detects half-light radii wrong by >= {smallest}%."
+    )

@@ -20,25 +20,32 @@ import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
-from astropy.wcs import WCS
 
 from realfake import __version__, survey
-from realfake.cli import main
 from realfake.cutouts import (
     CutoutSettings,
     catalog_columns,
     cutouts_path,
     expected_attributes,
-    make_cutouts,
+    run_cutouts,
 )
-from realfake.cutouts_file import COUNT_ATTRIBUTES, cutouts_file_is_complete, read_attribute_text, read_cutouts_catalog
-from realfake.errors import RealfakeError
-from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, write_mock_survey
+from realfake.cutouts.file import cutouts_file_is_complete
+from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
 from realfake.mock.render import render_sources
-from tinysurvey import BRICK, HALF, OTHER_BRICK, SIZE, TinySurvey, counts, load, run_cutouts, write_brick_table, write_table
+from tinysurvey import (
+    BRICK,
+    HALF,
+    OTHER_BRICK,
+    SIZE,
+    TinySurvey,
+    counts,
+    cutouts_cli,
+    load,
+    write_brick_table,
+    write_table,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-REALDATA = REPOSITORY.parent / "shared" / "realdata"
 BIN = Path(sys.executable).parent
 
 
@@ -69,8 +76,8 @@ def test_a_galaxy_listed_as_real_and_as_fake_gives_identical_stamps(tiny, tmp_pa
     tiny.write_tractor(x, y)
     tiny.write_simcat("rs0", x, y, ids=[7])
 
-    assert run_cutouts(tiny.arguments("real", tmp_path / "real.h5", "--selection", "all_primary"), capsys)[0] == 0
-    assert run_cutouts(tiny.arguments("sim", tmp_path / "sim.h5"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("real", tmp_path / "real.h5", "--selection", "all_primary"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("sim", tmp_path / "sim.h5"), capsys)[0] == 0
     real_stamps, real_catalog, _ = load(tmp_path / "real.h5")
     sim_stamps, sim_catalog, _ = load(tmp_path / "sim.h5")
 
@@ -110,7 +117,7 @@ def test_stamp_is_the_window_centred_on_the_nearest_pixel_rows_y_columns_x(tiny,
     y = np.array([60.0, 61.55, 62.49, 63.51, 40.8, 75.45])
     tiny.write_tractor(x, y)
 
-    status, _ = run_cutouts(tiny.arguments("real", tmp_path / "out.h5", "--selection", "all_primary"), capsys)
+    status, _ = cutouts_cli(tiny.arguments("real", tmp_path / "out.h5", "--selection", "all_primary"), capsys)
     assert status == 0
     stamps, catalog, _ = load(tmp_path / "out.h5")
     np.testing.assert_allclose(catalog["x"], x, atol=1e-6)
@@ -134,7 +141,7 @@ def test_channels_are_the_bands_in_order_then_their_inverse_variances(tiny, tmp_
     tiny.write_tractor([64.0], [64.0])
 
     out = tmp_path / "grz.h5"
-    assert run_cutouts(tiny.arguments("real", out, "--selection", "all_primary"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("real", out, "--selection", "all_primary"), capsys)[0] == 0
     stamps, _, attributes = load(out)
     assert stamps.dtype == np.float32
     assert attributes["channels"] == ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]
@@ -144,7 +151,7 @@ def test_channels_are_the_bands_in_order_then_their_inverse_variances(tiny, tmp_
 
     arguments = tiny.arguments("real", tmp_path / "zg.h5", "--selection", "all_primary")
     arguments[arguments.index("--bands") + 1] = "zg"
-    assert run_cutouts(arguments, capsys)[0] == 0
+    assert cutouts_cli(arguments, capsys)[0] == 0
     stamps, _, attributes = load(tmp_path / "zg.h5")
     assert attributes["channels"] == ["z", "g", "ivar_z", "ivar_g"]
     for channel, value in enumerate([3, 1, 30, 10]):
@@ -155,7 +162,7 @@ def test_file_attributes_record_what_was_made_and_from_what(tiny, tmp_path, caps
     tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())
     tiny.write_tractor([64.0, 70.0], [64.0, 60.0], brick_primary=[True, False])
     out = tmp_path / "out.h5"
-    status, stderr = run_cutouts(tiny.arguments("real", out, "--selection", "all_primary"), capsys)
+    status, stderr = cutouts_cli(tiny.arguments("real", out, "--selection", "all_primary"), capsys)
     assert status == 0
     assert "1 stamps of 1 selected (2 read" in stderr
     _, catalog, attributes = load(out)
@@ -189,14 +196,14 @@ def test_stamps_leaving_the_image_are_dropped_or_padded(tiny, tmp_path, capsys):
     tiny.write_tractor(x, y)
 
     dropped = tmp_path / "dropped.h5"
-    assert run_cutouts(tiny.arguments("real", dropped, "--selection", "all_primary"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("real", dropped, "--selection", "all_primary"), capsys)[0] == 0
     stamps, catalog, attributes = load(dropped)
     assert list(catalog["id"]) == [10, 12]
     assert counts(attributes)["dropped_off_image"] == 2 and counts(attributes)["sources_written"] == 2
     assert stamps[1, -1, -1, 0] == 1000 * (SIZE - 1) + SIZE - 1 + 1  # the last image pixel, in the stamp
 
     padded = tmp_path / "padded.h5"
-    assert run_cutouts(tiny.arguments("real", padded, "--selection", "all_primary", "--pad-edges"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("real", padded, "--selection", "all_primary", "--pad-edges"), capsys)[0] == 0
     stamps, catalog, attributes = load(padded)
     assert list(catalog["id"]) == [10, 11, 12]
     assert counts(attributes)["dropped_off_image"] == 1  # the source whose centre is off the image
@@ -221,7 +228,7 @@ def test_no_coverage_at_the_centre_in_any_band_drops_the_source(tiny, tmp_path, 
     tiny.write_tractor([40.2, 90.0], [39.9, 90.0])
 
     out = tmp_path / "out.h5"
-    assert run_cutouts(tiny.arguments("real", out, "--selection", "all_primary"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("real", out, "--selection", "all_primary"), capsys)[0] == 0
     stamps, catalog, attributes = load(out)
     assert list(catalog["id"]) == [11]
     assert counts(attributes)["dropped_no_coverage"] == 1 and counts(attributes)["dropped_off_image"] == 0
@@ -235,7 +242,7 @@ def test_a_brick_with_no_selected_source_gives_a_valid_empty_file(tiny, tmp_path
     tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())
     tiny.write_tractor([64.0, 70.0], [64.0, 60.0])  # 10 nmgy PSFs: far too bright for elg_padded
     out = tmp_path / "empty.h5"
-    assert run_cutouts(tiny.arguments("real", out), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("real", out), capsys)[0] == 0
     stamps, catalog, attributes = load(out)
     assert stamps.shape == (0, 64, 64, 6) and stamps.dtype == np.float32
     assert len(catalog) == 0 and list(catalog.columns) == catalog_columns(("g", "r", "z"))
@@ -260,7 +267,7 @@ def test_fakes_come_from_every_rsdir_each_cut_from_its_own_coadd(tiny, tmp_path,
     tiny.write_simcat("more_rs0", [64.0], [64.0], ids=[4])
 
     out = tmp_path / "sim.h5"
-    assert run_cutouts(tiny.arguments("sim", out), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("sim", out), capsys)[0] == 0
     stamps, catalog, attributes = load(out)
     assert list(catalog["rsdir"]) == ["rs0", "rs0", "rs2", "rs2", "more_rs0"]
     assert list(catalog["id"]) == [0, 1, 2, 3, 4]
@@ -279,9 +286,9 @@ def test_select_fakes_cuts_their_true_values_with_the_selection(tiny, tmp_path, 
     fluxes = {band: [10 ** ((22.5 - mag) / 2.5) * 0.9, 10.0] for band, mag in zip("grz", [23.0, 22.6, 22.0])}
     tiny.write_simcat("rs0", [50.0, 70.0], [50.0, 70.0], gflux=fluxes["g"], rflux=fluxes["r"], zflux=fluxes["z"])
 
-    assert run_cutouts(tiny.arguments("sim", tmp_path / "all.h5"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("sim", tmp_path / "all.h5"), capsys)[0] == 0
     assert len(load(tmp_path / "all.h5")[1]) == 2
-    assert run_cutouts(tiny.arguments("sim", tmp_path / "cut.h5", "--select-fakes"), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("sim", tmp_path / "cut.h5", "--select-fakes"), capsys)[0] == 0
     _, catalog, attributes = load(tmp_path / "cut.h5")
     assert list(catalog["id"]) == [0]
     np.testing.assert_allclose(catalog[["mag_dered_g", "mag_dered_r", "mag_dered_z"]].iloc[0], [23.0, 22.6, 22.0])
@@ -308,7 +315,7 @@ def test_an_older_simcat_takes_the_median_transmission_of_a_tractor_catalog(tiny
     tiny.write_tractor([10.0], [10.0], mw_transmission_z=[0.25])  # the DR5 brick's
 
     out = tmp_path / "rs.h5"
-    assert run_cutouts(tiny.arguments("sim", out), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("sim", out), capsys)[0] == 0
     _, catalog, attributes = load(out)
     assert attributes["mw_transmission_source"] == [f"rs0: median of {rs_tractor}"]
     assert str(rs_tractor) in attributes["inputs"]
@@ -319,13 +326,13 @@ def test_an_older_simcat_takes_the_median_transmission_of_a_tractor_catalog(tiny
 
     rs_tractor.unlink()
     out = tmp_path / "dr5.h5"
-    assert run_cutouts(tiny.arguments("sim", out), capsys)[0] == 0
+    assert cutouts_cli(tiny.arguments("sim", out), capsys)[0] == 0
     _, catalog, attributes = load(out)
     assert attributes["mw_transmission_source"] == [f"rs0: median of {tiny.tractor_path()}"]
     assert catalog["mw_transmission_z"].iloc[0] == pytest.approx(0.25)
 
     tiny.tractor_path().unlink()
-    status, stderr = run_cutouts(tiny.arguments("sim", tmp_path / "none.h5"), capsys)
+    status, stderr = cutouts_cli(tiny.arguments("sim", tmp_path / "none.h5"), capsys)
     assert status == 2 and "has no Milky Way transmission" in stderr and str(tiny.simcat_path("rs0")) in stderr
     assert not (tmp_path / "none.h5").exists()
 
@@ -334,11 +341,11 @@ def test_an_older_simcat_takes_the_median_transmission_of_a_tractor_catalog(tiny
 
 
 def test_bad_settings_are_one_line_errors(tiny, tmp_path, capsys):
-    status, stderr = run_cutouts(tiny.arguments("real", tmp_path / "out.h5", "--bands", "gi"), capsys)
+    status, stderr = cutouts_cli(tiny.arguments("real", tmp_path / "out.h5", "--bands", "gi"), capsys)
     assert status == 2 and "unknown band(s) i" in stderr
     arguments = tiny.arguments("sim", tmp_path / "out.h5")
     del arguments[arguments.index("--obiwan-dir") : arguments.index("--obiwan-dir") + 2]
-    status, stderr = run_cutouts(arguments, capsys)
+    status, stderr = cutouts_cli(arguments, capsys)
     assert status == 2 and "--obiwan-dir" in stderr
     assert not (tmp_path / "out.h5").exists()
 
@@ -353,7 +360,7 @@ def test_a_crash_while_writing_leaves_no_file(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(h5py.Group, "create_group", crash)
     out = tmp_path / "out" / "out.h5"
     with pytest.raises(RuntimeError, match="disk full"):
-        make_cutouts(CutoutSettings(kind="real", dr5_dir=tiny.dr5, selection="all_primary"), BRICK, out)
+        run_cutouts(CutoutSettings(kind="real", dr5_dir=tiny.dr5, selection="all_primary"), BRICK, out)
     assert list(out.parent.iterdir()) == []
 
 
@@ -362,7 +369,7 @@ def test_only_complete_files_made_with_the_same_settings_are_trusted(tiny, tmp_p
     tiny.write_tractor([64.0, 70.0], [64.0, 70.0])
     settings = CutoutSettings(kind="real", dr5_dir=tiny.dr5, selection="all_primary")
     out = tmp_path / "out.h5"
-    make_cutouts(settings, BRICK, out)
+    run_cutouts(settings, BRICK, out)
     columns = catalog_columns(settings.bands)
     assert cutouts_file_is_complete(out, expected_attributes(settings, BRICK), columns)
     other = CutoutSettings(kind="real", dr5_dir=tiny.dr5, selection="elg_padded")
@@ -371,7 +378,7 @@ def test_only_complete_files_made_with_the_same_settings_are_trusted(tiny, tmp_p
     with h5py.File(out, "a") as cutouts:
         cutouts.attrs["sources_written"] = 3  # counts no longer match the stamps
     assert not cutouts_file_is_complete(out, expected_attributes(settings, BRICK), columns)
-    make_cutouts(settings, BRICK, out)
+    run_cutouts(settings, BRICK, out)
     out.write_bytes(out.read_bytes()[:2000])
     assert not cutouts_file_is_complete(out, expected_attributes(settings, BRICK), columns)
     assert not cutouts_file_is_complete(tmp_path / "absent.h5", expected_attributes(settings, BRICK), columns)
@@ -381,11 +388,9 @@ def test_only_complete_files_made_with_the_same_settings_are_trusted(tiny, tmp_p
 
 
 @pytest.fixture
-def realdata_trees(tmp_path: Path) -> tuple[Path, Path]:
+def realdata_trees(realdata: Path, tmp_path: Path) -> tuple[Path, Path]:
     """../shared/realdata/obiwan_1238p245_dr5 arranged as a DR5 tree (links to rs0's files) and an obiwan tree."""
-    if not REALDATA.is_dir():
-        pytest.fail(f"real test data not found at {REALDATA}")
-    obiwan = REALDATA / "obiwan_1238p245_dr5"
+    obiwan = realdata / "obiwan_1238p245_dr5"
     rs0 = obiwan / "elg" / "123" / BRICK / "rs0"
     dr5 = tmp_path / "dr5"
     coadd_dir = dr5 / "coadd" / "123" / BRICK
@@ -410,7 +415,7 @@ def test_real_obiwan_files_give_two_centred_real_stamps_and_no_fakes(realdata_tr
     common = ["--brick", BRICK, "--bands", "z", "--dr5-dir", str(dr5), "--obiwan-dir", str(obiwan),
               "--selection", "all_primary"]  # fmt: skip
 
-    assert run_cutouts(["cutouts", "--kind", "real", "--out", str(tmp_path / "real.h5"), *common], capsys)[0] == 0
+    assert cutouts_cli(["cutouts", "--kind", "real", "--out", str(tmp_path / "real.h5"), *common], capsys)[0] == 0
     stamps, catalog, attributes = load(tmp_path / "real.h5")
     assert stamps.shape == (2, 64, 64, 2)
     assert list(catalog["id"]) == [0, 1] and list(catalog["type"]) == ["PSF", "PSF"]
@@ -426,7 +431,7 @@ def test_real_obiwan_files_give_two_centred_real_stamps_and_no_fakes(realdata_tr
         "dropped_no_coverage": 0,
     }  # fmt: skip
 
-    assert run_cutouts(["cutouts", "--kind", "sim", "--out", str(tmp_path / "sim.h5"), *common], capsys)[0] == 0
+    assert cutouts_cli(["cutouts", "--kind", "sim", "--out", str(tmp_path / "sim.h5"), *common], capsys)[0] == 0
     stamps, catalog, attributes = load(tmp_path / "sim.h5")
     assert stamps.shape == (0, 64, 64, 2) and len(catalog) == 0
     assert counts(attributes) == {
@@ -440,9 +445,24 @@ def test_real_obiwan_files_give_two_centred_real_stamps_and_no_fakes(realdata_tr
 def test_real_obiwan_files_without_the_g_band_name_the_missing_file(realdata_trees, tmp_path, capsys):
     dr5, obiwan = realdata_trees
     out = tmp_path / "real.h5"
-    status, stderr = run_cutouts(
-        ["cutouts", "--kind", "real", "--brick", BRICK, "--out", str(out), "--bands", "grz", "--dr5-dir", str(dr5),
-         "--obiwan-dir", str(obiwan), "--selection", "all_primary"],  # fmt: skip
+    status, stderr = cutouts_cli(
+        [
+            "cutouts",
+            "--kind",
+            "real",
+            "--brick",
+            BRICK,
+            "--out",
+            str(out),
+            "--bands",
+            "grz",
+            "--dr5-dir",
+            str(dr5),
+            "--obiwan-dir",
+            str(obiwan),
+            "--selection",
+            "all_primary",
+        ],  # fmt: skip
         capsys,
     )
     assert status == 2 and "legacysurvey-1238p245-image-g.fits.fz" in stderr
@@ -457,7 +477,7 @@ MOCK_SIZE = 384
 @pytest.fixture(scope="module")
 def mock_survey(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mock")
-    write_mock_survey(MockSettings(out=root, bricks=1, size=MOCK_SIZE, seed=3, rsdirs=4, fakes_per_rsdir=30))
+    run_mock_survey(MockSettings(out=root, bricks=1, size=MOCK_SIZE, seed=3, rsdirs=4, fakes_per_rsdir=30))
     return root
 
 
@@ -465,13 +485,13 @@ def test_fakes_carry_their_rs_dir_fit_and_reals_their_own_values(mock_survey, tm
     """Both classes get measured_* columns: a real source its own tractor values, a fake those of the source
     at its position in its rs dir's tractor catalog (legacypipe's re-fit); without that catalog, none."""
     real_settings = CutoutSettings(kind="real", dr5_dir=mock_survey / "dr5", selection="all_primary")
-    make_cutouts(real_settings, BRICK, tmp_path / "real.h5")
+    run_cutouts(real_settings, BRICK, tmp_path / "real.h5")
     _, real, _ = load(tmp_path / "real.h5")
     assert len(real) > 10 and real["measured"].all()
     for column in ("mag_dered_g", "mag_dered_z", "size", "type"):
         assert real[f"measured_{column}"].equals(real[column]), column
     settings = CutoutSettings(kind="sim", dr5_dir=mock_survey / "dr5", obiwan_dir=mock_survey / "obiwan")
-    make_cutouts(settings, BRICK, tmp_path / "sim.h5")
+    run_cutouts(settings, BRICK, tmp_path / "sim.h5")
     _, sim, attributes = load(tmp_path / "sim.h5")
     assert sim["measured"].all() and len(attributes["fits_from"]) == 4
     for rsdir in survey.find_rsdirs(mock_survey / "obiwan", BRICK):
@@ -489,7 +509,7 @@ def test_fakes_carry_their_rs_dir_fit_and_reals_their_own_values(mock_survey, tm
     shutil.copytree(mock_survey, bare)
     shutil.rmtree(bare / "obiwan" / "tractor")
     bare_settings = CutoutSettings(kind="sim", dr5_dir=bare / "dr5", obiwan_dir=bare / "obiwan")
-    make_cutouts(bare_settings, BRICK, tmp_path / "bare.h5")
+    run_cutouts(bare_settings, BRICK, tmp_path / "bare.h5")
     _, unmeasured, _ = load(tmp_path / "bare.h5")
     assert len(unmeasured) == len(sim) and not unmeasured["measured"].any()
     assert unmeasured["measured_mag_dered_g"].isna().all() and (unmeasured["measured_type"] == "").all()
@@ -500,7 +520,7 @@ def test_mock_fakes_sit_at_the_stamp_centre_in_the_difference_with_the_dr5_coadd
     no one-pixel offset between what is cut for fakes and for reals (DATA.md section 5.1)."""
     settings = CutoutSettings(kind="sim", dr5_dir=mock_survey / "dr5", obiwan_dir=mock_survey / "obiwan")
     out = tmp_path / "sim.h5"
-    written = make_cutouts(settings, BRICK, out)
+    written = run_cutouts(settings, BRICK, out)
     assert written.sources_read == 120 and written.sources_written > 60
     stamps, catalog, _ = load(out)
     dr5 = survey.read_coadd(mock_survey / "dr5" / "coadd" / "123" / BRICK, BRICK)
@@ -524,7 +544,7 @@ def test_mock_fakes_sit_at_the_stamp_centre_in_the_difference_with_the_dr5_coadd
 
 def test_mock_magnitudes_are_the_catalogs_dereddened_magnitudes_for_both_kinds(mock_survey, tmp_path):
     dr5, obiwan = mock_survey / "dr5", mock_survey / "obiwan"
-    real = make_cutouts(CutoutSettings(kind="real", dr5_dir=dr5), BRICK, tmp_path / "real.h5")
+    real = run_cutouts(CutoutSettings(kind="real", dr5_dir=dr5), BRICK, tmp_path / "real.h5")
     assert real.sources_written > 0
     _, real_catalog, attributes = load(tmp_path / "real.h5")
     tractor = survey.read_tractor(dr5 / "tractor" / "123" / f"tractor-{BRICK}.fits").set_index("objid")
@@ -534,11 +554,12 @@ def test_mock_magnitudes_are_the_catalogs_dereddened_magnitudes_for_both_kinds(m
         observed = tractor.loc[real_catalog["id"], f"flux_{band}"].to_numpy()
         np.testing.assert_allclose(real_catalog[f"flux_{band}"], observed, rtol=1e-6)
     assert (real_catalog["mag_dered_r"] < 23.9).all()  # elg_padded, the default
-    assert sum(counts(attributes)[key] for key in ("sources_written", "dropped_off_image", "dropped_no_coverage")) == (
-        counts(attributes)["sources_selected"]
+    assert (
+        sum(counts(attributes)[key] for key in ("sources_written", "dropped_off_image", "dropped_no_coverage"))
+        == (counts(attributes)["sources_selected"])
     )
 
-    make_cutouts(CutoutSettings(kind="sim", dr5_dir=dr5, obiwan_dir=obiwan), BRICK, tmp_path / "sim.h5")
+    run_cutouts(CutoutSettings(kind="sim", dr5_dir=dr5, obiwan_dir=obiwan), BRICK, tmp_path / "sim.h5")
     _, sim_catalog, _ = load(tmp_path / "sim.h5")
     for rsdir in sim_catalog["rsdir"].unique():
         simcat = survey.read_simcat(obiwan / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
@@ -554,7 +575,7 @@ def test_mock_magnitudes_are_the_catalogs_dereddened_magnitudes_for_both_kinds(m
 @pytest.fixture(scope="module")
 def three_brick_mock(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("three")
-    write_mock_survey(MockSettings(out=root, bricks=3, size=256, seed=5, rsdirs=1, fakes_per_rsdir=5))
+    run_mock_survey(MockSettings(out=root, bricks=3, size=256, seed=5, rsdirs=1, fakes_per_rsdir=5))
     return root
 
 
@@ -583,9 +604,9 @@ def test_batch_mode_under_mpiexec_splits_the_bricks_and_skips_complete_files(thr
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3
-    assert sum(f"[rank 0/2] brick {bricks[0]} (1/2)" in line for line in lines) == 1
-    assert sum(f"[rank 1/2] brick {bricks[1]} (1/1)" in line for line in lines) == 1
-    assert sum(f"[rank 0/2] brick {bricks[2]} (2/2)" in line for line in lines) == 1
+    assert sum(f"[rank 0/2]: brick {bricks[0]} (1/2)" in line for line in lines) == 1
+    assert sum(f"[rank 1/2]: brick {bricks[1]} (1/1)" in line for line in lines) == 1
+    assert sum(f"[rank 0/2]: brick {bricks[2]} (2/2)" in line for line in lines) == 1
     settings = CutoutSettings(kind="real", dr5_dir=three_brick_mock / "dr5", selection="all_primary")
     files = [cutouts_path(out_dir, brick) for brick in bricks]
     assert files[0] == out_dir / bricks[0][:3] / f"{bricks[0]}.h5"
@@ -610,7 +631,7 @@ def test_batch_mode_without_mpi_reports_a_bad_brick_and_still_makes_the_others(t
     out_dir = tmp_path / "cutouts"
     result = _batch(three_brick_mock, bricks_file, out_dir, ranks=1)
     assert result.returncode == 2
-    assert f"[rank 0/1] brick {OTHER_BRICK} (2/3): error: brick {OTHER_BRICK} is not in the survey" in result.stderr
+    assert f"[rank 0/1]: brick {OTHER_BRICK} (2/3): error: brick {OTHER_BRICK} is not in the survey" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("realfake cutouts: error: 1 of 3 bricks failed")
     assert cutouts_path(out_dir, bricks[0]).is_file() and cutouts_path(out_dir, bricks[2]).is_file()
     assert not cutouts_path(out_dir, OTHER_BRICK).exists()
@@ -619,9 +640,18 @@ def test_batch_mode_without_mpi_reports_a_bad_brick_and_still_makes_the_others(t
 def test_a_bad_brick_list_names_the_line(tmp_path, capsys):
     bricks_file = tmp_path / "bricks.txt"
     bricks_file.write_text(f"{BRICK}\n123p45\n")
-    status, stderr = run_cutouts(
-        ["cutouts", "--kind", "real", "--bricks", str(bricks_file), "--out-dir", str(tmp_path / "out"),
-         "--dr5-dir", str(tmp_path)],  # fmt: skip
+    status, stderr = cutouts_cli(
+        [
+            "cutouts",
+            "--kind",
+            "real",
+            "--bricks",
+            str(bricks_file),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--dr5-dir",
+            str(tmp_path),
+        ],  # fmt: skip
         capsys,
     )
     assert status == 2 and f"{bricks_file}, line 2" in stderr and "123p45" in stderr
@@ -663,7 +693,7 @@ def test_input_files_list_every_file_the_cutouts_read(tiny, tmp_path):
     _write_older_simcat(tiny, "rs3")  # takes its transmission from the DR5 tractor catalog
     for kind in ("real", "sim"):
         settings = CutoutSettings(kind=kind, dr5_dir=tiny.dr5, obiwan_dir=tiny.obiwan, selection="all_primary")
-        make_cutouts(settings, BRICK, tmp_path / f"{kind}.h5")
+        run_cutouts(settings, BRICK, tmp_path / f"{kind}.h5")
         read = set(load(tmp_path / f"{kind}.h5")[2]["inputs"])
         listed = {str(path) for path in input_files(settings, BRICK)}
         assert read <= listed

@@ -6,6 +6,8 @@ version that only one file has means the two installs differ.
 """
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -106,3 +108,16 @@ def test_names_are_compared_as_pypi_compares_them():
 def test_a_requirement_that_is_not_an_exact_pin_is_refused(requirement):
     with pytest.raises(ValueError, match="not an exact"):
         exact_pins([requirement], "pyproject.toml")
+
+
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]])
+def test_the_python_code_passes_ruff(command):
+    """The linter and formatter of `make lint`, with the settings in pyproject.toml."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ruff"), *command],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as scipy_stats
-from sklearn.metrics import roc_auc_score
 from synthetic_shards import read_test_stamps, save_model, write_shard_set
 
-from realfake import stats
 from realfake.baselines import catalog_features, measured_view, shortcut_baselines
 from realfake.cli import main
-from realfake.evaluate import evaluate_predictions, split_shards, split_statistics, stamp_statistics
+from realfake.evaluate import evaluate_predictions
+from realfake.features import split_statistics, stamp_statistics
+from realfake.shardset import open_shard_set
 from realfake.verdict import BREAKDOWN_COLUMNS, breakdown_variables
 from realfake.stats import StatisticsSettings
 
@@ -173,8 +170,9 @@ def test_stamp_statistics_measure_centre_flux_depth_and_centroid():
 
 def test_split_statistics_read_from_disk_equal_the_in_memory_statistics(tmp_path):
     manifest = write_shard_set(tmp_path / "shards", train_examples=40, test_examples=70, shard_size=32)
-    split = split_shards(manifest, tmp_path / "shards", "test")
-    on_disk = split_statistics(split, tuple(manifest["channel_names"]), batch_size=16)
+    on_disk = split_statistics(
+        open_shard_set(tmp_path / "shards").test, tuple(manifest["channel_names"]), batch_size=16
+    )
     in_memory = pd.DataFrame(stamp_statistics(read_test_stamps(tmp_path / "shards"), tuple(manifest["channel_names"])))
     assert len(on_disk) == 70
     pd.testing.assert_frame_equal(on_disk, in_memory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,9 @@ from astropy.io import fits
 from scipy import stats
 
 from realfake import survey
+from realfake.conventions import brick_directory
 from realfake.errors import RealfakeError
-from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, write_mock_survey
+from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
 from realfake.mock.brick import MIN_FAKE_SEPARATION
 from realfake.mock.render import render_sources
 from realfake.selection import select
@@ -24,7 +26,7 @@ BRICK = "1238p245"
 
 def _write(root: Path, **overrides) -> Path:
     settings = MockSettings(out=root, bricks=1, size=SIZE, seed=7, rsdirs=2, fakes_per_rsdir=40, **overrides)
-    write_mock_survey(settings)
+    run_mock_survey(settings)
     return root
 
 
@@ -73,7 +75,7 @@ def test_brick_names_are_dr5_names():
     names = mock_brick_names(10)
     assert names[0] == "1238p245"
     assert len(set(names)) == 10
-    assert all(survey.brick_subdir(name) == name[:3] for name in names)
+    assert all(brick_directory(name) == name[:3] for name in names)
 
 
 def test_wcs_is_tan_at_0262_centred_on_the_brick(mock_none):
@@ -174,7 +176,10 @@ def test_none_fakes_follow_the_selected_real_population(mock_none):
     selected = tractor[select(tractor, "elg_padded")]
     real_truth = truth[truth["objid"] >= 0].set_index("objid").loc[selected["objid"]]
     fakes = np.concatenate(
-        [survey.read_simcat(rsdir.simcat_path)["flux_dered_r"] for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK)]
+        [
+            survey.read_simcat(rsdir.simcat_path)["flux_dered_r"]
+            for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK)
+        ]
     )
     assert stats.ks_2samp(real_truth["flux_dered_r"], fakes).pvalue > 0.01
     real_radius = real_truth["rhalf"].to_numpy()
@@ -257,7 +262,9 @@ def test_mismatches_change_one_thing(mock_none, mock_variants):
     assert sharp.max() > 3 * convolved.max()
     # noise: without add_sim_noise the fake pixels are exactly the noiseless model.
     quiet, inverse_variance = fake_pixels(mock_variants["noise"])
-    fwhm = fits.getheader(mock_none / "dr5" / "coadd" / "123" / BRICK / f"legacysurvey-{BRICK}-image-r.fits.fz", 1)["PSFFWHM"]
+    fwhm = fits.getheader(mock_none / "dr5" / "coadd" / "123" / BRICK / f"legacysurvey-{BRICK}-image-r.fits.fz", 1)[
+        "PSFFWHM"
+    ]
     fakes = _truth_of_fakes(none)
     model = render_sources((SIZE, SIZE), fakes, none["flux_r"].to_numpy(), fwhm)
     bright = (model > 0.01) & (inverse_variance > 0)
@@ -268,9 +275,9 @@ def test_mismatches_change_one_thing(mock_none, mock_variants):
 
 def _truth_of_fakes(simcat):
     """Simcat rows -> the truth columns render_sources takes."""
-    return simcat.assign(
-        fracdev=0.0, rhalf_dev=0.0, e1_dev=0.0, e2_dev=0.0
-    )[["x", "y", "sersic_n", "rhalf", "e1", "e2", "fracdev", "rhalf_dev", "e1_dev", "e2_dev"]]
+    return simcat.assign(fracdev=0.0, rhalf_dev=0.0, e1_dev=0.0, e2_dev=0.0)[
+        ["x", "y", "sersic_n", "rhalf", "e1", "e2", "fracdev", "rhalf_dev", "e1_dev", "e2_dev"]
+    ]
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path, mock_none):
@@ -280,19 +287,19 @@ def test_same_seed_gives_byte_identical_files(tmp_path, mock_none):
 
 def test_different_seed_gives_a_different_sky(tmp_path, mock_none):
     other = MockSettings(out=tmp_path / "other", bricks=1, size=SIZE, seed=8, rsdirs=2, fakes_per_rsdir=40)
-    write_mock_survey(other)
+    run_mock_survey(other)
     path = Path("dr5") / "coadd" / "123" / BRICK / f"legacysurvey-{BRICK}-image-r.fits.fz"
     assert (tmp_path / "other" / path).read_bytes() != (mock_none / path).read_bytes()
 
 
 def test_one_brick_at_a_time_equals_all_at_once(tmp_path):
     together = tmp_path / "together"
-    write_mock_survey(MockSettings(out=together, bricks=2, size=160, seed=3, rsdirs=1, fakes_per_rsdir=5))
+    run_mock_survey(MockSettings(out=together, bricks=2, size=160, seed=3, rsdirs=1, fakes_per_rsdir=5))
     separate = tmp_path / "separate"
     settings = MockSettings(out=separate, bricks=2, size=160, seed=3, rsdirs=1, fakes_per_rsdir=5)
-    write_mock_survey(settings, table_only=True)
+    run_mock_survey(settings, table_only=True)
     for name in reversed(mock_brick_names(2)):
-        write_mock_survey(settings, only_bricks=[name])
+        run_mock_survey(settings, only_bricks=[name])
     assert _files(separate) == _files(together)
 
 
@@ -302,7 +309,7 @@ def test_bad_settings_are_one_line_errors(tmp_path):
     with pytest.raises(RealfakeError, match="bricks"):
         MockSettings(out=tmp_path, bricks=0)
     with pytest.raises(RealfakeError, match="9999p999"):
-        write_mock_survey(MockSettings(out=tmp_path, bricks=1, size=160), only_bricks=["9999p999"])
+        run_mock_survey(MockSettings(out=tmp_path, bricks=1, size=160), only_bricks=["9999p999"])
     result = subprocess.run(
         [sys.executable, "-m", "realfake.cli", "mock-survey", "--out", str(tmp_path / "x"), "--bricks", "0"],
         capture_output=True,
@@ -339,7 +346,9 @@ def test_a_mismatch_at_its_identity_strength_gives_exactly_the_fakes_of_none(mis
     assert found.keys() == expected.keys()
     for key, values in expected.items():
         np.testing.assert_array_equal(found[key], values, err_msg=key)
-    header = fits.getheader(identity / "obiwan" / "coadd" / "123" / BRICK / "rs0" / f"legacysurvey-{BRICK}-image-r.fits.fz", 1)
+    header = fits.getheader(
+        identity / "obiwan" / "coadd" / "123" / BRICK / "rs0" / f"legacysurvey-{BRICK}-image-r.fits.fz", 1
+    )
     assert (header["MISMATCH"], header["STRENGTH"]) == (mismatch, IDENTITY_STRENGTH[mismatch])
 
 
@@ -376,3 +385,12 @@ def test_a_strength_out_of_range_or_without_a_mismatch_is_refused(tmp_path):
         MockSettings(out=tmp_path, mismatch="profile", strength=1.5)
     with pytest.raises(RealfakeError, match="mismatch size strength must be at least 0.1, got 0.0"):
         MockSettings(out=tmp_path, mismatch="size", strength=0.0)
+
+
+def test_too_many_fakes_for_the_brick_says_how_many_fit(tmp_path):
+    with pytest.raises(RealfakeError) as error:
+        run_mock_survey(MockSettings(out=tmp_path / "a", bricks=1, size=400))
+    match = re.search(r"150 fakes per rs dir do not fit in a 400-pixel brick, 40 pixels apart: about (\d+) do; "
+                      r"use --fakes-per-rsdir (\d+) \(mock.fakes_per_rsdir\) or fewer", str(error.value))  # fmt: skip
+    assert match and match[1] == match[2], str(error.value)
+    assert run_mock_survey(MockSettings(out=tmp_path / "b", bricks=1, size=400, fakes_per_rsdir=int(match[2])))

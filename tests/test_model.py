@@ -1,4 +1,4 @@
-"""realfake.model: the seed's LeNet table, a deeper model, the in-model input normalisation."""
+"""realfake.model: the original obiwan code's LeNet table, a deeper model, the in-model input normalisation."""
 
 from __future__ import annotations
 
@@ -30,18 +30,18 @@ def pass_through(channels: int) -> Normalization:
 
 
 @pytest.fixture(scope="module")
-def shard_directory(tmp_path_factory):
+def small_shard_set(tmp_path_factory):
     return write_shard_set(tmp_path_factory.mktemp("shards"), train_shards=1, test_shards=1)
 
 
 @pytest.fixture(scope="module")
-def manifest(shard_directory):
-    return json.loads((shard_directory / "manifest.json").read_text())
+def manifest(small_shard_set):
+    return json.loads((small_shard_set / "manifest.json").read_text())
 
 
 def test_lenet_matches_the_seed_table():
     model = build_model((64, 64, 6), LENET, pass_through(6))
-    # (layer, feature maps or units, output size) from the seed's table.
+    # (layer, feature maps or units, output size) from the original obiwan code's table.
     table = [
         ("block1_conv1", 18, 64),
         ("block1_pool", 18, 32),
@@ -101,8 +101,10 @@ def test_compact_model_keeps_the_centre_sharp():
     assert tuple(model.get_layer("block3_pool").output.shape) == (None, 8, 8, 64)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     assert tuple(model.get_layer("dense1").output.shape) == (None, 64)
-    # Cheaper per example than the seed's LeNet.
-    assert forward_flops_per_example(model) < forward_flops_per_example(build_model((64, 64, 6), LENET, pass_through(6)))
+    # Cheaper per example than the original obiwan code's LeNet.
+    assert forward_flops_per_example(model) < forward_flops_per_example(
+        build_model((64, 64, 6), LENET, pass_through(6))
+    )
 
 
 def test_bad_model_settings_name_the_problem():
@@ -173,9 +175,9 @@ def test_saved_model_reloads_with_its_normalisation(tmp_path, manifest):
     np.testing.assert_array_equal(reloaded.predict(stamps, verbose=0), model.predict(stamps, verbose=0))
 
 
-def test_initial_loss_is_of_order_one(shard_directory, manifest):
-    stamps = np.load(shard_directory / "xtrain_0.npy")
-    labels = np.load(shard_directory / "ytrain_0.npy")
+def test_initial_loss_is_of_order_one(small_shard_set, manifest):
+    stamps = np.load(small_shard_set / "xtrain_0.npy")
+    labels = np.load(small_shard_set / "ytrain_0.npy")
     keras.utils.set_random_seed(1)
     normalized = build_model((64, 64, 6), LENET, normalization_from_manifest(manifest, "manifest.json"))
     loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, normalized.predict(stamps, verbose=0))))

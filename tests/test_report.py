@@ -257,7 +257,8 @@ def test_report_of_a_missing_evaluation_is_one_line_and_exit_2(tmp_path, capsys)
     assert status == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
-        f"realfake report: error: {tmp_path / 'nothing' / 'predictions.parquet'} is missing (run `realfake evaluate` first)"
+        f"realfake report: error: {tmp_path / 'nothing' / 'predictions.parquet'} is missing "
+        "(run `realfake evaluate` first)"
     ]
 
 

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from cutoutsfixture import BRICKS, CHANNELS, SIZE, code, write_fixture
-from realfake.cutouts_file import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
+from realfake.cutouts.file import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
 from realfake.errors import RealfakeError
-from realfake.shards import ShardSettings, make_shards
+from realfake.shards import ShardSettings, run_shards
+
 
 @pytest.fixture
 def cutouts(tmp_path) -> Path:
@@ -53,7 +54,7 @@ def keys(catalog: pd.DataFrame) -> set[tuple]:
 
 def test_every_stamp_once_and_traceable(cutouts, tmp_path):
     out = tmp_path / "shards"
-    make_shards(settings_for(cutouts, out, balance="none", match=()))
+    run_shards(settings_for(cutouts, out, balance="none", match=()))
     seen = []
     for split in ("train", "validation", "test"):
         x, y, catalog = load_split(out, split)
@@ -77,11 +78,13 @@ def test_every_stamp_once_and_traceable(cutouts, tmp_path):
 
 def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
     out = tmp_path / "shards"
-    manifest = make_shards(settings_for(cutouts, out))
+    manifest = run_shards(settings_for(cutouts, out))
     union = []
     for split in ("train", "validation", "test"):
         _, y, catalog = load_split(out, split)
-        assert (y == 0).sum() == (y == 1).sum() == manifest["splits"][split]["real"] == manifest["splits"][split]["fake"]
+        assert (
+            (y == 0).sum() == (y == 1).sum() == manifest["splits"][split]["real"] == manifest["splits"][split]["fake"]
+        )
         union.append(catalog)
         first_shard = catalog[catalog["shard"] == 0]
         assert first_shard["brickname"].nunique() >= 3
@@ -101,9 +104,9 @@ def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
 
 def test_same_seed_same_bytes_other_seed_other_order(cutouts, tmp_path):
     first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    make_shards(settings_for(cutouts, first, seed=5))
-    make_shards(settings_for(cutouts, second, seed=5))
-    make_shards(settings_for(cutouts, third, seed=6))
+    run_shards(settings_for(cutouts, first, seed=5))
+    run_shards(settings_for(cutouts, second, seed=5))
+    run_shards(settings_for(cutouts, third, seed=6))
     names = sorted(path.name for path in first.iterdir())
     assert names == sorted(path.name for path in second.iterdir())
     manifest_a = json.loads((first / "manifest.json").read_text())
@@ -118,14 +121,16 @@ def test_same_seed_same_bytes_other_seed_other_order(cutouts, tmp_path):
 
 def test_normalisation_comes_from_the_training_split(cutouts, tmp_path):
     out = tmp_path / "shards"
-    manifest = make_shards(settings_for(cutouts, out))
+    manifest = run_shards(settings_for(cutouts, out))
     statistics = manifest["normalization"]["channels"]
     assert manifest["normalization"]["computed_on"] == "train"
     x, _, _ = load_split(out, "train")
     for channel in (1, 2, 4):
         name = CHANNELS[channel]
         values = x[..., channel].ravel()
-        assert statistics[name]["median"] == pytest.approx(float(np.median(values)), abs=0.05 * float(values.std()) + 1e-6)
+        assert statistics[name]["median"] == pytest.approx(
+            float(np.median(values)), abs=0.05 * float(values.std()) + 1e-6
+        )
         mad_sigma = 1.4826 * np.median(np.abs(values - np.median(values)))
         assert statistics[name]["mad_sigma"] == pytest.approx(float(mad_sigma), rel=0.1)
 
@@ -134,23 +139,23 @@ def test_bricks_file_restricts_the_inputs(cutouts, tmp_path):
     bricks = tmp_path / "bricks.txt"
     bricks.write_text("1238p245\n1244p245\n")
     out = tmp_path / "shards"
-    manifest = make_shards(settings_for(cutouts, out, bricks_file=bricks))
+    manifest = run_shards(settings_for(cutouts, out, bricks_file=bricks))
     assert len(manifest["inputs"]["files"]) == 4
     _, _, catalog = load_split(out, "train")
     assert set(catalog["brickname"]) == {"1238p245", "1244p245"}
     bricks.write_text("1238p245\n1250p245\n")
     with pytest.raises(RealfakeError, match="1250p245.h5"):
-        make_shards(settings_for(cutouts, tmp_path / "other", bricks_file=bricks))
+        run_shards(settings_for(cutouts, tmp_path / "other", bricks_file=bricks))
 
 
 def test_bad_inputs_fail_naming_the_file_and_leave_the_old_set(cutouts, tmp_path):
     out = tmp_path / "shards"
-    make_shards(settings_for(cutouts, out))
+    run_shards(settings_for(cutouts, out))
     before = sorted(path.name for path in out.iterdir())
     broken = cutouts / "sim" / "124" / "1244p245.h5"
     broken.write_bytes(b"not an HDF5 file")
     with pytest.raises(RealfakeError, match="1244p245.h5"):
-        make_shards(settings_for(cutouts, out))
+        run_shards(settings_for(cutouts, out))
     assert sorted(path.name for path in out.iterdir()) == before
     assert not list(tmp_path.glob(".shards.tmp-*"))
 
@@ -162,16 +167,16 @@ def test_inconsistent_channels_are_refused(tmp_path):
     (tmp_path / "cutouts" / "sim" / "124").mkdir()
     odd.rename(tmp_path / "cutouts" / "sim" / "124" / "1241p245.h5")
     with pytest.raises(RealfakeError, match="1241p245.h5.*channels"):
-        make_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
+        run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
     assert not (tmp_path / "shards").exists()
 
 
 def test_no_fakes_is_an_error_and_empty_bricks_are_fine(tmp_path):
     write_fixture(tmp_path / "cutouts", {"real": [20, 0], "sim": [0, 0]})
     with pytest.raises(RealfakeError, match="no fake examples"):
-        make_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
+        run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
     write_fixture(tmp_path / "more", {"real": [20, 0], "sim": [0, 30]})
-    manifest = make_shards(settings_for(tmp_path / "more", tmp_path / "shards", match=()))
+    manifest = run_shards(settings_for(tmp_path / "more", tmp_path / "shards", match=()))
     # 20 per class: 4 to test, round(0.1 x 16) = 2 to validation, 14 to train.
     assert manifest["splits"]["train"]["real"] == manifest["splits"]["train"]["fake"] == 14
     assert manifest["splits"]["validation"]["real"] == manifest["splits"]["validation"]["fake"] == 2
@@ -179,7 +184,18 @@ def test_no_fakes_is_an_error_and_empty_bricks_are_fine(tmp_path):
 
 def test_command_line_error_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "realfake.cli", "shards", "--real", str(tmp_path / "none"), "--sim", str(tmp_path), "--out", str(tmp_path / "out")],
+        [
+            sys.executable,
+            "-m",
+            "realfake.cli",
+            "shards",
+            "--real",
+            str(tmp_path / "none"),
+            "--sim",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ],
         capture_output=True,
         text=True,
     )
@@ -189,19 +205,19 @@ def test_command_line_error_is_one_line(tmp_path):
 
 
 def test_the_identity_is_that_of_the_inputs_and_settings(cutouts, tmp_path):
-    first = make_shards(settings_for(cutouts, tmp_path / "a"))
-    again = make_shards(settings_for(cutouts, tmp_path / "b"))
+    first = run_shards(settings_for(cutouts, tmp_path / "a"))
+    again = run_shards(settings_for(cutouts, tmp_path / "b"))
     assert first["identity"] == again["identity"]  # re-made from the same inputs: the same shard set
     assert len(first["identity"]) == 64
     assert first["inputs"]["content_sha256"] == [file_content_digest(Path(name)) for name in first["inputs"]["files"]]
-    assert make_shards(settings_for(cutouts, tmp_path / "c", seed=2))["identity"] != first["identity"]
-    assert make_shards(settings_for(cutouts, tmp_path / "d", test_fraction=0.3))["identity"] != first["identity"]
+    assert run_shards(settings_for(cutouts, tmp_path / "c", seed=2))["identity"] != first["identity"]
+    assert run_shards(settings_for(cutouts, tmp_path / "d", test_fraction=0.3))["identity"] != first["identity"]
     # One pixel of one input stamp changed: another shard set, though every count stays the same.
     path = cutouts / "sim" / "124" / "1241p245.h5"
     stamps, catalog = load_cutouts(path)
     stamps[3, 4, 4, 1] += 1e-3
     rewrite_cutouts(path, stamps, catalog)
-    changed = make_shards(settings_for(cutouts, tmp_path / "e"))
+    changed = run_shards(settings_for(cutouts, tmp_path / "e"))
     assert changed["splits"]["train"]["examples"] == first["splits"]["train"]["examples"]
     assert changed["identity"] != first["identity"]
 
@@ -225,14 +241,14 @@ def test_the_content_digest_survives_the_file_and_older_files_get_one_computed(t
 
 def test_a_cutouts_file_from_another_tree_is_refused_naming_both(cutouts, tmp_path):
     out = tmp_path / "shards"
-    assert make_shards(settings_for(cutouts, out, dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan")))
+    assert run_shards(settings_for(cutouts, out, dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan")))
     before = json.loads((out / "manifest.json").read_text())
     # One brick's fakes left by a run on another obiwan tree (the mock's, say).
     stale = cutouts / "sim" / "124" / "1244p245.h5"
     with h5py.File(stale, "a") as cutouts_file:
         cutouts_file.attrs["obiwan_dir"] = "results/mock/obiwan"
     with pytest.raises(RealfakeError) as error:
-        make_shards(settings_for(cutouts, out, dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan")))
+        run_shards(settings_for(cutouts, out, dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan")))
     assert str(error.value) == (
         f"cutouts file {stale} was made from the obiwan tree results/mock/obiwan, not obiwan: it is left from a "
         f"run on other inputs; delete it, and its cutouts job (or `realfake cutouts`) makes it again from obiwan"
@@ -242,4 +258,4 @@ def test_a_cutouts_file_from_another_tree_is_refused_naming_both(cutouts, tmp_pa
     # Made again from the given tree (here: its attribute put back), and that tree spelled another way.
     with h5py.File(stale, "a") as cutouts_file:
         cutouts_file.attrs["obiwan_dir"] = "obiwan"
-    assert make_shards(settings_for(cutouts, out, dr5_dir=Path("./dr5"), obiwan_dir=Path("sub/../obiwan/")))
+    assert run_shards(settings_for(cutouts, out, dr5_dir=Path("./dr5"), obiwan_dir=Path("sub/../obiwan/")))

@@ -45,12 +45,14 @@ WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.ym
 RUN_TIMEOUT_S = 600
 
 # The survey and stage settings of both runs: small, so that the two runs take a few
-# minutes, yet with several training steps (64 training examples, 4 steps of 16).
+# minutes, yet with several training steps (64 training examples, 4 steps of 16: no
+# validation split, so the last epoch's weights are the model's).
 CONFIG = {
     "mock": {"bricks": 2, "size": 512, "rsdirs": 1, "fakes_per_rsdir": 40},
+    "shards": {"validation_fraction": 0.0},
     # lenet: the comparison checks the data-parallel machinery, and Adam turns the last-bit
     # differences of the compact model's gradients into whole steps (tests/test_training.py).
-    "train": {"model": "lenet", "epochs": 1, "batch_size": 16, "checkpoint_every": 2, "log_every": 1},
+    "train": {"model": "lenet", "epochs": 1, "batch_size": 16, "checkpoint_every": 2, "log_every": 1, "select": "last"},
     "evaluate": {"bootstrap": 50},
 }
 BRICKS = mock_brick_names(2)
@@ -64,12 +66,18 @@ TEST_PROFILE_CHANGES = {
         "cutouts": {"runtime": 10},
         # One node, 2 ranks of one CPU each (NERSC: 2 nodes, 64 ranks of 2 CPUs).
         "cutouts_batch": {
-            "nodes": 1, "tasks": 2, "cpus_per_task": 1, "mpi": "srun --cpus-per-task=1 --cpu-bind=cores",
+            "nodes": 1,
+            "tasks": 2,
+            "cpus_per_task": 1,
+            "mpi": "srun --cpus-per-task=1 --cpu-bind=cores",
             "runtime": 10,
         },
         # One node, 2 workers of one CPU each (NERSC: 2 KNL nodes, one worker each).
         "train": {
-            "nodes": 1, "tasks": 2, "cpus_per_task": 1, "mpi": "srun --cpus-per-task=1 --cpu-bind=cores",
+            "nodes": 1,
+            "tasks": 2,
+            "cpus_per_task": 1,
+            "mpi": "srun --cpus-per-task=1 --cpu-bind=cores",
             "runtime": 10,
         },
     },  # fmt: skip
@@ -205,9 +213,7 @@ def local_run(tmp_path_factory) -> Path:
 def slurm_run(slurm_cluster, tmp_path_factory) -> tuple[Path, str]:
     """The whole workflow with the NERSC profile through SLURM; its directory and output."""
     run = repository_copy(tmp_path_factory.mktemp("slurm") / "repository")
-    result = snakemake(
-        run, "--profile", "profiles/nersc-test", "--configfile", "test-config.yaml", *SLURM_OPTIONS
-    )
+    result = snakemake(run, "--profile", "profiles/nersc-test", "--configfile", "test-config.yaml", *SLURM_OPTIONS)
     assert result.returncode == 0, result.stdout[-6000:]
     return run, result.stdout
 
@@ -242,7 +248,7 @@ def test_each_cutouts_batch_ran_as_two_mpi_ranks_under_srun(slurm_run):
     run, output = slurm_run
     for kind in ("real", "sim"):
         # The command the batch's SLURM job ran (its log, written inside the job): srun
-        # with the profile's options and the seed's environment for each rank.
+        # with the profile's options and the original obiwan code's environment for each rank.
         (job_log,) = (run / ".snakemake" / "slurm_logs" / "rule_cutouts_batch" / f"{kind}_1-of-1").glob("*.log")
         assert re.search(
             r"^Shell command: srun --cpus-per-task=1 --cpu-bind=cores -n 2 env KMP_AFFINITY=disabled"
@@ -257,7 +263,7 @@ def test_each_cutouts_batch_ran_as_two_mpi_ranks_under_srun(slurm_run):
         assert (run / "results" / "cutouts" / "batches" / kind / "1-of-1.done").is_file()
         log = (run / "logs" / "cutouts" / "batches" / kind / "1-of-1.log").read_text()
         # One COMM_WORLD of 2 ranks: rank r cut brick r of the list.
-        ranks = re.findall(rf"^cutouts {kind} \[rank (\d)/(\d)\] brick (\w+) \(1/1\): \d+ stamps", log, re.M)
+        ranks = re.findall(rf"^cutouts {kind} \[rank (\d)/(\d)\]: brick (\w+) \(1/1\): \d+ stamps", log, re.M)
         assert sorted(ranks) == [("0", "2", BRICKS[0]), ("1", "2", BRICKS[1])], log
         for brick in BRICKS:
             assert (run / "results" / "cutouts" / kind / brick[:3] / f"{brick}.h5").is_file()
@@ -268,12 +274,12 @@ def test_each_cutouts_batch_ran_as_two_mpi_ranks_under_srun(slurm_run):
 @pytest.mark.slurm
 def test_training_ran_as_two_workers_clustered_from_slurm(slurm_run):
     run, _ = slurm_run
-    # The command the training's SLURM job ran: 2 srun tasks with the seed's KNL environment.
+    # The command the training's SLURM job ran: 2 srun tasks with the original obiwan code's KNL environment.
     (job_log,) = (run / ".snakemake" / "slurm_logs" / "rule_train").glob("*.log")
     assert re.search(
         r"^Shell command: srun --cpus-per-task=1 --cpu-bind=cores -n 2 env OMP_NUM_THREADS=68"
         r" KMP_AFFINITY=granularity=fine,verbose,compact,1,0 KMP_SETTINGS=1 KMP_BLOCKTIME=1"
-        r" realfake train --shards results/shards --out results/train --intra-op-threads 1 ",
+        r" realfake train --shards results/shards --out \$\(dirname results/train/model.keras\) --intra-op-threads 1 ",
         job_log.read_text(),
         flags=re.MULTILINE,
     ), job_log.read_text()[-3000:]
@@ -281,7 +287,8 @@ def test_training_ran_as_two_workers_clustered_from_slurm(slurm_run):
     # Snakemake ran without TF_CONFIG (see snakemake()), so the two workers' cluster can
     # only have come from the SLURM variables srun gave each task.
     assert re.search(
-        r"^train: 64 training examples .* 2 worker\(s\) from SLURM; this is worker 0 of (\S+):28780, \1:28781;"
+        r"^train: 64 training examples in 1 shards, 0 validation .* "
+        r"2 worker\(s\) from SLURM; this is worker 0 of (\S+):28780, \1:28781;"
         r" threads intra-op 1,",
         log,
         re.M,
@@ -312,8 +319,10 @@ def test_slurm_results_match_the_local_run(slurm_run, local_run):
     two_workers = json.loads((run / "results" / "train" / "history.json").read_text())
     assert one_worker["workers"] == 1 and two_workers["workers"] == 2
     assert two_workers["steps_per_epoch"] == one_worker["steps_per_epoch"] == 4
-    for key in ("train_loss", "validation_loss"):
-        np.testing.assert_allclose(two_workers["epochs"][0][key], one_worker["epochs"][0][key], rtol=MULTI_WORKER_RTOL)
+    np.testing.assert_allclose(
+        two_workers["epochs"][0]["train_loss"], one_worker["epochs"][0]["train_loss"], rtol=MULTI_WORKER_RTOL
+    )
+    assert two_workers["epochs"][0]["validation_loss"] is one_worker["epochs"][0]["validation_loss"] is None
     weights = model_weights(run / "results" / "train" / "model.keras")
     reference = model_weights(local_run / "results" / "train" / "model.keras")
     assert [weight.shape for weight in weights] == [weight.shape for weight in reference]

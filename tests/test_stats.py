@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from realfake import stats
+from realfake import auc, stats
 
 REPLICATIONS = 400
 
@@ -43,7 +43,7 @@ def test_auc_and_delong_standard_error_match_their_definitions_with_ties():
     rng = np.random.default_rng(3)
     labels = rng.permutation(np.repeat([0, 1], [70, 50]))
     scores = np.round(rng.normal(size=labels.size) + 0.4 * labels, 1)  # ties on purpose
-    result = stats.auc_test(labels, scores, resamples=100, rng=rng)
+    result = auc.auc_test(labels, scores, resamples=100, rng=rng)
     assert result.auc == pytest.approx(roc_auc_score(labels, scores))
     fake_component, real_component = brute_force_components(labels, scores)
     variance = np.var(fake_component, ddof=1) / 50 + np.var(real_component, ddof=1) / 70
@@ -55,23 +55,25 @@ def test_mann_whitney_p_value_is_exact_when_small_and_tie_corrected_normal_other
     rng = np.random.default_rng(4)
     labels = np.repeat([0, 1], 40)
     scores = rng.normal(size=80) + 0.5 * labels
-    small = stats.auc_test(labels, scores, rng=rng)
+    small = auc.auc_test(labels, scores, rng=rng)
     expected = scipy_stats.mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater", method="exact")
     assert small.test == "exact" and small.p_value == pytest.approx(expected.pvalue, rel=1e-12)
     tied = np.round(scores, 1)
-    normal = stats.auc_test(labels, tied, rng=rng)
-    expected = scipy_stats.mannwhitneyu(tied[labels == 1], tied[labels == 0], alternative="greater", method="asymptotic")
+    normal = auc.auc_test(labels, tied, rng=rng)
+    expected = scipy_stats.mannwhitneyu(
+        tied[labels == 1], tied[labels == 0], alternative="greater", method="asymptotic"
+    )
     assert normal.test == "normal" and normal.p_value == pytest.approx(expected.pvalue, rel=1e-10)
-    assert stats.auc_test(labels, np.full(80, 0.5), rng=rng).p_value == pytest.approx(1.0)
+    assert auc.auc_test(labels, np.full(80, 0.5), rng=rng).p_value == pytest.approx(1.0)
 
 
 def test_the_interval_is_bootstrapped_below_the_switch_and_delong_above():
     rng = np.random.default_rng(5)
     labels, scores = shifted_scores(rng, 500, 0.6)
-    bootstrapped = stats.auc_test(labels, scores, resamples=500, rng=np.random.default_rng(1))
+    bootstrapped = auc.auc_test(labels, scores, resamples=500, rng=np.random.default_rng(1))
     assert bootstrapped.interval == "bootstrap"
-    assert stats.auc_test(labels, scores, resamples=500, rng=np.random.default_rng(1)) == bootstrapped  # seeded
-    delong = stats.auc_test(labels, scores, bootstrap_below=1000)
+    assert auc.auc_test(labels, scores, resamples=500, rng=np.random.default_rng(1)) == bootstrapped  # seeded
+    delong = auc.auc_test(labels, scores, bootstrap_below=1000)
     assert delong.interval == "delong"
     half_width = scipy_stats.norm.ppf(0.975) * delong.standard_error
     assert (delong.low, delong.high) == pytest.approx((delong.auc - half_width, delong.auc + half_width))
@@ -80,7 +82,7 @@ def test_the_interval_is_bootstrapped_below_the_switch_and_delong_above():
 
 
 def test_one_class_gives_nans():
-    result = stats.auc_test(np.ones(10, dtype=int), np.linspace(0, 1, 10))
+    result = auc.auc_test(np.ones(10, dtype=int), np.linspace(0, 1, 10))
     assert math.isnan(result.auc) and math.isnan(result.p_value) and result.fake == 10 and result.real == 0
 
 
@@ -89,7 +91,7 @@ def test_paired_auc_difference_uses_delongs_paired_variance():
     labels = np.repeat([0, 1], 60)
     first = rng.normal(size=120) + 0.8 * labels
     second = first + rng.normal(scale=1.0, size=120)  # correlated with the first, weaker
-    result = stats.paired_auc_difference(labels, first, second, bootstrap_below=10)
+    result = auc.paired_auc_difference(labels, first, second, bootstrap_below=10)
     one_fake, one_real = brute_force_components(labels, first)
     two_fake, two_real = brute_force_components(labels, second)
     variance = np.var(one_fake - two_fake, ddof=1) / 60 + np.var(one_real - two_real, ddof=1) / 60
@@ -110,7 +112,7 @@ def test_the_auc_test_rejects_a_true_null_at_its_level(rounding):
         labels, scores = shifted_scores(rng, 150, 0.5)
         if rounding is not None:
             scores = np.round(scores, rounding)
-        rejections += stats.auc_test(labels, scores, resamples=1).p_value < 0.05
+        rejections += auc.auc_test(labels, scores, resamples=1).p_value < 0.05
     low, high = binomial_band(REPLICATIONS, 0.05)
     assert low <= rejections <= high
 
@@ -121,7 +123,7 @@ def test_the_auc_interval_covers_the_true_auc_at_its_confidence(per_class, resam
     covered, methods = 0, set()
     for _ in range(REPLICATIONS // 2):
         labels, scores = shifted_scores(rng, per_class, 0.65)
-        result = stats.auc_test(labels, scores, resamples=resamples, rng=rng)
+        result = auc.auc_test(labels, scores, resamples=resamples, rng=rng)
         covered += result.low <= 0.65 <= result.high
         methods.add(result.interval)
     assert methods == ({"bootstrap"} if per_class == 100 else {"delong"})
@@ -136,8 +138,8 @@ def test_the_tolerance_verdict_errs_at_most_at_its_level_on_either_side_of_the_l
     outcomes = []
     for _ in range(REPLICATIONS):
         labels, scores = shifted_scores(rng, 1000, 0.6)
-        result = stats.auc_test(labels, scores, resamples=1)
-        outcomes.append(stats.tolerance_outcome(result.low, result.high, result.p_value, 0.1, 0.05))
+        result = auc.auc_test(labels, scores, resamples=1)
+        outcomes.append(auc.tolerance_outcome(result.low, result.high, result.p_value, 0.1, 0.05))
     _, high = binomial_band(REPLICATIONS, 0.025)
     assert outcomes.count("distinguishable") <= high
     assert outcomes.count("within_tolerance") + outcomes.count("indistinguishable") <= high
@@ -147,20 +149,20 @@ def test_the_tolerance_verdict_errs_at_most_at_its_level_on_either_side_of_the_l
 
 def test_the_minimum_detectable_auc_is_detected_with_the_stated_power():
     per_class = 150
-    detectable = stats.minimum_detectable_auc(per_class, per_class, significance=0.05, power=0.8)
+    detectable = auc.minimum_detectable_auc(per_class, per_class, significance=0.05, power=0.8)
     assert 0.55 < detectable < 0.6
     rng = np.random.default_rng(10)
     rejections = sum(
-        stats.auc_test(*shifted_scores(rng, per_class, detectable), resamples=1).p_value < 0.05
+        auc.auc_test(*shifted_scores(rng, per_class, detectable), resamples=1).p_value < 0.05
         for _ in range(REPLICATIONS)
     )
     low, high = binomial_band(REPLICATIONS, 0.8)
     assert low <= rejections <= high
     # Four times the examples halve the detectable excess, about.
-    assert stats.minimum_detectable_auc(4 * per_class, 4 * per_class) - 0.5 == pytest.approx(
+    assert auc.minimum_detectable_auc(4 * per_class, 4 * per_class) - 0.5 == pytest.approx(
         (detectable - 0.5) / 2, rel=0.05
     )
-    assert stats.minimum_detectable_auc(per_class, per_class, above=0.51) > detectable
+    assert auc.minimum_detectable_auc(per_class, per_class, above=0.51) > detectable
 
 
 def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
@@ -169,7 +171,7 @@ def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
     for _ in range(REPLICATIONS // 2):
         labels, scores = shifted_scores(rng, 188, 0.56)
         probabilities = scipy_stats.norm.cdf(scores - math.sqrt(2.0) * scipy_stats.norm.ppf(0.56) / 2)
-        rank_rejections += stats.auc_test(labels, probabilities, resamples=1).p_value < 0.05
+        rank_rejections += auc.auc_test(labels, probabilities, resamples=1).p_value < 0.05
         accuracy_rejections += stats.accuracy_test(labels, probabilities).p_value < 0.05
     assert rank_rejections > 1.2 * accuracy_rejections
 
@@ -190,22 +192,22 @@ def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
     ],
 )
 def test_tolerance_outcomes(low, high, p_value, outcome):
-    assert stats.tolerance_outcome(low, high, p_value, tolerance=0.01, significance=0.05) == outcome
+    assert auc.tolerance_outcome(low, high, p_value, tolerance=0.01, significance=0.05) == outcome
 
 
 def test_examples_to_settle_scale_the_interval_as_one_over_root_n():
     # Half-width 0.05 at 400 examples, 0.02 from the line: (0.05 / 0.02)^2 x 400 = 2500.
-    assert stats.examples_to_settle(0.53, 0.48, 0.58, 400, 0.01) == pytest.approx(2500)
-    assert stats.examples_to_settle(0.51, 0.46, 0.56, 400, 0.01) == math.inf
+    assert auc.examples_to_settle(0.53, 0.48, 0.58, 400, 0.01) == pytest.approx(2500)
+    assert auc.examples_to_settle(0.51, 0.46, 0.56, 400, 0.01) == math.inf
 
 
 def test_total_variation_bound_from_the_accuracy():
     labels = np.repeat([0, 1], 100)
     perfect = np.where(labels == 1, 0.9, 0.1)
-    assert stats.tv_lower_bound(labels, perfect) == pytest.approx(2 * 0.05 ** (1 / 200) - 1)
-    assert stats.tv_lower_bound(labels, np.full(200, 0.3)) == 0.0  # always "real": no evidence
+    assert auc.tv_lower_bound(labels, perfect) == pytest.approx(2 * 0.05 ** (1 / 200) - 1)
+    assert auc.tv_lower_bound(labels, np.full(200, 0.3)) == 0.0  # always "real": no evidence
     unbalanced = np.repeat([0, 1], [150, 50])
-    bound = stats.tv_lower_bound(unbalanced, np.where(unbalanced == 1, 0.9, 0.1))
+    bound = auc.tv_lower_bound(unbalanced, np.where(unbalanced == 1, 0.9, 0.1))
     assert bound == pytest.approx(0.025 ** (1 / 50) + 0.025 ** (1 / 150) - 1)
 
 

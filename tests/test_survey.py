@@ -10,20 +10,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from realfake import survey
+from realfake import paths, survey
 from realfake.errors import RealfakeError
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 OBIWAN_BRICK = "1238p245"
 ZOOM_BRICK = "1102p240"
-
-
-@pytest.fixture(scope="module")
-def realdata() -> Path:
-    """The shared real-data folder; its absence is a failure, not a skip."""
-    if not REALDATA.is_dir():
-        pytest.fail(f"real test data not found at {REALDATA}")
-    return REALDATA
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +55,8 @@ def _write_coadd(coadd_dir: Path, brick_name: str, bands: tuple[str, ...], size:
     """Image of band i is the constant i + 1; inverse variance is 100 (i + 1)."""
     for index, band in enumerate(bands):
         image = np.full((size, size), index + 1.0)
-        _write_coadd_file(survey.coadd_image_path(coadd_dir, brick_name, "image", band), image)
-        _write_coadd_file(survey.coadd_image_path(coadd_dir, brick_name, "invvar", band), 100.0 * image)
+        _write_coadd_file(Path(coadd_dir) / paths.coadd_name(brick_name, "image", band), image)
+        _write_coadd_file(Path(coadd_dir) / paths.coadd_name(brick_name, "invvar", band), 100.0 * image)
 
 
 def _write_table(path: Path, columns: dict[str, tuple[str, object]]) -> Path:
@@ -227,14 +218,6 @@ def test_read_coadd_of_zoomed_real_brick_keeps_its_wcs(realdata: Path) -> None:
 # --------------------------------------------------------------------------- names, magnitudes
 
 
-def test_brick_subdir() -> None:
-    assert survey.brick_subdir("1238p245") == "123"
-    assert survey.brick_subdir("0001m010") == "000"
-    for bad in ("123p245", "1238x245", "1238p2450", "../1238p245"):
-        with pytest.raises(RealfakeError, match=bad.replace(".", r"\.")):
-            survey.brick_subdir(bad)
-
-
 def test_nanomaggies_to_mag() -> None:
     mags = survey.nanomaggies_to_mag([1.0, 100.0, 0.0, -3.0, np.nan])
     np.testing.assert_allclose(mags[:2], [22.5, 17.5])
@@ -291,8 +274,8 @@ def test_read_coadd_stacks_bands_in_requested_order(tmp_path: Path) -> None:
 def test_nan_image_pixels_get_zero_inverse_variance(tmp_path: Path) -> None:
     image = np.full((32, 32), 2.0)
     image[3, 4] = np.nan
-    image_path = _write_coadd_file(survey.coadd_image_path(tmp_path, OBIWAN_BRICK, "image", "r"), image)
-    _write_coadd_file(survey.coadd_image_path(tmp_path, OBIWAN_BRICK, "invvar", "r"), np.full((32, 32), 50.0))
+    image_path = _write_coadd_file(Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "image", "r"), image)
+    _write_coadd_file(Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "invvar", "r"), np.full((32, 32), 50.0))
     assert np.isnan(fits.getdata(image_path, ext=1)[3, 4])  # the NaN survived compression
     coadd = survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("r",))
     assert coadd.image[0, 3, 4] == 0.0 and coadd.inverse_variance[0, 3, 4] == 0.0
@@ -303,14 +286,14 @@ def test_nan_image_pixels_get_zero_inverse_variance(tmp_path: Path) -> None:
 def test_truncated_and_garbage_coadds_raise_naming_the_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     _write_coadd(tmp_path, OBIWAN_BRICK, ("z",), size=128)
-    image_path = survey.coadd_image_path(tmp_path, OBIWAN_BRICK, "image", "z")
+    image_path = Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "image", "z")
     _write_coadd_file(image_path.with_suffix(".tmp"), rng.normal(size=(128, 128)))
     whole = image_path.with_suffix(".tmp").read_bytes()
     image_path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(RealfakeError, match=str(image_path)):
         survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("z",))
 
-    invvar_path = survey.coadd_image_path(tmp_path, OBIWAN_BRICK, "invvar", "z")
+    invvar_path = Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "invvar", "z")
     image_path.write_bytes(whole)
     invvar_path.write_bytes(b"not a FITS file " * 300)
     with pytest.raises(RealfakeError, match=str(invvar_path)):
@@ -321,14 +304,14 @@ def test_truncated_and_garbage_coadds_raise_naming_the_file(tmp_path: Path) -> N
 
 def test_read_coadd_refuses_mismatched_wcs_or_shape(tmp_path: Path) -> None:
     _write_coadd(tmp_path, OBIWAN_BRICK, ("g", "r"))
-    shifted = survey.coadd_image_path(tmp_path, OBIWAN_BRICK, "invvar", "r")
+    shifted = Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "invvar", "r")
     shifted.unlink()
     _write_coadd_file(shifted, np.ones((32, 32)), _tan_header(crpix=(16.5, 16.6)))
     with pytest.raises(RealfakeError, match="different WCS") as error:
         survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("g", "r"))
     assert str(shifted) in str(error.value)
 
-    smaller = survey.coadd_image_path(tmp_path, OBIWAN_BRICK, "image", "r")
+    smaller = Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "image", "r")
     smaller.unlink()
     _write_coadd_file(smaller, np.ones((16, 32)))
     with pytest.raises(RealfakeError, match=r"shape \(16, 32\)") as error:

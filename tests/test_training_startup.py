@@ -18,7 +18,6 @@ import threading
 import time
 
 import pytest
-from shardsfixture import write_shard_set
 from trainingruns import child_environment, free_ports, train_command
 
 from realfake.cli import build_parser
@@ -51,11 +50,6 @@ def worker_cluster(ports: list[int], index: int = 0) -> ClusterInfo:
 def tf_config(ports: list[int], index: int) -> str:
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-
-
-@pytest.fixture(scope="module")
-def shard_directory(tmp_path_factory):
-    return write_shard_set(tmp_path_factory.mktemp("shards") / "shards", train_shards=3, test_shards=1)
 
 
 # -- peers, probes, settings ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from realfake import stats
+from realfake import auc, stats
 from realfake.stats import StatisticsSettings
 from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
 
@@ -65,9 +65,11 @@ def test_chance_scores_at_the_demo_size_are_inconclusive_and_say_what_would_sett
     record = verdict(labels, rng.uniform(0, 1, labels.size), SETTINGS)
     assert record["outcome"] == "inconclusive" and not record["significant"]
     assert record["auc_low"] < 0.51 < record["auc_high"]
-    assert record["minimum_detectable_auc"] == pytest.approx(stats.minimum_detectable_auc(188, 188))
+    assert record["minimum_detectable_auc"] == pytest.approx(auc.minimum_detectable_auc(188, 188))
     assert record["examples_to_settle"] > record["examples"]
-    assert record["sentence"].startswith("Not settled whether the CNN tells fakes from real galaxies beyond the tolerance")
+    assert record["sentence"].startswith(
+        "Not settled whether the CNN tells fakes from real galaxies beyond the tolerance"
+    )
     assert f"detects an AUC of {record['minimum_detectable_auc']:.3f} with probability 0.8" in record["sentence"]
     assert "more test examples would settle it" in record["sentence"]
 
@@ -79,7 +81,9 @@ def test_chance_scores_at_survey_size_are_indistinguishable_and_say_what_was_det
     assert record["auc_interval_method"] == "delong"
     assert record["outcome"] == "indistinguishable"
     assert record["auc_high"] < 0.51
-    assert record["minimum_detectable_auc"] == pytest.approx(0.5 + 2.486 * math.sqrt(400_001 / (12 * 200_000**2)), abs=2e-5)
+    assert record["minimum_detectable_auc"] == pytest.approx(
+        0.5 + 2.486 * math.sqrt(400_001 / (12 * 200_000**2)), abs=2e-5
+    )
     assert record["sentence"].startswith("The CNN cannot tell fakes from real galaxies beyond the tolerance")
 
 
@@ -181,5 +185,3 @@ def test_a_bin_with_one_class_has_no_auc():
     assert len(types) == 2
     assert types["auc"].isna().all()
     assert (types["chance"] == 1.0).all() and not types["flagged"].any()
-
-

@@ -14,9 +14,9 @@ import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from realfake import survey
+from realfake import paths
 from realfake.cli import main
-from realfake.cutouts_file import COUNT_ATTRIBUTES, read_attribute_text, read_cutouts_catalog
+from realfake.cutouts.file import COUNT_ATTRIBUTES, read_attribute_text, read_cutouts_catalog
 
 BRICK = "1238p245"
 OTHER_BRICK = "1102p240"
@@ -87,7 +87,7 @@ class TinySurvey:
                     compression_type="GZIP_2",
                     quantize_level=0.0,
                 )
-                write_hdus(survey.coadd_image_path(coadd_dir, BRICK, kind, band), hdu)
+                write_hdus(Path(coadd_dir) / paths.coadd_name(BRICK, kind, band), hdu)
 
     def constant_planes(self, values: dict[str, float] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Band i: image i + 1, inverse variance 10 (i + 1), unless ``values`` gives the image."""
@@ -157,7 +157,7 @@ class TinySurvey:
                 "--dr5-dir", str(self.dr5), "--obiwan-dir", str(self.obiwan), *extra]  # fmt: skip
 
 
-def run_cutouts(arguments: list[str], capsys) -> tuple[int, str]:
+def cutouts_cli(arguments: list[str], capsys) -> tuple[int, str]:
     """``realfake <arguments>`` in process: exit status and stderr."""
     status = main(arguments)
     return status, capsys.readouterr().err

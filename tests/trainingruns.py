@@ -23,7 +23,7 @@ def train_command(shards: Path, out: Path, *arguments: str) -> list[str]:
     return [sys.executable, "-m", "realfake.cli", "train", "--shards", str(shards), "--out", str(out), *arguments]
 
 
-def run_train(shards: Path, out: Path, *arguments: str) -> subprocess.CompletedProcess:
+def train_subprocess(shards: Path, out: Path, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         train_command(shards, out, *arguments),
         capture_output=True,

@@ -46,6 +46,7 @@ from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
 from realfake import stats
+from realfake.auc import auc_test, paired_auc_difference
 from realfake.stats import StatisticsSettings
 
 BASELINE_MODELS = ("logistic", "boosting")
@@ -54,6 +55,21 @@ SINGLE_THREAD_BELOW = 20_000  # training examples below which the baselines fit 
 FEATURE_SET_DESCRIPTIONS = {
     "catalog": "catalog quantities (dereddened magnitudes, colours, size, sub-pixel offset)",
     "pixel": "simple pixel statistics (central flux, central inverse variance, centroid)",
+}
+# What each feature set holds and why, for the report (HTML).
+FEATURE_SET_EXPLANATIONS = {
+    "catalog": (
+        "<b>Catalog</b> features: dereddened magnitudes, colours, size (missing for type PSF, whose size is defined "
+        "differently for the two classes) and sub-pixel offsets; identifiers, type, Sérsic index and ellipticities "
+        "are left out because they name the class or are defined differently for reals (measured tractor models) "
+        "and fakes (true simcat values). Magnitudes, colours and size are legacypipe's measurements for both classes "
+        "where the fake has a fit in its rs dir's tractor catalog; fakes without one keep their true values, and "
+        "measurement noise alone can then separate the classes slightly."
+    ),
+    "pixel": (
+        "<b>Pixel</b> features: per band the central 3×3 flux and the central inverse variance, and the "
+        "flux-weighted centroid of the central 9×9 pixels."
+    ),
 }
 
 
@@ -174,7 +190,7 @@ def shortcut_baselines(
 
     Each record: name, feature_set, model, features, the accuracy test against
     the test majority share (``accuracy_p_value``), the AUC test
-    (:meth:`realfake.stats.AucTest.record`), ``p_adjusted`` (the AUC p-value
+    (:meth:`realfake.AucTest.record`), ``p_adjusted`` (the AUC p-value
     corrected over the baselines), ``significant``, ``feature_differences``
     (:func:`feature_differences`) and, against the CNN (``test['p_fake']``),
     ``cnn_vs_baseline`` (:func:`_paired_comparison`).
@@ -215,9 +231,7 @@ def shortcut_baselines(
             record.update(stats.accuracy_test(test_labels, probability, settings.confidence).record())
             record["accuracy_p_value"] = record.pop("p_value")
             rng = np.random.default_rng([settings.seed, 2, len(records)])
-            record.update(
-                stats.auc_test(test_labels, probability, settings.confidence, settings.bootstrap, rng).record()
-            )
+            record.update(auc_test(test_labels, probability, settings.confidence, settings.bootstrap, rng).record())
             record["feature_differences"] = differences
             if "p_fake" in test.columns:
                 record["cnn_vs_baseline"] = _paired_comparison(
@@ -238,7 +252,7 @@ def _paired_comparison(labels, cnn_scores, baseline_scores, settings: Statistics
     statistic; ``p_value``, one-sided, decides ``cnn_better``) and the McNemar test of the accuracies."""
     mcnemar = stats.mcnemar_greater(labels, cnn_scores, baseline_scores)
     rng = np.random.default_rng([settings.seed, 3, index])
-    difference = stats.paired_auc_difference(
+    difference = paired_auc_difference(
         labels, cnn_scores, baseline_scores, settings.confidence, settings.bootstrap, rng
     )
     return {

@@ -4,6 +4,9 @@ Each subcommand is one pipeline stage. The CLI does no work of its own: it
 parses arguments, builds the stage's frozen settings dataclass and calls the
 library function. A :class:`~realfake.errors.RealfakeError` becomes one line on
 stderr and exit status 2.
+
+Length: one parser and one settings builder per subcommand, each a few dozen
+lines of flags and their help; nothing else lives here.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from realfake.progress import say
 from realfake import __version__
 from realfake.errors import RealfakeError
 
@@ -73,7 +77,7 @@ def _add_mock_survey(subparsers) -> None:
 
 
 def _run_mock_survey(args: argparse.Namespace) -> None:
-    from realfake.mock import MockSettings, write_mock_survey
+    from realfake.mock import MockSettings, run_mock_survey
 
     settings = MockSettings(
         out=args.out,
@@ -85,11 +89,11 @@ def _run_mock_survey(args: argparse.Namespace) -> None:
         rsdirs=args.rsdirs,
         fakes_per_rsdir=args.fakes_per_rsdir,
     )
-    write_mock_survey(settings, only_bricks=args.only_bricks, table_only=args.table_only)
+    run_mock_survey(settings, only_bricks=args.only_bricks, table_only=args.table_only)
 
 
 def _bands(text: str) -> tuple[str, ...]:
-    """"grz" (or "g,r,z") -> ("g", "r", "z")."""
+    """ "grz" (or "g,r,z") -> ("g", "r", "z")."""
     return tuple(text.replace(",", "").strip())
 
 
@@ -112,7 +116,10 @@ def _add_cutouts(subparsers) -> None:
     brick = parser.add_mutually_exclusive_group(required=True)
     brick.add_argument("--brick", metavar="NAME", help="one brick, e.g. 1238p245 (needs --out)")
     brick.add_argument(
-        "--bricks", type=Path, metavar="LIST_FILE", help="batch mode: a file of brick names, one per line (needs --out-dir)"
+        "--bricks",
+        type=Path,
+        metavar="LIST_FILE",
+        help="batch mode: a file of brick names, one per line (needs --out-dir)",
     )
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=Path, metavar="FILE.h5", help="output file of --brick")
@@ -142,7 +149,7 @@ def _add_cutouts(subparsers) -> None:
 
 
 def _run_cutouts(args: argparse.Namespace) -> None:
-    from realfake.cutouts import CutoutSettings, make_cutouts, make_cutouts_batch
+    from realfake.cutouts import CutoutSettings, run_cutouts, run_cutouts_batch
 
     if (args.brick is None) != (args.out is None):
         raise RealfakeError("give --brick with --out, or --bricks with --out-dir")
@@ -156,10 +163,10 @@ def _run_cutouts(args: argparse.Namespace) -> None:
         pad_edges=args.pad_edges,
     )
     if args.brick is not None:
-        counts = make_cutouts(settings, args.brick, args.out)
-        print(f"cutouts {args.kind} brick {args.brick}: {counts.summary()} -> {args.out}", file=sys.stderr)
+        counts = run_cutouts(settings, args.brick, args.out)
+        say(f"cutouts {args.kind}", f"brick {args.brick}: {counts.summary()} -> {args.out}")
     else:
-        make_cutouts_batch(settings, args.bricks, args.out_dir)
+        run_cutouts_batch(settings, args.bricks, args.out_dir)
 
 
 def _add_shards(subparsers) -> None:
@@ -175,7 +182,9 @@ def _add_shards(subparsers) -> None:
             "per-split catalogs and manifest.json (docs/shards_format.md)."
         ),
     )
-    parser.add_argument("--real", type=Path, required=True, help="directory of the real cutouts files (<AAA>/<brick>.h5)")
+    parser.add_argument(
+        "--real", type=Path, required=True, help="directory of the real cutouts files (<AAA>/<brick>.h5)"
+    )
     parser.add_argument("--sim", type=Path, required=True, help="directory of the fake cutouts files")
     parser.add_argument("--out", type=Path, required=True, help="output directory (replaced when complete)")
     parser.add_argument("--bricks", type=Path, help="use only these bricks' files (text file, one brick per line)")
@@ -216,7 +225,7 @@ def _add_shards(subparsers) -> None:
 
 
 def _run_shards(args: argparse.Namespace) -> None:
-    from realfake.shards import ShardSettings, make_shards
+    from realfake.shards import ShardSettings, run_shards
 
     match = () if args.match.strip().lower() in ("", "none") else tuple(name.strip() for name in args.match.split(","))
     settings = ShardSettings(
@@ -234,7 +243,7 @@ def _run_shards(args: argparse.Namespace) -> None:
         dr5_dir=args.dr5_dir,
         obiwan_dir=args.obiwan_dir,
     )
-    make_shards(settings)
+    run_shards(settings)
 
 
 def _integers(text: str) -> tuple[int, ...]:
@@ -339,7 +348,12 @@ def _add_train(subparsers) -> None:
         default=defaults.inter_op_threads,
         help="TensorFlow inter-op threads (0: TensorFlow's default)",
     )
-    parser.add_argument("--deterministic", action="store_true", help="deterministic ops (reproducible bit for bit)")
+    parser.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.deterministic,
+        help="deterministic ops, reproducible bit for bit (default %(default)s)",
+    )
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the forward and backward pass")
     parser.add_argument(
         "--cluster-port",
@@ -360,7 +374,7 @@ def _add_train(subparsers) -> None:
 
 def _run_train(args: argparse.Namespace) -> None:
     from realfake.architectures import model_config
-    from realfake.training import TrainSettings, train
+    from realfake.training import TrainSettings, run_train
 
     settings = TrainSettings(
         shards=args.shards,
@@ -386,7 +400,7 @@ def _run_train(args: argparse.Namespace) -> None:
         cluster_port=args.cluster_port,
         startup_timeout=args.startup_timeout,
     )
-    train(settings)
+    run_train(settings)
 
 
 def _add_evaluate(subparsers) -> None:
@@ -466,8 +480,9 @@ def _add_report(subparsers) -> None:
         "report",
         help="write the figures, mosaics, galleries and index.html",
         description=(
-            "Training curves, ROC, accuracy against g magnitude, the seed's Figure 1 mosaics at five brightness "
-            "percentiles, galleries of the CNN's surest mistakes, and index.html (opens with no network)."
+            "Training curves, ROC, accuracy against g magnitude, the original obiwan write-up's Figure 1 mosaics "
+            "at five brightness percentiles, galleries of the CNN's surest mistakes, and index.html "
+            "(opens with no network)."
         ),
     )
     parser.add_argument("--evaluate", type=Path, required=True, help="directory of realfake evaluate's outputs")
@@ -483,9 +498,9 @@ def _add_report(subparsers) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> None:
-    from realfake.report import ReportSettings, make_report
+    from realfake.report import ReportSettings, run_report
 
-    make_report(
+    run_report(
         ReportSettings(
             evaluate=args.evaluate,
             shards=args.shards,

@@ -30,24 +30,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from realfake import stats
+from realfake.progress import say
 from realfake.atomic import atomic_output
 from realfake.baselines import shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
+from realfake.features import split_statistics, stamp_statistics
+from realfake.shardset import NON_FINITE_INPUT, ShardSet, catalog_name, load_stamps, open_shard_set, short_identity
 from realfake.stats import StatisticsSettings
-from realfake.training.shardset import NON_FINITE_INPUT, manifest_identity, short_identity
 from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
 
-INVERSE_VARIANCE_PREFIX = "ivar_"
-CENTRAL_FLUX_HALF_WIDTH = 1  # the central 3 x 3 pixels
-CENTROID_HALF_WIDTH = 4  # the central 9 x 9 pixels
 PREDICTIONS_NAME = "predictions.parquet"
 METRICS_NAME = "metrics.json"
 BREAKDOWNS_NAME = "breakdowns.csv"
@@ -66,143 +63,6 @@ class EvaluateSettings:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise RealfakeError(f"batch size must be at least 1, got {self.batch_size}")
-
-
-# -- the shard set ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SplitShards:
-    """One split of a shard set: stamp files ``x`` (float32 (n, S, S, C)), label files ``y``, example counts."""
-
-    x: tuple[Path, ...]
-    y: tuple[Path, ...]
-    examples: tuple[int, ...]
-
-
-def read_manifest(directory: Path) -> dict:
-    """``directory/manifest.json``; RealfakeError naming the path when missing or not JSON."""
-    path = Path(directory) / "manifest.json"
-    if not path.is_file():
-        raise RealfakeError(f"{path} is missing: {directory} is not a complete shard set")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise RealfakeError(f"{path}: not valid JSON ({error})") from None
-
-
-def channel_names_of(manifest: dict, directory: Path) -> tuple[str, ...]:
-    """The manifest's ``channel_names`` (bands then ``ivar_<band>``)."""
-    names = manifest.get("channel_names")
-    if not names:
-        raise RealfakeError(f"{Path(directory) / 'manifest.json'}: missing key channel_names")
-    return tuple(names)
-
-
-def bands_of(channel_names: tuple[str, ...]) -> tuple[str, ...]:
-    """The flux channels' band names: ("g", "r", "z") from ("g", "r", "z", "ivar_g", ...)."""
-    return tuple(name for name in channel_names if not name.startswith(INVERSE_VARIANCE_PREFIX))
-
-
-def split_shards(manifest: dict, directory: Path, split: str) -> SplitShards:
-    """The shard files of ``split`` ("train" or "test") listed in the manifest, checked to exist."""
-    directory = Path(directory)
-    try:
-        entries = manifest["splits"][split]["shards"]
-        x = tuple(directory / entry["x"] for entry in entries)
-        y = tuple(directory / entry["y"] for entry in entries)
-        examples = tuple(int(entry["examples"]) for entry in entries)
-    except (KeyError, TypeError, ValueError):
-        raise RealfakeError(f"{directory / 'manifest.json'}: splits.{split}.shards needs x, y and examples") from None
-    for path in (*x, *y):
-        if not path.is_file():
-            raise RealfakeError(f"{path} is missing (listed in {directory / 'manifest.json'})")
-    return SplitShards(x, y, examples)
-
-
-def read_catalog(directory: Path, split: str, examples: int) -> pd.DataFrame:
-    """``<split>_catalog.parquet``: one row per example in shard order, checked against the shard sizes."""
-    path = Path(directory) / f"{split}_catalog.parquet"
-    if not path.is_file():
-        raise RealfakeError(f"{path} is missing: the shard set has no {split} catalog (docs/shards_format.md)")
-    catalog = pd.read_parquet(path)
-    if len(catalog) != examples:
-        raise RealfakeError(f"{path} has {len(catalog)} rows but the {split} shards hold {examples} examples")
-    if "label" not in catalog.columns:
-        raise RealfakeError(f"{path} has no 'label' column")
-    return catalog.reset_index(drop=True)
-
-
-def load_stamps(path: Path) -> np.ndarray:
-    """A shard's stamps, memory-mapped (nothing read until sliced)."""
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:
-        raise RealfakeError(f"{path}: not a readable .npy file ({error})") from None
-
-
-# -- features ---------------------------------------------------------------------------------
-
-
-def stamp_statistics(stamps: np.ndarray, channel_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Simple per-example statistics of stamps float32 (n, S, S, C), source at pixel (S/2, S/2), 0-indexed.
-
-    Returns float64 (n,) arrays:
-
-    - ``pixel_flux3x3_<b>``: sum of the central 3 x 3 pixels of band b, nanomaggies;
-    - ``ivar_centre_<b>``: inverse variance of pixel (S/2, S/2) of band b, 1/nanomaggy^2;
-    - ``centroid_dx``, ``centroid_dy``: centroid of the central 9 x 9 pixels of
-      the band sum, weighted by its positive part, in pixels from (S/2, S/2)
-      (x = column, y = row); 0 when no pixel is positive.
-    """
-    stamps = np.asarray(stamps)
-    centre = stamps.shape[1] // 2
-    index = {name: channel for channel, name in enumerate(channel_names)}
-    bands = bands_of(channel_names)
-    result = {}
-    flux_window = slice(centre - CENTRAL_FLUX_HALF_WIDTH, centre + CENTRAL_FLUX_HALF_WIDTH + 1)
-    for band in bands:
-        result[f"pixel_flux3x3_{band}"] = stamps[:, flux_window, flux_window, index[band]].sum(
-            axis=(1, 2), dtype=np.float64
-        )
-    for band in bands:
-        name = f"{INVERSE_VARIANCE_PREFIX}{band}"
-        if name in index:
-            result[f"ivar_centre_{band}"] = stamps[:, centre, centre, index[name]].astype(np.float64)
-    window = slice(centre - CENTROID_HALF_WIDTH, centre + CENTROID_HALF_WIDTH + 1)
-    total = stamps[:, window, window, :][..., [index[band] for band in bands]].sum(axis=3, dtype=np.float64)
-    weights = np.clip(total, 0.0, None)
-    offsets = np.arange(-CENTROID_HALF_WIDTH, CENTROID_HALF_WIDTH + 1, dtype=np.float64)
-    weight_sum = weights.sum(axis=(1, 2))
-    safe_sum = np.where(weight_sum > 0, weight_sum, 1.0)
-    result["centroid_dx"] = np.where(
-        weight_sum > 0, (weights * offsets[None, None, :]).sum(axis=(1, 2)) / safe_sum, 0.0
-    )
-    result["centroid_dy"] = np.where(
-        weight_sum > 0, (weights * offsets[None, :, None]).sum(axis=(1, 2)) / safe_sum, 0.0
-    )
-    return result
-
-
-def split_statistics(split: SplitShards, channel_names: tuple[str, ...], batch_size: int) -> pd.DataFrame:
-    """:func:`stamp_statistics` of every example of a split, read shard by shard and batch by batch."""
-    centre_reach = CENTROID_HALF_WIDTH + 1
-    parts = []
-    for x_path in split.x:
-        stamps = load_stamps(x_path)
-        centre = stamps.shape[1] // 2
-        window = slice(centre - centre_reach, centre + centre_reach)
-        for start in range(0, stamps.shape[0], batch_size):
-            # Only the central pixels are read from disk; statistics are computed
-            # on the cropped window, whose centre is the stamp centre.
-            block = np.asarray(stamps[start : start + batch_size, window, window, :])
-            parts.append(pd.DataFrame(stamp_statistics(block, channel_names)))
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True)
-
-
-# -- everything together ----------------------------------------------------------------------
 
 
 def evaluate_predictions(
@@ -266,9 +126,7 @@ def json_ready(value):
 # -- running the model ------------------------------------------------------------------------
 
 
-def load_model(
-    path: Path, channel_names: tuple[str, ...], stamp_size: int, shards: Path, shard_set: str | None = None
-):
+def load_model(path: Path, channel_names: tuple[str, ...], stamp_size: int, shards: Path, shard_set: str | None = None):
     """The Keras model at ``path``, checked to take (S, S, C) stamps of the shard set's channels and,
     when ``shard_set`` (the manifest's identity) is given, to have been trained on that shard set."""
     path = Path(path)
@@ -320,45 +178,39 @@ def model_shard_set(model) -> str | None:
     return None
 
 
-def predict(settings: EvaluateSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(test predictions, training features): the test catalog with stamp statistics and ``p_fake``,
-    and the training catalog with stamp statistics. Reads one batch of stamps at a time."""
-    manifest = read_manifest(settings.shards)
-    identity = manifest_identity(manifest, Path(settings.shards) / "manifest.json")
-    channel_names = channel_names_of(manifest, settings.shards)
-    test_split = split_shards(manifest, settings.shards, "test")
-    test_catalog = read_catalog(settings.shards, "test", sum(test_split.examples))
+def predict(settings: EvaluateSettings) -> tuple[pd.DataFrame, pd.DataFrame | None, ShardSet]:
+    """(test predictions, training features, the shard set): the test catalog with stamp statistics and
+    ``p_fake``, and the training catalog with stamp statistics. Reads one batch of stamps at a time."""
+    shard_set = open_shard_set(settings.shards)
+    test_catalog = shard_set.catalog("test")
     if len(test_catalog) == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
-    stamp_size = int(manifest.get("stamp_size", 0)) or int(load_stamps(test_split.x[0]).shape[1])
-    model = load_model(settings.model, channel_names, stamp_size, settings.shards, shard_set=identity)
+    model = load_model(
+        settings.model, shard_set.channel_names, shard_set.stamp_size, settings.shards, shard_set=shard_set.identity
+    )
     probabilities, statistics, labels = [], [], []
-    for x_path, y_path in zip(test_split.x, test_split.y):
-        stamps = load_stamps(x_path)
-        labels.append(np.load(y_path))
+    for shard in shard_set.test:
+        stamps = load_stamps(shard.x)
+        labels.append(np.load(shard.y))
         for start in range(0, stamps.shape[0], settings.batch_size):
             block = np.ascontiguousarray(stamps[start : start + settings.batch_size], dtype=np.float32)
-            _refuse_non_finite(block, x_path, start)
+            _refuse_non_finite(block, shard.x, start)
             output = np.asarray(model.predict_on_batch(block))
             if output.ndim != 2 or output.shape != (block.shape[0], 2):
                 raise RealfakeError(f"model {settings.model} returns shape {output.shape}; expected (N, 2) softmax")
             probabilities.append(output[:, 1].astype(np.float64))
-            statistics.append(pd.DataFrame(stamp_statistics(block, channel_names)))
-    shard_labels = np.concatenate(labels)
-    if not np.array_equal(shard_labels, test_catalog["label"].to_numpy()):
-        raise RealfakeError(f"{settings.shards}: test_catalog.parquet labels disagree with the ytest shards")
+            statistics.append(pd.DataFrame(stamp_statistics(block, shard_set.channel_names)))
+    if not np.array_equal(np.concatenate(labels), test_catalog["label"].to_numpy()):
+        raise RealfakeError(f"{settings.shards}: {catalog_name('test')} labels disagree with the ytest shards")
     predictions = pd.concat([test_catalog, pd.concat(statistics, ignore_index=True)], axis=1)
     predictions["p_fake"] = np.concatenate(probabilities)
     train = None
-    train_path = Path(settings.shards) / "train_catalog.parquet"
-    if train_path.is_file():
-        train_split = split_shards(manifest, settings.shards, "train")
-        train_catalog = read_catalog(settings.shards, "train", sum(train_split.examples))
-        train_statistics = split_statistics(train_split, channel_names, settings.batch_size)
-        train = pd.concat([train_catalog, train_statistics], axis=1)
+    if (shard_set.directory / catalog_name("train")).is_file():
+        train_statistics = split_statistics(shard_set.train, shard_set.channel_names, settings.batch_size)
+        train = pd.concat([shard_set.catalog("train"), train_statistics], axis=1)
     else:
-        print(f"evaluate: {train_path} is missing; shortcut baselines skipped", file=sys.stderr)
-    return predictions, train
+        say("evaluate", f"{shard_set.directory / catalog_name('train')} is missing; shortcut baselines skipped")
+    return predictions, train, shard_set
 
 
 def _refuse_non_finite(block: np.ndarray, path: Path, first_row: int) -> None:
@@ -372,13 +224,13 @@ def _refuse_non_finite(block: np.ndarray, path: Path, first_row: int) -> None:
 
 def run_evaluate(settings: EvaluateSettings) -> dict:
     """Predict, evaluate and write predictions.parquet, metrics.json and breakdowns.csv; returns the metrics."""
-    predictions, train = predict(settings)
+    predictions, train, shard_set = predict(settings)
     metrics = evaluate_predictions(predictions, settings.statistics, train)
     metrics["settings"] = dataclasses.asdict(settings)
-    metrics["shard_set"] = manifest_identity(read_manifest(settings.shards), Path(settings.shards) / "manifest.json")
+    metrics["shard_set"] = shard_set.identity
     write_evaluation(settings.out, predictions, metrics)
-    print(f"evaluate: {metrics['verdict']['sentence']}", file=sys.stderr)
-    print(f"evaluate: {metrics['shortcut_sentence']}", file=sys.stderr)
+    say("evaluate", metrics["verdict"]["sentence"])
+    say("evaluate", metrics["shortcut_sentence"])
     return metrics
 
 

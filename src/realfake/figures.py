@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.atomic import atomic_output
+from realfake.conventions import INVERSE_VARIANCE_PREFIX, bands_of, is_inverse_variance
 
 # Legacy Surveys colour conventions (legacypipe's DECaLS RGB): plane (0 = red,
 # 1 = green, 2 = blue) and a flux scale per band, with a softening m and the
@@ -262,16 +263,16 @@ def stamp_rows_figure(
     title: str,
     path: Path,
 ) -> Path:
-    """Rows of stamps, one galaxy per row, like the seed's Figure 1.
+    """Rows of stamps, one galaxy per row, like the original obiwan write-up's Figure 1.
 
     Columns: the colour composite, then each channel (bands, then inverse
     variances). ``left_labels`` ("R" or "F") go left of each row, coloured by
     class; ``right_labels`` (the g magnitude, and optionally more lines) go right.
     """
     stamps = np.asarray(stamps)
-    bands = [name for name in channel_names if not name.startswith("ivar_")]
+    bands = list(bands_of(channel_names))
     titles = ["".join(bands) if len([b for b in bands if b in RGB_SCALES]) == 3 else "composite"]
-    titles += [name.replace("ivar_", "ivar ") for name in channel_names]
+    titles += [name.replace(INVERSE_VARIANCE_PREFIX, "ivar ") for name in channel_names]
     rows, columns = max(len(stamps), 1), len(titles)
     panel, gap, left, right, top, bottom = 1.0, 0.04, 0.5, 1.05, 0.75, 0.1
     width = left + columns * panel + (columns - 1) * gap + right
@@ -291,7 +292,7 @@ def stamp_rows_figure(
             else:
                 channel = column - 1
                 image = stamp[..., channel]
-                if channel_names[channel].startswith("ivar_"):
+                if is_inverse_variance(channel_names[channel]):
                     high = float(np.max(image)) if np.max(image) > 0 else 1.0
                     axes.imshow(image, origin="lower", cmap="gray", vmin=0.0, vmax=high, interpolation="nearest")
                 else:

@@ -13,16 +13,17 @@ The first layer is :class:`InputNormalization`, built from the training-split
 statistics in the shard manifest, so a saved ``model.keras`` is self-contained:
 it takes raw shard pixels. The layer also records the identity of that shard
 set (``shard_set``, the manifest's ``identity``), which is the one the model
-was trained on: ``realfake evaluate`` refuses a model of another shard set. Reload it with ``keras.saving.load_model(path)``
-after ``import realfake.model`` (which registers the layer).
+was trained on: ``realfake evaluate`` refuses a model of another shard set.
+Reload it with ``keras.saving.load_model(path)`` after ``import realfake.model``
+(which registers the layer).
 
 Architectures (``MODEL_CONFIGS``, selected by name):
 
-- ``lenet``: the seed's LeNet-5-like table exactly. Three blocks of
+- ``lenet``: the original obiwan code's LeNet-5-like table exactly. Three blocks of
   convolution 7x7, stride 1, 'same' padding, ReLU (18, 36, 54 maps) each
   followed by average pooling with a 7x7 window, stride 2, 'same' padding
   (64 -> 32 -> 16 -> 8 pixels); then dense 64 ReLU and dense 2 softmax. The
-  seed's table lists ReLU after each pooling too; pooling non-negative ReLU
+  original table lists ReLU after each pooling too; pooling non-negative ReLU
   outputs keeps them non-negative, so that ReLU is the identity and is omitted.
 - ``compact`` (the workflow config's choice): VGG-like, three blocks (16, 32, 64 maps) of two
   3x3 convolutions with ReLU, each block followed by 2x2 max pooling
@@ -33,7 +34,7 @@ Architectures (``MODEL_CONFIGS``, selected by name):
   central few pixels, and each 7x7 average pooling mixes it with ~48
   pixels of sky and neighbours, three times over. Max pooling keeps such a
   local signal. Measured on the ``psf`` control (778 training stamps): the
-  seed's ``lenet`` with Adam at 1e-3 loses its ReLUs (dense units never
+  original ``lenet`` with Adam at 1e-3 loses its ReLUs (dense units never
   active on any stamp go from 31% to 70% within four epochs) and ends with
   P(fake) = 0.50 for every stamp; at 1e-4 it sits at chance for eight epochs
   and reaches 0.73 test accuracy after twenty; the same network with max
@@ -61,6 +62,7 @@ import keras
 import numpy as np
 
 from realfake.architectures import COMPACT, DEEP, LENET, MODEL_CONFIGS, ModelConfig, model_config
+from realfake.conventions import is_inverse_variance
 from realfake.errors import RealfakeError
 
 __all__ = [
@@ -77,7 +79,6 @@ __all__ = [
     "normalization_from_manifest",
 ]
 
-INVERSE_VARIANCE_PREFIX = "ivar_"
 NUM_CLASSES = 2
 
 
@@ -96,11 +97,6 @@ class Normalization:
     scales: tuple[float, ...]
     inverse_variance: tuple[bool, ...]
     shard_set: str = ""
-
-
-def is_inverse_variance(channel_name: str) -> bool:
-    """Whether a channel holds inverse variances (``ivar_<band>``) rather than fluxes."""
-    return channel_name.startswith(INVERSE_VARIANCE_PREFIX)
 
 
 def normalization_from_manifest(manifest: Mapping, source: str) -> Normalization:

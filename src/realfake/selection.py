@@ -6,7 +6,7 @@ row per source) that returns a boolean mask. Magnitudes are *dereddened*
 the one magnitude definition of the project.
 
 ``elg_padded`` is obiwan's "parameter space of interest" for real galaxies
-(``TractorStamps.apply_cuts``, DATA.md section 3): the DESI ELG box padded by
+(``TractorStamps.apply_cuts``, docs/data_layout.md): the DESI ELG box padded by
 0.5 mag, with a brightness window, coverage in every band, positive fluxes, no
 COMP/DEV types, and a half-light radius between 0.131" and 2.0".
 """
@@ -54,14 +54,11 @@ def tractor_half_light_radius(catalog: pd.DataFrame, bands: Sequence[str] = ELG_
 
 
 def elg_padded(catalog: pd.DataFrame) -> np.ndarray:
-    """obiwan's padded ELG box on dereddened tractor magnitudes (DATA.md section 3)."""
+    """obiwan's padded ELG box on dereddened tractor magnitudes (docs/data_layout.md)."""
     g, r, z = (dereddened_mag(catalog, band) for band in ELG_BANDS)
     with np.errstate(invalid="ignore"):
         colour_box = (
-            (g - r <= 1.15 * (r - z) + 0.6120)
-            & (g - r <= -1.2 * (r - z) + 2.3810)
-            & (r - z >= -0.2)
-            & (r - z <= 2.1)
+            (g - r <= 1.15 * (r - z) + 0.6120) & (g - r <= -1.2 * (r - z) + 2.3810) & (r - z >= -0.2) & (r - z <= 2.1)
         )
         brightness = (g < 24.5) & (r < 23.9) & (z < 23.0) & (g >= 20.6766) & (r >= 20.4659) & (z >= 19.4391)
         radius = tractor_half_light_radius(catalog)

@@ -21,8 +21,8 @@ How an example's place is decided, all from one seeded generator:
    the rest to train, so every split is balanced. The validation split, carved
    from the training examples, is what training monitors and selects its
    checkpoint on; the test split is read only by the evaluation.
-4. *Order*: each split is permuted as a whole, across bricks (the seed's code
-   shuffled per brick), and cut into shards of ``shard_size``.
+4. *Order*: each split is permuted as a whole, across bricks (the original obiwan
+   code shuffled per brick), and cut into shards of ``shard_size``.
 
 Memory stays bounded in the stamps: the index holds a few numbers per example,
 and the stamps are moved one input file at a time, each written straight to
@@ -39,12 +39,14 @@ settings) gives the same identity; anything that changes a stamp, a label, a
 catalog value or the split gives another. Training and evaluation tie their
 state to it: a checkpoint or model of another shard set is never reused.
 Computing it costs a hash of a few bytes per example, not of the pixels.
+
+Length: one streaming algorithm (index, balance, split, scatter, catalogs,
+manifest) whose steps share the index and the staging directory; the format
+itself is :mod:`realfake.shardset`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import shutil
@@ -60,19 +62,29 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from realfake.progress import say
 from realfake import __version__
 from realfake.atomic import out_of_space, remove_stale_temporaries, temporary_path, write_failure
-from realfake.cutouts_file import digest_array, file_content_digest, read_attribute_text, read_cutouts_catalog
+from realfake.conventions import KIND_OF_LABEL, LABELS, SPLITS
+from realfake.cutouts import cutouts_path, read_brick_list
+from realfake.cutouts.file import file_content_digest, read_attribute_text, read_cutouts_catalog
+from realfake.shardset import (
+    FORMAT_VERSION,
+    catalog_name,
+    normalization_record,
+    shard_file_names,
+    shard_set_identity,
+    write_manifest,
+)
 from realfake.errors import RealfakeError
 
-LABELS = {"real": 0, "fake": 1}
-SPLITS = ("train", "validation", "test")
-FORMAT_VERSION = 2
 BALANCE_CHOICES = ("subsample", "none")
 NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation statistics
 NORMALIZATION_PIXELS = 256  # pixels per example and channel kept for them
+# Catalog rows per sorting bucket: bounds the memory of the last pass over the catalogs.
 BUCKET_ROWS = 200_000
-READ_BLOCK = 256  # stamps read from a cutouts file at once (25 MB for 64 x 64 x 6)  # catalog rows per sorting bucket: bounds the memory of the last pass
+# Stamps read from a cutouts file at once (25 MB for 64 x 64 x 6).
+READ_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -138,7 +150,7 @@ def _cutouts_files(directory: Path, kind: str, bricks: list[str] | None) -> list
         raise RealfakeError(f"{kind} cutouts directory not found: {directory}")
     if bricks is None:
         return sorted(directory.rglob("*.h5"))
-    paths = [directory / name[:3] / f"{name}.h5" for name in bricks]
+    paths = [cutouts_path(directory, name) for name in bricks]
     missing = [path for path in paths if not path.is_file()]
     if missing:
         raise RealfakeError(f"{kind} cutouts file not found: {missing[0]} ({len(missing)} missing)")
@@ -237,7 +249,9 @@ def _matching_bins(index: pd.DataFrame, settings: ShardSettings) -> np.ndarray:
         values = index[name].to_numpy()
         finite = np.isfinite(values)
         # Bins anchored at 0 (edges at multiples of the width); NaN gets the sentinel below every bin.
-        quantized = np.where(finite, np.floor(np.where(finite, values, 0) / settings.match_bin_width), np.iinfo(np.int64).min)
+        quantized = np.where(
+            finite, np.floor(np.where(finite, values, 0) / settings.match_bin_width), np.iinfo(np.int64).min
+        )
         keys.append(quantized.astype(np.int64))
     return np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)[1].ravel()
 
@@ -274,22 +288,6 @@ def _split_and_order(index: pd.DataFrame, kept: np.ndarray, settings: ShardSetti
     return {split: rng.permutation(np.concatenate(parts[split])) for split in SPLITS}
 
 
-def shard_set_identity(definition: dict, placement: dict[str, np.ndarray] | None = None) -> str:
-    """SHA-256 (hex) of a shard set's ``definition`` (JSON-ready) and ``placement``.
-
-    ``placement[split]`` is an integer array (n, 2): for each example in shard
-    order, the number of its input file and its row there. Both are hashed in
-    a canonical form (sorted JSON keys; little-endian int64), so the identity
-    is the same on every machine.
-    """
-    digest = hashlib.sha256(json.dumps(definition, sort_keys=True, separators=(",", ":")).encode())
-    for split in sorted(placement or {}):
-        array = np.ascontiguousarray(placement[split], dtype="<i8")
-        digest.update(f"\n{split} {array.shape}\n".encode())
-        digest_array(digest, array)
-    return digest.hexdigest()
-
-
 def _identity(settings: ShardSettings, sources: list[_Source], index: pd.DataFrame, order, reference: dict) -> str:
     """:func:`shard_set_identity` of a shard set being made (see the module docstring)."""
     definition = {
@@ -308,14 +306,6 @@ def _identity(settings: ShardSettings, sources: list[_Source], index: pd.DataFra
 
 def _json_value(value):
     return list(value) if isinstance(value, tuple) else value
-
-
-def _shard_files(split: str, count: int, shard_size: int) -> list[dict]:
-    shards = []
-    for shard in range(math.ceil(count / shard_size)):
-        examples = min(shard_size, count - shard * shard_size)
-        shards.append({"x": f"x{split}_{shard}.npy", "y": f"y{split}_{shard}.npy", "examples": examples})
-    return shards
 
 
 def _preallocate(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -361,27 +351,10 @@ class _ShardWriter:
             os.close(descriptor)
 
 
-def _robust_statistics(values: np.ndarray) -> dict[str, float]:
-    median = float(np.median(values)) if values.size else 0.0
-    mad = float(np.median(np.abs(values - median))) if values.size else 0.0
-    return {"median": median, "mad_sigma": 1.4826 * mad}
-
-
 def _normalization(samples: list[np.ndarray], channels: list[str]) -> dict:
-    """Per-channel median and robust sigma of sampled training pixels (ivar channels: pixels > 0)."""
+    """The normalisation record of sampled training pixels (:func:`realfake.shardset.normalization_record`)."""
     pixels = np.concatenate(samples, axis=0) if samples else np.zeros((0, len(channels)), dtype=np.float32)
-    statistics = {}
-    for column, name in enumerate(channels):
-        values = pixels[:, column].astype(np.float64)
-        if name.startswith("ivar_"):
-            values = values[values > 0]
-        statistics[name] = _robust_statistics(values)
-    return {
-        "computed_on": "train",
-        "examples_sampled": len(samples),
-        "pixels_per_example": NORMALIZATION_PIXELS,
-        "channels": statistics,
-    }
+    return normalization_record(pixels, channels, len(samples), NORMALIZATION_PIXELS)
 
 
 def _scatter(
@@ -395,7 +368,7 @@ def _scatter(
     progress: TextIO,
 ) -> tuple[dict[str, list[dict]], list[np.ndarray]]:
     """Copy every kept stamp into its shard, one input file at a time; bucket the catalog rows."""
-    shards = {split: _shard_files(split, len(order[split]), settings.shard_size) for split in SPLITS}
+    shards = {split: shard_file_names(split, len(order[split]), settings.shard_size) for split in SPLITS}
     destination_split = np.full(len(index), -1, dtype=np.int8)
     destination_position = np.full(len(index), -1, dtype=np.int64)
     for split_number, split in enumerate(SPLITS):
@@ -447,18 +420,19 @@ def _scatter(
                 rows_here = catalog[in_split].reset_index(drop=True)
                 rows_here.insert(0, "shard", (positions // settings.shard_size).astype(np.int32))
                 rows_here.insert(1, "row", (positions % settings.shard_size).astype(np.int32))
-                rows_here.insert(2, "label", np.int32(LABELS[source.kind]))
-                rows_here.insert(3, "kind", "real" if source.kind == "real" else "sim")
+                label = LABELS[source.kind]
+                rows_here.insert(2, "label", np.int32(label))
+                rows_here.insert(3, "kind", KIND_OF_LABEL[label])
                 rows_here.insert(4, "cutouts_file", str(source.path))
                 buckets[split].add(rows_here, positions)
             if (source_number + 1) % 100 == 0 or source_number + 1 == len(sources):
                 elapsed = time.perf_counter() - start
-                print(f"shards: {source_number + 1}/{len(sources)} cutouts files, {elapsed:.1f} s", file=progress, flush=True)
+                say("shards", f"{source_number + 1}/{len(sources)} cutouts files, {elapsed:.1f} s", progress)
     finally:
         for writer in writers.values():
             writer.close()
     for split in SPLITS:
-        buckets[split].write_sorted(staging / f"{split}_catalog.parquet")
+        buckets[split].write_sorted(staging / catalog_name(split))
     return shards, samples
 
 
@@ -481,7 +455,9 @@ class _CatalogBuckets:
     def write_sorted(self, path: Path) -> None:
         writer = None
         for bucket in sorted(self.pieces):
-            parts = [pd.read_parquet(self.directory / f"{bucket}_{number}.parquet") for number in range(self.pieces[bucket])]
+            parts = [
+                pd.read_parquet(self.directory / f"{bucket}_{number}.parquet") for number in range(self.pieces[bucket])
+            ]
             table = pd.concat(parts, ignore_index=True).sort_values("_position").drop(columns="_position")
             arrow = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
             if writer is None:
@@ -505,7 +481,7 @@ def _replace_directory(staging: Path, out: Path) -> None:
         os.replace(staging, out)
 
 
-def make_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
+def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     """Build the shard set in ``settings.out``; return its manifest.
 
     Everything is written into a staging directory next to ``out``
@@ -515,8 +491,6 @@ def make_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict
     (:func:`realfake.atomic.remove_stale_temporaries`). A full disk is a
     RealfakeError naming ``out``, with the staging removed.
     """
-    from realfake.cutouts import read_brick_list
-
     progress = progress or sys.stderr
     bricks = read_brick_list(settings.bricks_file) if settings.bricks_file else None
     rng = np.random.default_rng(settings.seed)
@@ -529,7 +503,7 @@ def make_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict
     leftovers = remove_stale_temporaries(out) + remove_stale_temporaries(out, kind="old")
     if leftovers:
         names = ", ".join(str(path) for path in leftovers)
-        print(f"shards: removed the staging left by a killed run: {names}", file=progress, flush=True)
+        say("shards", f"removed the staging left by a killed run: {names}", progress)
     staging = temporary_path(out)
     if staging.exists():
         shutil.rmtree(staging)
@@ -569,25 +543,26 @@ def make_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict
                 "files": [str(source.path) for source in sources],
                 "content_sha256": [source.digest for source in sources],
             },
-            "settings": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(settings).items()},
+            "settings": {
+                key: str(value) if isinstance(value, Path) else value for key, value in asdict(settings).items()
+            },
         }
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_manifest(staging, manifest)
         _replace_directory(staging, out)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if out_of_space(error):
             raise write_failure(error, out) from None
         raise
-    print(
-        "shards: "
-        + "; ".join(
+    say(
+        "shards",
+        "; ".join(
             f"{split} {manifest['splits'][split]['examples']} examples "
             f"({manifest['splits'][split]['real']} real, {manifest['splits'][split]['fake']} fake) "
             f"in {len(shards[split])} shards"
             for split in SPLITS
         )
         + f"; from {manifest['available']['real']} real and {manifest['available']['fake']} fake stamps",
-        file=progress,
-        flush=True,
+        progress,
     )
     return manifest

@@ -1,7 +1,7 @@
 """Reading Legacy Surveys DR5 and obiwan outputs: brick table, coadds, WCS, catalogs.
 
 Every later stage reads survey files through this module, so the conventions
-live here once (see ``DATA.md`` in the shared folder):
+live here once (``docs/data_layout.md``):
 
 - Pixels: numpy arrays are indexed ``[band, y, x]``, 0-indexed. Tractor
   ``bx, by`` are 0-indexed (FITS pixel minus 1); simcat ``x, y`` are 1-indexed
@@ -13,6 +13,10 @@ live here once (see ``DATA.md`` in the shared folder):
 
 Any problem a user can cause raises :class:`~realfake.errors.RealfakeError`
 naming the file, brick or column.
+
+Length: one reader per DR5 and obiwan file type (brick table, coadds and their
+WCS, tractor catalogs, simcats of both schemas, rs dirs of both layouts), each
+with the checks that name a bad file; the paths are :mod:`realfake.paths`.
 """
 
 from __future__ import annotations
@@ -31,15 +35,13 @@ from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 from numpy.typing import ArrayLike
 
+from realfake.conventions import BANDS, brick_directory
 from realfake.errors import RealfakeError
+from realfake.paths import BRICK_TABLE_NAMES, COADD_KINDS, coadd_name, obiwan_file, obiwan_rsdir_parent
 
-DEFAULT_BANDS = ("g", "r", "z")
 PIXEL_SCALE_ARCSEC = 0.262
-COADD_KINDS = ("image", "invvar")
-BRICK_TABLE_NAMES = ("survey-bricks.fits.gz", "survey-bricks.fits")
 BRICK_COLUMNS = ("brickname", "brickid", "ra", "dec", "ra1", "ra2", "dec1", "dec2")
 RSDIR_PREFIXES = ("rs", "skip_rs", "more_rs", "more_skip_rs")
-SIMCAT_BANDS = ("g", "r", "z")
 SIMCAT_CURRENT_COLUMNS = (
     "id", "ra", "dec", "x", "y", "gflux", "rflux", "zflux",
     "mw_transmission_g", "mw_transmission_r", "mw_transmission_z", "n", "rhalf", "e1", "e2",
@@ -48,7 +50,6 @@ SIMCAT_OLDER_COLUMNS = (
     "id", "seed", "ra", "dec", "x", "y", "gflux", "rflux", "zflux", "sersicn", "rhalf", "ba", "phi",
 )  # fmt: skip
 
-_BRICK_NAME = re.compile(r"^\d{4}[pm]\d{3}$")
 _RSDIR_NAME = re.compile(r"^(rs|skip_rs|more_rs|more_skip_rs)(\d+)$")
 # Tolerances for "the same WCS": far below a pixel (7.3e-5 deg) yet above float rounding.
 _CRVAL_TOLERANCE_DEG = 1e-9
@@ -65,13 +66,6 @@ def nanomaggies_to_mag(flux: ArrayLike) -> np.ndarray:
     positive = np.isfinite(flux) & (flux > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(positive, 22.5 - 2.5 * np.log10(np.where(positive, flux, 1.0)), np.nan)
-
-
-def brick_subdir(brick_name: str) -> str:
-    """The ``<AAA>`` directory of a brick: its first three characters ("1238p245" -> "123")."""
-    if not isinstance(brick_name, str) or not _BRICK_NAME.match(brick_name):
-        raise RealfakeError(f"brick name {brick_name!r} is not of the DR5 form RRRR[pm]DDD, e.g. 1238p245")
-    return brick_name[:3]
 
 
 # --------------------------------------------------------------------------- FITS access
@@ -198,19 +192,6 @@ def lookup_brick(table: Mapping[str, Brick], brick_name: str, table_path: Path) 
 # --------------------------------------------------------------------------- coadds and WCS
 
 
-def coadd_image_path(coadd_dir: Path, brick_name: str, kind: str, band: str) -> Path:
-    """``<coadd_dir>/legacysurvey-<brick>-<kind>-<band>.fits.fz``; kind is "image" or "invvar"."""
-    return Path(coadd_dir) / coadd_image_name(brick_name, kind, band)
-
-
-def coadd_image_name(brick_name: str, kind: str, band: str) -> str:
-    """``legacysurvey-<brick>-<kind>-<band>.fits.fz``; kind is "image" or "invvar"."""
-    if kind not in COADD_KINDS:
-        raise RealfakeError(f"coadd kind {kind!r} is not one of {', '.join(COADD_KINDS)}")
-    brick_subdir(brick_name)
-    return f"legacysurvey-{brick_name}-{kind}-{band}.fits.fz"
-
-
 def _celestial_wcs(header: fits.Header, path: Path) -> WCS:
     try:
         with warnings.catch_warnings():
@@ -268,7 +249,7 @@ class Coadd:
     paths: tuple[Path, ...]
 
 
-def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = DEFAULT_BANDS) -> Coadd:
+def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = BANDS) -> Coadd:
     """Read image and inverse variance of ``bands`` from HDU 1 of the ``.fits.fz`` files in ``coadd_dir``.
 
     Every file must exist, have the same shape and the same WCS; otherwise a
@@ -277,7 +258,7 @@ def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = DEFAULT_
     bands = tuple(bands)
     if not bands:
         raise RealfakeError(f"no bands requested for brick {brick_name}")
-    paths = [coadd_image_path(coadd_dir, brick_name, kind, band) for band in bands for kind in COADD_KINDS]
+    paths = [Path(coadd_dir) / coadd_name(brick_name, kind, band) for band in bands for kind in COADD_KINDS]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise RealfakeError(f"brick {brick_name}: coadd file(s) not found: {', '.join(missing)}")
@@ -334,7 +315,7 @@ def _add_dereddened(frame: pd.DataFrame, bands: Sequence[str]) -> None:
         frame[f"mag_dered_{band}"] = nanomaggies_to_mag(dered)
 
 
-def read_tractor(path: Path, bands: Sequence[str] = DEFAULT_BANDS) -> pd.DataFrame:
+def read_tractor(path: Path, bands: Sequence[str] = BANDS) -> pd.DataFrame:
     """A DR5 tractor catalog as a DataFrame, one row per source.
 
     Column names are DR5's, lower-case; ``type`` ("PSF", "REX", "EXP", "DEV",
@@ -396,9 +377,9 @@ def read_simcat(path: Path, mw_transmission: Mapping[str, float] | None = None) 
     frame["y_fits"] = source["y"].astype(np.float64)
     frame["x"] = frame["x_fits"] - 1.0
     frame["y"] = frame["y_fits"] - 1.0
-    for band in SIMCAT_BANDS:
+    for band in BANDS:
         frame[f"flux_{band}"] = source[f"{band}flux"].astype(np.float64)
-    for band in SIMCAT_BANDS:
+    for band in BANDS:
         if f"mw_transmission_{band}" in source.columns:
             transmission = source[f"mw_transmission_{band}"].astype(np.float64)
         elif mw_transmission is not None and band in mw_transmission:
@@ -406,7 +387,7 @@ def read_simcat(path: Path, mw_transmission: Mapping[str, float] | None = None) 
         else:
             transmission = np.nan
         frame[f"mw_transmission_{band}"] = transmission
-    _add_dereddened(frame, SIMCAT_BANDS)
+    _add_dereddened(frame, BANDS)
 
     frame["rhalf"] = source["rhalf"].astype(np.float64)
     if schema == "current":
@@ -451,24 +432,10 @@ def _rsdir_name_key(rsdir: tuple[str, ...]) -> tuple[int, int]:
 
 
 def _rsdir_locations(obiwan_dir: str, layout: str, brick_name: str, name: str, objtype: str) -> tuple[str, str, str]:
-    """(coadd dir, simcat, tractor catalog) of rs dir ``name`` in ``layout``, as strings.
-
-    Strings, not Paths: planning a workflow lists these for every brick of a
-    survey (100k), and pathlib's parsing would dominate the time.
-    """
-    brick_path = os.path.join(brick_subdir(brick_name), brick_name)
-    simcat_name, tractor_name = f"simcat-{objtype}-{brick_name}.fits", f"tractor-{brick_name}.fits"
-    if layout == "current":
-        return (
-            os.path.join(obiwan_dir, "coadd", brick_path, name),
-            os.path.join(obiwan_dir, "obiwan", brick_path, name, simcat_name),
-            os.path.join(obiwan_dir, "tractor", brick_path, name, tractor_name),
-        )
-    rsdir_path = os.path.join(obiwan_dir, objtype, brick_path, name)
-    return (
-        os.path.join(rsdir_path, "coadd"),
-        os.path.join(rsdir_path, "obiwan", simcat_name),
-        os.path.join(rsdir_path, "tractor", tractor_name),
+    """(coadd dir, simcat, tractor catalog) of rs dir ``name`` in ``layout``, as strings (for planning)."""
+    return tuple(
+        obiwan_file(obiwan_dir, filetype, brick_name, name, layout=layout, objtype=objtype)
+        for filetype in ("coadd_dir", "simcat", "tractor")
     )
 
 
@@ -491,13 +458,11 @@ RsDirLocation = tuple[str, str, str, str, str]
 def rsdir_locations(obiwan_dir: Path | str, brick_name: str, objtype: str = "elg") -> list[RsDirLocation]:
     """:func:`find_rsdirs` as string tuples (name, layout, coadd dir, simcat, tractor catalog), for planning."""
     obiwan_dir = str(obiwan_dir)
-    brick_path = os.path.join(brick_subdir(brick_name), brick_name)
+    brick_path = os.path.join(brick_directory(brick_name), brick_name)
     found: dict[str, list[RsDirLocation]] = {}
     # Each layout's rs dirs are the children of the dir that holds their simcat dirs.
-    for layout, parent in (
-        ("current", os.path.join(obiwan_dir, "obiwan", brick_path)),
-        ("older", os.path.join(obiwan_dir, objtype, brick_path)),
-    ):
+    for layout in ("current", "older"):
+        parent = obiwan_rsdir_parent(obiwan_dir, brick_name, layout, objtype)
         try:
             names = [name for name in os.listdir(parent) if _RSDIR_NAME.match(name)]
         except (FileNotFoundError, NotADirectoryError):

@@ -5,13 +5,13 @@ into a measurement (a classifier two-sample test, Lopez-Paz & Oquab 2017):
 
 - the effect size: the AUC with its interval, and the lower bound on the total
   variation distance between the fake and real stamp distributions that the
-  held-out accuracy implies (:func:`realfake.stats.tv_lower_bound`);
+  held-out accuracy implies (:func:`realfake.tv_lower_bound`);
 - the test against "no difference": the one-sided Mann-Whitney test of the
   scores (``auc_p_value``; ``significant`` is this test at the significance
   level), which has more power at a fixed number of examples than the binomial
   test of the accuracy, kept as the original method's statistic
   (``accuracy_p_value``);
-- the outcome against the tolerance (:func:`realfake.stats.tolerance_outcome`):
+- the outcome against the tolerance (:func:`realfake.tolerance_outcome`):
   ``indistinguishable``, ``within_tolerance``, ``distinguishable`` or
   ``inconclusive``, with how many test examples would settle an inconclusive one;
 - what the test could have detected: ``minimum_detectable_auc``, the AUC this
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from realfake import stats
+from realfake.auc import auc_test, examples_to_settle, minimum_detectable_auc, tolerance_outcome, tv_lower_bound
 from realfake.baselines import measured_view, ordered_bands
 from realfake.stats import StatisticsSettings
 
@@ -73,7 +74,7 @@ def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings
 
     Keys: accuracy, accuracy_low, accuracy_high (Clopper-Pearson), chance (the
     majority share), correct, examples, real, fake, accuracy_p_value (exact
-    one-sided binomial), the :class:`realfake.stats.AucTest` keys (auc,
+    one-sided binomial), the :class:`realfake.auc.AucTest` keys (auc,
     auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value,
     auc_test_method), significant (auc_p_value < significance), tolerance,
     outcome, examples_to_settle (inconclusive only, else None),
@@ -85,7 +86,7 @@ def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings
     record = stats.accuracy_test(labels, scores, settings.confidence).record()
     record["accuracy_p_value"] = record.pop("p_value")
     rng = np.random.default_rng([settings.seed, 0])
-    auc = stats.auc_test(labels, scores, settings.confidence, settings.bootstrap, rng)
+    auc = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng)
     record.update(auc.record())
     record.update(
         real=auc.real,
@@ -98,19 +99,15 @@ def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings
         statistic="AUC; one-sided Mann-Whitney test of the scores",
     )
     record["significant"] = bool(auc.p_value < settings.significance)
-    record["outcome"] = stats.tolerance_outcome(
-        auc.low, auc.high, auc.p_value, settings.tolerance, settings.significance
-    )
+    record["outcome"] = tolerance_outcome(auc.low, auc.high, auc.p_value, settings.tolerance, settings.significance)
     record["examples_to_settle"] = (
-        stats.examples_to_settle(auc.auc, auc.low, auc.high, int(labels.size), settings.tolerance)
+        examples_to_settle(auc.auc, auc.low, auc.high, int(labels.size), settings.tolerance)
         if record["outcome"] == "inconclusive"
         else None
     )
-    record["tv_lower_bound"] = stats.tv_lower_bound(labels, scores, settings.confidence)
-    record["minimum_detectable_auc"] = stats.minimum_detectable_auc(
-        auc.real, auc.fake, settings.significance, settings.power
-    )
-    record["minimum_distinguishable_auc"] = stats.minimum_detectable_auc(
+    record["tv_lower_bound"] = tv_lower_bound(labels, scores, settings.confidence)
+    record["minimum_detectable_auc"] = minimum_detectable_auc(auc.real, auc.fake, settings.significance, settings.power)
+    record["minimum_distinguishable_auc"] = minimum_detectable_auc(
         auc.real, auc.fake, (1 - settings.confidence) / 2, settings.power, above=0.5 + settings.tolerance
     )
     record["sentence"] = verdict_sentence(record)
@@ -263,7 +260,7 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
 
     One row per bin (columns :data:`BREAKDOWN_COLUMNS`): the accuracy against
     the bin's majority share (exact binomial), the AUC with its interval and
-    Mann-Whitney p-value (:func:`realfake.stats.auc_test`; NaN when a bin holds
+    Mann-Whitney p-value (:func:`realfake.auc_test`; NaN when a bin holds
     one class), ``p_adjusted``, the AUC p-values corrected over all bins of all
     breakdowns together (``settings.correction``), ``flagged`` for bins
     significantly above 0.5 after it, and the bin's ``outcome`` against the
@@ -276,7 +273,7 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
         for label, low, high, mask in _bins(values, settings.bins):
             test = stats.accuracy_test(labels[mask], scores[mask], settings.confidence)
             rng = np.random.default_rng([settings.seed, 1, len(rows)])
-            auc = stats.auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng)
+            auc = auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng)
             rows.append(
                 {
                     "breakdown": name,
@@ -297,11 +294,13 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
                     "auc_p_value": auc.p_value,
                 }
             )
-    table = pd.DataFrame(rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged", "outcome")])
+    table = pd.DataFrame(
+        rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged", "outcome")]
+    )
     table["p_adjusted"] = stats.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
     table["flagged"] = table["p_adjusted"] < settings.significance
     table["outcome"] = [
-        stats.tolerance_outcome(low, high, p_value, settings.tolerance, settings.significance)
+        tolerance_outcome(low, high, p_value, settings.tolerance, settings.significance)
         for low, high, p_value in zip(table["auc_low"], table["auc_high"], table["p_adjusted"])
     ]
     return table[BREAKDOWN_COLUMNS]

@@ -99,8 +99,9 @@ def train_arguments():
         train["select"],
     ]
     arguments.append("--augment" if train["augment"] else "--no-augment")
-    if train["deterministic"]:
-        arguments.append("--deterministic")
+    arguments.append(
+        "--deterministic" if train["deterministic"] else "--no-deterministic"
+    )
     return shlex.join(arguments)
 
 

@@ -5,17 +5,20 @@ Paths are relative to the directory Snakemake runs in (the repository root).
 """
 
 import functools
-import re
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from realfake.conventions import (
+    BRICK_NAME_PATTERN,
+    KINDS,
+    brick_directory,
+    parse_brick_list,
+)
+from realfake.errors import RealfakeError
 from realfake.mock import mock_brick_names, mock_rsdir_names
-
-# A DR5 brick name: RA*10 as four digits, p (north) or m (south), |Dec|*10 as three.
-BRICK_NAME_PATTERN = r"\d{4}[pm]\d{3}"
-
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -57,7 +60,7 @@ wildcard_constraints:
     brick=BRICK_NAME_PATTERN,
     # The brick's directory in the DR5 and obiwan trees: its first three characters.
     bri=r"\d{3}",
-    kind=r"real|sim",
+    kind="|".join(KINDS),
     # A batch of bricks cut by one MPI job: "3-of-100" (see cutouts_batches()).
     batch=r"\d+-of-\d+",
 
@@ -86,30 +89,14 @@ def bands():
 def brick_names_in(path):
     """The brick names listed in a text file, one per line; blank lines and text
     after # are ignored. Raises WorkflowError naming the file and line of a name
-    that is not a DR5 brick name, and for an empty list or a repeated brick."""
-    names = []
-    # A set alongside the list: a survey's brick list has 100k names.
-    seen = set()
-    lines = Path(path).read_text().splitlines()
-    for line_number, line in enumerate(lines, start=1):
-        name = line.split("#", 1)[0].strip()
-        if not name:
-            continue
-        if re.fullmatch(BRICK_NAME_PATTERN, name) is None:
-            raise WorkflowError(
-                f"{path}, line {line_number} (config input.bricks_file): "
-                f"{name!r} is not a DR5 brick name like 1238p245"
-            )
-        if name in seen:
-            raise WorkflowError(
-                f"{path}, line {line_number} (config input.bricks_file): "
-                f"brick {name} is listed twice"
-            )
-        seen.add(name)
-        names.append(name)
-    if not names:
-        raise WorkflowError(f"{path} (config input.bricks_file) lists no bricks")
-    return names
+    that is not a DR5 brick name, and for an empty list or a repeated brick (the
+    package's one brick-list parser, realfake.conventions.parse_brick_list)."""
+    try:
+        return parse_brick_list(
+            Path(path).read_text(), f"{path} (config input.bricks_file)"
+        )
+    except RealfakeError as error:
+        raise WorkflowError(str(error))
 
 
 def bricks():
@@ -120,23 +107,27 @@ def bricks():
     return brick_names_in(config["input"]["bricks_file"])
 
 
-def brick_directory(brick):
-    """The directory a brick's files sit in, in DR5 and obiwan trees: "123" for
-    brick 1238p245."""
-    return brick[:3]
+def mock_directory():
+    """Where the mock survey is written: the directory of its brick list."""
+    return os.path.dirname(rules.mock_brick_table.output.bricks)
+
+
+def mock_output_directory(wildcards):
+    """mock_directory(), for the mock rules' own params (evaluated once the rules exist)."""
+    return mock_directory()
 
 
 def dr5_dir():
     """The DR5 tree (coadd/, tractor/, survey-bricks table) the workflow reads."""
     if uses_mock_survey():
-        return "results/mock/dr5"
+        return os.path.dirname(rules.mock_brick_table.output.table)
     return config["input"]["dr5_dir"]
 
 
 def obiwan_dir():
     """The obiwan output tree (coadd/ and obiwan/ with rs dirs) the workflow reads."""
     if uses_mock_survey():
-        return "results/mock/obiwan"
+        return os.path.join(mock_directory(), "obiwan")
     return config["input"]["obiwan_dir"]
 
 
@@ -193,7 +184,6 @@ def brick_input_files(kind, brick):
     # Imported here: reading real trees needs astropy, which the mock workflow's
     # planning can do without.
     from realfake.cutouts import input_files
-    from realfake.errors import RealfakeError
 
     try:
         return [str(path) for path in input_files(cutout_settings(kind), brick)]
@@ -216,6 +206,28 @@ def cutout_settings(kind):
         select_fakes=config["cutouts"]["select_fakes"],
         pad_edges=config["cutouts"]["pad_edges"],
     )
+
+
+def cutouts_directory(kind):
+    """The directory of one kind's cutouts files (results/cutouts/<kind>), from the
+    cutouts rule's output."""
+    brick_file = rules.cutouts.output[0]
+    return os.path.dirname(os.path.dirname(brick_file)).format(kind=kind)
+
+
+def cutouts_directory_of(kind):
+    """cutouts_directory(kind) as a params function (the linter asks that path
+    prefixes of inputs come from functions)."""
+
+    def directory(wildcards):
+        return cutouts_directory(kind)
+
+    return directory
+
+
+def batch_cutouts_directory(wildcards):
+    """The directory a cutouts batch job writes its kind's files to."""
+    return cutouts_directory(wildcards.kind)
 
 
 def cutouts_files_of(kind):

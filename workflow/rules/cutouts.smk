@@ -82,7 +82,8 @@ rule cutouts_batch:
         task_env="",
     params:
         launch=launcher,
+        out_dir=batch_cutouts_directory,
         settings=cutouts_arguments(),
     shell:
         "{params.launch}realfake cutouts --kind {wildcards.kind} --bricks {input.bricks}"
-        " --out-dir results/cutouts/{wildcards.kind} {params.settings} > {log} 2>&1"
+        " --out-dir {params.out_dir} {params.settings} > {log} 2>&1"

@@ -20,4 +20,4 @@ rule evaluate:
         settings=evaluate_arguments(),
     shell:
         "realfake evaluate --shards {input.shards} --model {input.model}"
-        " --out results/evaluate {params.settings} > {log} 2>&1"
+        " --out $(dirname {output.metrics}) {params.settings} > {log} 2>&1"

@@ -12,9 +12,10 @@ rule mock_brick_table:
     conda:
         "../../environment.yml"
     params:
+        out=mock_output_directory,
         settings=mock_survey_arguments(),
     shell:
-        "realfake mock-survey --out results/mock --table-only {params.settings}"
+        "realfake mock-survey --out {params.out} --table-only {params.settings}"
         " > {log} 2>&1"
 
 
@@ -55,7 +56,8 @@ rule mock_brick:
     conda:
         "../../environment.yml"
     params:
+        out=mock_output_directory,
         settings=mock_survey_arguments(),
     shell:
-        "realfake mock-survey --out results/mock --brick {wildcards.brick}"
+        "realfake mock-survey --out {params.out} --brick {wildcards.brick}"
         " {params.settings} > {log} 2>&1"

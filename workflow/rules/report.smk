@@ -1,4 +1,4 @@
-# Report: figures, the seed's Figure 1 mosaics, galleries and one HTML page that
+# Report: figures, the original obiwan write-up's Figure 1 mosaics, galleries and one HTML page that
 # opens in a browser with no network.
 
 

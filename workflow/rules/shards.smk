@@ -1,5 +1,5 @@
 # Shards: every brick's cutouts -> one balanced, magnitude-matched, globally
-# shuffled train/test set of .npy shards with catalogs and manifest.json
+# shuffled train/validation/test set of .npy shards with catalogs and manifest.json
 # (docs/shards_format.md). One job: the global shuffle needs every brick.
 
 
@@ -17,7 +17,9 @@ rule shards:
     conda:
         "../../environment.yml"
     params:
+        real=cutouts_directory_of("real"),
+        sim=cutouts_directory_of("sim"),
         settings=shards_arguments(),
     shell:
-        "realfake shards --real results/cutouts/real --sim results/cutouts/sim"
+        "realfake shards --real {params.real} --sim {params.sim}"
         " --bricks {input.bricks} --out {output} {params.settings} > {log} 2>&1"

@@ -30,5 +30,5 @@ rule train:
         launch=launcher,
         settings=train_arguments(),
     shell:
-        "{params.launch}realfake train --shards {input} --out results/train"
+        "{params.launch}realfake train --shards {input} --out $(dirname {output.model})"
         " --intra-op-threads {threads} {params.settings} > {log} 2>&1"

@@ -28,13 +28,13 @@ Layout written under ``out`` (``AAA`` = first three characters of the brick):
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from realfake.progress import say
 from realfake.errors import RealfakeError
 
 MISMATCHES = {
@@ -76,7 +76,9 @@ class MockSettings:
             raise RealfakeError(f"unknown mismatch {self.mismatch!r}; choose one of {', '.join(MISMATCHES)}")
         if self.strength is not None:
             if self.mismatch == "none":
-                raise RealfakeError("a mismatch strength needs a named mismatch (size, psf, profile or noise), not none")
+                raise RealfakeError(
+                    "a mismatch strength needs a named mismatch (size, psf, profile or noise), not none"
+                )
             low, high = STRENGTH_RANGE[self.mismatch]
             if not (math.isfinite(self.strength) and self.strength >= low and (high is None or self.strength <= high)):
                 bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
@@ -167,11 +169,7 @@ def mock_rsdir_names(rsdirs: int, fakes_per_rsdir: int) -> list[str]:
     return [f"rs{index * fakes_per_rsdir}" for index in range(rsdirs)]
 
 
-def _progress(message: str) -> None:
-    print(f"mock-survey: {message}", file=sys.stderr, flush=True)
-
-
-def write_mock_survey(
+def run_mock_survey(
     settings: MockSettings, only_bricks: list[str] | None = None, table_only: bool = False
 ) -> list[str]:
     """Write the mock survey under ``settings.out``; return the names of the bricks written.
@@ -200,7 +198,9 @@ def write_mock_survey(
     for index, brick in enumerate(bricks, start=1):
         start = time.perf_counter()
         summary = write_brick(settings, brick)
-        _progress(f"brick {brick.name} ({index}/{len(bricks)}): {summary}, {time.perf_counter() - start:.1f} s")
+        say(
+            "mock-survey", f"brick {brick.name} ({index}/{len(bricks)}): {summary}, {time.perf_counter() - start:.1f} s"
+        )
     return [brick.name for brick in bricks]
 
 

@@ -23,6 +23,8 @@ import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from realfake import paths
+from realfake.conventions import brick_directory
 from realfake.errors import RealfakeError
 from realfake.mock import BrickGeometry, MockSettings, effective_strength, mock_rsdir_names, seed_sequence
 from realfake.mock.files import write_compressed_image, write_table, write_text
@@ -82,7 +84,7 @@ def write_brick_table(settings: MockSettings, bricks: list[BrickGeometry]) -> No
         return fits_format, np.array([getattr(brick, attribute) for brick in bricks])
 
     write_table(
-        settings.out / "dr5" / "survey-bricks.fits",
+        Path(paths.dr5_file(settings.out / "dr5", "brick_table")),
         {
             "brickname": column("8A", "name"),
             "brickid": column("J", "brickid"),
@@ -145,7 +147,9 @@ def _tractor_columns(
     return columns
 
 
-def _scene(settings: MockSettings, brick: BrickGeometry, observing: Observing) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def _scene(
+    settings: MockSettings, brick: BrickGeometry, observing: Observing
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """True scene over the image plus a margin; measured values; detection mask (in objid order)."""
     rng = seed_sequence(settings, brick, "scene")
     size = settings.size
@@ -202,9 +206,11 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
         if sum(len(chunk) for chunk in members) == wanted:
             break
     else:
+        placed = min(len(chunk) for chunk in members)
         raise RealfakeError(
-            f"mock brick {brick.name}: could not draw {wanted} fakes passing {FAKE_SELECTION}, "
-            f"{MIN_FAKE_SEPARATION} pixels apart within each rs dir (fewer fakes per rs dir, or more rs dirs)"
+            f"mock brick {brick.name}: {settings.fakes_per_rsdir} fakes per rs dir do not fit in a "
+            f"{settings.size}-pixel brick, {MIN_FAKE_SEPARATION} pixels apart: about {placed} do; use "
+            f"--fakes-per-rsdir {max(placed, 1)} (mock.fakes_per_rsdir) or fewer, more rs dirs, or a larger --size"
         )
     rows = [row for chunk in members for row in chunk]
     fakes = pd.concat(candidates, ignore_index=True).iloc[rows].reset_index(drop=True)
@@ -238,7 +244,9 @@ def _apply_mismatch(sources: pd.DataFrame, mismatch: str, strength: float | None
     return sources
 
 
-def _simcat_columns(fakes: pd.DataFrame, ids: np.ndarray, wcs: WCS, observing: Observing, bands: tuple[str, ...]) -> dict:
+def _simcat_columns(
+    fakes: pd.DataFrame, ids: np.ndarray, wcs: WCS, observing: Observing, bands: tuple[str, ...]
+) -> dict:
     ra, dec = wcs.all_pix2world(fakes["x"].to_numpy(), fakes["y"].to_numpy(), 0)
     columns = {
         "id": ("J", ids.astype(np.int32)),
@@ -252,16 +260,15 @@ def _simcat_columns(fakes: pd.DataFrame, ids: np.ndarray, wcs: WCS, observing: O
         observed = fakes[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
         columns[f"{band}flux"] = ("E", observed.astype(np.float32))
     for band in bands:
-        columns[f"mw_transmission_{band}"] = ("E", np.full(len(fakes), observing.mw_transmission[band], dtype=np.float32))
+        columns[f"mw_transmission_{band}"] = (
+            "E",
+            np.full(len(fakes), observing.mw_transmission[band], dtype=np.float32),
+        )
     columns["n"] = ("E", fakes["sersic_n"].to_numpy(dtype=np.float32))
     columns["rhalf"] = ("E", fakes["rhalf"].to_numpy(dtype=np.float32))
     columns["e1"] = ("E", fakes["e1"].to_numpy(dtype=np.float32))
     columns["e2"] = ("E", fakes["e2"].to_numpy(dtype=np.float32))
     return columns
-
-
-def _coadd_dir(root: Path, brick: BrickGeometry) -> Path:
-    return root / "coadd" / brick.name[:3] / brick.name
 
 
 def _dither_seed(settings: MockSettings, brick: BrickGeometry, band_index: int, kind_index: int) -> int:
@@ -274,15 +281,14 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     wcs = brick_wcs(settings, brick)
     truth, measured, detected = _scene(settings, brick, observing)
     catalog_truth, catalog_measured = truth[detected].reset_index(drop=True), measured[detected].reset_index(drop=True)
-    subdir = brick.name[:3]
+    dr5, obiwan = settings.out / "dr5", settings.out / "obiwan"
     write_table(
-        settings.out / "dr5" / "tractor" / subdir / f"tractor-{brick.name}.fits",
+        Path(paths.dr5_file(dr5, "tractor", brick.name)),
         _tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv),
     )
     shape = (settings.size, settings.size)
     noise_rng = seed_sequence(settings, brick, "noise")
     real_images = {}
-    dr5_coadd = _coadd_dir(settings.out / "dr5", brick)
     for band_index, band in enumerate(settings.bands):
         inverse_variance = observing.inverse_variance[band]
         fluxes = truth[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
@@ -292,8 +298,9 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         real_images[band] = image
         header = coadd_header(settings, brick, band)
         header["PSFFWHM"] = (observing.psf_fwhm[band], "[arcsec] mock Moffat PSF FWHM")
-        write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-image-{band}.fits.fz", image, header, "image", _dither_seed(settings, brick, band_index, 0))
-        write_compressed_image(dr5_coadd / f"legacysurvey-{brick.name}-invvar-{band}.fits.fz", inverse_variance, header, "invvar", _dither_seed(settings, brick, band_index, 1))
+        for kind_index, (kind, plane) in enumerate((("image", image), ("invvar", inverse_variance))):
+            path = Path(paths.dr5_file(dr5, kind, brick.name, band))
+            write_compressed_image(path, plane, header, kind, _dither_seed(settings, brick, band_index, kind_index))
     fakes, fakes_measured = draw_fakes(settings, brick, observing)
     strength = effective_strength(settings)
     # psf: the fakes' PSF scaled in FWHM (0: unconvolved); noise: the variance of their own photon noise kept.
@@ -305,12 +312,12 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         chunk_fakes = fakes.iloc[rows].reset_index(drop=True)
         ids = np.arange(rows.start, rows.stop)
         write_table(
-            settings.out / "obiwan" / "obiwan" / subdir / brick.name / rsdir / f"simcat-elg-{brick.name}.fits",
+            Path(paths.obiwan_file(obiwan, "simcat", brick.name, rsdir)),
             _simcat_columns(chunk_fakes, ids, wcs, observing, settings.bands),
         )
         # legacypipe re-run on the rs dir images: the DR5 sources and the fakes, measured.
         write_table(
-            settings.out / "obiwan" / "tractor" / subdir / brick.name / rsdir / f"tractor-{brick.name}.fits",
+            Path(paths.obiwan_file(obiwan, "tractor", brick.name, rsdir)),
             _tractor_columns(
                 brick,
                 pd.concat([catalog_truth, chunk_fakes], ignore_index=True),
@@ -319,27 +326,34 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
                 observing.ebv,
             ),
         )
-        rs_coadd = _coadd_dir(settings.out / "obiwan", brick) / rsdir
         for band_index, band in enumerate(settings.bands):
             inverse_variance = observing.inverse_variance[band]
             fluxes = chunk_fakes[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
             fake_model = render_sources(shape, chunk_fakes, fluxes, observing.psf_fwhm[band], psf_scale=psf_scale)
             # Drawn whatever the strength, so every strength uses the same random numbers.
-            image = real_images[band] + fake_model + sim_noise_scale * photon_noise(
-                fake_rng, fake_model, inverse_variance, band
+            image = (
+                real_images[band]
+                + fake_model
+                + sim_noise_scale * photon_noise(fake_rng, fake_model, inverse_variance, band)
             )
             image[inverse_variance <= 0] = 0.0
             header = coadd_header(settings, brick, band)
             header["MISMATCH"] = (settings.mismatch, "realfake mock: how the fakes differ")
             if strength is not None:
                 header["STRENGTH"] = (strength, "realfake mock: strength of the mismatch")
-            write_compressed_image(rs_coadd / f"legacysurvey-{brick.name}-image-{band}.fits.fz", image, header, "image", _dither_seed(settings, brick, band_index, 2 + chunk))
-            write_compressed_image(rs_coadd / f"legacysurvey-{brick.name}-invvar-{band}.fits.fz", inverse_variance, header, "invvar", _dither_seed(settings, brick, band_index, 1))
+            for kind, plane, dither in (("image", image, 2 + chunk), ("invvar", inverse_variance, 1)):
+                path = Path(paths.obiwan_file(obiwan, kind, brick.name, rsdir, band))
+                write_compressed_image(path, plane, header, kind, _dither_seed(settings, brick, band_index, dither))
     _write_truth(settings, brick, truth, detected, wcs)
-    return f"{int(detected.sum())} catalog sources of {len(truth)} rendered, {len(fakes)} fakes in {settings.rsdirs} rs dirs"
+    return (
+        f"{int(detected.sum())} catalog sources of {len(truth)} rendered, "
+        f"{len(fakes)} fakes in {settings.rsdirs} rs dirs"
+    )
 
 
-def _write_truth(settings: MockSettings, brick: BrickGeometry, truth: pd.DataFrame, detected: np.ndarray, wcs: WCS) -> None:
+def _write_truth(
+    settings: MockSettings, brick: BrickGeometry, truth: pd.DataFrame, detected: np.ndarray, wcs: WCS
+) -> None:
     ra, dec = wcs.all_pix2world(truth["x"].to_numpy(), truth["y"].to_numpy(), 0)
     objid = np.full(len(truth), -1, dtype=np.int32)
     objid[detected] = np.arange(int(detected.sum()))
@@ -347,4 +361,4 @@ def _write_truth(settings: MockSettings, brick: BrickGeometry, truth: pd.DataFra
     for name in truth.columns:
         values = truth[name].to_numpy()
         columns[name] = ("4A", values.astype(str)) if name == "type" else ("D", values.astype(np.float64))
-    write_table(settings.out / "truth" / brick.name[:3] / f"truth-{brick.name}.fits", columns)
+    write_table(settings.out / "truth" / brick_directory(brick.name) / f"truth-{brick.name}.fits", columns)

@@ -17,7 +17,7 @@ Number counts, colours and sizes are simple empirical laws tuned to look like
 DR5 at high Galactic latitude (about 17 detected sources per arcmin^2, r-band
 galaxy counts rising as 10^(0.35 m), a blue star-forming and a red passive
 galaxy population, a stellar locus). A real fraction of the blue galaxies falls
-in the DESI ELG box (DATA.md section 3).
+in the DESI ELG box (docs/data_layout.md).
 """
 
 from __future__ import annotations

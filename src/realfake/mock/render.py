@@ -137,7 +137,9 @@ def render_sources(
         if flux <= 0:
             continue
         column, row = int(np.rint(source["x"])), int(np.rint(source["y"]))
-        half = _stamp_half_size(flux, max(source["rhalf"], source["rhalf_dev"]) / PIXEL_SCALE, source["sersic_n"], fwhm_pixels)
+        half = _stamp_half_size(
+            flux, max(source["rhalf"], source["rhalf_dev"]) / PIXEL_SCALE, source["sersic_n"], fwhm_pixels
+        )
         if column + half < 0 or row + half < 0 or column - half >= width or row - half >= height:
             continue
         profile, method = source_profile(source, flux, psf)

@@ -45,7 +45,9 @@ class ClusterInfo:
         if self.spec is None:
             return "1 worker (single process)"
         addresses = ", ".join(address for addresses in self.spec.values() for address in addresses)
-        return f"{self.num_workers} worker(s) from {self.source}; this is {self.task_type} {self.task_id} of {addresses}"
+        return (
+            f"{self.num_workers} worker(s) from {self.source}; this is {self.task_type} {self.task_id} of {addresses}"
+        )
 
     @property
     def num_workers(self) -> int:

@@ -34,16 +34,10 @@ config; delete the folder when it is not needed). Other settings that change
 the weight sequence (``RESUME_KEYS``) must match, or training stops naming
 them.
 
-TensorBoard. ``logs/train`` (``loss``, ``accuracy`` as means over the last
-``log_every`` steps, ``learning_rate``, and the traced graph of the training
-step) and ``logs/validation`` (``loss``, ``accuracy`` each epoch), all at
-step = global step. A resumed run first reads the existing event files and
-writes only steps above the last one logged, so steps never repeat or go
-backwards (a killed run may have logged past its last checkpoint). The
-``tensorboard`` package is not a dependency (tensorflow-cpu does not pull it
-in, and ``tf.summary.scalar`` needs it), so scalars are written with
-``tf.summary.write`` and the scalars plugin's metadata: the same records.
-View them with any TensorBoard (``tensorboard --logdir OUT/logs``).
+TensorBoard (``training.logs``): ``logs/train`` and ``logs/validation`` at step
+= global step, never repeating a step across restarts. Profile
+(``training.trace``): ``tf.profiler`` over ``profile_steps``, then a
+``trace.json.gz``.
 
 Multi-worker. ``tf.distribute.MultiWorkerMirroredStrategy`` (synchronous
 all-reduce of gradients; the cluster from ``training.cluster``). Each replica
@@ -64,29 +58,29 @@ status 143; the last checkpoint is kept, and re-running resumes from it.
 
 Threads. ``intra_op_threads`` / ``inter_op_threads`` set TensorFlow's pools
 (before TensorFlow starts). On Intel builds with OpenMP (KNL at NERSC) set the
-environment before launching, as the seed did: ``OMP_NUM_THREADS`` = cores
+environment before launching, as the original obiwan code did: ``OMP_NUM_THREADS`` = cores
 per task, ``KMP_AFFINITY=granularity=fine,compact,1,0``, ``KMP_BLOCKTIME=1``.
+
+Length: the custom loop is one class whose methods follow a run in order
+(restore, epochs of steps, validation and selection, checkpoints, outputs);
+its checkpointed state, TensorBoard logs and profiler window are
+:mod:`~realfake.training.checkpoints`, :mod:`~realfake.training.logs` and
+:mod:`~realfake.training.trace`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
-from tensorflow.core.util import event_pb2
 
 from realfake.atomic import atomic_output, remove_stale_temporaries, temporary_path
 from realfake.errors import RealfakeError
@@ -101,84 +95,27 @@ from realfake.training.pipeline import (
     validation_dataset,
 )
 from realfake.training.settings import TrainSettings
-from realfake.training.shardset import ShardSet, open_shard_set, short_identity
+from realfake.progress import say
+from realfake.shardset import ShardSet, short_identity
 from realfake.training.startup import SigtermStop, exit_if_stuck, wait_for_peers
-from realfake.training.trace import latest_xplane_files, write_trace_json
-
-CHECKPOINT_PREFIX = "ckpt"
-CHECKPOINT_POINTER = "checkpoint"
-TRACE_NAME = "trace.json.gz"
-SUPERSEDED_DIRECTORY = "superseded"
-# The checkpoint key of the recorded resume settings (the Checkpoint's "resume_record" variable).
-RESUME_RECORD_KEY = "resume_record/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-@dataclass
-class _Progress:
-    """Where training stands: everything a checkpoint must hold besides the model and the optimizer.
-
-    Each field is one checkpointed variable of the same name (:func:`_progress_variables`):
-    ints as int64, floats as float64, the history as JSON text.
-    """
-
-    epoch: int = 0
-    step_in_epoch: int = 0
-    global_step: int = 0
-    epoch_loss_sum: float = 0.0
-    epoch_correct: float = 0.0
-    epoch_examples: int = 0
-    window_loss_sum: float = 0.0
-    window_correct: float = 0.0
-    window_examples: int = 0
-    # The epoch (1-based; 0: none yet) with the lowest validation loss, whose weights are in best/.
-    best_epoch: int = 0
-    best_validation_loss: float = math.inf
-    history: list = field(default_factory=list)
-
-    def record_step(self, loss_sum: float, correct: float, examples: int) -> None:
-        """Count one training step: summed loss and correct predictions over its examples."""
-        self.step_in_epoch += 1
-        self.global_step += 1
-        self.epoch_loss_sum += loss_sum
-        self.window_loss_sum += loss_sum
-        self.epoch_correct += correct
-        self.window_correct += correct
-        self.epoch_examples += examples
-        self.window_examples += examples
+from realfake.training.checkpoints import (
+    CHECKPOINT_PREFIX,
+    Progress,
+    first_line,
+    load_progress,
+    newest_complete_checkpoint,
+    progress_variables,
+    set_aside,
+    store_progress,
+    stored_resume_record,
+)
+from realfake.training.logs import TrainingLogs
+from realfake.training.trace import Profiler
 
 
-def _progress_variables() -> dict[str, tf.Variable]:
-    """One tf.Variable per :class:`_Progress` field, typed by the field's default."""
-    variables = {}
-    for item in dataclasses.fields(_Progress):
-        if item.name == "history":
-            variables[item.name] = tf.Variable("[]", dtype=tf.string)
-        elif item.type == "int":
-            variables[item.name] = tf.Variable(0, dtype=tf.int64)
-        else:
-            variables[item.name] = tf.Variable(0.0, dtype=tf.float64)
-    return variables
-
-
-def _store_progress(progress: _Progress, variables: dict[str, tf.Variable]) -> None:
-    for item in dataclasses.fields(_Progress):
-        value = getattr(progress, item.name)
-        variables[item.name].assign(json.dumps(value) if item.name == "history" else value)
-
-
-def _load_progress(variables: dict[str, tf.Variable]) -> _Progress:
-    values = {}
-    for item in dataclasses.fields(_Progress):
-        value = variables[item.name].numpy()
-        if item.name == "history":
-            values[item.name] = json.loads(value.decode())
-        else:
-            values[item.name] = int(value) if item.type == "int" else float(value)
-    return _Progress(**values)
-
-
-def train(settings: TrainSettings) -> dict:
-    """Train (or resume training) and write ``settings.out``; returns the history record.
+def run_train(settings: TrainSettings, shard_set: ShardSet) -> dict:
+    """Train (or resume training) on ``shard_set`` (opened from ``settings.shards``) and write
+    ``settings.out``; returns the history record.
 
     Outputs: ``ckpts/``, ``logs/``, ``prof/`` (``*.xplane.pb`` and
     ``trace.json.gz``), ``model.keras`` and ``history.json`` (per-epoch train
@@ -188,7 +125,6 @@ def train(settings: TrainSettings) -> dict:
     Meanwhile SIGTERM ends the process at once with status 143
     (``training.startup``); a re-run resumes from the last checkpoint.
     """
-    shard_set = open_shard_set(settings.shards)
     normalization = normalization_from_manifest(shard_set.manifest, str(shard_set.manifest_path))
     cluster = cluster_from_environment(os.environ, settings.cluster_port)
     # Thread pools and the multi-worker runtime must be set before TensorFlow starts.
@@ -290,7 +226,7 @@ class _Trainer:
         self.chief = cluster.is_chief
         out = Path(settings.out)
         self.checkpoint_directory = out / "ckpts"
-        self.log_directories = {"train": out / "logs" / "train", "validation": out / "logs" / "validation"}
+        self.logs = TrainingLogs(out / "logs", enabled=self.chief)
         self.profile_directory = out / "prof"
         self.best_directory = out / "best"
         self.model_path = out / "model.keras"
@@ -320,8 +256,8 @@ class _Trainer:
             self.model = build_model(shard_set.stamp_shape, settings.model, normalization)
             self.optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
-        self.progress = _Progress()
-        self.variables = _progress_variables()
+        self.progress = Progress()
+        self.variables = progress_variables()
         self.resume_record = tf.Variable(json.dumps(self._resume_record()), dtype=tf.string)
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, resume_record=self.resume_record, **self.variables
@@ -333,11 +269,7 @@ class _Trainer:
             self.model, self.optimizer, strategy, self.batch_size, jit_compile=settings.jit_compile
         )
         self.validation_step = self._make_validation_step()
-        self.writers = {}
-        self.logged_until = {}
-        self.graph_written = False
-        self.profile_window = None
-        self.profiling = False
+        self.profiler = None
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -361,10 +293,10 @@ class _Trainer:
         """Restore the checkpoint to resume from, if any; None to start from scratch (see the module docstring)."""
         latest = tf.train.latest_checkpoint(str(self.checkpoint_directory))
         if latest is None:
-            latest = self._newest_complete_checkpoint()
+            latest, self.start_note = newest_complete_checkpoint(self.checkpoint_directory, repair_pointer=self.chief)
             if latest is None:
                 return None
-        stored = _stored_resume_record(latest)
+        stored = stored_resume_record(latest)
         if stored.get("shard_set") != self.shard_set.identity:
             self._set_aside(latest, stored.get("shard_set"))
             return None
@@ -372,7 +304,7 @@ class _Trainer:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         except Exception as error:  # a damaged file raises OpError, ValueError, IndexError, ...
             raise RealfakeError(
-                f"{latest}: cannot restore this checkpoint ({_first_line(error)}); "
+                f"{latest}: cannot restore this checkpoint ({first_line(error)}); "
                 f"move {self.checkpoint_directory} away to start from scratch"
             ) from None
         current = self._resume_record()
@@ -384,82 +316,25 @@ class _Trainer:
                 f"{latest} was written with other settings ({'; '.join(differences)}); "
                 f"resume with the same settings or choose another --out"
             )
-        self.progress = _load_progress(self.variables)
+        self.progress = load_progress(self.variables)
         return latest
-
-    def _newest_complete_checkpoint(self) -> str | None:
-        """With the pointer file missing or unreadable: the newest checkpoint in the directory whose
-        every tensor reads back (the pointer is rewritten to name it); None when there are no
-        checkpoint files; RealfakeError when there are some but none is complete."""
-        directory = self.checkpoint_directory
-        numbered = []
-        for index_file in directory.glob(f"{CHECKPOINT_PREFIX}-*.index"):
-            number = index_file.name[len(CHECKPOINT_PREFIX) + 1 : -len(".index")]
-            if number.isdigit():
-                numbered.append((int(number), str(directory / f"{CHECKPOINT_PREFIX}-{number}")))
-        if not numbered:
-            return None
-        numbered.sort()
-        pointer = directory / CHECKPOINT_POINTER
-        problem = "is missing" if not pointer.exists() else "names no readable checkpoint"
-        for position in range(len(numbered) - 1, -1, -1):
-            path = numbered[position][1]
-            if _checkpoint_reads_back(path):
-                if self.chief:
-                    tf.compat.v1.train.update_checkpoint_state(
-                        str(directory), path, all_model_checkpoint_paths=[older for _, older in numbered[: position + 1]]
-                    )
-                self.start_note = f"{pointer} {problem}: {path} is the newest complete checkpoint in {directory}"
-                return path
-        names = ", ".join(Path(path).name for _, path in numbered)
-        raise RealfakeError(
-            f"{pointer} {problem} and no checkpoint in {directory} reads back ({names}); "
-            f"move {directory} away to start from scratch"
-        )
 
     def _set_aside(self, latest: str, trained_on: str | None) -> None:
         """Move the previous run's checkpoints and outputs (of shard set ``trained_on``) aside."""
-        out = Path(self.settings.out)
-        old = short_identity(trained_on)
-        target = out / SUPERSEDED_DIRECTORY / old
-        number = 1
-        while target.exists():
-            number += 1
-            target = out / SUPERSEDED_DIRECTORY / f"{old}-{number}"
         previous = [
             self.checkpoint_directory,
-            self.log_directories["train"].parent,
+            self.logs.directories["train"].parent,
             self.profile_directory,
             self.best_directory,
             self.model_path,
             self.history_path,
         ]
-        if self.chief:
-            target.mkdir(parents=True)
-            for path in previous:
-                if path.exists():
-                    os.replace(path, target / path.name)
+        target = set_aside(Path(self.settings.out), previous, short_identity(trained_on), move=self.chief)
         self.start_note = (
-            f"{latest} was trained on shard set {old}, but {self.shard_set.directory} is shard set "
-            f"{short_identity(self.shard_set.identity)}: the previous run's checkpoints, logs, profile, best "
-            f"weights, model and history are moved to {target} (kept, not deleted)"
+            f"{latest} was trained on shard set {short_identity(trained_on)}, but {self.shard_set.directory} is "
+            f"shard set {short_identity(self.shard_set.identity)}: the previous run's checkpoints, logs, profile, "
+            f"best weights, model and history are moved to {target} (kept, not deleted)"
         )
-
-    def _open_logs(self) -> None:
-        if not self.chief:
-            return
-        for kind, directory in self.log_directories.items():
-            self.logged_until[kind] = last_logged_step(directory)
-            self.writers[kind] = tf.summary.create_file_writer(str(directory))
-        trace_exists = (self.profile_directory / TRACE_NAME).exists()
-        if self.settings.profile_steps is not None and not trace_exists:
-            start, stop = self.settings.profile_steps
-            first = self.progress.global_step
-            if first > start:
-                # Resumed past the window before a trace was written: trace the same number of
-                # steps, starting one step in so the tracing of the step function is left out.
-                start, stop = first + 1, first + 1 + (stop - start)
-            self.profile_window = (start, stop)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -487,16 +362,19 @@ class _Trainer:
         resumed_from = self._restore()
         self._make_manager()
         if self.progress.epoch < self.settings.epochs:
-            self._open_logs()
+            self.logs.open()
+            self.profiler = Profiler(
+                self.profile_directory, self.settings.profile_steps, self.progress.global_step, enabled=self.chief
+            )
         self._say(self._start_line(resumed_from))
         try:
             while self.progress.epoch < self.settings.epochs:
                 self._train_epoch()
                 self._end_epoch()
         finally:
-            self._stop_profiler()
-            for writer in self.writers.values():
-                writer.close()
+            if self.profiler is not None:
+                self._say_if(self.profiler.stop())
+            self.logs.close()
         selected = self._select_weights() if self.chief else self.progress.epoch
         record = self._history_record(selected)
         if self.chief:
@@ -518,7 +396,7 @@ class _Trainer:
             # Why training starts where it does: a repaired pointer, or checkpoints of another shard set.
             where = f"{self.start_note}; {where}"
         return (
-            f"train: {self.train_examples} training examples in {len(self.shard_set.train)} shards, "
+            f"{self.train_examples} training examples in {len(self.shard_set.train)} shards, "
             f"{self.validation_examples} validation (shard set {short_identity(self.shard_set.identity)}); "
             f"{self.steps_per_epoch} steps of {self.batch_size} per epoch; "
             f"model {self.settings.model.name} ({self.model.count_params()} parameters); "
@@ -532,9 +410,7 @@ class _Trainer:
         order = epoch_order(
             self.train_reader.shard_sizes, self.settings.seed, progress.epoch, self.settings.shuffle_shards
         )
-        symmetries = (
-            epoch_symmetries(len(order), self.settings.seed, progress.epoch) if self.settings.augment else None
-        )
+        symmetries = epoch_symmetries(len(order), self.settings.seed, progress.epoch) if self.settings.augment else None
         start_batch = progress.step_in_epoch
         dataset = self.strategy.distribute_datasets_from_function(
             lambda context: training_dataset(
@@ -545,8 +421,8 @@ class _Trainer:
         window_steps = 0
         try:
             for inputs in dataset:
-                self._maybe_start_profiler()
-                loss, correct = self._run_train_step(inputs)
+                self.profiler.before_step(progress.global_step)
+                loss, correct = self.logs.run_tracing_graph(self.train_step, inputs, progress.global_step + 1)
                 loss = float(loss)
                 if not math.isfinite(loss):
                     raise RealfakeError(
@@ -557,7 +433,7 @@ class _Trainer:
                     )
                 progress.record_step(loss * self.batch_size, float(correct), self.batch_size)
                 window_steps += 1
-                self._maybe_stop_profiler()
+                self._say_if(self.profiler.after_step(progress.global_step))
                 end_of_epoch = progress.step_in_epoch == self.steps_per_epoch
                 if progress.global_step % self.settings.log_every == 0 or end_of_epoch:
                     rate = window_steps * self.batch_size / (time.perf_counter() - window_start)
@@ -567,16 +443,6 @@ class _Trainer:
                     self._save_checkpoint()
         except tf.errors.OpError as error:
             raise _input_error(error) from None
-
-    def _run_train_step(self, inputs):
-        if not self.chief or self.graph_written:
-            return self.train_step(inputs)
-        tf.summary.trace_on(graph=True, profiler=False)
-        result = self.train_step(inputs)
-        with self.writers["train"].as_default():
-            tf.summary.trace_export(name="train_step", step=self.progress.global_step + 1)
-        self.graph_written = True
-        return result
 
     def _end_epoch(self) -> None:
         progress = self.progress
@@ -604,7 +470,7 @@ class _Trainer:
         if improved:
             self._remove_other_best_weights(record["epoch"])
         if validation_loss is not None:
-            self._scalars(
+            self.logs.scalars(
                 "validation", progress.global_step, {"loss": validation_loss, "accuracy": validation_accuracy}
             )
         self._say(
@@ -685,7 +551,7 @@ class _Trainer:
         loss = progress.window_loss_sum / progress.window_examples
         accuracy = progress.window_correct / progress.window_examples
         learning_rate = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
-        self._scalars(
+        self.logs.scalars(
             "train", progress.global_step, {"loss": loss, "accuracy": accuracy, "learning_rate": learning_rate}
         )
         self._say(
@@ -696,26 +562,12 @@ class _Trainer:
         progress.window_loss_sum = progress.window_correct = 0.0
         progress.window_examples = 0
 
-    def _scalars(self, kind: str, step: int, values: dict) -> None:
-        writer = self.writers.get(kind)
-        if writer is None or step <= self.logged_until[kind]:
-            return
-        # tf.summary.scalar lives in the tensorboard package (not a dependency); this writes
-        # the same record: a float32 scalar tensor tagged for TensorBoard's scalars plugin.
-        metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-        )
-        with writer.as_default(step=step):
-            for tag, value in values.items():
-                tf.summary.write(tag, tf.constant(value, dtype=tf.float32), metadata=metadata)
-
     def _save_checkpoint(self) -> None:
         progress = self.progress
-        _store_progress(progress, self.variables)
+        store_progress(progress, self.variables)
         if self.chief:
             path = self.manager.save(checkpoint_number=progress.global_step)
-            for writer in self.writers.values():
-                writer.flush()
+            self.logs.flush()
             where = (
                 f"end of epoch {progress.epoch}"
                 if progress.step_in_epoch == 0
@@ -729,28 +581,6 @@ class _Trainer:
                 self.checkpoint.write(os.path.join(scratch, CHECKPOINT_PREFIX))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-
-    def _maybe_start_profiler(self) -> None:
-        if self.profile_window is None or self.profiling or self.progress.global_step != self.profile_window[0]:
-            return
-        self.profile_directory.mkdir(parents=True, exist_ok=True)
-        tf.profiler.experimental.start(str(self.profile_directory))
-        self.profiling = True
-
-    def _maybe_stop_profiler(self) -> None:
-        if self.profiling and self.progress.global_step >= self.profile_window[1]:
-            self._stop_profiler()
-
-    def _stop_profiler(self) -> None:
-        if not self.profiling:
-            return
-        tf.profiler.experimental.stop()
-        self.profiling = False
-        self.profile_window = None
-        files = latest_xplane_files(self.profile_directory)
-        if files:
-            events = write_trace_json(files, self.profile_directory / TRACE_NAME)
-            self._say(f"profile: {len(files)} xplane file(s), {events} events in {self.profile_directory / TRACE_NAME}")
 
     def _history_record(self, selected_epoch: int) -> dict:
         return {
@@ -790,37 +620,11 @@ class _Trainer:
 
     def _say(self, line: str) -> None:
         if self.chief:
-            print(line, file=sys.stderr, flush=True)
+            say("train", line)
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def _stored_resume_record(path: str) -> dict:
-    """The resume settings recorded in checkpoint ``path``, read without restoring it ({} if it has none)."""
-    try:
-        reader = tf.train.load_checkpoint(path)
-        if RESUME_RECORD_KEY not in reader.get_variable_to_shape_map():
-            return {}
-        return json.loads(reader.get_tensor(RESUME_RECORD_KEY).decode())
-    except Exception as error:  # a damaged index or data file raises many types
-        raise RealfakeError(
-            f"{path}: cannot read this checkpoint ({_first_line(error)}); move {Path(path).parent} away "
-            f"to start from scratch"
-        ) from None
-
-
-def _checkpoint_reads_back(path: str) -> bool:
-    """Whether every tensor of checkpoint ``path`` can be read (a complete, undamaged checkpoint)."""
-    try:
-        reader = tf.train.load_checkpoint(path)
-        for key in reader.get_variable_to_shape_map():
-            reader.get_tensor(key)
-    except Exception:  # any failure means "not complete"
-        return False
-    return True
+    def _say_if(self, line: str | None) -> None:
+        if line:
+            self._say(line)
 
 
 def _count_correct(labels, probabilities):
@@ -834,20 +638,3 @@ def _input_error(error: tf.errors.OpError) -> Exception:
     if match:
         return RealfakeError(f"{match.group(0)}")
     return error
-
-
-def last_logged_step(directory: Path) -> int:
-    """The largest step of any scalar summary in ``directory``'s event files; -1 when there is none.
-
-    A file cut short by a kill is read up to its last complete record.
-    """
-    last = -1
-    for path in sorted(Path(directory).glob("events.out.tfevents.*")):
-        try:
-            for record in tf.data.TFRecordDataset(str(path)):
-                event = event_pb2.Event.FromString(record.numpy())
-                if any(value.metadata.plugin_data.plugin_name == "scalars" for value in event.summary.value):
-                    last = max(last, int(event.step))
-        except tf.errors.DataLossError:
-            continue
-    return last

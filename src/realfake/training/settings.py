@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realfake.errors import RealfakeError
-from realfake.architectures import LENET, ModelConfig
+from realfake.architectures import COMPACT, ModelConfig
 
 # Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
 RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment")
@@ -26,7 +26,10 @@ class TrainSettings:
     - ``epochs``: total epochs; a resumed run trains up to this many.
     - ``batch_size``: global batch (all workers together); must divide by the
       number of workers.
-    - ``model``: the architecture (``realfake.model.MODEL_CONFIGS``).
+    - ``model``: the architecture (``realfake.model.MODEL_CONFIGS``): ``compact``
+      by default, the one that learns the mock's controls (``lenet``, the original
+      obiwan code's table, is ``--model lenet`` away; ``realfake.model`` has the
+      measurements).
     - ``seed``: initial weights, the per-epoch example order and augmentation.
     - ``learning_rate``: Adam's (constant) learning rate.
     - ``checkpoint_every``: steps between mid-epoch checkpoints (each epoch's
@@ -36,8 +39,8 @@ class TrainSettings:
       None for no profile.
     - ``shuffle_shards``: shards whose examples are shuffled together.
     - ``augment``: draw each training stamp through a random rotation or
-      reflection of the pixel grid each epoch (``training.pipeline``). Off by
-      default, as in the seed; the workflow's config turns it on.
+      reflection of the pixel grid each epoch (``training.pipeline``); on by
+      default (the original obiwan code had none).
     - ``select``: the weights written to ``model.keras``: ``best_validation``
       (the epoch with the lowest loss on the shard set's validation split, kept
       in ``best/``; a well-trained but not over-trained CNN is the more powerful
@@ -46,7 +49,8 @@ class TrainSettings:
     - ``keep_checkpoints``: checkpoints kept in ``ckpts/``.
     - ``intra_op_threads``, ``inter_op_threads``: TensorFlow's thread pools
       (0 = TensorFlow's default, one per core).
-    - ``deterministic``: deterministic ops (bitwise-reproducible runs on CPU).
+    - ``deterministic``: deterministic ops (bitwise-reproducible runs on CPU), on by
+      default; ``--no-deterministic`` trades that for some speed.
     - ``jit_compile``: XLA-compile the forward and backward pass.
     - ``cluster_port``: first port of the workers when the cluster comes from SLURM.
     - ``startup_timeout``: seconds a multi-worker task waits for the others to
@@ -56,21 +60,21 @@ class TrainSettings:
 
     shards: Path
     out: Path
-    epochs: int = 4
+    epochs: int = 16
     batch_size: int = 32
-    model: ModelConfig = LENET
+    model: ModelConfig = COMPACT
     seed: int = 1
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     checkpoint_every: int = 50
     log_every: int = 10
     profile_steps: tuple[int, int] | None = (3, 6)
     shuffle_shards: int = 8
-    augment: bool = False
+    augment: bool = True
     select: str = "best_validation"
     keep_checkpoints: int = 3
     intra_op_threads: int = 0
     inter_op_threads: int = 0
-    deterministic: bool = False
+    deterministic: bool = True
     jit_compile: bool = False
     cluster_port: int = 28780
     startup_timeout: float = 600.0

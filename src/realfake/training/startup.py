@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realfake.errors import RealfakeError
+from realfake.progress import say
 from realfake.training.cluster import ClusterInfo
 
 SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
@@ -164,14 +165,14 @@ def wait_for_peers(cluster: ClusterInfo, timeout_s: float, report: Callable[[str
                 )
             if elapsed >= next_report:
                 report(
-                    f"train: {who}: waiting for {describe_tasks(missing)} to start "
+                    f"{who}: waiting for {describe_tasks(missing)} to start "
                     f"({elapsed:.0f} s of the {timeout_s:g} s start-up timeout)"
                 )
                 next_report = elapsed + REPORT_EVERY_S
                 waited = True
             time.sleep(min(PROBE_INTERVAL_S, timeout_s - elapsed))
     if waited:
-        report(f"train: {who}: all {cluster.num_workers} tasks are up after {time.monotonic() - start:.1f} s")
+        report(f"{who}: all {cluster.num_workers} tasks are up after {time.monotonic() - start:.1f} s")
 
 
 def _listen(task: Task, backlog: int) -> socket.socket:
@@ -218,8 +219,7 @@ class SigtermStop:
 
     def __init__(self, out: Path):
         self.line = (
-            f"train: SIGTERM received: stopping now; re-run the same command to resume "
-            f"from the last checkpoint in {out}"
+            f"SIGTERM received: stopping now; re-run the same command to resume from the last checkpoint in {out}"
         )
         self.active = False
         self.previous = signal.SIG_DFL
@@ -249,4 +249,4 @@ class SigtermStop:
 
 
 def _print_line(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    say("train", line)

@@ -12,7 +12,7 @@ start in picoseconds and a duration in picoseconds.
 complete event ``{"name", "ph": "X", "ts", "dur", "pid", "tid"}`` per XEvent
 (microseconds; pid = plane, tid = line), with ``"M"`` metadata events naming
 processes and threads. TensorBoard's profile plugin reads the ``.xplane.pb``
-itself; this file is for the seed's chrome://tracing workflow.
+itself; this file is for the original obiwan code's chrome://tracing workflow.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from realfake.atomic import atomic_output
 
 PICOSECONDS_PER_MICROSECOND = 1_000_000
+TRACE_NAME = "trace.json.gz"
 
 
 def xspace_to_trace_events(xspace, first_pid: int = 0) -> list[dict]:
@@ -79,3 +80,53 @@ def write_trace_json(xplane_files: list[Path], output: Path) -> int:
         with gzip.open(temporary, "wt", encoding="utf-8") as stream:
             json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, stream)
     return sum(event["ph"] == "X" for event in events)
+
+
+class Profiler:
+    """``tf.profiler`` over global steps [start, stop) of a run, then the XSpace as ``trace.json.gz``.
+
+    ``steps`` is the requested window (None: no profile). A run that resumes
+    past the window before a trace was written traces the same number of steps
+    from one step after where it resumed (leaving out the tracing of the step
+    function); once ``directory/trace.json.gz`` exists, nothing more is traced.
+    """
+
+    def __init__(self, directory: Path, steps: tuple[int, int] | None, first_step: int, enabled: bool):
+        self.directory = Path(directory)
+        self.window = None
+        self.running = False
+        if enabled and steps is not None and not (self.directory / TRACE_NAME).exists():
+            start, stop = steps
+            if first_step > start:
+                start, stop = first_step + 1, first_step + 1 + (stop - start)
+            self.window = (start, stop)
+
+    def before_step(self, global_step: int) -> None:
+        """Start profiling when the step about to run (``global_step`` done so far) opens the window."""
+        import tensorflow as tf
+
+        if self.window is None or self.running or global_step != self.window[0]:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tf.profiler.experimental.start(str(self.directory))
+        self.running = True
+
+    def after_step(self, global_step: int) -> str | None:
+        """Stop at the end of the window; returns the line saying what was written, if anything."""
+        if self.running and global_step >= self.window[1]:
+            return self.stop()
+        return None
+
+    def stop(self) -> str | None:
+        import tensorflow as tf
+
+        if not self.running:
+            return None
+        tf.profiler.experimental.stop()
+        self.running = False
+        self.window = None
+        files = latest_xplane_files(self.directory)
+        if not files:
+            return None
+        events = write_trace_json(files, self.directory / TRACE_NAME)
+        return f"profile: {len(files)} xplane file(s), {events} events in {self.directory / TRACE_NAME}"

@@ -14,7 +14,7 @@ the workflow) holds:
   ``columns`` attribute lists them in order; text columns are variable-length
   UTF-8 (read them with ``.asstr()[()]``, or all at once with
   :func:`read_cutouts_catalog`).
-- attributes (see :func:`realfake.cutouts.make_cutouts`): what was made and
+- attributes (see :func:`realfake.cutouts.run_cutouts`): what was made and
   from what, the counts ``sources_read``, ``sources_selected``,
   ``sources_written``, ``dropped_off_image``, ``dropped_no_coverage``, and
   ``content_sha256``, the file's content identity (:func:`content_digest`).
@@ -28,7 +28,7 @@ shard set, and a model trained on the old one is never reused for it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import h5py
@@ -36,17 +36,80 @@ import numpy as np
 import pandas as pd
 
 from realfake.atomic import atomic_output
+from realfake.digests import digest_array
 
 COUNT_ATTRIBUTES = ("sources_read", "sources_selected", "sources_written", "dropped_off_image", "dropped_no_coverage")
 TEXT = h5py.string_dtype("utf-8")
 CONTENT_DIGEST_ATTRIBUTE = "content_sha256"
 DIGEST_BLOCK = 256  # stamps hashed at once when a digest is computed from a file (25 MB for 64 x 64 x 6)
 
+PIXEL_CONVENTION = (
+    "0-indexed pixels with centres at integer coordinates; x = column, y = row of the coadd, "
+    "computed from ra, dec through the coadd WCS (origin 0) for real and fake sources alike; "
+    "centre = floor(coordinate + 0.5); stamps[n, i, j, c] = coadd[c][centre_y - S/2 + i, centre_x - S/2 + j], "
+    "so the source sits at stamp pixel (S/2 + offset_y, S/2 + offset_x), offsets in [-0.5, 0.5)"
+)
 
-def digest_array(digest, array: np.ndarray) -> None:
-    """Feed a C-contiguous array's bytes to ``digest`` without copying them (nothing for an empty array)."""
-    if array.size:
-        digest.update(memoryview(array.reshape(-1)).cast("B"))
+# A fake's re-fit in its rs dir's tractor catalog is the source nearest to it within this many pixels.
+FIT_MATCH_RADIUS = 1.0
+
+CATALOG_DESCRIPTION = {
+    "id": "tractor objid (real) or simcat id (fake)",
+    "brickname": "DR5 brick name",
+    "rsdir": "obiwan rs dir the fake was injected in; empty for real sources",
+    "ra": "right ascension, deg",
+    "dec": "declination, deg",
+    "x": "0-indexed column of the source in the coadd, from ra, dec through its WCS",
+    "y": "0-indexed row of the source in the coadd, from ra, dec through its WCS",
+    "centre_x": "coadd column of stamp pixel S/2: floor(x + 0.5)",
+    "centre_y": "coadd row of stamp pixel S/2: floor(y + 0.5)",
+    "offset_x": "x - centre_x, pixels, in [-0.5, 0.5)",
+    "offset_y": "y - centre_y, pixels, in [-0.5, 0.5)",
+    "flux_{band}": "observed flux (Milky Way extinction included), nanomaggies",
+    "mw_transmission_{band}": "Milky Way transmission (0-1)",
+    "mag_dered_{band}": "dereddened AB magnitude, 22.5 - 2.5 log10(flux / mw_transmission); NaN if flux <= 0",
+    "type": (
+        "real: tractor type (PSF, REX, EXP, DEV, COMP); fake: from its true profile "
+        "(PSF if rhalf = 0, EXP if n = 1, DEV if n = 4, else SER)"
+    ),
+    "size": (
+        "half-light radius, arcsec; real: as the selection defines it "
+        "(PSF: mean psfsize / 2, REX/EXP: shapeexp_r, DEV: shapedev_r, COMP: fracdev-weighted); fake: simcat rhalf"
+    ),
+    "sersic_n": "Sersic index: real EXP/REX 1, DEV 4, PSF and COMP NaN; fake: simcat n",
+    "e1": "ellipticity component 1: real shapeexp_e1 or shapedev_e1 (PSF 0, COMP NaN); fake: simcat e1",
+    "e2": "ellipticity component 2, as e1",
+    "measured": (
+        "whether the measured_* columns hold a tractor fit: always for a real source; for a fake, when its rs "
+        f"dir's tractor catalog has a source within {FIT_MATCH_RADIUS} pixel of it"
+    ),
+    "measured_mag_dered_{band}": (
+        "dereddened AB magnitude of the tractor fit (real: mag_dered_<b>; fake: of its matched rs dir tractor "
+        "source); NaN if not measured"
+    ),
+    "measured_type": "tractor type of the fit (real: type; fake: its matched source's); empty if not measured",
+    "measured_size": "half-light radius of the fit, arcsec, defined as size is for reals; NaN if not measured",
+}
+
+
+def catalog_columns(bands: Sequence[str]) -> list[str]:
+    """The catalog columns of a cutouts file, in order, for ``bands``."""
+    columns = []
+    for name in CATALOG_DESCRIPTION:
+        if "{band}" in name:
+            columns += [name.format(band=band) for band in bands]
+        else:
+            columns.append(name)
+    return columns
+
+
+def column_descriptions(bands: Sequence[str]) -> dict[str, str]:
+    """``{column: description}`` for every catalog column (stored as each dataset's ``description``)."""
+    descriptions = {}
+    for name, description in CATALOG_DESCRIPTION.items():
+        for band in bands if "{band}" in name else [None]:
+            descriptions[name.format(band=band)] = description
+    return descriptions
 
 
 def _digest_catalog(digest, catalog: Mapping[str, object]) -> None:

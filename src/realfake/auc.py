@@ -1,0 +1,306 @@
+"""The AUC as the verdict's statistic: its test, its intervals, its power, and the outcome against a tolerance.
+
+The AUC is the probability that a random fake scores higher than a random real
+(ties count half): 0.5 when the CNN sees no difference, 1 when it separates
+every pair. It is tested with a one-sided Mann-Whitney test of the scores
+(fakes higher), which uses every score rather than thresholding them at 0.5, so
+at a fixed number of examples it has more power than the binomial test of the
+accuracy (``scripts/power.py`` measures both; ``docs/verdict.md`` has the
+numbers).
+
+- :func:`auc_test`: the AUC, its interval and the Mann-Whitney p-value. The
+  p-value is exact (``scipy.stats.mannwhitneyu``) for small samples without
+  ties (at most ``EXACT_MAX_PAIRS`` real-fake pairs) and otherwise the normal
+  approximation with the tie correction. The interval is DeLong's (the
+  variance of the AUC from its structural components, computed from midranks
+  in O(N log N)) from ``BOOTSTRAP_BELOW`` examples up, and the class-stratified
+  percentile bootstrap (:func:`realfake.stats.bootstrap_aucs`) below.
+- :func:`paired_auc_difference`: two scorers on the same examples.
+- :func:`tolerance_outcome`: indistinguishable, within tolerance,
+  distinguishable or inconclusive, from the interval and the tolerance.
+- :func:`minimum_detectable_auc`: the AUC the test detects with a given power.
+- :func:`tv_lower_bound`: the lower bound on the total-variation distance
+  between the classes implied by the held-out accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from realfake.stats import bootstrap_aucs, percentile_interval, predicted_labels
+
+OUTCOMES = ("indistinguishable", "within_tolerance", "inconclusive", "distinguishable")
+
+# The Mann-Whitney p-value is exact up to this many real-fake pairs (and no tied scores): scipy's
+# exact distribution costs 10 ms at 100 x 100 pairs and seconds at 400 x 400.
+EXACT_MAX_PAIRS = 10_000
+
+# From this many examples on, AUC intervals are DeLong's (O(N log N)) rather than bootstrapped
+# (O(resamples x N)): see the module docstring and scripts/power.py for the coverage of both.
+BOOTSTRAP_BELOW = 2000
+
+
+@dataclass(frozen=True)
+class AucTest:
+    """The AUC of fake probabilities, its interval and the one-sided Mann-Whitney test (fakes score higher).
+
+    ``interval`` is "delong" or "bootstrap"; ``test`` "exact" or "normal";
+    ``standard_error`` is DeLong's whatever the interval.
+    """
+
+    auc: float
+    low: float
+    high: float
+    interval: str
+    standard_error: float
+    p_value: float
+    test: str
+    real: int
+    fake: int
+
+    def record(self) -> dict:
+        """JSON-ready keys: auc, auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value,
+        auc_test_method."""
+        return {
+            "auc": self.auc,
+            "auc_low": self.low,
+            "auc_high": self.high,
+            "auc_interval_method": self.interval,
+            "auc_standard_error": self.standard_error,
+            "auc_p_value": self.p_value,
+            "auc_test_method": self.test,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class _Components:
+    """DeLong's structural components of one scorer: per fake (V10) and per real (V01), and the tie sum."""
+
+    fake: np.ndarray
+    real: np.ndarray
+    tie_sum: float
+
+    @property
+    def auc(self) -> float:
+        return float(np.mean(self.fake))
+
+
+def _midranks(values: np.ndarray) -> np.ndarray:
+    return stats.rankdata(values, method="average")
+
+
+def _components(labels: np.ndarray, scores: np.ndarray) -> _Components:
+    """DeLong components from midranks (Sun & Xu 2014): O(N log N), ties counted half.
+
+    For a fake i, V10 = (its rank among all - its rank among the fakes) / n_real,
+    the share of reals it outscores; for a real j, V01 = 1 - (its rank among all
+    - its rank among the reals) / n_fake, the share of fakes that outscore it.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    fakes, reals = labels == 1, labels == 0
+    n_fake, n_real = int(fakes.sum()), int(reals.sum())
+    overall = _midranks(scores)
+    fake_component = (overall[fakes] - _midranks(scores[fakes])) / n_real
+    real_component = 1.0 - (overall[reals] - _midranks(scores[reals])) / n_fake
+    _, counts = np.unique(scores, return_counts=True)
+    tie_sum = float(np.sum(counts.astype(np.float64) ** 3 - counts))
+    return _Components(fake_component, real_component, tie_sum)
+
+
+def _delong_variance(fake_component: np.ndarray, real_component: np.ndarray) -> float:
+    """Var(AUC) = s10 / n_fake + s01 / n_real (sample variances of the components)."""
+    variance = 0.0
+    for component in (fake_component, real_component):
+        if component.size > 1:
+            variance += float(np.var(component, ddof=1)) / component.size
+    return variance
+
+
+def _mann_whitney_p(labels: np.ndarray, scores: np.ndarray, components: _Components) -> tuple[float, str]:
+    """One-sided p-value that fakes score higher: exact for small samples without ties, else normal."""
+    n_fake, n_real = components.fake.size, components.real.size
+    if components.tie_sum == 0 and n_fake * n_real <= EXACT_MAX_PAIRS:
+        result = stats.mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater", method="exact")
+        return float(result.pvalue), "exact"
+    total = n_fake + n_real
+    u_statistic = components.auc * n_fake * n_real
+    variance = n_fake * n_real / 12.0 * ((total + 1) - components.tie_sum / (total * (total - 1)))
+    if variance <= 0:  # every score the same: no evidence either way
+        return 1.0, "normal"
+    z = (u_statistic - n_fake * n_real / 2.0 - 0.5) / math.sqrt(variance)  # continuity-corrected
+    return float(stats.norm.sf(z)), "normal"
+
+
+def auc_test(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    rng: np.random.Generator | None = None,
+    bootstrap_below: int = BOOTSTRAP_BELOW,
+) -> AucTest:
+    """The AUC with its interval and the one-sided Mann-Whitney p-value; NaNs with one class only.
+
+    The interval is DeLong's from ``bootstrap_below`` examples up (normal,
+    clipped to [0, 1]) and the stratified percentile bootstrap of
+    ``resamples`` (drawn from ``rng``) below.
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_fake, n_real = int(np.sum(labels == 1)), int(np.sum(labels == 0))
+    if n_fake == 0 or n_real == 0:
+        return AucTest(math.nan, math.nan, math.nan, "none", math.nan, math.nan, "none", n_real, n_fake)
+    components = _components(labels, scores)
+    value = components.auc
+    standard_error = math.sqrt(_delong_variance(components.fake, components.real))
+    p_value, test = _mann_whitney_p(labels, scores, components)
+    if labels.size < bootstrap_below:
+        samples = bootstrap_aucs(labels, [scores], resamples, rng or np.random.default_rng(0))[:, 0]
+        low, high = percentile_interval(samples, confidence)
+        interval = "bootstrap"
+    else:
+        half_width = stats.norm.ppf(0.5 + confidence / 2.0) * standard_error
+        low, high = max(0.0, value - half_width), min(1.0, value + half_width)
+        interval = "delong"
+    return AucTest(value, low, high, interval, standard_error, p_value, test, n_real, n_fake)
+
+
+def paired_auc_difference(
+    labels: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    rng: np.random.Generator | None = None,
+    bootstrap_below: int = BOOTSTRAP_BELOW,
+) -> dict:
+    """AUC(A) - AUC(B) on the same examples: the difference, its paired interval and the one-sided
+    p-value that A's AUC is higher (DeLong's paired variance; the interval is a paired bootstrap
+    below ``bootstrap_below`` examples). Keys: difference, low, high, p_value, method."""
+    labels = np.asarray(labels)
+    if np.unique(labels).size < 2:
+        return {"difference": math.nan, "low": math.nan, "high": math.nan, "p_value": math.nan, "method": "none"}
+    first, second = _components(labels, scores_a), _components(labels, scores_b)
+    difference = first.auc - second.auc
+    variance = _delong_variance(first.fake - second.fake, first.real - second.real)
+    standard_error = math.sqrt(variance)
+    p_value = (
+        float(stats.norm.sf(difference / standard_error)) if standard_error > 0 else (0.0 if difference > 0 else 1.0)
+    )
+    if labels.size < bootstrap_below:
+        samples = bootstrap_aucs(labels, [scores_a, scores_b], resamples, rng or np.random.default_rng(0))
+        low, high = percentile_interval(samples[:, 0] - samples[:, 1], confidence)
+        method = "bootstrap interval, DeLong test"
+    else:
+        half_width = stats.norm.ppf(0.5 + confidence / 2.0) * standard_error
+        low, high = difference - half_width, difference + half_width
+        method = "delong"
+    return {"difference": difference, "low": low, "high": high, "p_value": p_value, "method": method}
+
+
+def null_auc_standard_error(n_real: int, n_fake: int) -> float:
+    """The standard error of the AUC when both classes come from one continuous distribution:
+    sqrt((n_real + n_fake + 1) / (12 n_real n_fake)) (the Mann-Whitney U variance, scaled)."""
+    return math.sqrt((n_real + n_fake + 1) / (12.0 * n_real * n_fake))
+
+
+def hanley_mcneil_standard_error(auc_value: float, n_real: int, n_fake: int) -> float:
+    """The standard error of an AUC of ``auc_value`` (Hanley & McNeil 1982, exponential score model)."""
+    q1 = auc_value / (2.0 - auc_value)
+    q2 = 2.0 * auc_value**2 / (1.0 + auc_value)
+    variance = (
+        auc_value * (1 - auc_value) + (n_fake - 1) * (q1 - auc_value**2) + (n_real - 1) * (q2 - auc_value**2)
+    ) / (n_fake * n_real)
+    return math.sqrt(max(variance, 0.0))
+
+
+def minimum_detectable_auc(
+    n_real: int, n_fake: int, significance: float = 0.05, power: float = 0.8, above: float = 0.5
+) -> float:
+    """The AUC that a one-sided test at level ``significance`` tells from ``above`` with probability ``power``.
+
+    Solves A = above + z(1 - significance) SE0 + z(power) SE(A), SE0 the
+    standard error at ``above`` (the null one at 0.5) and SE(A) Hanley and
+    McNeil's at A (normal approximations; good from a few tens of examples per
+    class). With ``above`` = 0.5 + tolerance this is the AUC whose interval's
+    lower bound clears the tolerance with that power. NaN without both classes.
+    """
+    if n_real < 1 or n_fake < 1:
+        return math.nan
+    z_level, z_power = stats.norm.ppf(1 - significance), stats.norm.ppf(power)
+    at_start = (
+        null_auc_standard_error(n_real, n_fake) if above == 0.5 else hanley_mcneil_standard_error(above, n_real, n_fake)
+    )
+    value = above + (z_level + z_power) * at_start
+    for _ in range(50):  # fixed point: SE(A) changes slowly with A
+        value = min(
+            1.0, above + z_level * at_start + z_power * hanley_mcneil_standard_error(min(value, 1.0), n_real, n_fake)
+        )
+    return float(value)
+
+
+def tolerance_outcome(low: float, high: float, p_value: float, tolerance: float, significance: float) -> str:
+    """One of :data:`OUTCOMES` from the AUC interval [low, high], its p-value against 0.5 and the tolerance.
+
+    - ``distinguishable``: the whole interval lies above 0.5 + tolerance;
+    - ``within_tolerance``: significantly above 0.5, but the interval lies below 0.5 + tolerance;
+    - ``indistinguishable``: the interval lies below 0.5 + tolerance, and no significant excess over 0.5;
+    - ``inconclusive``: the interval straddles 0.5 + tolerance (or is undefined).
+    """
+    threshold = 0.5 + tolerance
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive"
+    if low > threshold:
+        return "distinguishable"
+    if high < threshold:
+        return "within_tolerance" if p_value < significance else "indistinguishable"
+    return "inconclusive"
+
+
+def examples_to_settle(auc_value: float, low: float, high: float, examples: int, tolerance: float) -> float:
+    """About how many test examples in all would put the interval clear of 0.5 + tolerance.
+
+    The interval's half-width shrinks as 1 / sqrt(N): N' = N (half-width / |AUC - (0.5 + tolerance)|)^2.
+    Infinite when the AUC sits exactly on the line.
+    """
+    distance = abs(auc_value - (0.5 + tolerance))
+    half_width = (high - low) / 2.0
+    if not math.isfinite(half_width) or distance == 0:
+        return math.inf
+    return float(examples * (half_width / distance) ** 2)
+
+
+def tv_lower_bound(labels: np.ndarray, scores: np.ndarray, confidence: float = 0.95) -> float:
+    """A lower confidence bound on the total-variation distance between the fake and real stamp distributions.
+
+    Any classifier's held-out rule A = {P(fake) > 0.5} gives
+    TV >= P_fake(A) - P_real(A) = TPR + TNR - 1 = 2 x balanced accuracy - 1.
+    With balanced classes the balanced accuracy is the accuracy, so the bound is
+    2 x (one-sided Clopper-Pearson lower limit of the accuracy at ``confidence``)
+    - 1; otherwise the lower limits of TPR and TNR, each at half the
+    error rate (Bonferroni), are added and 1 subtracted. Floored at 0.
+    """
+    labels = np.asarray(labels)
+    predicted = predicted_labels(scores)
+    fakes, reals = labels == 1, labels == 0
+    n_fake, n_real = int(fakes.sum()), int(reals.sum())
+    if n_fake == 0 or n_real == 0:
+        return math.nan
+
+    def lower(successes: int, trials: int, level: float) -> float:
+        return float(stats.binomtest(successes, trials, alternative="greater").proportion_ci(level, "exact").low)
+
+    if n_fake == n_real:
+        bound = 2.0 * lower(int(np.sum(predicted == labels)), labels.size, confidence) - 1.0
+    else:
+        level = 1.0 - (1.0 - confidence) / 2.0
+        bound = (
+            lower(int(np.sum(predicted[fakes] == 1)), n_fake, level)
+            + lower(int(np.sum(predicted[reals] == 0)), n_real, level)
+            - 1.0
+        )
+    return max(0.0, bound)

@@ -1,0 +1,101 @@
+"""The conventions every stage shares, defined once: bands, channels, labels, kinds, splits, stamps, bricks.
+
+- Bands: ``g``, ``r``, ``z`` (the survey's; DR5 catalogs also carry u, i, Y,
+  always zero).
+- Channels of a stamp: the bands (nanomaggies per pixel), then their inverse
+  variances (1/nanomaggy^2), named ``ivar_<band>``: ``g, r, z, ivar_g, ivar_r,
+  ivar_z`` (:func:`channel_names`). Inverse variance 0 means no data.
+- Labels: real = 0, fake = 1 (:data:`LABELS`): the CNN's second softmax column
+  is P(fake).
+- Kinds: the cutouts stage's two kinds of source are ``real`` (DR5 tractor
+  catalog, cut from the DR5 coadds) and ``sim`` (obiwan's simulated sources,
+  cut from the rs dirs' coadds, which obiwan calls "sim"). A ``sim`` stamp is
+  a ``fake`` example: :data:`KIND_OF_LABEL` and :data:`LABEL_OF_KIND` are the
+  one mapping between the two words.
+- Splits of a shard set: ``train``, ``validation`` (carved from the training
+  examples, what training monitors), ``test`` (read only by evaluation).
+- Stamps: 64 x 64 pixels (:data:`STAMP_SIZE`), the source within half a pixel
+  of pixel (S/2, S/2), 0-indexed; rows are y, columns x.
+- Bricks: DR5 names ``RRRR[pm]DDD`` (RA x 10, p/m for the sign of Dec, |Dec| x
+  10, e.g. 1238p245); a brick's files sit in the directory named by its first
+  three characters (:func:`brick_directory`).
+
+Nothing here imports more than the standard library, so the Snakefile's
+planning (``workflow/rules/common.smk``) imports the same definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from realfake.errors import RealfakeError
+
+BANDS = ("g", "r", "z")
+INVERSE_VARIANCE_PREFIX = "ivar_"
+LABELS = {"real": 0, "fake": 1}
+KINDS = ("real", "sim")
+KIND_OF_LABEL = {0: "real", 1: "sim"}
+LABEL_OF_KIND = {kind: label for label, kind in KIND_OF_LABEL.items()}
+SPLITS = ("train", "validation", "test")
+STAMP_SIZE = 64
+BRICK_NAME_PATTERN = r"\d{4}[pm]\d{3}"
+_BRICK_NAME = re.compile(BRICK_NAME_PATTERN)
+
+
+def channel_names(bands: Sequence[str]) -> list[str]:
+    """Stamp channels: the bands, then their inverse variances: ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]."""
+    return [*bands, *(inverse_variance_channel(band) for band in bands)]
+
+
+def inverse_variance_channel(band: str) -> str:
+    """The name of a band's inverse-variance channel: "ivar_g" for "g"."""
+    return f"{INVERSE_VARIANCE_PREFIX}{band}"
+
+
+def is_inverse_variance(channel_name: str) -> bool:
+    """Whether a channel holds inverse variances (``ivar_<band>``) rather than fluxes."""
+    return channel_name.startswith(INVERSE_VARIANCE_PREFIX)
+
+
+def bands_of(channel_names: Sequence[str]) -> tuple[str, ...]:
+    """The flux channels' band names: ("g", "r", "z") from ("g", "r", "z", "ivar_g", ...)."""
+    return tuple(name for name in channel_names if not is_inverse_variance(name))
+
+
+def is_brick_name(name: object) -> bool:
+    """Whether ``name`` is a DR5 brick name like 1238p245."""
+    return isinstance(name, str) and _BRICK_NAME.fullmatch(name) is not None
+
+
+def brick_directory(brick_name: str) -> str:
+    """The directory a brick's files sit in, in DR5 and obiwan trees: "123" for 1238p245.
+
+    RealfakeError for a name that is not a DR5 brick name.
+    """
+    if not is_brick_name(brick_name):
+        raise RealfakeError(f"brick name {brick_name!r} is not of the DR5 form RRRR[pm]DDD, e.g. 1238p245")
+    return brick_name[:3]
+
+
+def parse_brick_list(text: str, source: str) -> list[str]:
+    """The brick names of a brick list, one per line; blank lines and text after # are ignored.
+
+    ``source`` names the list in errors. RealfakeError naming the line for a
+    name that is not a DR5 brick name or one listed twice, and for a list with
+    no bricks.
+    """
+    names, seen = [], set()  # a set alongside the list: a survey's brick list has 100k names
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        name = line.split("#", 1)[0].strip()
+        if not name:
+            continue
+        if not is_brick_name(name):
+            raise RealfakeError(f"{source}, line {line_number}: {name!r} is not a DR5 brick name like 1238p245")
+        if name in seen:
+            raise RealfakeError(f"{source}, line {line_number}: brick {name} is listed twice")
+        seen.add(name)
+        names.append(name)
+    if not names:
+        raise RealfakeError(f"{source} lists no bricks")
+    return names

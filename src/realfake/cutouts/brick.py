@@ -1,0 +1,228 @@
+"""One brick and kind: read its inputs, select and cut its sources, write its cutouts file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from realfake import __version__, paths, survey
+from realfake.conventions import BANDS, brick_directory, channel_names
+from realfake.cutouts.file import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
+from realfake.cutouts.settings import CutoutCounts, CutoutSettings
+from realfake.cutouts.sources import _select, fake_selection_view, fake_source_table, real_source_table
+from realfake.cutouts.stamps import cut_sources
+from realfake.errors import RealfakeError
+
+
+def cutouts_path(out_dir: Path, brick_name: str) -> Path:
+    """``<out_dir>/<AAA>/<brick>.h5``, the batch mode's (and the workflow's) file of a brick."""
+    return Path(out_dir) / brick_directory(brick_name) / f"{brick_name}.h5"
+
+
+@dataclass(frozen=True, eq=False)
+class _Cutouts:
+    """A brick's stamps, catalog, counts, the files read, and per-kind attributes."""
+
+    catalog: pd.DataFrame
+    stamps: np.ndarray
+    counts: CutoutCounts
+    inputs: list[str]
+    attributes: dict[str, object]
+
+
+def _real_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
+    tractor_path = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
+    tractor = survey.read_tractor(tractor_path, settings.bands)
+    selected = _select(tractor, settings.selection, tractor_path)
+    sources = real_source_table(tractor[selected], brick_name, settings.bands)
+    coadd = survey.read_coadd(paths.dr5_file(settings.dr5_dir, "coadd_dir", brick_name), brick_name, settings.bands)
+    catalog, stamps, counts = cut_sources(coadd, sources, settings)
+    counts = CutoutCounts(sources_read=len(tractor)) + counts
+    return _Cutouts(catalog, stamps, counts, [str(tractor_path), *map(str, coadd.paths)], {})
+
+
+def _median_transmission(tractor_path: Path, bands: Sequence[str]) -> dict[str, float] | None:
+    """Per-band median ``mw_transmission_<b>`` of a tractor catalog, for every simcat band it has.
+
+    None if the catalog is absent, empty, or lacks a valid transmission in one of ``bands``.
+    """
+    if not tractor_path.is_file():
+        return None
+    tractor = survey.read_fits_table(tractor_path)
+    medians = {
+        band: float(np.median(tractor[f"mw_transmission_{band}"]))
+        for band in BANDS
+        if f"mw_transmission_{band}" in tractor.columns and len(tractor) > 0
+    }
+    usable = all(band in medians and np.isfinite(medians[band]) and medians[band] > 0 for band in bands)
+    return medians if usable else None
+
+
+def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: survey.RsDir) -> tuple[pd.DataFrame, list[str], str]:
+    """The simcat of ``rsdir`` with Milky Way transmissions, the files read, and where the transmissions came from.
+
+    An older-schema simcat has no transmissions: they are the per-band median
+    of the rs dir's tractor catalog if it has them, else of the DR5 brick's.
+    """
+    simcat = survey.read_simcat(rsdir.simcat_path)
+    if simcat.attrs["schema"] != "older":
+        return simcat, [str(rsdir.simcat_path)], f"{rsdir.name}: simcat"
+    dr5_tractor = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
+    for tractor_path in (rsdir.tractor_path, dr5_tractor):
+        transmission = _median_transmission(tractor_path, settings.bands)
+        if transmission is not None:
+            simcat = survey.read_simcat(rsdir.simcat_path, transmission)
+            return simcat, [str(rsdir.simcat_path), str(tractor_path)], f"{rsdir.name}: median of {tractor_path}"
+    columns = ", ".join(f"mw_transmission_{band}" for band in settings.bands)
+    raise RealfakeError(
+        f"simcat {rsdir.simcat_path} (older schema) has no Milky Way transmission, and neither "
+        f"{rsdir.tractor_path} nor {dr5_tractor} exists with rows and columns {columns}"
+    )
+
+
+def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[survey.RsDir]:
+    rsdirs = survey.find_rsdirs(settings.obiwan_dir, brick_name)
+    if not rsdirs:
+        raise _no_rsdirs(settings, brick_name)
+    return rsdirs
+
+
+def _no_rsdirs(settings: CutoutSettings, brick_name: str) -> RealfakeError:
+    return RealfakeError(f"brick {brick_name} has no obiwan rs dir with a simcat under {settings.obiwan_dir}")
+
+
+def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
+    rsdirs = _rsdirs(settings, brick_name)
+    catalogs, stamps, inputs, transmission_sources, fits_from = [], [], [], [], []
+    counts = CutoutCounts()
+    for rsdir in rsdirs:
+        simcat, files_read, transmission_source = _read_fakes(settings, brick_name, rsdir)
+        tractor = None
+        if rsdir.tractor_path.is_file():
+            tractor = survey.read_tractor(rsdir.tractor_path, settings.bands)
+            files_read = list(dict.fromkeys([*files_read, str(rsdir.tractor_path)]))
+        fits_from.append("" if tractor is None else str(rsdir.tractor_path))
+        sources = fake_source_table(simcat, brick_name, rsdir.name, settings.bands, tractor)
+        if settings.select_fakes:
+            sources = sources[_select(fake_selection_view(simcat), settings.selection, rsdir.simcat_path)]
+        coadd = survey.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
+        catalog, rsdir_stamps, rsdir_counts = cut_sources(coadd, sources, settings)
+        inputs += [*files_read, *map(str, coadd.paths)]
+        del coadd  # one rs dir's images in memory at a time
+        counts = counts + CutoutCounts(sources_read=len(simcat)) + rsdir_counts
+        catalogs.append(catalog)
+        stamps.append(rsdir_stamps)
+        transmission_sources.append(transmission_source)
+    attributes = {
+        "rsdirs": [rsdir.name for rsdir in rsdirs],
+        "mw_transmission_source": transmission_sources,
+        "fits_from": fits_from,
+    }
+    return _Cutouts(pd.concat(catalogs, ignore_index=True), np.concatenate(stamps), counts, inputs, attributes)
+
+
+def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
+    """The files :func:`run_cutouts` may read for this brick and kind, as they are on disk now.
+
+    Both kinds: the brick table. Real: the DR5 tractor catalog and coadd image
+    and inverse variance per band. Sim: per rs dir its simcat and coadds, and
+    the tractor catalog an older-schema simcat would take its Milky Way
+    transmission from (the rs dir's if it exists, else the DR5 brick's if that
+    exists). The workflow plans each brick's job with these, for every brick of
+    the survey, so they are built as strings (pathlib would dominate a 100k-brick
+    dry run: scripts/bench_dryrun.py).
+    """
+    dr5_dir = str(settings.dr5_dir)
+    files = [str(survey.find_brick_table(dr5_dir))]
+    if settings.kind == "real":
+        coadd_dirs = [paths.dr5_file(dr5_dir, "coadd_dir", brick_name)]
+        files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
+    else:
+        rsdirs = survey.rsdir_locations(settings.obiwan_dir, brick_name)
+        if not rsdirs:
+            raise _no_rsdirs(settings, brick_name)
+        coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
+        dr5_tractor = paths.dr5_file(dr5_dir, "tractor", brick_name)
+        for _, _, _, simcat_path, tractor_path in rsdirs:
+            files.append(simcat_path)
+            if os.path.isfile(tractor_path):
+                files.append(tractor_path)
+            elif dr5_tractor not in files and os.path.isfile(dr5_tractor):
+                files.append(dr5_tractor)
+    names = [paths.coadd_name(brick_name, kind, band) for band in settings.bands for kind in paths.COADD_KINDS]
+    for coadd_dir in coadd_dirs:
+        files += [os.path.join(coadd_dir, name) for name in names]
+    return files
+
+
+def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, object]:
+    """The attributes that identify what a cutouts file was made for and from (checked before trusting it):
+    the settings, and the trees it was read from (the DR5 tree; for fakes the obiwan tree too), so that
+    a file made from another tree is never taken for this one's."""
+    expected = {
+        "kind": settings.kind,
+        "brickname": brick_name,
+        "bands": list(settings.bands),
+        "channels": channel_names(settings.bands),
+        "stamp_size": settings.stamp_size,
+        "selection": settings.applied_selection,
+        "select_fakes": settings.select_fakes,
+        "pad_edges": settings.pad_edges,
+        "dr5_dir": str(settings.dr5_dir),
+    }
+    if settings.kind == "sim":
+        expected["obiwan_dir"] = str(settings.obiwan_dir)
+    return expected
+
+
+def read_survey_bricks(dr5_dir: Path) -> tuple[Path, dict[str, survey.Brick]]:
+    """The path of the DR5 brick table and its bricks by name."""
+    table_path = survey.find_brick_table(dr5_dir)
+    return table_path, survey.read_brick_table(table_path)
+
+
+def run_cutouts(
+    settings: CutoutSettings,
+    brick_name: str,
+    out: Path,
+    survey_bricks: tuple[Path, dict[str, survey.Brick]] | None = None,
+) -> CutoutCounts:
+    """Write the cutouts file of one brick and kind to ``out``; return its counts.
+
+    The file (see :mod:`realfake.cutouts_file`) has ``stamps`` float32
+    (N, S, S, 2B), ``catalog/<column>`` (:data:`CATALOG_DESCRIPTION`, N rows),
+    and attributes: ``kind``, ``brickname``, ``bands``, ``channels``,
+    ``stamp_size``, ``pixel_convention``, ``selection`` (the one these sources
+    passed; "none" for fakes without ``select_fakes``), ``select_fakes``,
+    ``pad_edges``, ``inputs`` (every file read), ``dr5_dir``, ``obiwan_dir``,
+    ``package_version``, the counts (:class:`CutoutCounts`) and for fakes
+    ``rsdirs`` and ``mw_transmission_source`` (per rs dir: "simcat" or the
+    tractor catalog whose median was used).
+
+    Every input is read and checked before anything is written; a problem
+    raises RealfakeError naming the file or brick, and no file appears at ``out``.
+    ``survey_bricks`` (from :func:`read_survey_bricks`) saves re-reading the
+    brick table for each brick of a batch.
+    """
+    brick_directory(brick_name)
+    table_path, bricks = survey_bricks or read_survey_bricks(settings.dr5_dir)
+    survey.lookup_brick(bricks, brick_name, table_path)
+    made = _real_cutouts(settings, brick_name) if settings.kind == "real" else _sim_cutouts(settings, brick_name)
+    attributes = {
+        **expected_attributes(settings, brick_name),
+        "pixel_convention": PIXEL_CONVENTION,
+        "inputs": [str(table_path), *made.inputs],
+        "dr5_dir": str(settings.dr5_dir),
+        "obiwan_dir": str(settings.obiwan_dir) if settings.obiwan_dir is not None else "",
+        "package_version": __version__,
+        **asdict(made.counts),
+        **made.attributes,
+    }
+    catalog = made.catalog[catalog_columns(settings.bands)].reset_index(drop=True)
+    write_cutouts_file(out, made.stamps, catalog, attributes, column_descriptions(settings.bands))
+    return made.counts

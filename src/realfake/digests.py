@@ -1,0 +1,17 @@
+"""Content digests: SHA-256 of arrays, fed without copying them.
+
+The cutouts files' ``content_sha256`` (:func:`realfake.cutouts.file.content_digest`)
+and the shard set's identity (:func:`realfake.shardset.shard_set_identity`) are
+built from these, so the two stages hash arrays the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def digest_array(digest, array: np.ndarray) -> None:
+    """Feed a C-contiguous array's bytes to ``digest`` (a hashlib object) without copying them;
+    nothing for an empty array."""
+    if array.size:
+        digest.update(memoryview(array.reshape(-1)).cast("B"))

@@ -1,0 +1,100 @@
+"""Where DR5 and obiwan files are: one function per tree, in the spirit of legacypipe's
+``LegacySurveyData.find_file(filetype, brick=..., band=...)``.
+
+Every DR5 and obiwan path the code reads, writes (the mock survey) or plans (the
+workflow) is built here (``docs/data_layout.md`` has the layouts). Paths are
+strings, not ``pathlib.Path``: planning lists them for every brick of a survey
+(100k), and pathlib's parsing would dominate the dry run
+(``scripts/bench_dryrun.py``).
+
+- :func:`dr5_file`: ``brick_table``, ``coadd_dir``, ``image``, ``invvar``, ``tractor``.
+- :func:`obiwan_file`: ``coadd_dir``, ``image``, ``invvar``, ``simcat``,
+  ``tractor`` of one rs dir, in the ``current`` layout
+  (``<out>/{coadd,obiwan,tractor}/<AAA>/<brick>/<rsdir>/``) or the ``older`` one
+  (``<out>/<objtype>/<AAA>/<brick>/<rsdir>/{coadd,obiwan,tractor}/``).
+- :func:`coadd_name`: ``legacysurvey-<brick>-{image,invvar}-<band>.fits.fz``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from realfake.conventions import brick_directory
+from realfake.errors import RealfakeError
+
+COADD_KINDS = ("image", "invvar")
+BRICK_TABLE_NAMES = ("survey-bricks.fits.gz", "survey-bricks.fits")
+DR5_FILETYPES = ("brick_table", "coadd_dir", "image", "invvar", "tractor")
+OBIWAN_FILETYPES = ("coadd_dir", "image", "invvar", "simcat", "tractor")
+LAYOUTS = ("current", "older")
+
+
+def coadd_name(brick_name: str, kind: str, band: str) -> str:
+    """``legacysurvey-<brick>-<kind>-<band>.fits.fz``; kind is "image" or "invvar"."""
+    if kind not in COADD_KINDS:
+        raise RealfakeError(f"coadd kind {kind!r} is not one of {', '.join(COADD_KINDS)}")
+    brick_directory(brick_name)
+    return f"legacysurvey-{brick_name}-{kind}-{band}.fits.fz"
+
+
+def dr5_file(dr5_dir: str, filetype: str, brick_name: str | None = None, band: str | None = None) -> str:
+    """A file or directory of a DR5 tree rooted at ``dr5_dir``.
+
+    ``brick_table``: ``survey-bricks.fits.gz`` if it exists, else
+    ``survey-bricks.fits`` (the mock writes this one); ``coadd_dir``:
+    ``coadd/<AAA>/<brick>``; ``image``, ``invvar``: that dir's coadd of
+    ``band``; ``tractor``: ``tractor/<AAA>/tractor-<brick>.fits``.
+    """
+    dr5_dir = str(dr5_dir)
+    if filetype == "brick_table":
+        compressed, plain = (os.path.join(dr5_dir, name) for name in BRICK_TABLE_NAMES)
+        return compressed if os.path.isfile(compressed) else plain
+    if filetype not in DR5_FILETYPES:
+        raise ValueError(f"unknown DR5 file type {filetype!r}; one of {', '.join(DR5_FILETYPES)}")
+    directory = brick_directory(brick_name)
+    if filetype == "tractor":
+        return os.path.join(dr5_dir, "tractor", directory, f"tractor-{brick_name}.fits")
+    coadd_dir = os.path.join(dr5_dir, "coadd", directory, brick_name)
+    if filetype == "coadd_dir":
+        return coadd_dir
+    return os.path.join(coadd_dir, coadd_name(brick_name, filetype, band))
+
+
+def obiwan_file(
+    obiwan_dir: str,
+    filetype: str,
+    brick_name: str,
+    rsdir: str,
+    band: str | None = None,
+    layout: str = "current",
+    objtype: str = "elg",
+) -> str:
+    """A file or directory of one rs dir of an obiwan tree rooted at ``obiwan_dir``.
+
+    ``coadd_dir``; ``image``, ``invvar``: its coadd of ``band``; ``simcat``:
+    ``simcat-<objtype>-<brick>.fits``; ``tractor``: legacypipe's re-fit of the
+    rs dir, ``tractor-<brick>.fits`` (may not exist).
+    """
+    if filetype not in OBIWAN_FILETYPES:
+        raise ValueError(f"unknown obiwan file type {filetype!r}; one of {', '.join(OBIWAN_FILETYPES)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown obiwan layout {layout!r}; one of {', '.join(LAYOUTS)}")
+    brick_path = os.path.join(str(obiwan_dir), "{product}", brick_directory(brick_name), brick_name, rsdir)
+    if layout == "current":
+        products = {product: brick_path.format(product=product) for product in ("coadd", "obiwan", "tractor")}
+    else:
+        rsdir_path = brick_path.format(product=objtype)
+        products = {product: os.path.join(rsdir_path, product) for product in ("coadd", "obiwan", "tractor")}
+    if filetype == "coadd_dir":
+        return products["coadd"]
+    if filetype in COADD_KINDS:
+        return os.path.join(products["coadd"], coadd_name(brick_name, filetype, band))
+    if filetype == "simcat":
+        return os.path.join(products["obiwan"], f"simcat-{objtype}-{brick_name}.fits")
+    return os.path.join(products["tractor"], f"tractor-{brick_name}.fits")
+
+
+def obiwan_rsdir_parent(obiwan_dir: str, brick_name: str, layout: str, objtype: str = "elg") -> str:
+    """The directory whose children are a brick's rs dirs in ``layout`` (where their simcats are found)."""
+    product = "obiwan" if layout == "current" else objtype
+    return os.path.join(str(obiwan_dir), product, brick_directory(brick_name), brick_name)

@@ -1,0 +1,348 @@
+"""The report: figures, stamp mosaics, galleries and one self-contained ``index.html``.
+
+``realfake report`` reads the evaluation (``predictions.parquet``,
+``metrics.json`` from ``realfake evaluate``), the training history
+(``history.json`` from ``realfake train``) and the test stamps of the shard
+set, and writes to ``settings.out``:
+
+- ``training_curves.png``, ``roc.png`` (the CNN and the shortcut baselines),
+  ``accuracy_vs_g.png`` (accuracy in g-magnitude bins with Clopper-Pearson
+  intervals), ``breakdowns.png`` (every breakdown);
+- ``mosaic_p99.png``, ``mosaic_p75.png``, ``mosaic_p50.png``,
+  ``mosaic_p25.png``, ``mosaic_p01.png``: the original obiwan write-up's Figure 1 at the 99th to
+  1st brightness percentiles (:func:`mosaic_pairs`);
+- ``gallery_real_called_fake.png``, ``gallery_fake_called_real.png``: the
+  real galaxies the CNN is surest are fake and the fakes it is surest are real;
+- ``index.html``: the verdict sentence, the tables and all of the images by
+  relative path, with inline CSS and no external resources, so it opens from
+  disk with no network. A short inline script records on ``<body>``
+  (``data-images-loaded="loaded/total"``) how many images loaded, for the
+  headless-browser test (:mod:`realfake.report.page`, whose prose is in
+  ``text/*.html``).
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from realfake import figures
+from realfake.atomic import atomic_output
+from realfake.baselines import baseline_title
+from realfake.conventions import bands_of
+from realfake.errors import RealfakeError
+from realfake.evaluate import METRICS_NAME, PREDICTIONS_NAME
+from realfake.progress import say
+from realfake.report.page import PageContent, ordinal, render_html
+from realfake.shardset import ShardSet, load_stamps, open_shard_set, short_identity
+
+BRIGHTNESS_PERCENTILES = (99, 75, 50, 25, 1)
+HISTORY_NAME = "history.json"
+INDEX_NAME = "index.html"
+# history.json keys written by realfake.training, then the Keras History names.
+HISTORY_KEYS = {
+    "train_loss": ("train_loss", "loss"),
+    "train_accuracy": ("train_accuracy", "accuracy", "acc"),
+    "validation_loss": ("validation_loss", "val_loss"),
+    "validation_accuracy": ("validation_accuracy", "val_accuracy", "val_acc"),
+}
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """``realfake report``: where the evaluation, shards and training outputs are, and the output directory.
+
+    ``mosaic_pairs``: real/fake pairs per mosaic (the original obiwan write-up: 4, eight rows);
+    ``gallery_size``: galaxies per gallery; ``sensitivity_table``: a
+    ``scripts/sensitivity.py`` table (CSV) to show, or None.
+    """
+
+    evaluate: Path
+    shards: Path
+    train: Path
+    out: Path
+    mosaic_pairs: int = 4
+    gallery_size: int = 8
+    sensitivity_table: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.mosaic_pairs < 1 or self.gallery_size < 1:
+            raise RealfakeError("mosaic pairs and gallery size must be at least 1")
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """Per-epoch training history: columns epoch, train_loss, train_accuracy, validation_loss, validation_accuracy.
+
+    Accepts ``{"epochs": [{...}, ...]}`` (``realfake train``), a list of
+    per-epoch dicts, or a Keras ``History.history`` dict of lists; missing
+    quantities are NaN. RealfakeError naming the file when it is missing or
+    not JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"{path} is missing (run `realfake train` first)")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise RealfakeError(f"{path}: not valid JSON ({error})") from None
+    if isinstance(record, dict) and "epochs" in record:
+        epochs = record["epochs"]
+    elif isinstance(record, dict) and record and all(isinstance(value, list) for value in record.values()):
+        length = max(len(value) for value in record.values())
+        epochs = [{key: value[index] for key, value in record.items() if index < len(value)} for index in range(length)]
+    elif isinstance(record, list):
+        epochs = record
+    else:
+        raise RealfakeError(f"{path}: expected a list of epochs or a dict with 'epochs'")
+    rows = []
+    for index, epoch in enumerate(epochs):
+        if not isinstance(epoch, dict):
+            raise RealfakeError(f"{path}: epoch {index + 1} is not a JSON object")
+        row = {"epoch": epoch.get("epoch", index + 1)}
+        for column, keys in HISTORY_KEYS.items():
+            value = next((epoch[key] for key in keys if epoch.get(key) is not None), None)
+            row[column] = float(value) if value is not None else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["epoch", *HISTORY_KEYS])
+
+
+def _read_evaluation(directory: Path) -> tuple[pd.DataFrame, dict]:
+    directory = Path(directory)
+    predictions_path, metrics_path = directory / PREDICTIONS_NAME, directory / METRICS_NAME
+    for path in (predictions_path, metrics_path):
+        if not path.is_file():
+            raise RealfakeError(f"{path} is missing (run `realfake evaluate` first)")
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except json.JSONDecodeError as error:
+        raise RealfakeError(f"{metrics_path}: not valid JSON ({error})") from None
+    predictions = pd.read_parquet(predictions_path)
+    for column in ("label", "p_fake"):
+        if column not in predictions.columns:
+            raise RealfakeError(f"{predictions_path} has no {column!r} column")
+    return predictions, metrics
+
+
+def read_test_stamps(shard_set: ShardSet, positions: Sequence[int]) -> np.ndarray:
+    """Test stamps float32 (k, S, S, C) at ``positions`` (0-based, in shard order, as the test catalog rows);
+    only those stamps are read."""
+    starts = np.concatenate([[0], np.cumsum([shard.examples for shard in shard_set.test])])
+    stamps = []
+    for position in positions:
+        shard = int(np.searchsorted(starts, position, side="right") - 1)
+        if not 0 <= shard < len(shard_set.test):
+            raise RealfakeError(f"test example {position} is not in the shards of {shard_set.directory}")
+        stamps.append(np.array(load_stamps(shard_set.test[shard].x)[position - starts[shard]], dtype=np.float32))
+    if not stamps:
+        return np.empty((0,))
+    return np.stack(stamps)
+
+
+# -- selections -------------------------------------------------------------------------------
+
+
+def mosaic_pairs(
+    magnitudes: np.ndarray, labels: np.ndarray, brightness_percentile: float, pairs: int
+) -> list[tuple[int, int]]:
+    """(real, fake) row positions of a Figure 1 mosaic at a brightness percentile.
+
+    The target is the magnitude at that brightness percentile of all test
+    examples with a finite magnitude (the 99th brightness percentile is the
+    1st magnitude percentile: bright). The ``pairs`` reals closest to it are
+    taken, and each is paired with a distinct fake so that the summed
+    magnitude differences are smallest (an optimal assignment). Pairs are
+    ordered bright to faint. Fewer pairs when a class runs short.
+    """
+    magnitudes = np.asarray(magnitudes, dtype=np.float64)
+    labels = np.asarray(labels)
+    finite = np.isfinite(magnitudes)
+    reals = np.flatnonzero(finite & (labels == 0))
+    fakes = np.flatnonzero(finite & (labels == 1))
+    count = min(pairs, reals.size, fakes.size)
+    if count == 0:
+        return []
+    target = float(np.percentile(magnitudes[finite], 100.0 - brightness_percentile))
+    chosen = reals[np.argsort(np.abs(magnitudes[reals] - target), kind="stable")[:count]]
+    cost = np.abs(magnitudes[chosen][:, None] - magnitudes[fakes][None, :])
+    real_rows, fake_columns = linear_sum_assignment(cost)
+    result = [(int(chosen[row]), int(fakes[column])) for row, column in zip(real_rows, fake_columns)]
+    return sorted(result, key=lambda pair: magnitudes[pair[0]])
+
+
+def gallery_positions(labels: np.ndarray, scores: np.ndarray, label: int, size: int) -> list[int]:
+    """The ``size`` examples of class ``label`` the model is surest belong to the other class.
+
+    Reals (label 0) by decreasing P(fake), fakes (label 1) by increasing P(fake).
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    members = np.flatnonzero(labels == label)
+    wrongness = scores[members] if label == 0 else 1.0 - scores[members]
+    return [int(position) for position in members[np.argsort(-wrongness, kind="stable")[:size]]]
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def _magnitude_column(predictions: pd.DataFrame) -> str | None:
+    for column in ("mag_dered_g", *[c for c in predictions.columns if c.startswith("mag_dered_")]):
+        if column in predictions.columns:
+            return column
+    return None
+
+
+def _right_label(predictions: pd.DataFrame, position: int, magnitude_column: str | None, with_score: bool) -> str:
+    lines = []
+    if magnitude_column is not None:
+        value = predictions[magnitude_column].iloc[position]
+        band = magnitude_column.removeprefix("mag_dered_")
+        lines.append(f"{band} {value:.2f}" if math.isfinite(value) else f"{band} n/a")
+    if with_score:
+        lines.append(f"P(fake) {predictions['p_fake'].iloc[position]:.2f}")
+    return "\n".join(lines)
+
+
+def _training_record(history_path: Path) -> dict:
+    """A ``realfake train`` history's top-level record ({} for other histories: lists, Keras histories)."""
+    record = json.loads(Path(history_path).read_text())
+    return record if isinstance(record, dict) and "epochs" in record else {}
+
+
+def _check_shard_set(recorded: str | None, identity: str, path: Path, shards: Path) -> None:
+    """RealfakeError unless the output at ``path`` records the shard set ``identity`` of ``shards``."""
+    if recorded != identity:
+        stage = "evaluate" if Path(path).name == METRICS_NAME else "train"
+        raise RealfakeError(
+            f"{path} was made from shard set {short_identity(recorded)}, but {shards} is shard set "
+            f"{short_identity(identity)}: run `realfake {stage}` on these shards first"
+        )
+
+
+def run_report(settings: ReportSettings) -> Path:
+    """Write the figures, mosaics, galleries and ``index.html``; returns the path of ``index.html``."""
+    predictions, metrics = _read_evaluation(settings.evaluate)
+    history_path = Path(settings.train) / HISTORY_NAME
+    history = read_history(history_path)
+    shard_set = open_shard_set(settings.shards)
+    identity = shard_set.identity
+    _check_shard_set(metrics.get("shard_set"), identity, Path(settings.evaluate) / METRICS_NAME, settings.shards)
+    _check_shard_set(_training_record(history_path).get("shard_set"), identity, history_path, settings.shards)
+    channel_names = shard_set.channel_names
+    test_examples = shard_set.examples("test")
+    if test_examples != len(predictions):
+        raise RealfakeError(
+            f"{Path(settings.evaluate) / PREDICTIONS_NAME} has {len(predictions)} rows but the test shards of "
+            f"{settings.shards} hold {test_examples} examples: they come from different shard sets"
+        )
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = predictions["label"].to_numpy()
+    scores = predictions["p_fake"].to_numpy(np.float64)
+    table = pd.DataFrame(metrics.get("breakdowns", []))
+    for column in ("low", "high", "accuracy", "accuracy_low", "accuracy_high", "chance"):
+        if column in table:
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+
+    figures_written = {}
+    selected_epoch = _training_record(history_path).get("selected_epoch")
+    figures_written["training_curves"] = figures.training_curves(
+        history, out / "training_curves.png", selected_epoch if isinstance(selected_epoch, int) else None
+    )
+    curves = {"CNN": scores}
+    for baseline in metrics.get("baselines", []):
+        column = f"p_fake_{baseline['name']}"
+        if column in predictions.columns:
+            curves[baseline_title(baseline)] = predictions[column].to_numpy(np.float64)
+    if np.unique(labels).size == 2:
+        figures_written["roc"] = figures.roc_figure(labels, curves, out / "roc.png")
+    magnitude_column = _magnitude_column(predictions)
+    if len(table):
+        magnitude_rows = table[table["breakdown"].str.endswith("magnitude")]
+        if len(magnitude_rows):
+            name = magnitude_rows["breakdown"].iloc[0]
+            figures_written["accuracy_vs_g"] = figures.accuracy_figure(
+                magnitude_rows[magnitude_rows["breakdown"] == name], f"dereddened {name}", out / "accuracy_vs_g.png"
+            )
+        figures_written["breakdowns"] = figures.breakdowns_figure(table, out / "breakdowns.png")
+
+    mosaics = []
+    magnitudes = (
+        predictions[magnitude_column].to_numpy(np.float64) if magnitude_column else np.full(len(labels), np.nan)
+    )
+    for percentile in BRIGHTNESS_PERCENTILES:
+        pairs = mosaic_pairs(magnitudes, labels, percentile, settings.mosaic_pairs)
+        positions = [position for pair in pairs for position in pair]
+        path = out / f"mosaic_p{percentile:02d}.png"
+        figures.stamp_rows_figure(
+            read_test_stamps(shard_set, positions),
+            channel_names,
+            ["R" if labels[position] == 0 else "F" for position in positions],
+            [_right_label(predictions, position, magnitude_column, with_score=False) for position in positions],
+            f"{ordinal(percentile)} percentile in brightness",
+            path,
+        )
+        mosaics.append((percentile, path, pairs))
+
+    galleries = []
+    for label, name, title in (
+        (0, "gallery_real_called_fake", "Real galaxies the CNN is surest are fake"),
+        (1, "gallery_fake_called_real", "Fakes the CNN is surest are real"),
+    ):
+        positions = gallery_positions(labels, scores, label, settings.gallery_size)
+        path = out / f"{name}.png"
+        figures.stamp_rows_figure(
+            read_test_stamps(shard_set, positions),
+            channel_names,
+            ["R" if label == 0 else "F"] * len(positions),
+            [_right_label(predictions, position, magnitude_column, with_score=True) for position in positions],
+            title,
+            path,
+        )
+        galleries.append((title, path))
+
+    sensitivity = read_sensitivity_table(settings.sensitivity_table) if settings.sensitivity_table else None
+    if sensitivity is not None:
+        figures_written["sensitivity"] = figures.sensitivity_figure(
+            sensitivity.to_dict(orient="records"), out / "sensitivity.png"
+        )
+    page = render_html(
+        PageContent(
+            metrics, table, figures_written, mosaics, galleries, magnitudes, bands_of(channel_names), sensitivity
+        )
+    )
+    index = out / INDEX_NAME
+    with atomic_output(index) as temporary:
+        temporary.write_text(page, encoding="utf-8")
+    say("report", f"wrote {index}")
+    return index
+
+
+SENSITIVITY_COLUMNS = ("bricks", "mismatch", "strength", "examples", "auc", "auc_low", "auc_high", "auc_p_value",
+                       "outcome", "minimum_detectable_auc")  # fmt: skip
+
+
+def read_sensitivity_table(path: Path) -> pd.DataFrame:
+    """A ``scripts/sensitivity.py`` table (CSV); RealfakeError naming the file or the missing column."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"sensitivity table {path} does not exist (scripts/sensitivity.py writes one)")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise RealfakeError(f"sensitivity table {path}: not a CSV table ({error})") from None
+    missing = [column for column in SENSITIVITY_COLUMNS if column not in table.columns]
+    if missing:
+        raise RealfakeError(f"sensitivity table {path} has no column(s) {', '.join(missing)}")
+    return table

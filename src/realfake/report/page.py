@@ -1,0 +1,328 @@
+"""The report's one HTML page: a function per section, the prose from ``text/*.html``.
+
+The page has no external resource (inline CSS, images by relative path), so it
+opens from disk with no network. A short inline script records on ``<body>``
+(``data-images-loaded="loaded/total"``) how many images loaded, for the
+headless-browser test.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from realfake import stats
+from realfake.baselines import FEATURE_SET_EXPLANATIONS, FEATURE_SETS, baseline_title
+from realfake.verdict import OUTCOME_WORDS
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+.verdict { font-size: 1.2em; padding: .8em 1em; border-left: 6px solid #888; background: #f5f5f5; }
+.verdict.distinguishable { border-color: #d62728; } .verdict.within_tolerance { border-color: #ff7f0e; }
+.verdict.indistinguishable { border-color: #2ca02c; } .verdict.inconclusive { border-color: #888; }
+.outcome { font-weight: 600; text-transform: uppercase; letter-spacing: .05em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f0f0f0; } td.text, th.text { text-align: left; }
+tr.flagged td { background: #fde2e2; font-weight: 600; }
+figure { margin: 1em 0; } figcaption { font-size: .9em; color: #555; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.note { font-size: .9em; color: #444; }
+"""
+
+IMAGES_LOADED_SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.filter(function (image) { return image.complete && image.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", loaded + "/" + images.length);
+});
+"""
+
+
+@dataclass(frozen=True)
+class PageContent:
+    """What the page shows: the evaluation's metrics and breakdown table, the figures written (by key), the
+    mosaics ((percentile, path, pairs)), the galleries ((title, path)), the test examples' magnitudes, the bands
+    and, optionally, a sensitivity table."""
+
+    metrics: dict
+    table: pd.DataFrame
+    figures: dict[str, Path]
+    mosaics: list
+    galleries: list
+    magnitudes: np.ndarray
+    bands: Sequence[str]
+    sensitivity: pd.DataFrame | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def prose(name: str, **values: str) -> str:
+    """The paragraph ``text/<name>.html`` (HTML), with ``{placeholders}`` filled by ``values``."""
+    text = resources.files("realfake.report").joinpath("text", f"{name}.html").read_text(encoding="utf-8")
+    return " ".join(text.split()).format(**values)
+
+
+def render_html(content: PageContent) -> str:
+    """The report page; images by file name (they sit next to ``index.html``)."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>realfake: do the fakes look real?</title>",
+        f"<style>{CSS}</style>",
+        f"<script>{IMAGES_LOADED_SCRIPT}</script>",
+        "</head><body>",
+        "<h1>Do the fake galaxies look real?</h1>",
+    ]
+    for section in (
+        verdict_section,
+        sensitivity_section,
+        baselines_section,
+        breakdowns_section,
+        mosaics_section,
+        galleries_section,
+    ):
+        parts += section(content)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def verdict_section(content: PageContent) -> list[str]:
+    metrics, verdict = content.metrics, content.metrics["verdict"]
+    outcome = verdict.get("outcome", "")
+    parts = [
+        f'<p class="verdict {html.escape(outcome)}"><span class="outcome">'
+        f"{html.escape(OUTCOME_WORDS.get(outcome, ''))}</span>: {html.escape(verdict['sentence'])}</p>",
+        f'<p class="verdict">{html.escape(metrics.get("shortcut_sentence", ""))}</p>',
+        "<h2>The verdict</h2>",
+        _note(prose("verdict")),
+        _table(["quantity", "value"], _verdict_rows(verdict)),
+    ]
+    for key in ("training_curves", "roc"):
+        if key in content.figures:
+            parts.append(_image(content.figures[key], key.replace("_", " "), prose(key)))
+    return parts
+
+
+def sensitivity_section(content: PageContent) -> list[str]:
+    if content.sensitivity is None:
+        return []
+    parts = ["<h2>What the test can see</h2>", _note(prose("sensitivity"))]
+    if "sensitivity" in content.figures:
+        parts.append(_image(content.figures["sensitivity"], "sensitivity", "AUC with its interval against strength."))
+    rows = [
+        [
+            str(row["bricks"]),
+            str(row["mismatch"]),
+            f"{row['strength']:g}",
+            str(row["examples"]),
+            _interval(row, "auc"),
+            stats.format_p(_float(row["auc_p_value"])),
+            OUTCOME_WORDS.get(row["outcome"], str(row["outcome"])),
+            _number(row["minimum_detectable_auc"]),
+        ]
+        for row in content.sensitivity.to_dict(orient="records")
+    ]
+    header = ["mock bricks", "mismatch", "strength", "test examples", "AUC [interval]", "p", "outcome",
+              "minimum detectable AUC"]  # fmt: skip
+    return parts + [_table(header, rows)]
+
+
+def baselines_section(content: PageContent) -> list[str]:
+    parts = ["<h2>Shortcut baselines</h2>"]
+    baselines = content.metrics.get("baselines", [])
+    if not baselines:
+        return parts + ["<p>No shortcut baselines were run.</p>"]
+    features = " ".join(FEATURE_SET_EXPLANATIONS[name] for name in FEATURE_SETS)
+    parts.append(_note(prose("baselines", features=features, correction=_correction(content))))
+    rows, classes = [], []
+    for record in baselines:
+        comparison = record.get("cnn_vs_baseline", {})
+        rows.append(
+            [
+                baseline_title(record),
+                _interval(record, "auc"),
+                stats.format_p(record["p_adjusted"]),
+                _interval(record, "accuracy"),
+                _number(record["chance"]),
+                _interval(comparison, "auc_difference"),
+                stats.format_p(comparison.get("p_value", math.nan)),
+                stats.format_p(comparison.get("mcnemar_p_value", math.nan)),
+            ]
+        )
+        classes.append("flagged" if record["significant"] else "")
+    header = ["baseline", "AUC [interval]", "adjusted p (AUC)", "accuracy [interval]", "chance",
+              "AUC CNN − baseline [interval]", "CNN better: p", "McNemar p"]  # fmt: skip
+    parts.append(_table(header, rows, classes))
+    seen, feature_rows, feature_classes = set(), [], []
+    for record in baselines:
+        for item in record.get("feature_differences", []):
+            if item["feature"] in seen:
+                continue
+            seen.add(item["feature"])
+            feature_rows.append([item["feature"], _number(item["statistic"]), stats.format_p(item["p_adjusted"])])
+            feature_classes.append("flagged" if item["differs"] else "")
+    if feature_rows:
+        parts.append(_note(prose("feature_differences")))
+        parts.append(_table(["feature", "KS statistic", "adjusted p"], feature_rows, feature_classes))
+    return parts
+
+
+def breakdowns_section(content: PageContent) -> list[str]:
+    parts = ["<h2>Breakdowns</h2>", _note(prose("breakdowns", correction=_correction(content)))]
+    for key, text in (("accuracy_vs_g", "accuracy_vs_g"), ("breakdowns", "breakdowns_figure")):
+        if key in content.figures:
+            parts.append(_image(content.figures[key], key.replace("_", " "), prose(text)))
+    table = content.table
+    if not len(table):
+        return parts
+    header = ["bin", "examples (real / fake)", "AUC [interval]", "adjusted p (AUC)", "outcome",
+              "accuracy [interval]", "chance"]  # fmt: skip
+    for name in dict.fromkeys(table["breakdown"]):
+        rows_frame = table[table["breakdown"] == name]
+        rows = [
+            [
+                row["bin"],
+                f"{row['examples']} ({row['real']} / {row['fake']})",
+                _interval(row, "auc"),
+                stats.format_p(_float(row["p_adjusted"])),
+                OUTCOME_WORDS.get(row.get("outcome"), ""),
+                _interval(row, "accuracy"),
+                _number(row["chance"]),
+            ]
+            for row in (_clean(record) for record in rows_frame.to_dict(orient="records"))
+        ]
+        parts.append(f"<h3>{html.escape(str(name))}</h3>")
+        parts.append(_table(header, rows, ["flagged" if flagged else "" for flagged in rows_frame["flagged"]]))
+    return parts
+
+
+def mosaics_section(content: PageContent) -> list[str]:
+    bands = content.bands
+    band = "g" if "g" in bands else (bands[0] if bands else "")
+    parts = ["<h2>Mosaics</h2>", _note(prose("mosaics", band=band))]
+    for percentile, path, pairs in content.mosaics:
+        differences = [abs(content.magnitudes[real] - content.magnitudes[fake]) for real, fake in pairs]
+        detail = f"largest pair difference {max(differences):.2f} mag" if differences else "no pairs available"
+        parts.append(_image(path, f"mosaic {percentile}", f"{ordinal(percentile)} percentile in brightness; {detail}."))
+    return parts
+
+
+def galleries_section(content: PageContent) -> list[str]:
+    return ["<h2>Galleries</h2>"] + [
+        _image(path, title, title + "; P(fake) on the right.") for title, path in content.galleries
+    ]
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def _verdict_rows(verdict: dict) -> list[list[str]]:
+    """The verdict table: the outcome, the measurement, what the test could detect, the original statistic."""
+    settle = verdict.get("examples_to_settle")
+    rows = [
+        ["outcome", OUTCOME_WORDS.get(verdict.get("outcome"), "")],
+        ["test examples (real / fake)", f"{verdict['examples']} ({verdict['real']} / {verdict['fake']})"],
+        [f"AUC [{verdict.get('auc_interval_method', '')} interval]", _interval(verdict, "auc")],
+        ["tolerance: AUC that does not matter", f"up to {0.5 + verdict['tolerance']:.3f}"],
+        [
+            f"p-value, AUC above 0.5 (Mann-Whitney, {verdict.get('auc_test_method', '')}, one-sided)",
+            stats.format_p(verdict["auc_p_value"]),
+        ],
+        [
+            f"minimum detectable AUC (power {verdict['power']:g}, level {verdict['significance']:g})",
+            _number(verdict["minimum_detectable_auc"]),
+        ],
+        [
+            f"minimum AUC found distinguishable (power {verdict['power']:g})",
+            _number(verdict["minimum_distinguishable_auc"]),
+        ],
+        ["total-variation distance, lower bound", _number(verdict["tv_lower_bound"])],
+    ]
+    if settle is not None:
+        settled = "never" if not math.isfinite(settle) else f"{settle:,.0f}"
+        rows.append(["test examples that would settle it (about)", settled])
+    rows += [
+        ["accuracy [Clopper-Pearson interval]", _interval(verdict, "accuracy")],
+        ["chance (majority share)", _number(verdict["chance"])],
+        ["p-value, accuracy above chance (exact binomial, one-sided)", stats.format_p(verdict["accuracy_p_value"])],
+        ["log loss (nats)", _number(verdict["log_loss"])],
+        ["significance level", f"{verdict['significance']:g}"],
+        ["interval confidence", f"{verdict['confidence']:g}"],
+    ]
+    return rows
+
+
+def _correction(content: PageContent) -> str:
+    return html.escape(content.metrics.get("correction", ""))
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{text}</p>'
+
+
+def ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _number(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _interval(record: dict, key: str, digits: int = 3) -> str:
+    low, high = _number(record.get(key + "_low"), digits), _number(record.get(key + "_high"), digits)
+    return f"{_number(record.get(key), digits)} [{low}, {high}]"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] | None = None) -> str:
+    text_columns = {0}
+    head = "".join(
+        f'<th class="text">{html.escape(h)}</th>' if i in text_columns else f"<th>{html.escape(h)}</th>"
+        for i, h in enumerate(header)
+    )
+    body = []
+    for index, row in enumerate(rows):
+        cells = "".join(
+            (
+                f'<td class="text">{html.escape(str(cell))}</td>'
+                if i in text_columns
+                else f"<td>{html.escape(str(cell))}</td>"
+            )
+            for i, cell in enumerate(row)
+        )
+        css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
+        body.append(f"<tr{css}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _image(path: Path, alt: str, caption: str = "") -> str:
+    caption_html = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="{html.escape(Path(path).name)}" alt="{html.escape(alt)}">{caption_html}</figure>'
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _clean(record: dict) -> dict:
+    return {
+        key: (_float(value) if key not in ("bin", "breakdown", "flagged", "examples", "real", "fake") else value)
+        for key, value in record.items()
+    }
