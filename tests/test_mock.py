@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.io import fits
 from scipy import stats
@@ -337,7 +338,7 @@ def _pixels_and_tables(root: Path) -> dict[str, np.ndarray]:
     return contents
 
 
-@pytest.mark.parametrize("mismatch", ["size", "psf", "profile", "noise"])
+@pytest.mark.parametrize("mismatch", ["size", "psf", "profile", "noise", "background", "ivar", "undetected", "edges"])
 def test_a_mismatch_at_its_identity_strength_gives_exactly_the_fakes_of_none(mismatch, mock_none, tmp_path):
     from realfake.mock import IDENTITY_STRENGTH
 
@@ -389,8 +390,90 @@ def test_a_strength_out_of_range_or_without_a_mismatch_is_refused(tmp_path):
 
 def test_too_many_fakes_for_the_brick_says_how_many_fit(tmp_path):
     with pytest.raises(RealfakeError) as error:
-        run_mock_survey(MockSettings(out=tmp_path / "a", bricks=1, size=400))
-    match = re.search(r"150 fakes per rs dir do not fit in a 400-pixel brick, 40 pixels apart: about (\d+) do; "
+        run_mock_survey(MockSettings(out=tmp_path / "a", bricks=1, size=300))
+    match = re.search(r"50 fakes per rs dir do not fit in a 300-pixel brick, 40 pixels apart: about (\d+) do; "
                       r"use --fakes-per-rsdir (\d+) \(mock.fakes_per_rsdir\) or fewer", str(error.value))  # fmt: skip
     assert match and match[1] == match[2], str(error.value)
-    assert run_mock_survey(MockSettings(out=tmp_path / "b", bricks=1, size=400, fakes_per_rsdir=int(match[2])))
+    assert run_mock_survey(MockSettings(out=tmp_path / "b", bricks=1, size=300, fakes_per_rsdir=int(match[2])))
+
+
+@pytest.fixture(scope="module")
+def processing_variants(tmp_path_factory) -> dict[str, Path]:
+    variants = {
+        name: _write(tmp_path_factory.mktemp(name), mismatch=name) for name in ("background", "ivar", "undetected")
+    }
+    # Fewer fakes: kept away from the edges, 40 per rs dir do not fit in a 384-pixel brick.
+    for name, mismatch in (("edges", "edges"), ("edges_none", "none")):
+        root = tmp_path_factory.mktemp(name)
+        run_mock_survey(
+            MockSettings(out=root, bricks=1, size=SIZE, seed=7, rsdirs=2, fakes_per_rsdir=15, mismatch=mismatch)
+        )
+        variants[name] = root
+    return variants
+
+
+def _rs0_coadd(root: Path, bands=("r",)):
+    return survey.read_coadd(root / "obiwan" / "coadd" / "123" / BRICK / "rs0", BRICK, bands=bands)
+
+
+def _dr5_coadd(root: Path, bands=("r",)):
+    return survey.read_coadd(root / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=bands)
+
+
+def _rs0_simcat(root: Path):
+    return survey.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / "rs0" / f"simcat-elg-{BRICK}.fits")
+
+
+def _far_from_fakes(root: Path, shape, distance: int = 20) -> np.ndarray:
+    far = np.ones(shape, dtype=bool)
+    for x, y in _rs0_simcat(root)[["x", "y"]].to_numpy():
+        far[max(int(y) - distance, 0) : int(y) + distance, max(int(x) - distance, 0) : int(x) + distance] = False
+    return far
+
+
+def test_background_offsets_the_rs_dir_sky_by_a_tenth_of_its_noise(processing_variants, mock_none):
+    root = processing_variants["background"]
+    sim, real = _rs0_coadd(root), _dr5_coadd(root)
+    covered = (real.inverse_variance[0] > 0) & _far_from_fakes(root, real.image[0].shape)
+    offset = (sim.image[0] - real.image[0]) * np.sqrt(real.inverse_variance[0])
+    # Lossy compression of either image adds ~1e-4 nmgy of noise: the offset is 0.1 sky sigma.
+    assert np.median(offset[covered]) == pytest.approx(0.1, abs=0.02)
+    none_offset = (_rs0_coadd(mock_none).image[0] - _dr5_coadd(mock_none).image[0]) * np.sqrt(real.inverse_variance[0])
+    assert abs(np.median(none_offset[covered])) < 0.02
+
+
+def test_ivar_folds_each_fakes_variance_into_the_rs_dir_inverse_variance(processing_variants, mock_none):
+    root = processing_variants["ivar"]
+    sim, real = _rs0_coadd(root), _dr5_coadd(root)
+    covered = real.inverse_variance[0] > 0
+    ratio = np.where(covered, sim.inverse_variance[0] / np.where(covered, real.inverse_variance[0], 1), 1.0)
+    far = _far_from_fakes(root, ratio.shape)
+    np.testing.assert_allclose(ratio[far & covered], 1.0, rtol=0.02)  # relative quantisation of invvar
+    centres = [ratio[int(round(y)), int(round(x))] for x, y in _rs0_simcat(root)[["x", "y"]].to_numpy()]
+    assert np.median(centres) < 0.97 and max(centres) < 0.995  # dips at every fake (ELGs: a few percent in r)
+    none_ratio = _rs0_coadd(mock_none).inverse_variance[0][covered] / real.inverse_variance[0][covered]
+    np.testing.assert_allclose(none_ratio, 1.0, rtol=0.02)
+
+
+def test_undetected_fakes_have_no_refit_in_their_rs_dir(processing_variants, mock_none):
+    def refit_count(root):
+        reals = survey.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+        refit = survey.read_tractor(root / "obiwan" / "tractor" / "123" / BRICK / "rs0" / f"tractor-{BRICK}.fits")
+        return len(refit) - len(reals)
+
+    assert refit_count(mock_none) == 40
+    assert 0 < refit_count(processing_variants["undetected"]) < 40
+
+
+def test_edges_keeps_every_fake_half_a_stamp_from_uncovered_pixels(processing_variants):
+    from scipy.ndimage import distance_transform_cdt
+
+    def margins(root):
+        coadd = _dr5_coadd(root, bands=("g", "r", "z"))
+        covered = np.pad((coadd.inverse_variance > 0).all(axis=0), 1, constant_values=False)
+        margin = distance_transform_cdt(covered, metric="chessboard")[1:-1, 1:-1]
+        fakes = pd.concat([survey.read_simcat(path) for path in sorted(root.rglob("simcat-elg-*.fits"))])
+        return margin[np.rint(fakes["y"]).astype(int), np.rint(fakes["x"]).astype(int)]
+
+    assert margins(processing_variants["edges"]).min() > 32
+    assert margins(processing_variants["edges_none"]).min() <= 32  # without the rule, fakes sit by the edges too

@@ -45,13 +45,32 @@ MISMATCHES = {
     "de Vaucouleurs (standard 1: swapped; 0 = none)",
     "noise": "the strength's fraction of the variance of the fakes' own photon noise left out (obiwan add_sim_noise; "
     "standard 1: all; 0 = none)",
+    "background": "the rs dirs' sky offset from the DR5 coadds' by the strength times the per-pixel sky noise "
+    "(another processing run's sky subtraction; standard 0.1; 0 = none)",
+    "ivar": "the rs dirs' inverse variance includes the strength's fraction of each fake's own photon variance "
+    "(obiwan's get_srcimg_invvar; standard 1; 0 = none)",
+    "undetected": "the fakes include the strength's fraction of those the measurement would not detect, with no "
+    "re-fit in their rs dir (reals are all detections; standard 1; 0 = none)",
+    "edges": "fakes are never placed within the strength times half a stamp of a chip gap, an uncovered region or "
+    "the image edge (obiwan's whole-stamp-on-the-CCD rule; standard 1; 0 = none)",
 }
 # The strength a mismatch has when none is given: the mismatches as the controls were first run.
-STANDARD_STRENGTH = {"size": 2.0, "psf": 0.0, "profile": 1.0, "noise": 1.0}
+STANDARD_STRENGTH = {
+    "size": 2.0, "psf": 0.0, "profile": 1.0, "noise": 1.0, "background": 0.1, "ivar": 1.0, "undetected": 1.0,
+    "edges": 1.0,
+}  # fmt: skip
 # The strength at which a mismatch changes nothing: its fakes are those of "none".
-IDENTITY_STRENGTH = {"size": 1.0, "psf": 1.0, "profile": 0.0, "noise": 0.0}
+IDENTITY_STRENGTH = {
+    "size": 1.0, "psf": 1.0, "profile": 0.0, "noise": 0.0, "background": 0.0, "ivar": 0.0, "undetected": 0.0,
+    "edges": 0.0,
+}  # fmt: skip
+# Mismatches of the processing, not of the galaxies: what the shortcut audit and the same-image control are for.
+PROCESSING_MISMATCHES = ("background", "ivar", "undetected", "edges")
 # The strengths a mismatch accepts, (lowest, highest); None: no upper bound.
-STRENGTH_RANGE = {"size": (0.1, None), "psf": (0.0, None), "profile": (0.0, 1.0), "noise": (0.0, 1.0)}
+STRENGTH_RANGE = {
+    "size": (0.1, None), "psf": (0.0, None), "profile": (0.0, 1.0), "noise": (0.0, 1.0), "background": (0.0, None),
+    "ivar": (0.0, 1.0), "undetected": (0.0, 1.0), "edges": (0.0, 2.0),
+}  # fmt: skip
 BRICK_SIZE_DEG = 0.25
 FIRST_BRICK = (123.887195, 24.5)  # DR5 brick 1238p245, the brick of ../shared/realdata
 BRICKS_PER_ROW = 8
@@ -62,13 +81,13 @@ class MockSettings:
     """What mock survey to write. Brick k's content depends only on (seed, brick), not on ``bricks``."""
 
     out: Path
-    bricks: int = 4
-    size: int = 1448  # pixels per side (DR5 bricks are 3600)
+    bricks: int = 12
+    size: int = 836  # pixels per side (DR5 bricks are 3600)
     seed: int = 1
     mismatch: str = "none"
     strength: float | None = None
     rsdirs: int = 2
-    fakes_per_rsdir: int = 150
+    fakes_per_rsdir: int = 50
     bands: tuple[str, ...] = field(default=("g", "r", "z"))
 
     def __post_init__(self) -> None:

@@ -24,13 +24,14 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from realfake import paths
-from realfake.conventions import brick_directory
+from realfake.conventions import STAMP_SIZE, brick_directory
 from realfake.errors import RealfakeError
 from realfake.mock import BrickGeometry, MockSettings, effective_strength, mock_rsdir_names, seed_sequence
 from realfake.mock.files import write_compressed_image, write_table, write_text
 from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE, Observing, draw_truth, measure
 from realfake.mock.render import (
     SINGLE_EXPOSURE_SIGMA,
+    SKY_PER_PIXEL,
     coverage,
     photon_noise,
     psf_fwhm_for_brick,
@@ -49,6 +50,7 @@ PIXEL_DEPTH_SCATTER = 0.02
 # Within an rs dir fakes are therefore at least this far apart in x or y: half a stamp plus
 # the bright part of a fake's profile, so no fake sits in another's stamp.
 MIN_FAKE_SEPARATION = 40  # pixels
+STAMP_HALF_WIDTH = STAMP_SIZE // 2  # pixels: the edges mismatch keeps fakes this far (x strength) from edges
 # Mismatches that change the fakes' true parameters (the others change how they are rendered).
 TRUTH_MISMATCHES = ("size", "profile")
 
@@ -179,6 +181,10 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
     the measured values as for ``none``.
     """
     rng = seed_sequence(settings, brick, "fakes")
+    strength = effective_strength(settings)
+    # Streams of their own, so that at the identity strength the fakes are exactly those of none.
+    undetected_rng = seed_sequence(settings, brick, "undetected")
+    margin = _coverage_margin(observing) if settings.mismatch == "edges" else None
     wanted = settings.rsdirs * settings.fakes_per_rsdir
     candidates: list[pd.DataFrame] = []
     candidates_measured: list[pd.DataFrame] = []
@@ -190,7 +196,14 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
         measure_seed = int(rng.integers(2**63))
         measured, detected = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
         keep = detected & select(measured.assign(brick_primary=True), FAKE_SELECTION)
-        pool = _apply_mismatch(pool, settings.mismatch, effective_strength(settings))
+        if settings.mismatch == "undetected":
+            # Fakes cut at their input positions whether found or not: sources the measurement misses, drawn
+            # from the box on their true values (obiwan draws its fakes' true parameters in it).
+            missed = ~detected & select(_true_view(pool), FAKE_SELECTION)
+            keep |= missed & (undetected_rng.random(len(pool)) < strength)
+        if margin is not None:
+            keep &= _clear_of_edges(pool, margin, strength * STAMP_HALF_WIDTH)
+        pool = _apply_mismatch(pool, settings.mismatch, strength).assign(detected=detected)
         if settings.mismatch in TRUTH_MISMATCHES:
             measured, _ = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
         survivors = pool[keep].reset_index(drop=True)
@@ -216,6 +229,43 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
     fakes = pd.concat(candidates, ignore_index=True).iloc[rows].reset_index(drop=True)
     measured = pd.concat(candidates_measured, ignore_index=True).iloc[rows].reset_index(drop=True)
     return fakes, measured
+
+
+def _true_view(truth: pd.DataFrame) -> pd.DataFrame:
+    """True parameters dressed as a tractor catalog (noise-free fluxes and sizes), for a named selection."""
+    view = pd.DataFrame(
+        {
+            "brick_primary": np.ones(len(truth), dtype=bool),
+            "type": truth["type"].to_numpy(),
+            "fracdev": truth["fracdev"].to_numpy(),
+            "shapeexp_r": truth["rhalf"].to_numpy(),
+            "shapedev_r": np.where(truth["type"] == "DEV", truth["rhalf"], truth["rhalf_dev"]),
+        }
+    )
+    for band in ("g", "r", "z"):
+        view[f"flux_{band}"] = truth[f"flux_dered_{band}"].to_numpy()
+        view[f"mw_transmission_{band}"] = 1.0
+        view[f"flux_ivar_{band}"] = 1.0
+        view[f"nobs_{band}"] = 1
+        view[f"psfsize_{band}"] = 2 * truth["rhalf"].to_numpy()
+    return view
+
+
+def _coverage_margin(observing: Observing) -> np.ndarray:
+    """Pixels (chessboard) from each pixel to the nearest one without coverage in some band, or the image edge."""
+    from scipy.ndimage import distance_transform_cdt
+
+    covered = np.logical_and.reduce([plane > 0 for plane in observing.inverse_variance.values()])
+    padded = np.pad(covered, 1, constant_values=False)
+    return distance_transform_cdt(padded, metric="chessboard")[1:-1, 1:-1]
+
+
+def _clear_of_edges(sources: pd.DataFrame, margin: np.ndarray, half_width: float) -> np.ndarray:
+    """Whether each source sits more than ``half_width`` pixels from any uncovered pixel or the image edge."""
+    height, width = margin.shape
+    column = np.clip(np.rint(sources["x"].to_numpy()).astype(int), 0, width - 1)
+    row = np.clip(np.rint(sources["y"].to_numpy()).astype(int), 0, height - 1)
+    return margin[row, column] > half_width
 
 
 def _apart(placed: np.ndarray, position: np.ndarray) -> bool:
@@ -306,6 +356,9 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     # psf: the fakes' PSF scaled in FWHM (0: unconvolved); noise: the variance of their own photon noise kept.
     psf_scale = strength if settings.mismatch == "psf" else 1.0
     sim_noise_scale = math.sqrt(1.0 - strength) if settings.mismatch == "noise" else 1.0
+    # background: the rs dirs' sky offset by this many sky sigmas; ivar: this fraction of the fakes' own variance.
+    sky_offset = strength if settings.mismatch == "background" else 0.0
+    source_variance = strength if settings.mismatch == "ivar" else 0.0
     fake_rng = seed_sequence(settings, brick, "simnoise")
     for chunk, rsdir in enumerate(mock_rsdir_names(settings.rsdirs, settings.fakes_per_rsdir)):
         rows = slice(chunk * settings.fakes_per_rsdir, (chunk + 1) * settings.fakes_per_rsdir)
@@ -320,8 +373,12 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
             Path(paths.obiwan_file(obiwan, "tractor", brick.name, rsdir)),
             _tractor_columns(
                 brick,
-                pd.concat([catalog_truth, chunk_fakes], ignore_index=True),
-                pd.concat([catalog_measured, fakes_measured.iloc[rows]], ignore_index=True),
+                # The re-fit finds only the fakes the measurement detects.
+                pd.concat([catalog_truth, chunk_fakes[chunk_fakes["detected"]]], ignore_index=True),
+                pd.concat(
+                    [catalog_measured, fakes_measured.iloc[rows][chunk_fakes["detected"].to_numpy()]],
+                    ignore_index=True,
+                ),
                 wcs,
                 observing.ebv,
             ),
@@ -336,12 +393,22 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
                 + fake_model
                 + sim_noise_scale * photon_noise(fake_rng, fake_model, inverse_variance, band)
             )
+            rs_inverse_variance = inverse_variance
+            if sky_offset:
+                with np.errstate(divide="ignore"):
+                    image = image + sky_offset * np.where(inverse_variance > 0, 1 / np.sqrt(inverse_variance), 0.0)
+            if source_variance:
+                # 1/ivar' = 1/ivar + model/gain with gain = sky x ivar (render.photon_noise): ivar / (1 + model/sky).
+                model = np.clip(fake_model, 0, None)
+                rs_inverse_variance = (inverse_variance / (1 + source_variance * model / SKY_PER_PIXEL[band])).astype(
+                    np.float32
+                )
             image[inverse_variance <= 0] = 0.0
             header = coadd_header(settings, brick, band)
             header["MISMATCH"] = (settings.mismatch, "realfake mock: how the fakes differ")
             if strength is not None:
                 header["STRENGTH"] = (strength, "realfake mock: strength of the mismatch")
-            for kind, plane, dither in (("image", image, 2 + chunk), ("invvar", inverse_variance, 1)):
+            for kind, plane, dither in (("image", image, 2 + chunk), ("invvar", rs_inverse_variance, 1)):
                 path = Path(paths.obiwan_file(obiwan, kind, brick.name, rsdir, band))
                 write_compressed_image(path, plane, header, kind, _dither_seed(settings, brick, band_index, dither))
     _write_truth(settings, brick, truth, detected, wcs)
