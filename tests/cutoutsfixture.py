@@ -17,7 +17,8 @@ from realfake.cutouts.file import write_cutouts_file
 
 SIZE = 8  # small stamps keep the tests fast; the code does not care about 64
 CHANNELS = ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]
-BRICKS = ["1238p245", "1241p245", "1244p245", "1247p245"]
+# The first len(counts[kind]) of these get a file.
+BRICKS = [f"{1238 + 3 * number}p245" for number in range(12)]
 
 
 def code(label: int, brick: int, row: int) -> float:
@@ -26,11 +27,18 @@ def code(label: int, brick: int, row: int) -> float:
 
 
 def write_fixture(
-    root: Path, counts: dict[str, list[int]], rng_seed: int = 0, channels=CHANNELS, trees=("dr5", "obiwan")
+    root: Path,
+    counts: dict[str, list[int]],
+    rng_seed: int = 0,
+    channels=CHANNELS,
+    trees=("dr5", "obiwan"),
+    undetected: int = 0,
 ) -> None:
     """Cutouts files for each kind and brick; real g magnitudes brighter on average than the fakes'.
 
-    ``trees``: the DR5 and obiwan trees the files record they were made from.
+    ``mag_dered_g`` is the true magnitude of a fake and ``measured_mag_dered_g`` its re-fit (0.1 mag
+    off); a real source's two are its catalog value. The first ``undetected`` fakes of each brick were
+    not detected: no measured value. ``trees``: the DR5 and obiwan trees the files record they were made from.
     """
     rng = np.random.default_rng(rng_seed)
     for kind, label in (("real", 0), ("sim", 1)):
@@ -39,12 +47,18 @@ def write_fixture(
             stamps[..., len(channels) // 2 :] = rng.uniform(500, 1500, (count, 1, 1, len(channels) // 2))
             stamps[:, 0, 0, 0] = [code(label, brick_number, row) for row in range(count)]
             magnitudes = rng.normal(22.5 if kind == "real" else 23.0, 0.6, count)
+            measured = magnitudes if kind == "real" else magnitudes + rng.normal(0, 0.1, count)
+            detected = np.ones(count, dtype=bool)
+            if kind == "sim":
+                detected[: min(undetected, count)] = False
             catalog = pd.DataFrame(
                 {
                     "id": np.arange(count, dtype=np.int64),
                     "brickname": [brick] * count,
                     "rsdir": ["" if kind == "real" else "rs0"] * count,
                     "mag_dered_g": magnitudes,
+                    "measured_mag_dered_g": np.where(detected, measured, np.nan),
+                    "detected": detected,
                     "type": ["EXP"] * count,
                 }
             )

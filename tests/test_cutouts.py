@@ -24,6 +24,7 @@ from astropy.io import fits
 from realfake import __version__, survey
 from realfake.cutouts import (
     CutoutSettings,
+    input_files,
     catalog_columns,
     cutouts_path,
     expected_attributes,
@@ -177,7 +178,7 @@ def test_file_attributes_record_what_was_made_and_from_what(tiny, tmp_path, caps
     assert sum("-invvar-z.fits.fz" in path for path in attributes["inputs"]) == 1
     assert counts(attributes) == {
         "sources_read": 2, "sources_selected": 1, "sources_written": 1, "dropped_off_image": 0,
-        "dropped_no_coverage": 0,
+        "dropped_no_coverage": 0, "dropped_near_fake": 0,
     }  # fmt: skip
     with h5py.File(out) as cutouts:
         assert "dereddened" in cutouts["catalog/mag_dered_g"].attrs["description"]
@@ -249,7 +250,7 @@ def test_a_brick_with_no_selected_source_gives_a_valid_empty_file(tiny, tmp_path
     assert attributes["selection"] == "elg_padded"
     assert counts(attributes) == {
         "sources_read": 2, "sources_selected": 0, "sources_written": 0, "dropped_off_image": 0,
-        "dropped_no_coverage": 0,
+        "dropped_no_coverage": 0, "dropped_near_fake": 0,
     }  # fmt: skip
     settings = CutoutSettings(kind="real", dr5_dir=tiny.dr5)
     assert cutouts_file_is_complete(out, expected_attributes(settings, BRICK), catalog_columns(settings.bands))
@@ -278,6 +279,58 @@ def test_fakes_come_from_every_rsdir_each_cut_from_its_own_coadd(tiny, tmp_path,
     assert counts(attributes)["sources_read"] == counts(attributes)["sources_written"] == 5
     assert list(catalog["type"]) == ["EXP"] * 5
     np.testing.assert_allclose(catalog["size"], 0.5)
+
+
+def test_real_source_rsdir_cuts_each_real_once_from_the_first_rsdir_with_no_fake_near_it(tiny, tmp_path, capsys):
+    # DR5's own coadd is absent: with --real-source rsdir the reals come from the rs dirs' images only.
+    tiny.write_coadd(tiny.rsdir_coadd_dir("rs0"), tiny.constant_planes({"g": 1.0}))
+    tiny.write_coadd(tiny.rsdir_coadd_dir("rs2"), tiny.constant_planes({"g": 2.0}))
+    # Reals A, B, C, D (objids 10-13). rs0's fake is within 32 px (x and y) of A and C; rs2's of B and C.
+    tiny.write_tractor([40.0, 85.0, 61.0, 88.0], [40.0, 85.0, 61.0, 40.0])
+    tiny.write_simcat("rs0", [50.0], [40.0], ids=[0])
+    tiny.write_simcat("rs2", [92.0], [92.0], ids=[1])
+
+    out = tmp_path / "real.h5"
+    arguments = tiny.arguments("real", out, "--selection", "all_primary", "--real-source", "rsdir")
+    status, stderr = cutouts_cli(arguments, capsys)
+    assert status == 0, stderr
+    assert "3 stamps of 4 selected (4 read; dropped 0 off_image, 0 no_coverage, 1 near_fake)" in stderr
+    stamps, catalog, attributes = load(out)
+    assert list(catalog["id"]) == [11, 13, 10]  # B and D from rs0, then A from rs2; C has a fake near it in both
+    assert list(catalog["rsdir"]) == ["rs0", "rs0", "rs2"]
+    assert [float(value) for value in stamps[:, HALF, HALF, 0]] == [1, 1, 2]
+    assert attributes["real_source"] == "rsdir" and attributes["real_exclusion_radius"] == 32
+    assert attributes["rsdirs"] == ["rs0", "rs2"] and list(attributes["reals_per_rsdir"]) == [2, 1]
+    assert counts(attributes)["dropped_near_fake"] == 1
+    assert str(tiny.simcat_path("rs2")) in attributes["inputs"]
+    assert not any(str(tiny.dr5_coadd_dir()) in path for path in attributes["inputs"])
+    settings = CutoutSettings(
+        kind="real", dr5_dir=tiny.dr5, obiwan_dir=tiny.obiwan, selection="all_primary", real_source="rsdir"
+    )
+    assert sorted(input_files(settings, BRICK)) == sorted(attributes["inputs"])
+    assert cutouts_file_is_complete(out, expected_attributes(settings, BRICK), catalog_columns(settings.bands))
+    # A file cut from DR5 is not this one, and this one is not a DR5 file.
+    dr5_settings = CutoutSettings(kind="real", dr5_dir=tiny.dr5, selection="all_primary")
+    assert not cutouts_file_is_complete(out, expected_attributes(dr5_settings, BRICK), catalog_columns(("g", "r", "z")))
+
+    # Without exclusion every real comes from the first rs dir.
+    out = tmp_path / "radius0.h5"
+    arguments = tiny.arguments(
+        "real", out, "--selection", "all_primary", "--real-source", "rsdir", "--real-exclusion-radius", "0"
+    )
+    assert cutouts_cli(arguments, capsys)[0] == 0
+    assert list(load(out)[1]["rsdir"]) == ["rs0"] * 4
+
+
+def test_real_source_rsdir_needs_the_obiwan_tree(tiny, tmp_path, capsys):
+    arguments = ["cutouts", "--kind", "real", "--brick", BRICK, "--out", str(tmp_path / "real.h5"),
+                 "--dr5-dir", str(tiny.dr5), "--real-source", "rsdir"]  # fmt: skip
+    status, stderr = cutouts_cli(arguments, capsys)
+    assert status == 2
+    assert stderr.strip().splitlines()[-1] == (
+        "realfake cutouts: error: real cutouts with --real-source rsdir need the obiwan output tree (--obiwan-dir)"
+    )
+    assert not (tmp_path / "real.h5").exists()
 
 
 def test_select_fakes_cuts_their_true_values_with_the_selection(tiny, tmp_path, capsys):
@@ -428,7 +481,7 @@ def test_real_obiwan_files_give_two_centred_real_stamps_and_no_fakes(realdata_tr
         assert 600 < stamp[HALF, HALF, 1] < 1000  # invvar ~800 at the centre
     assert counts(attributes) == {
         "sources_read": 2, "sources_selected": 2, "sources_written": 2, "dropped_off_image": 0,
-        "dropped_no_coverage": 0,
+        "dropped_no_coverage": 0, "dropped_near_fake": 0,
     }  # fmt: skip
 
     assert cutouts_cli(["cutouts", "--kind", "sim", "--out", str(tmp_path / "sim.h5"), *common], capsys)[0] == 0
@@ -436,7 +489,7 @@ def test_real_obiwan_files_give_two_centred_real_stamps_and_no_fakes(realdata_tr
     assert stamps.shape == (0, 64, 64, 2) and len(catalog) == 0
     assert counts(attributes) == {
         "sources_read": 2, "sources_selected": 2, "sources_written": 0, "dropped_off_image": 1,
-        "dropped_no_coverage": 1,
+        "dropped_no_coverage": 1, "dropped_near_fake": 0,
     }  # fmt: skip
     rs0_tractor = obiwan / "elg" / "123" / BRICK / "rs0" / "tractor" / f"tractor-{BRICK}.fits"
     assert attributes["mw_transmission_source"] == [f"rs0: median of {rs0_tractor}"]
@@ -555,7 +608,10 @@ def test_mock_magnitudes_are_the_catalogs_dereddened_magnitudes_for_both_kinds(m
         np.testing.assert_allclose(real_catalog[f"flux_{band}"], observed, rtol=1e-6)
     assert (real_catalog["mag_dered_r"] < 23.9).all()  # elg_padded, the default
     assert (
-        sum(counts(attributes)[key] for key in ("sources_written", "dropped_off_image", "dropped_no_coverage"))
+        sum(
+            counts(attributes)[key]
+            for key in ("sources_written", "dropped_off_image", "dropped_no_coverage", "dropped_near_fake")
+        )
         == (counts(attributes)["sources_selected"])
     )
 
@@ -743,9 +799,12 @@ def planned_cutouts_jobs(output: str) -> list[dict[str, str]]:
     return jobs
 
 
-def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_files(tmp_path):
+@pytest.mark.parametrize("real_source", ["dr5", "rsdir"])
+def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_files(tmp_path, real_source):
     copy = workflow_copy(tmp_path)
-    overrides = {"cutouts": {"selection": "all_primary", "select_fakes": True, "pad_edges": True}}
+    overrides = {
+        "cutouts": {"selection": "all_primary", "select_fakes": True, "pad_edges": True, "real_source": real_source}
+    }
     result = snakemake(copy, overrides, "-n", "-p", "--cores", "1")
     assert result.returncode == 0, result.stdout
     jobs = planned_cutouts_jobs(result.stdout)
@@ -763,23 +822,24 @@ def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_file
         assert job["log"] == f"logs/cutouts/{kind}/{directory}/{brick}.log"
         assert job["benchmark"] == f"benchmarks/cutouts/{kind}/{directory}/{brick}.tsv"
         inputs = set(job["input"].split(", "))
-        root = "results/mock/dr5" if kind == "real" else "results/mock/obiwan"
-        coadd_dirs = [f"{root}/coadd/{directory}/{brick}"] if kind == "real" else [
+        from_dr5 = kind == "real" and real_source == "dr5"
+        root = "results/mock/dr5" if from_dr5 else "results/mock/obiwan"
+        coadd_dirs = [f"{root}/coadd/{directory}/{brick}"] if from_dr5 else [
             f"{root}/coadd/{directory}/{brick}/{rsdir}" for rsdir in rsdirs]  # fmt: skip
         expected = {"results/mock/dr5/survey-bricks.fits"}
         expected |= {f"{coadd_dir}/legacysurvey-{brick}-{product}-{band}.fits.fz" for coadd_dir in coadd_dirs
                      for product in ("image", "invvar") for band in "grz"}  # fmt: skip
         if kind == "real":
             expected.add(f"results/mock/dr5/tractor/{directory}/tractor-{brick}.fits")
-        else:
-            for rsdir in rsdirs:
-                expected.add(f"{root}/obiwan/{directory}/{brick}/{rsdir}/simcat-elg-{brick}.fits")
+        for rsdir in rsdirs if not from_dr5 else ():
+            expected.add(f"{root}/obiwan/{directory}/{brick}/{rsdir}/simcat-elg-{brick}.fits")
+            if kind == "sim":
                 expected.add(f"{root}/tractor/{directory}/{brick}/{rsdir}/tractor-{brick}.fits")
         assert inputs == expected
         assert job["shell"].startswith(
             f"realfake cutouts --kind {kind} --brick {brick} --out results/cutouts/{kind}/{directory}/{brick}.h5"
             " --bands grz --dr5-dir results/mock/dr5 --obiwan-dir results/mock/obiwan --selection all_primary"
-            " --select-fakes --pad-edges > "
+            f" --real-source {real_source} --real-exclusion-radius 32 --select-fakes --pad-edges > "
         )
 
 
@@ -795,7 +855,7 @@ def _files_config(dr5: Path, obiwan: Path, bricks_file: Path) -> dict:
         "input": {"source": "files", "dr5_dir": str(dr5), "obiwan_dir": str(obiwan), "bricks_file": str(bricks_file)},
         "bands": ["z"],
         "cutouts": {"selection": "all_primary", "select_fakes": False, "pad_edges": False},
-        "shards": {"match": ["mag_dered_z"]},
+        "shards": {"match": ["mag_dered_z"], "split": "example"},
     }
 
 
@@ -833,7 +893,7 @@ def test_workflow_on_files_stops_planning_at_a_brick_without_rs_dirs(realdata_tr
 @pytest.mark.slow
 def test_workflow_builds_one_brick_on_request_and_reruns_only_a_changed_brick(tmp_path):
     copy = workflow_copy(tmp_path)
-    overrides = {"mock": {"bricks": 2, "size": 256, "rsdirs": 1, "fakes_per_rsdir": 10}}
+    overrides = {"mock": {"bricks": 2, "size": 256, "rsdirs": 1, "fakes_per_rsdir": 10}, "shards": {"split": "example"}}
     first, second = mock_brick_names(2)
     target = f"results/cutouts/real/{first[:3]}/{first}.h5"
     # Every brick's cutouts (the stages after them need more examples than this tiny mock has).
@@ -892,3 +952,16 @@ def test_config_schema_offers_the_selections_and_defaults_of_the_cutouts_command
     assert sorted(cutouts["selection"]["enum"]) == sorted(SELECTIONS)
     assert cutouts["selection"]["default"] == DEFAULT_SELECTION == CutoutSettings(kind="real", dr5_dir=Path()).selection
     assert cutouts["select_fakes"]["default"] is False and cutouts["pad_edges"]["default"] is False
+
+
+def test_distance_to_no_coverage_counts_pixels_to_a_gap_or_the_edge():
+    from realfake.cutouts.stamps import DISTANCE_CAP, distance_to_no_coverage
+
+    inverse_variance = np.ones((3, 200, 300))
+    inverse_variance[1, :, 150] = 0.0  # a chip gap in one band is a gap
+    centre_x = np.array([140, 100, 5, 250, 220])
+    centre_y = np.array([100, 100, 100, 190, 100])
+    expected = [10, 50, 6, 10, DISTANCE_CAP]  # the gap 10 away; 50; the left edge; the bottom edge; far
+    inverse_variance[:, :, 280:] = 0.0
+    expected[4] = 60  # the uncovered strip from column 280 on
+    assert distance_to_no_coverage(inverse_variance, centre_x, centre_y).tolist() == expected

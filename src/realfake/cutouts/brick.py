@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +40,52 @@ def _real_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     tractor = survey.read_tractor(tractor_path, settings.bands)
     selected = _select(tractor, settings.selection, tractor_path)
     sources = real_source_table(tractor[selected], brick_name, settings.bands)
+    read = CutoutCounts(sources_read=len(tractor))
+    if settings.cuts_reals_from_rsdirs:
+        made = _reals_from_rsdirs(settings, brick_name, sources)
+        return _Cutouts(
+            made.catalog, made.stamps, read + made.counts, [str(tractor_path), *made.inputs], made.attributes
+        )
     coadd = survey.read_coadd(paths.dr5_file(settings.dr5_dir, "coadd_dir", brick_name), brick_name, settings.bands)
     catalog, stamps, counts = cut_sources(coadd, sources, settings)
-    counts = CutoutCounts(sources_read=len(tractor)) + counts
-    return _Cutouts(catalog, stamps, counts, [str(tractor_path), *map(str, coadd.paths)], {})
+    return _Cutouts(catalog, stamps, read + counts, [str(tractor_path), *map(str, coadd.paths)], {})
+
+
+def _near_fakes(sources: pd.DataFrame, simcat: pd.DataFrame, coadd: survey.Coadd, radius: int) -> np.ndarray:
+    """Whether each source has a fake of ``simcat`` within ``radius`` pixels in x and in y (both positions
+    through the coadd's WCS, as the stamps are cut)."""
+    if len(simcat) == 0 or len(sources) == 0:
+        return np.zeros(len(sources), dtype=bool)
+    from scipy.spatial import cKDTree
+
+    source_x, source_y = survey.wcs_pixel(coadd.wcs, sources["ra"], sources["dec"])
+    fake_x, fake_y = survey.wcs_pixel(coadd.wcs, simcat["ra"], simcat["dec"])
+    distance, _ = cKDTree(np.column_stack([fake_x, fake_y])).query(np.column_stack([source_x, source_y]), p=np.inf)
+    return distance <= radius
+
+
+def _reals_from_rsdirs(settings: CutoutSettings, brick_name: str, sources: pd.DataFrame) -> _Cutouts:
+    """The real sources cut from the rs dir coadds: each from the first rs dir with no fake near it."""
+    catalogs, stamps, inputs, taken = [], [], [], []
+    counts = CutoutCounts(sources_selected=len(sources))
+    remaining = sources
+    rsdirs = _rsdirs(settings, brick_name)
+    for rsdir in rsdirs:
+        simcat = survey.read_simcat(rsdir.simcat_path)
+        coadd = survey.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
+        inputs += [str(rsdir.simcat_path), *map(str, coadd.paths)]
+        near = _near_fakes(remaining, simcat, coadd, settings.real_exclusion_radius)
+        catalog, rsdir_stamps, rsdir_counts = cut_sources(coadd, remaining[~near].assign(rsdir=rsdir.name), settings)
+        del coadd  # one rs dir's images in memory at a time
+        # Selected once, above: each source counts where it was cut (or dropped), not in every rs dir.
+        counts = counts + replace(rsdir_counts, sources_selected=0)
+        catalogs.append(catalog)
+        stamps.append(rsdir_stamps)
+        taken.append(int((~near).sum()))
+        remaining = remaining[near]
+    counts = counts + CutoutCounts(dropped_near_fake=len(remaining))
+    attributes = {"rsdirs": [rsdir.name for rsdir in rsdirs], "reals_per_rsdir": taken}
+    return _Cutouts(pd.concat(catalogs, ignore_index=True), np.concatenate(stamps), counts, inputs, attributes)
 
 
 def _median_transmission(tractor_path: Path, bands: Sequence[str]) -> dict[str, float] | None:
@@ -130,7 +172,8 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
     """The files :func:`run_cutouts` may read for this brick and kind, as they are on disk now.
 
     Both kinds: the brick table. Real: the DR5 tractor catalog and coadd image
-    and inverse variance per band. Sim: per rs dir its simcat and coadds, and
+    and inverse variance per band (with ``real_source="rsdir"``: the DR5
+    tractor catalog, and per rs dir its simcat and coadds). Sim: per rs dir its simcat and coadds, and
     the tractor catalog an older-schema simcat would take its Milky Way
     transmission from (the rs dir's if it exists, else the DR5 brick's if that
     exists). The workflow plans each brick's job with these, for every brick of
@@ -139,7 +182,14 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
     """
     dr5_dir = str(settings.dr5_dir)
     files = [str(survey.find_brick_table(dr5_dir))]
-    if settings.kind == "real":
+    if settings.cuts_reals_from_rsdirs:
+        files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
+        rsdirs = survey.rsdir_locations(settings.obiwan_dir, brick_name)
+        if not rsdirs:
+            raise _no_rsdirs(settings, brick_name)
+        coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
+        files += [simcat_path for _, _, _, simcat_path, _ in rsdirs]
+    elif settings.kind == "real":
         coadd_dirs = [paths.dr5_file(dr5_dir, "coadd_dir", brick_name)]
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
     else:
@@ -175,7 +225,11 @@ def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, 
         "pad_edges": settings.pad_edges,
         "dr5_dir": str(settings.dr5_dir),
     }
-    if settings.kind == "sim":
+    if settings.kind == "real":
+        expected["real_source"] = settings.real_source
+    if settings.cuts_reals_from_rsdirs:
+        expected["real_exclusion_radius"] = settings.real_exclusion_radius
+    if settings.kind == "sim" or settings.cuts_reals_from_rsdirs:
         expected["obiwan_dir"] = str(settings.obiwan_dir)
     return expected
 
@@ -200,9 +254,11 @@ def run_cutouts(
     ``stamp_size``, ``pixel_convention``, ``selection`` (the one these sources
     passed; "none" for fakes without ``select_fakes``), ``select_fakes``,
     ``pad_edges``, ``inputs`` (every file read), ``dr5_dir``, ``obiwan_dir``,
-    ``package_version``, the counts (:class:`CutoutCounts`) and for fakes
-    ``rsdirs`` and ``mw_transmission_source`` (per rs dir: "simcat" or the
-    tractor catalog whose median was used).
+    ``package_version``, the counts (:class:`CutoutCounts`), for reals
+    ``real_source`` (with "rsdir" also ``real_exclusion_radius``, ``rsdirs`` and
+    ``reals_per_rsdir``, the stamps cut from each) and for fakes ``rsdirs``
+    and ``mw_transmission_source`` (per rs dir: "simcat" or the tractor
+    catalog whose median was used).
 
     Every input is read and checked before anything is written; a problem
     raises RealfakeError naming the file or brick, and no file appears at ``out``.

@@ -16,7 +16,8 @@ the workflow) holds:
   :func:`read_cutouts_catalog`).
 - attributes (see :func:`realfake.cutouts.run_cutouts`): what was made and
   from what, the counts ``sources_read``, ``sources_selected``,
-  ``sources_written``, ``dropped_off_image``, ``dropped_no_coverage``, and
+  ``sources_written``, ``dropped_off_image``, ``dropped_no_coverage``,
+  ``dropped_near_fake``, and
   ``content_sha256``, the file's content identity (:func:`content_digest`).
 
 The content identity is what later stages tie their state to: the shard set
@@ -38,7 +39,11 @@ import pandas as pd
 from realfake.atomic import atomic_output
 from realfake.digests import digest_array
 
-COUNT_ATTRIBUTES = ("sources_read", "sources_selected", "sources_written", "dropped_off_image", "dropped_no_coverage")
+COUNT_ATTRIBUTES = (
+    "sources_read", "sources_selected", "sources_written", "dropped_off_image", "dropped_no_coverage",
+    "dropped_near_fake",
+)  # fmt: skip
+DROP_ATTRIBUTES = COUNT_ATTRIBUTES[3:]
 TEXT = h5py.string_dtype("utf-8")
 CONTENT_DIGEST_ATTRIBUTE = "content_sha256"
 DIGEST_BLOCK = 256  # stamps hashed at once when a digest is computed from a file (25 MB for 64 x 64 x 6)
@@ -56,7 +61,8 @@ FIT_MATCH_RADIUS = 1.0
 CATALOG_DESCRIPTION = {
     "id": "tractor objid (real) or simcat id (fake)",
     "brickname": "DR5 brick name",
-    "rsdir": "obiwan rs dir the fake was injected in; empty for real sources",
+    "rsdir": "obiwan rs dir the stamp was cut from: a fake's, or a real source's with real_source rsdir; "
+    "empty for real sources cut from DR5",
     "ra": "right ascension, deg",
     "dec": "declination, deg",
     "x": "0-indexed column of the source in the coadd, from ra, dec through its WCS",
@@ -89,6 +95,11 @@ CATALOG_DESCRIPTION = {
     ),
     "measured_type": "tractor type of the fit (real: type; fake: its matched source's); empty if not measured",
     "measured_size": "half-light radius of the fit, arcsec, defined as size is for reals; NaN if not measured",
+    "detected": "whether legacypipe detected the source: always for a real source; for a fake, measured",
+    "distance_to_no_coverage": (
+        "pixels (max(|dx|, |dy|)) from the stamp centre to the nearest pixel with inverse variance 0 in any band "
+        "or off the image, capped at 64"
+    ),
 }
 
 
@@ -252,7 +263,7 @@ def cutouts_file_is_complete(path: Path, expected: Mapping[str, object], catalog
                     return False
             counts = {key: int(attributes[key]) for key in COUNT_ATTRIBUTES}
             written = counts["sources_written"]
-            dropped = counts["dropped_off_image"] + counts["dropped_no_coverage"]
+            dropped = sum(counts[key] for key in DROP_ATTRIBUTES)
             if counts["sources_selected"] != written + dropped or counts["sources_selected"] > counts["sources_read"]:
                 return False
             stamps = cutouts["stamps"]

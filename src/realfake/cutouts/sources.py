@@ -139,6 +139,7 @@ def _with_fit(table: pd.DataFrame, fits: pd.DataFrame, measured: np.ndarray, ban
         table[f"measured_mag_dered_{band}"] = np.where(measured, fits[f"mag_dered_{band}"].to_numpy(np.float64), np.nan)
     table["measured_type"] = np.where(measured, fits["type"].to_numpy(dtype=object), "").astype(object)
     table["measured_size"] = np.where(measured, fits["size"].to_numpy(np.float64), np.nan)
+    table["detected"] = measured
     return table
 
 

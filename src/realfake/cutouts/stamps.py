@@ -15,6 +15,8 @@ from realfake.conventions import STAMP_SIZE
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 
 KEPT, OFF_IMAGE, NO_COVERAGE = 0, 1, 2
+# distance_to_no_coverage is exact up to this many pixels and this value beyond (two stamp half-widths).
+DISTANCE_CAP = 64
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
@@ -104,6 +106,9 @@ def cut_sources(
         x=cut.x, y=cut.y, centre_x=cut.centre_x, centre_y=cut.centre_y, offset_x=cut.x - cut.centre_x,
         offset_y=cut.y - cut.centre_y,
     )[kept]  # fmt: skip
+    catalog = catalog.assign(
+        distance_to_no_coverage=distance_to_no_coverage(coadd.inverse_variance, cut.centre_x[kept], cut.centre_y[kept])
+    )
     counts = CutoutCounts(
         sources_selected=len(sources),
         sources_written=int(kept.sum()),
@@ -111,3 +116,29 @@ def cut_sources(
         dropped_no_coverage=int((cut.status == NO_COVERAGE).sum()),
     )
     return catalog, cut.stamps, counts
+
+
+def distance_to_no_coverage(inverse_variance: np.ndarray, centre_x: np.ndarray, centre_y: np.ndarray) -> np.ndarray:
+    """Pixels (chessboard: max(|dx|, |dy|)) from each centre to the nearest pixel with inverse variance 0 in
+    some band, or off the image; capped at ``DISTANCE_CAP``. int32 (K,).
+
+    ``inverse_variance``: float (B, H, W). A stamp of half-width h lies wholly on covered pixels exactly when
+    this is more than h: obiwan only injected fakes there, so it is the placement audit's quantity.
+    """
+    uncovered = ~(np.asarray(inverse_variance) > 0).all(axis=0)
+    height, width = uncovered.shape
+    distances = np.empty(len(centre_x), dtype=np.int32)
+    for index, (column, row) in enumerate(zip(np.asarray(centre_x), np.asarray(centre_y), strict=True)):
+        column, row = int(column), int(row)
+        to_edge = min(column + 1, row + 1, width - column, height - row)
+        reach = min(DISTANCE_CAP, to_edge)
+        window = uncovered[max(row - reach, 0) : row + reach + 1, max(column - reach, 0) : column + reach + 1]
+        rows, columns = np.nonzero(window)
+        nearest = reach
+        if rows.size:
+            offsets = np.maximum(
+                np.abs(rows + max(row - reach, 0) - row), np.abs(columns + max(column - reach, 0) - column)
+            )
+            nearest = min(nearest, int(offsets.min()))
+        distances[index] = nearest
+    return distances
