@@ -20,7 +20,7 @@ from realfake.shards import ShardSettings, run_shards
 
 @pytest.fixture
 def cutouts(tmp_path) -> Path:
-    write_fixture(tmp_path / "cutouts", {"real": [60, 0, 45, 70], "sim": [50, 40, 30, 25]})
+    write_fixture(tmp_path / "cutouts", {"real": [60, 12, 45, 70], "sim": [50, 40, 30, 25]})
     return tmp_path / "cutouts"
 
 
@@ -54,7 +54,7 @@ def keys(catalog: pd.DataFrame) -> set[tuple]:
 
 def test_every_stamp_once_and_traceable(cutouts, tmp_path):
     out = tmp_path / "shards"
-    run_shards(settings_for(cutouts, out, balance="none", match=()))
+    run_shards(settings_for(cutouts, out, balance="none", match=(), split="example"))
     seen = []
     for split in ("train", "validation", "test"):
         x, y, catalog = load_split(out, split)
@@ -70,15 +70,15 @@ def test_every_stamp_once_and_traceable(cutouts, tmp_path):
         assert list(catalog["shard"] * 16 + catalog["row"]) == list(range(len(catalog)))
         seen.append(keys(catalog))
     assert not seen[0] & seen[1] and not seen[0] & seen[2] and not seen[1] & seen[2], "an example is in two splits"
-    assert len(seen[0] | seen[1] | seen[2]) == 175 + 145, "an example was lost"
+    assert len(seen[0] | seen[1] | seen[2]) == 187 + 145, "an example was lost"
     manifest = json.loads((out / "manifest.json").read_text())
     test, validation = manifest["splits"]["test"]["examples"], manifest["splits"]["validation"]["examples"]
-    assert test == pytest.approx(0.2 * 320, abs=2) and validation == pytest.approx(0.1 * (320 - test), abs=2)
+    assert test == pytest.approx(0.2 * 332, abs=2) and validation == pytest.approx(0.1 * (332 - test), abs=2)
 
 
 def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
     out = tmp_path / "shards"
-    manifest = run_shards(settings_for(cutouts, out))
+    manifest = run_shards(settings_for(cutouts, out, split="example"))
     union = []
     for split in ("train", "validation", "test"):
         _, y, catalog = load_split(out, split)
@@ -90,16 +90,88 @@ def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
         assert first_shard["brickname"].nunique() >= 3
         assert set(first_shard["label"]) == {0, 1}
     union = pd.concat(union)
-    bins = np.floor(union["mag_dered_g"] / 0.25)
+    bins = np.floor(union["measured_mag_dered_g"] / 0.25)
     real_bins = bins[union["label"] == 0].value_counts().sort_index()
     fake_bins = bins[union["label"] == 1].value_counts().sort_index()
     pd.testing.assert_series_equal(real_bins, fake_bins, check_names=False)
-    assert manifest["matching"] == {"columns": ["mag_dered_g"], "bin_width": 0.25}
+    assert manifest["matching"]["columns"] == ["measured_mag_dered_g"] and manifest["matching"]["bin_width"] == 0.25
+    assert manifest["matching"]["excluded"] == {"real": 0, "fake": 0}
     train = manifest["splits"]["train"]
     assert all(shard["examples"] == 16 for shard in train["shards"][:-1])
     assert 0 < train["shards"][-1]["examples"] <= 16
     total = sum(manifest["splits"][split]["examples"] for split in ("train", "validation", "test"))
     assert manifest["splits"]["test"]["examples"] == pytest.approx(0.2 * total, abs=2)
+
+
+@pytest.fixture
+def twelve_bricks(tmp_path) -> Path:
+    rng = np.random.default_rng(4)
+    counts = {kind: list(rng.integers(20, 60, 12)) for kind in ("real", "sim")}
+    write_fixture(tmp_path / "twelve", counts, undetected=3)
+    return tmp_path / "twelve"
+
+
+def test_a_brick_split_keeps_each_brick_in_one_split_and_every_example_once(twelve_bricks, tmp_path):
+    out = tmp_path / "shards"
+    manifest = run_shards(settings_for(twelve_bricks, out))
+    assert manifest["split"]["by"] == "brick"
+    bricks_of, seen = {}, []
+    for split in ("train", "validation", "test"):
+        x, y, catalog = load_split(out, split)
+        bricks_of[split] = set(catalog["brickname"])
+        # Balanced and matched within the split.
+        assert (y == 0).sum() == (y == 1).sum() > 0
+        bins = np.floor(catalog["measured_mag_dered_g"] / 0.25)
+        pd.testing.assert_series_equal(
+            bins[catalog["label"] == 0].value_counts().sort_index(),
+            bins[catalog["label"] == 1].value_counts().sort_index(),
+            check_names=False,
+        )
+        brick_number = catalog["brickname"].map({name: number for number, name in enumerate(BRICKS)})
+        np.testing.assert_array_equal(
+            x[:, 0, 0, 0], [code(*values) for values in zip(catalog["label"], brick_number, catalog["id"], strict=True)]
+        )
+        seen.append(keys(catalog))
+    assert not bricks_of["train"] & bricks_of["test"], "a brick in both train and test"
+    assert not bricks_of["train"] & bricks_of["validation"] and not bricks_of["validation"] & bricks_of["test"]
+    assert manifest["split"]["bricks"] == {split: len(bricks) for split, bricks in bricks_of.items()}
+    union = seen[0] | seen[1] | seen[2]
+    assert len(union) == sum(len(part) for part in seen), "an example in two splits"
+    total = sum(manifest["splits"][split]["examples"] for split in ("train", "validation", "test"))
+    assert manifest["split"]["test_share"] == pytest.approx(manifest["splits"]["test"]["examples"] / total)
+    assert 0.1 < manifest["split"]["test_share"] < 0.3
+    # The undetected fakes (no measured magnitude) are excluded and counted, never in a split.
+    assert manifest["matching"]["excluded"] == {"real": 0, "fake": 3 * 12}
+    assert "not detect" in manifest["matching"]["excluded_rule"]
+    assert not any(kind == "sim" and (brick, identifier) in {(b, i) for b in BRICKS for i in range(3)}
+                   for kind, brick, identifier in union)  # fmt: skip
+    # The same inputs split by example put most bricks in both splits.
+    by_example = run_shards(settings_for(twelve_bricks, tmp_path / "by_example", split="example"))
+    assert by_example["split"]["by"] == "example" and by_example["identity"] != manifest["identity"]
+    _, _, train = load_split(tmp_path / "by_example", "train")
+    _, _, test = load_split(tmp_path / "by_example", "test")
+    assert len(set(train["brickname"]) & set(test["brickname"])) >= 6
+
+
+def test_a_brick_split_needs_three_bricks(tmp_path):
+    write_fixture(tmp_path / "cutouts", {"real": [20, 20], "sim": [20, 20]})
+    with pytest.raises(RealfakeError) as error:
+        run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
+    assert str(error.value) == (
+        "a brick split needs at least 3 bricks, and these inputs have 2: use --split example (shards.split), "
+        "or more bricks"
+    )
+    assert not (tmp_path / "shards").exists()
+    # Without a validation split two bricks do: one for test, one for train.
+    manifest = run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards", validation_fraction=0))
+    assert manifest["split"]["bricks"] == {"train": 1, "validation": 0, "test": 1}
+
+
+def test_matching_on_true_magnitudes_keeps_the_undetected_fakes(twelve_bricks, tmp_path):
+    manifest = run_shards(settings_for(twelve_bricks, tmp_path / "shards", match=("mag_dered_g",)))
+    assert manifest["matching"]["excluded"] == {"real": 0, "fake": 0}
+    catalogs = pd.concat([load_split(tmp_path / "shards", split)[2] for split in ("train", "validation", "test")])
+    assert (~catalogs["detected"]).sum() > 0
 
 
 def test_same_seed_same_bytes_other_seed_other_order(cutouts, tmp_path):
@@ -139,7 +211,7 @@ def test_bricks_file_restricts_the_inputs(cutouts, tmp_path):
     bricks = tmp_path / "bricks.txt"
     bricks.write_text("1238p245\n1244p245\n")
     out = tmp_path / "shards"
-    manifest = run_shards(settings_for(cutouts, out, bricks_file=bricks))
+    manifest = run_shards(settings_for(cutouts, out, bricks_file=bricks, split="example"))
     assert len(manifest["inputs"]["files"]) == 4
     _, _, catalog = load_split(out, "train")
     assert set(catalog["brickname"]) == {"1238p245", "1244p245"}
@@ -176,7 +248,7 @@ def test_no_fakes_is_an_error_and_empty_bricks_are_fine(tmp_path):
     with pytest.raises(RealfakeError, match="no fake examples"):
         run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards"))
     write_fixture(tmp_path / "more", {"real": [20, 0], "sim": [0, 30]})
-    manifest = run_shards(settings_for(tmp_path / "more", tmp_path / "shards", match=()))
+    manifest = run_shards(settings_for(tmp_path / "more", tmp_path / "shards", match=(), split="example"))
     # 20 per class: 4 to test, round(0.1 x 16) = 2 to validation, 14 to train.
     assert manifest["splits"]["train"]["real"] == manifest["splits"]["train"]["fake"] == 14
     assert manifest["splits"]["validation"]["real"] == manifest["splits"]["validation"]["fake"] == 2

@@ -9,20 +9,34 @@ example in shard order) and ``manifest.json`` (written last).
 How an example's place is decided, all from one seeded generator:
 
 1. *Index*: every cutouts file's catalog is read (no stamps); each stamp gets
-   a label, a matching bin and its (file, row).
-2. *Balance and match*: within each bin of the matching quantities (default
-   dereddened g magnitude in 0.25 mag bins) the larger class is subsampled to
-   the size of the smaller, so the classes are balanced and share one binned
-   distribution: the classifier cannot win on brightness alone. Without
-   matching, the larger class is subsampled globally; ``balance="none"`` keeps
-   everything.
-3. *Split*: each class is permuted; its first ``round(n * test_fraction)`` go
-   to test, the next ``round(rest * validation_fraction)`` to validation and
-   the rest to train, so every split is balanced. The validation split, carved
-   from the training examples, is what training monitors and selects its
-   checkpoint on; the test split is read only by the evaluation.
-4. *Order*: each split is permuted as a whole, across bricks (the original obiwan
-   code shuffled per brick), and cut into shards of ``shard_size``.
+   a label, its brick, its matching values and its (file, row).
+2. *Exclude*: an example whose matching value is not finite cannot be matched
+   and is excluded, counted in the manifest (``matching.excluded``). With the
+   default matching column, ``measured_mag_dered_g`` (legacypipe's measurement
+   for both classes: a real source's own, a fake's re-fit in its rs dir),
+   these are the fakes legacypipe did not detect.
+3. *Split by brick* (``split="brick"``, the default): bricks in a random
+   order go to test until the test share is nearest ``test_fraction``, then
+   to validation, the rest to train, so no patch of sky (its neighbours, its
+   depth pattern) is in two splits; the actual share is recorded.
+4. *Balance and match*: within each split and each bin of the matching
+   quantities (0.25 mag bins) the larger class is subsampled to the size of
+   the smaller, so the classes are balanced and share one binned distribution
+   of what legacypipe measured: the classifier cannot win on brightness alone.
+   Matching on measured values for both classes matters: a bin of real sources
+   selected on measured magnitudes holds galaxies whose true brightness
+   scattered in from the neighbouring bins, and fakes matched on their true
+   magnitudes would not (``docs/shards_format.md``). Without matching, the
+   larger class is subsampled; ``balance="none"`` keeps everything.
+5. *Split by example* (``split="example"``): each class is permuted; its
+   first ``round(n * test_fraction)`` go to test, the next
+   ``round(rest * validation_fraction)`` to validation and the rest to train.
+6. *Order*: each split is permuted as a whole, across bricks (the original
+   obiwan code shuffled per brick), and cut into shards of ``shard_size``.
+
+The validation split, carved from the training examples, is what training
+monitors and selects its checkpoint on; the test split is read only by the
+evaluation.
 
 Memory stays bounded in the stamps: the index holds a few numbers per example,
 and the stamps are moved one input file at a time, each written straight to
@@ -77,8 +91,14 @@ from realfake.shardset import (
     write_manifest,
 )
 from realfake.errors import RealfakeError
+from realfake.placement import (
+    BALANCE_CHOICES,
+    EXCLUSION_RULE,
+    SPLIT_CHOICES,
+    place_examples,
+    split_record,
+)
 
-BALANCE_CHOICES = ("subsample", "none")
 NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation statistics
 NORMALIZATION_PIXELS = 256  # pixels per example and channel kept for them
 # Catalog rows per sorting bucket: bounds the memory of the last pass over the catalogs.
@@ -104,8 +124,9 @@ class ShardSettings:
     validation_fraction: float = 0.1
     shard_size: int = 512
     balance: str = "subsample"
-    match: tuple[str, ...] = ("mag_dered_g",)
+    match: tuple[str, ...] = ("measured_mag_dered_g",)
     match_bin_width: float = 0.25
+    split: str = "brick"
     bricks_file: Path | None = None
     dr5_dir: Path | None = None
     obiwan_dir: Path | None = None
@@ -126,11 +147,13 @@ class ShardSettings:
             raise RealfakeError("matching subsamples within bins, so it needs balance 'subsample' (or no --match)")
         if self.match_bin_width <= 0:
             raise RealfakeError(f"match bin width must be positive, got {self.match_bin_width}")
+        if self.split not in SPLIT_CHOICES:
+            raise RealfakeError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {self.split!r}")
 
 
 # The settings that shape a shard set (and so enter its identity); the rest say where things are.
 DEFINING_SETTINGS = (
-    "seed", "test_fraction", "validation_fraction", "shard_size", "balance", "match", "match_bin_width",
+    "seed", "test_fraction", "validation_fraction", "shard_size", "balance", "match", "match_bin_width", "split",
 )  # fmt: skip
 
 
@@ -187,9 +210,10 @@ def _same_path(recorded: object, given: Path) -> bool:
 
 
 def _check_trees(path: Path, kind: str, attributes: dict, settings: ShardSettings) -> None:
-    """RealfakeError when a cutouts file was made from another DR5 (or, for fakes, obiwan) tree than the given one."""
+    """RealfakeError when a cutouts file was made from another DR5 (or, for fakes and reals cut from the rs dirs,
+    obiwan) tree than the given one."""
     trees = [("dr5_dir", "DR5", settings.dr5_dir)]
-    if kind == "fake":
+    if kind == "fake" or attributes.get("real_source") == "rsdir":
         trees.append(("obiwan_dir", "obiwan", settings.obiwan_dir))
     for key, name, given in trees:
         if given is not None and not _same_path(attributes.get(key), given):
@@ -202,7 +226,7 @@ def _check_trees(path: Path, kind: str, attributes: dict, settings: ShardSetting
 
 def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Source], pd.DataFrame, dict]:
     """Every stamp of every input file: (source, row, label, matching values). Catalogs only, no stamps."""
-    sources, pieces, reference = [], [], None
+    sources, pieces, reference, real_sources = [], [], None, {}
     for kind, directory in (("real", settings.real_dir), ("fake", settings.sim_dir)):
         for path in _cutouts_files(directory, kind, bricks):
             attributes, count, digest = _describe(path)
@@ -219,11 +243,14 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
             missing = [name for name in settings.match if count and name not in catalog.columns]
             if missing:
                 raise RealfakeError(f"cutouts file {path} has no catalog column {missing[0]!r} to match on")
+            if kind == "real":
+                real_sources.setdefault(str(attributes.get("real_source", "dr5")), path)
             piece = pd.DataFrame(
                 {
                     "source": np.full(count, len(sources), dtype=np.int32),
                     "row": np.arange(count, dtype=np.int32),
                     "label": np.full(count, LABELS[kind], dtype=np.int8),
+                    "brick": _brick_names(catalog, attributes, path, count),
                 }
             )
             for name in settings.match:
@@ -232,6 +259,13 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
             pieces.append(piece)
     if not sources:
         raise RealfakeError(f"no cutouts files in {settings.real_dir} or {settings.sim_dir}")
+    if len(real_sources) > 1:
+        (first, first_path), (second, second_path) = list(real_sources.items())[:2]
+        raise RealfakeError(
+            f"real cutouts files were cut from different images: {first_path} from {first}, {second_path} from "
+            f"{second} (cutouts.real_source); make every brick's real cutouts with one real source"
+        )
+    reference["real_source"] = next(iter(real_sources), "dr5")
     index = pd.concat(pieces, ignore_index=True)
     for kind, label in LABELS.items():
         if not (index["label"] == label).any():
@@ -240,52 +274,11 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
     return sources, index, reference
 
 
-def _matching_bins(index: pd.DataFrame, settings: ShardSettings) -> np.ndarray:
-    """One integer bin per example from the matching quantities (NaN gets a bin of its own)."""
-    if not settings.match:
-        return np.zeros(len(index), dtype=np.int64)
-    keys = []
-    for name in settings.match:
-        values = index[name].to_numpy()
-        finite = np.isfinite(values)
-        # Bins anchored at 0 (edges at multiples of the width); NaN gets the sentinel below every bin.
-        quantized = np.where(
-            finite, np.floor(np.where(finite, values, 0) / settings.match_bin_width), np.iinfo(np.int64).min
-        )
-        keys.append(quantized.astype(np.int64))
-    return np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)[1].ravel()
-
-
-def _balance(index: pd.DataFrame, settings: ShardSettings, rng: np.random.Generator) -> np.ndarray:
-    """Positions (into ``index``) of the examples kept, in index order."""
-    if settings.balance == "none":
-        return np.arange(len(index))
-    bins = _matching_bins(index, settings)
-    labels = index["label"].to_numpy()
-    kept = []
-    for bin_id in np.unique(bins):
-        members = [np.flatnonzero((bins == bin_id) & (labels == label)) for label in (0, 1)]
-        keep = min(len(member) for member in members)
-        for member in members:
-            kept.append(np.sort(rng.permutation(member)[:keep]))
-    kept = np.sort(np.concatenate(kept))
-    if len(kept) == 0:
-        raise RealfakeError(f"no bin of {', '.join(settings.match)} holds both real and fake examples")
-    return kept
-
-
-def _split_and_order(index: pd.DataFrame, kept: np.ndarray, settings: ShardSettings, rng: np.random.Generator):
-    """Per split, the positions of its examples in shard order (class-stratified split, global shuffle)."""
-    labels = index["label"].to_numpy()[kept]
-    parts = {split: [] for split in SPLITS}
-    for label in (0, 1):
-        members = rng.permutation(kept[labels == label])
-        n_test = int(round(len(members) * settings.test_fraction))
-        n_validation = int(round((len(members) - n_test) * settings.validation_fraction))
-        parts["test"].append(members[:n_test])
-        parts["validation"].append(members[n_test : n_test + n_validation])
-        parts["train"].append(members[n_test + n_validation :])
-    return {split: rng.permutation(np.concatenate(parts[split])) for split in SPLITS}
+def _brick_names(catalog: pd.DataFrame, attributes: dict, path: Path, count: int) -> pd.Categorical | np.ndarray:
+    """The brick of each stamp of a cutouts file: its catalog's ``brickname``, else the file's attribute or name."""
+    if count and "brickname" in catalog.columns:
+        return catalog["brickname"].to_numpy(dtype=object)
+    return np.full(count, str(attributes.get("brickname", Path(path).stem)), dtype=object)
 
 
 def _identity(settings: ShardSettings, sources: list[_Source], index: pd.DataFrame, order, reference: dict) -> str:
@@ -481,6 +474,19 @@ def _replace_directory(staging: Path, out: Path) -> None:
         os.replace(staging, out)
 
 
+def _exclusion_summary(manifest: dict) -> str:
+    excluded = manifest["matching"]["excluded"]
+    if not any(excluded.values()):
+        return ""
+    return f"; {excluded['fake']} fake and {excluded['real']} real unmatchable (no finite matching value) excluded"
+
+
+def _split_summary(manifest: dict) -> str:
+    split = manifest["split"]
+    bricks = ", ".join(f"{name} {count}" for name, count in split["bricks"].items())
+    return f"; split by {split['by']} (bricks: {bricks}; test share {split['test_share']:.3f})"
+
+
 def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     """Build the shard set in ``settings.out``; return its manifest.
 
@@ -495,8 +501,7 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     bricks = read_brick_list(settings.bricks_file) if settings.bricks_file else None
     rng = np.random.default_rng(settings.seed)
     sources, index, reference = _index(settings, bricks)
-    kept = _balance(index, settings, rng)
-    order = _split_and_order(index, kept, settings, rng)
+    order, excluded = place_examples(index, settings, rng)
     size, channels = reference["stamp_size"], reference["channels"]
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -533,7 +538,14 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
                 for split in SPLITS
             },
             "balance": settings.balance,
-            "matching": {"columns": list(settings.match), "bin_width": settings.match_bin_width},
+            "matching": {
+                "columns": list(settings.match),
+                "bin_width": settings.match_bin_width,
+                "excluded": {kind: int((excluded & (labels == label)).sum()) for kind, label in LABELS.items()},
+                "excluded_rule": EXCLUSION_RULE,
+            },
+            "split": split_record(settings, index, order),
+            "real_source": reference["real_source"],
             "available": {kind: int((labels == label).sum()) for kind, label in LABELS.items()},
             "normalization": _normalization(samples, channels),
             "inputs": {
@@ -562,7 +574,9 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
             f"in {len(shards[split])} shards"
             for split in SPLITS
         )
-        + f"; from {manifest['available']['real']} real and {manifest['available']['fake']} fake stamps",
+        + f"; from {manifest['available']['real']} real and {manifest['available']['fake']} fake stamps"
+        + _exclusion_summary(manifest)
+        + _split_summary(manifest),
         progress,
     )
     return manifest
