@@ -331,6 +331,7 @@ def test_the_resume_record_names_the_settings_that_fix_the_weights():
         "learning_rate",
         "shuffle_shards",
         "augment",
+        "view",
     }
 
 

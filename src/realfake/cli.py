@@ -98,8 +98,11 @@ def _bands(text: str) -> tuple[str, ...]:
 
 
 def _add_cutouts(subparsers) -> None:
-    from realfake.cutouts import DEFAULT_SELECTION, KINDS
+    from realfake.cutouts import DEFAULT_SELECTION, KINDS, CutoutSettings
+    from realfake.cutouts.settings import REAL_SOURCES
     from realfake.selection import SELECTIONS
+
+    defaults = CutoutSettings(kind="real", dr5_dir=Path("."))
 
     parser = subparsers.add_parser(
         "cutouts",
@@ -128,7 +131,11 @@ def _add_cutouts(subparsers) -> None:
     parser.add_argument(
         "--dr5-dir", type=Path, required=True, help="DR5 tree: coadd/, tractor/, survey-bricks.fits[.gz]"
     )
-    parser.add_argument("--obiwan-dir", type=Path, help="obiwan output tree with the rs dirs (needed for --kind sim)")
+    parser.add_argument(
+        "--obiwan-dir",
+        type=Path,
+        help="obiwan output tree with the rs dirs (needed for --kind sim and for --real-source rsdir)",
+    )
     parser.add_argument(
         "--selection",
         choices=sorted(SELECTIONS),
@@ -144,6 +151,21 @@ def _add_cutouts(subparsers) -> None:
         "--pad-edges",
         action="store_true",
         help="keep stamps that leave the image, padded with image 0 and inverse variance 0 (default: drop them)",
+    )
+    parser.add_argument(
+        "--real-source",
+        choices=REAL_SOURCES,
+        default=defaults.real_source,
+        help="cut the real sources from the DR5 coadds (dr5) or from the obiwan rs dir coadds the fakes are in "
+        "(rsdir: the same-image control, needs --obiwan-dir; default %(default)s)",
+    )
+    parser.add_argument(
+        "--real-exclusion-radius",
+        type=int,
+        default=defaults.real_exclusion_radius,
+        metavar="PIXELS",
+        help="with --real-source rsdir, skip an rs dir for a real source with a fake within this many pixels in x "
+        "and y (default %(default)s: half a stamp)",
     )
     parser.set_defaults(func=_run_cutouts)
 
@@ -161,6 +183,8 @@ def _run_cutouts(args: argparse.Namespace) -> None:
         selection=args.selection,
         select_fakes=args.select_fakes,
         pad_edges=args.pad_edges,
+        real_source=args.real_source,
+        real_exclusion_radius=args.real_exclusion_radius,
     )
     if args.brick is not None:
         counts = run_cutouts(settings, args.brick, args.out)
@@ -170,14 +194,14 @@ def _run_cutouts(args: argparse.Namespace) -> None:
 
 
 def _add_shards(subparsers) -> None:
-    from realfake.shards import BALANCE_CHOICES, ShardSettings
+    from realfake.shards import BALANCE_CHOICES, SPLIT_CHOICES, ShardSettings
 
     defaults = ShardSettings(real_dir=Path("."), sim_dir=Path("."), out=Path("."))
     parser = subparsers.add_parser(
         "shards",
         help="shuffle per-brick cutouts into balanced train/test .npy shards",
         description=(
-            "Balance the classes (optionally matched in catalog quantities), split 80/20 by class, shuffle "
+            "Balance the classes (matched in catalog quantities), split 80/20 by brick or by example, shuffle "
             "globally across bricks and write xtrain_N.npy, ytrain_N.npy, xtest_N.npy, ytest_N.npy, the "
             "per-split catalogs and manifest.json (docs/shards_format.md)."
         ),
@@ -221,6 +245,13 @@ def _add_shards(subparsers) -> None:
         default=defaults.match_bin_width,
         help="bin width of the matching, in the columns' units (default %(default)s)",
     )
+    parser.add_argument(
+        "--split",
+        choices=SPLIT_CHOICES,
+        default=defaults.split,
+        help="brick: whole bricks to one split, so no sky is in two; example: each example on its own "
+        "(default %(default)s)",
+    )
     parser.set_defaults(func=_run_shards)
 
 
@@ -239,6 +270,7 @@ def _run_shards(args: argparse.Namespace) -> None:
         balance=args.balance,
         match=match,
         match_bin_width=args.match_bin_width,
+        split=args.split,
         bricks_file=args.bricks,
         dr5_dir=args.dr5_dir,
         obiwan_dir=args.obiwan_dir,
@@ -263,6 +295,7 @@ def _add_train(subparsers) -> None:
     from realfake.architectures import MODEL_CONFIGS
     from realfake.training import TrainSettings
     from realfake.training.settings import SELECT_CHOICES
+    from realfake.views import VIEWS
 
     defaults = TrainSettings(shards=Path("."), out=Path("."))
     parser = subparsers.add_parser(
@@ -325,6 +358,12 @@ def _add_train(subparsers) -> None:
         action=argparse.BooleanOptionalAction,
         default=defaults.augment,
         help="random rotation or reflection of each training stamp each epoch (default %(default)s)",
+    )
+    parser.add_argument(
+        "--view",
+        choices=VIEWS,
+        default=defaults.view,
+        help="what the CNN sees of each stamp: full, or a restricted view for the shortcut audit (default %(default)s)",
     )
     parser.add_argument(
         "--select",
@@ -392,6 +431,7 @@ def _run_train(args: argparse.Namespace) -> None:
         shuffle_shards=args.shuffle_shards,
         augment=args.augment,
         select=args.select,
+        view=args.view,
         keep_checkpoints=args.keep_checkpoints,
         intra_op_threads=args.intra_op_threads,
         inter_op_threads=args.inter_op_threads,
@@ -403,11 +443,43 @@ def _run_train(args: argparse.Namespace) -> None:
     run_train(settings)
 
 
+def _view_file(text: str) -> tuple[str, Path]:
+    """'ring_only=results/evaluate/ring_only/predictions.parquet' -> ("ring_only", Path(...))."""
+    view, separator, path = text.partition("=")
+    if not separator or not view or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not VIEW=FILE")
+    return view, Path(path)
+
+
+def _add_predict(subparsers, batch_size: int) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="run a trained model over the test split and write its predictions",
+        description=(
+            "Run the trained model over the test shards, one batch at a time, and write a parquet file: per test "
+            "example its catalog row, stamp statistics and p_fake, with the shard set and the model's view "
+            "recorded (realfake evaluate --predictions and --audit read it)."
+        ),
+    )
+    parser.add_argument("--shards", type=Path, required=True, help="shard set directory (docs/shards_format.md)")
+    parser.add_argument("--model", type=Path, required=True, help="trained model (model.keras from realfake train)")
+    parser.add_argument("--out", type=Path, required=True, help="output file (.parquet)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="stamps per batch (default %(default)s)")
+    parser.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> None:
+    from realfake.predict import PredictSettings, run_predict
+
+    run_predict(PredictSettings(shards=args.shards, model=args.model, out=args.out, batch_size=args.batch_size))
+
+
 def _add_evaluate(subparsers) -> None:
     from realfake.evaluate import EvaluateSettings, StatisticsSettings
 
     defaults = EvaluateSettings(shards=Path("."), model=Path("."), out=Path("."))
     statistics = StatisticsSettings()
+    _add_predict(subparsers, defaults.batch_size)
     parser = subparsers.add_parser(
         "evaluate",
         help="predict the test split and test whether the CNN tells fakes from reals",
@@ -419,7 +491,18 @@ def _add_evaluate(subparsers) -> None:
         ),
     )
     parser.add_argument("--shards", type=Path, required=True, help="shard set directory (docs/shards_format.md)")
-    parser.add_argument("--model", type=Path, required=True, help="trained model (model.keras from realfake train)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="trained model to run over the test split (model.keras)")
+    source.add_argument("--predictions", type=Path, help="its test predictions, from realfake predict")
+    parser.add_argument(
+        "--audit",
+        type=_view_file,
+        action="append",
+        default=[],
+        metavar="VIEW=FILE",
+        help="predictions of a CNN trained on a restricted view (realfake train --view), for the shortcut "
+        "audit; repeatable",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument(
         "--significance", type=float, default=statistics.significance, help="test level (default %(default)s)"
@@ -460,6 +543,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     settings = EvaluateSettings(
         shards=args.shards,
         model=args.model,
+        predictions=args.predictions,
+        audit=tuple(args.audit),
         out=args.out,
         batch_size=args.batch_size,
         statistics=StatisticsSettings(

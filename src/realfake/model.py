@@ -64,6 +64,7 @@ import numpy as np
 from realfake.architectures import COMPACT, DEEP, LENET, MODEL_CONFIGS, ModelConfig, model_config
 from realfake.conventions import is_inverse_variance
 from realfake.errors import RealfakeError
+from realfake.views import view_mask
 
 __all__ = [
     "COMPACT",
@@ -73,6 +74,7 @@ __all__ = [
     "InputNormalization",
     "ModelConfig",
     "Normalization",
+    "StampView",
     "build_model",
     "forward_flops_per_example",
     "model_config",
@@ -199,9 +201,40 @@ class InputNormalization(keras.layers.Layer):
         return config
 
 
-def build_model(input_shape: tuple[int, int, int], config: ModelConfig, normalization: Normalization) -> keras.Model:
+@keras.saving.register_keras_serializable(package="realfake")
+class StampView(keras.layers.Layer):
+    """Hide part of a normalised stamp (:mod:`realfake.views`): multiply by the view's 0/1 mask.
+
+    Input and output: float32 ``(batch, S, S, C)``. The layer records the
+    view's name, so a saved model says which view it was trained on.
+    """
+
+    def __init__(self, view: str, stamp_size: int, channel_names: Sequence[str], **kwargs):
+        super().__init__(**kwargs)
+        self.view = str(view)
+        self.stamp_size = int(stamp_size)
+        self.channel_names = [str(name) for name in channel_names]
+        self._mask = view_mask(self.view, self.stamp_size, self.channel_names)
+
+    def call(self, inputs):
+        return inputs * self._mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(view=self.view, stamp_size=self.stamp_size, channel_names=self.channel_names)
+        return config
+
+
+def build_model(
+    input_shape: tuple[int, int, int], config: ModelConfig, normalization: Normalization, view: str = "full"
+) -> keras.Model:
     """The classifier for stamps of ``input_shape`` = (S, S, C); see the module docstring.
 
+    ``view`` (:mod:`realfake.views`): with another than ``full``, a
+    :class:`StampView` layer named ``view`` follows the normalisation.
     Layer names: ``normalization``, ``block{i}_conv{j}`` (and ``block{i}_bn{j}``,
     ``block{i}_relu{j}`` with batch normalisation), ``block{i}_pool``,
     ``flatten``, ``dense{k}``, ``probabilities``; i, j, k count from 1.
@@ -220,6 +253,8 @@ def build_model(input_shape: tuple[int, int, int], config: ModelConfig, normaliz
         shard_set=normalization.shard_set,
         name="normalization",
     )(inputs)
+    if view != "full":
+        features = StampView(view, input_shape[0], normalization.channel_names, name="view")(features)
     pooling_layer = keras.layers.AveragePooling2D if config.pooling == "average" else keras.layers.MaxPooling2D
     for block, maps in enumerate(config.conv_maps, start=1):
         for conv in range(1, config.convs_per_block + 1):

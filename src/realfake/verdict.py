@@ -191,7 +191,9 @@ def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
     r - z, ``size``, ``type`` (categorical), the local depth (``galdepth_r`` if
     the catalog has it, else the central inverse variance ``ivar_centre_r``;
     r, or the first band without r) and the sub-pixel offset
-    ``hypot(offset_x, offset_y)`` in pixels. Magnitudes, colours, size and
+    ``hypot(offset_x, offset_y)`` in pixels, and the audit's placement columns
+    (:mod:`realfake.audit`): ``detected`` ("detected" or "undetected") and
+    ``distance_to_no_coverage`` in pixels. Magnitudes, colours, size and
     type are the tractor fit's where the catalog has one
     (:func:`realfake.baselines.measured_view`), for both classes alike.
     """
@@ -221,6 +223,11 @@ def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
             np.hypot(predictions["offset_x"].to_numpy(np.float64), predictions["offset_y"].to_numpy(np.float64)),
             index=predictions.index,
         )
+    if "detected" in predictions.columns:
+        detected = predictions["detected"].astype(bool).to_numpy()
+        variables["detected"] = pd.Series(np.where(detected, "detected", "undetected"), index=predictions.index)
+    if "distance_to_no_coverage" in predictions.columns:
+        variables["distance to no coverage"] = predictions["distance_to_no_coverage"].astype(np.float64)
     return variables
 
 

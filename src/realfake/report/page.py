@@ -84,6 +84,7 @@ def render_html(content: PageContent) -> str:
     ]
     for section in (
         verdict_section,
+        audit_section,
         sensitivity_section,
         baselines_section,
         breakdowns_section,
@@ -113,6 +114,22 @@ def verdict_section(content: PageContent) -> list[str]:
         if key in content.figures:
             parts.append(_image(content.figures[key], key.replace("_", " "), prose(key)))
     return parts
+
+
+def audit_section(content: PageContent) -> list[str]:
+    records = content.metrics.get("audit") or []
+    if not records:
+        return []
+    rows = [
+        [record["view"], _interval(record, "auc"), OUTCOME_WORDS.get(record.get("outcome"), "")] for record in records
+    ]
+    classes = ["flagged" if record.get("outcome") == "distinguishable" else "" for record in records]
+    return [
+        "<h2>Where the difference lies</h2>",
+        f'<p class="verdict">{html.escape(content.metrics.get("audit_sentence", ""))}</p>',
+        _note(prose("audit")),
+        _table(["view or column", "AUC [interval]", "outcome"], rows, classes),
+    ]
 
 
 def sensitivity_section(content: PageContent) -> list[str]:

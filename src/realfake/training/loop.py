@@ -253,7 +253,7 @@ class _Trainer:
         self.validation_reader = ShardReader(shard_set.validation)
 
         with strategy.scope():
-            self.model = build_model(shard_set.stamp_shape, settings.model, normalization)
+            self.model = build_model(shard_set.stamp_shape, settings.model, normalization, view=settings.view)
             self.optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
         self.progress = Progress()
@@ -585,6 +585,7 @@ class _Trainer:
     def _history_record(self, selected_epoch: int) -> dict:
         return {
             "select": self.settings.select,
+            "view": self.settings.view,
             "selected_epoch": selected_epoch,
             "best_validation_loss": self.progress.best_validation_loss if self.progress.best_epoch else None,
             "settings": self.settings.as_record(),

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realfake.errors import RealfakeError
+from realfake.views import check_view
 from realfake.architectures import COMPACT, ModelConfig
 
 # Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
-RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment")
+RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment", "view")
 # Which weights model.keras holds: those of the epoch with the lowest validation loss, or the last epoch's.
 SELECT_CHOICES = ("best_validation", "last")
 
@@ -46,6 +47,8 @@ class TrainSettings:
       in ``best/``; a well-trained but not over-trained CNN is the more powerful
       test, and every control gets the same chance) or ``last``. Not a resume
       setting: the best epoch is tracked either way.
+    - ``view``: what the CNN sees of each stamp (:mod:`realfake.views`):
+      ``full`` for the verdict, a restricted view for the shortcut audit.
     - ``keep_checkpoints``: checkpoints kept in ``ckpts/``.
     - ``intra_op_threads``, ``inter_op_threads``: TensorFlow's thread pools
       (0 = TensorFlow's default, one per core).
@@ -71,6 +74,7 @@ class TrainSettings:
     shuffle_shards: int = 8
     augment: bool = True
     select: str = "best_validation"
+    view: str = "full"
     keep_checkpoints: int = 3
     intra_op_threads: int = 0
     inter_op_threads: int = 0
@@ -80,6 +84,7 @@ class TrainSettings:
     startup_timeout: float = 600.0
 
     def __post_init__(self) -> None:
+        check_view(self.view)
         if self.select not in SELECT_CHOICES:
             raise RealfakeError(f"select must be one of {', '.join(SELECT_CHOICES)}, got {self.select!r}")
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "shuffle_shards", "keep_checkpoints"):

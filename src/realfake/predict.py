@@ -1,0 +1,203 @@
+"""Prediction: a trained model over the test split, and the predictions file.
+
+``realfake predict`` writes one predictions file (parquet): for each test
+example, in shard order, its catalog row, its stamp statistics
+(:func:`realfake.features.stamp_statistics`) and ``p_fake``, the model's
+probability of fake. The file's metadata (``realfake`` key) records the shard
+set's identity, the model and the view it was trained on (:mod:`realfake.views`),
+and which test shards it covers; whoever reads it (``realfake evaluate``)
+checks them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from realfake.atomic import atomic_output
+from realfake.errors import RealfakeError
+from realfake.features import stamp_statistics
+from realfake.progress import say
+from realfake.shardset import NON_FINITE_INPUT, ShardSet, catalog_name, load_stamps, open_shard_set, short_identity
+
+PROVENANCE_KEY = "realfake"
+# Rows per parquet row group: a predictions file of millions of rows is written and read in pieces.
+ROW_GROUP_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """``realfake predict``: the shard set, the trained model, the output file and the batch size."""
+
+    shards: Path
+    model: Path
+    out: Path
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise RealfakeError(f"batch size must be at least 1, got {self.batch_size}")
+
+
+def run_predict(settings: PredictSettings) -> pd.DataFrame:
+    """Predict the test split and write ``settings.out``; returns the predictions."""
+    shard_set = open_shard_set(settings.shards)
+    if shard_set.examples("test") == 0:
+        raise RealfakeError(f"{settings.shards}: the test split has no examples")
+    predictions = predict_test_split(shard_set, settings.model, settings.batch_size)
+    write_predictions(settings.out, predictions)
+    view = predictions.attrs[PROVENANCE_KEY]["view"]
+    say("predict", f"{len(predictions)} test examples, view {view} -> {settings.out}")
+    return predictions
+
+
+def write_predictions(path: Path, predictions: pd.DataFrame) -> None:
+    """Write a predictions table to ``path`` (parquet, in row groups, provenance in the metadata), atomically."""
+    table = pa.Table.from_pandas(predictions.reset_index(drop=True), preserve_index=False)
+    provenance = json.dumps(predictions.attrs.get(PROVENANCE_KEY, {}))
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PROVENANCE_KEY.encode(): provenance})
+    with atomic_output(Path(path)) as temporary:
+        pq.write_table(table, temporary, row_group_size=ROW_GROUP_ROWS)
+
+
+def read_predictions(path: Path, shard_set: ShardSet, view: str | None = None) -> pd.DataFrame:
+    """A predictions file, checked to be of ``shard_set`` (and of ``view``, when given) and to cover its whole
+    test split in order; RealfakeError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"predictions file {path} does not exist (run `realfake predict` first)")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise RealfakeError(f"{path}: not a readable parquet file ({error})") from None
+    metadata = table.schema.metadata or {}
+    provenance = json.loads(metadata.get(PROVENANCE_KEY.encode(), b"{}"))
+    if provenance.get("shard_set") != shard_set.identity:
+        raise RealfakeError(
+            f"{path} holds predictions for shard set {short_identity(provenance.get('shard_set'))}, but "
+            f"{shard_set.directory} is shard set {short_identity(shard_set.identity)}: predict again"
+        )
+    if view is not None and provenance.get("view") != view:
+        raise RealfakeError(f"{path} holds predictions of a model of view {provenance.get('view')}, not {view}")
+    predictions = table.to_pandas()
+    predictions.attrs[PROVENANCE_KEY] = provenance
+    labels = shard_set.catalog("test")["label"].to_numpy()
+    if "label" not in predictions or not np.array_equal(predictions["label"].to_numpy(), labels):
+        raise RealfakeError(f"{path} does not hold the test split of {shard_set.directory} in shard order")
+    return predictions
+
+
+def load_model(path: Path, channel_names: tuple[str, ...], stamp_size: int, shards: Path, shard_set: str | None = None):
+    """The Keras model at ``path``, checked to take (S, S, C) stamps of the shard set's channels and,
+    when ``shard_set`` (the manifest's identity) is given, to have been trained on that shard set."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"model file {path} does not exist (run `realfake train` first)")
+    import keras
+
+    import realfake.model  # noqa: F401  registers InputNormalization for deserialisation
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad file; all mean the same to a user
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RealfakeError(f"cannot load model {path}: {first_line}") from None
+    input_shape = tuple(model.inputs[0].shape)
+    if len(input_shape) != 4 or input_shape[-1] != len(channel_names):
+        raise RealfakeError(
+            f"model {path} takes input {input_shape[1:]} but the shards in {shards} have {len(channel_names)} "
+            f"channels ({', '.join(channel_names)})"
+        )
+    if input_shape[1] not in (None, stamp_size) or input_shape[2] not in (None, stamp_size):
+        raise RealfakeError(
+            f"model {path} takes {input_shape[1]}x{input_shape[2]} stamps but the shards hold {stamp_size}x{stamp_size}"
+        )
+    for layer in model.layers:
+        names = getattr(layer, "channel_names", None)
+        if names is not None and tuple(names) != tuple(channel_names):
+            raise RealfakeError(
+                f"model {path} was trained on channels {', '.join(names)} but the shards in {shards} have "
+                f"{', '.join(channel_names)}"
+            )
+    if shard_set is not None:
+        trained_on = model_shard_set(model)
+        if trained_on != shard_set:
+            raise RealfakeError(
+                f"model {path} was trained on shard set {short_identity(trained_on)}, but {shards} is shard set "
+                f"{short_identity(shard_set)}: train it on these shards first (`realfake train`)"
+            )
+    return model
+
+
+def model_view(model) -> str:
+    """The view a model was trained on (:mod:`realfake.views`): its ``view`` layer's, else "full"."""
+    for layer in model.layers:
+        view = getattr(layer, "view", None)
+        if isinstance(view, str):
+            return view
+    return "full"
+
+
+def model_shard_set(model) -> str | None:
+    """The identity of the shard set a model was trained on (its normalisation layer's ``shard_set``);
+    None when the model does not record one (made by an older realfake)."""
+    for layer in model.layers:
+        identity = getattr(layer, "shard_set", None)
+        if identity:
+            return str(identity)
+    return None
+
+
+def predict_test_split(
+    shard_set: ShardSet, model_path: Path, batch_size: int = 256, shards: range | None = None
+) -> pd.DataFrame:
+    """The test predictions of the model at ``model_path``: for each example of the test shards numbered in
+    ``shards`` (default all), in shard order, its catalog row, its stamp statistics
+    (:func:`realfake.features.stamp_statistics`) and ``p_fake``. Reads one batch of stamps at a time."""
+    model = load_model(
+        model_path, shard_set.channel_names, shard_set.stamp_size, shard_set.directory, shard_set=shard_set.identity
+    )
+    shards = range(len(shard_set.test)) if shards is None else shards
+    test_catalog = shard_set.catalog("test")
+    probabilities, statistics, labels, rows = [], [], [], []
+    for number in shards:
+        shard = shard_set.test[number]
+        stamps = load_stamps(shard.x)
+        labels.append(np.load(shard.y))
+        rows.append(np.flatnonzero(test_catalog["shard"].to_numpy() == number))
+        for start in range(0, stamps.shape[0], batch_size):
+            block = np.ascontiguousarray(stamps[start : start + batch_size], dtype=np.float32)
+            _refuse_non_finite(block, shard.x, start)
+            output = np.asarray(model.predict_on_batch(block))
+            if output.ndim != 2 or output.shape != (block.shape[0], 2):
+                raise RealfakeError(f"model {model_path} returns shape {output.shape}; expected (N, 2) softmax")
+            probabilities.append(output[:, 1].astype(np.float64))
+            statistics.append(pd.DataFrame(stamp_statistics(block, shard_set.channel_names)))
+    catalog = test_catalog.iloc[np.concatenate(rows)].reset_index(drop=True) if rows else test_catalog.iloc[:0]
+    if labels and not np.array_equal(np.concatenate(labels), catalog["label"].to_numpy()):
+        raise RealfakeError(f"{shard_set.directory}: {catalog_name('test')} labels disagree with the ytest shards")
+    features = pd.concat(statistics, ignore_index=True) if statistics else pd.DataFrame()
+    predictions = pd.concat([catalog, features], axis=1)
+    predictions["p_fake"] = np.concatenate(probabilities) if probabilities else np.zeros(0)
+    predictions.attrs[PROVENANCE_KEY] = {
+        "shard_set": shard_set.identity,
+        "model": str(model_path),
+        "view": model_view(model),
+        "shards": [shards.start, shards.stop] if isinstance(shards, range) else None,
+    }
+    return predictions
+
+
+def _refuse_non_finite(block: np.ndarray, path: Path, first_row: int) -> None:
+    """RealfakeError naming the shard file and row of the first non-finite pixel of ``block``
+    (rows ``first_row``... of ``path``), as training refuses them."""
+    finite = np.isfinite(block).reshape(block.shape[0], -1).all(axis=1)
+    if not finite.all():
+        row = first_row + int(np.flatnonzero(~finite)[0])
+        raise RealfakeError(f"{NON_FINITE_INPUT} in {path} row {row}; the shard set is damaged: make it again")
