@@ -225,7 +225,7 @@ def test_every_job_but_the_local_ones_went_through_slurm(slurm_run):
     rules = sorted(rule for _, rule in jobs)
     assert rules == sorted(
         ["mock_brick_table", "mock_brick", "mock_brick", "cutouts_batch", "cutouts_batch"]
-        + ["shards", "train", "evaluate", "report"]
+        + ["shards", "train", "predict", "evaluate", "report"]
     )
     assert not LOCAL_RULES & set(rules)
     records = queue_records([job_id for job_id, _ in jobs])
@@ -279,11 +279,12 @@ def test_training_ran_as_two_workers_clustered_from_slurm(slurm_run):
     assert re.search(
         r"^Shell command: srun --cpus-per-task=1 --cpu-bind=cores -n 2 env OMP_NUM_THREADS=68"
         r" KMP_AFFINITY=granularity=fine,verbose,compact,1,0 KMP_SETTINGS=1 KMP_BLOCKTIME=1"
-        r" realfake train --shards results/shards --out \$\(dirname results/train/model.keras\) --intra-op-threads 1 ",
+        r" realfake train --shards results/shards --out \$\(dirname results/train/full/model.keras\) --view full"
+        r" --intra-op-threads 1 ",
         job_log.read_text(),
         flags=re.MULTILINE,
     ), job_log.read_text()[-3000:]
-    log = (run / "logs" / "train.log").read_text()
+    log = (run / "logs" / "train" / "full.log").read_text()
     # Snakemake ran without TF_CONFIG (see snakemake()), so the two workers' cluster can
     # only have come from the SLURM variables srun gave each task.
     assert re.search(
@@ -295,11 +296,11 @@ def test_training_ran_as_two_workers_clustered_from_slurm(slurm_run):
     ), log
     # Both tasks joined TensorFlow's multi-worker coordination.
     assert "/job:worker/replica:0/task:1" in log
-    history = json.loads((run / "results" / "train" / "history.json").read_text())
+    history = json.loads((run / "results" / "train" / "full" / "history.json").read_text())
     assert history["workers"] == 2
     # Only the chief writes: one TensorBoard event file per split.
-    assert len(list((run / "results" / "train" / "logs" / "train").glob("events.out.tfevents.*"))) == 1
-    assert (run / "results" / "train" / "prof" / "trace.json.gz").is_file()
+    assert len(list((run / "results" / "train" / "full" / "logs" / "train").glob("events.out.tfevents.*"))) == 1
+    assert (run / "results" / "train" / "full" / "prof" / "trace.json.gz").is_file()
 
 
 @pytest.mark.slurm
@@ -315,16 +316,16 @@ def test_slurm_results_match_the_local_run(slurm_run, local_run):
             path = Path("results") / "cutouts" / kind / brick[:3] / f"{brick}.h5"
             assert (run / path).is_file() and (local_run / path).is_file()
 
-    one_worker = json.loads((local_run / "results" / "train" / "history.json").read_text())
-    two_workers = json.loads((run / "results" / "train" / "history.json").read_text())
+    one_worker = json.loads((local_run / "results" / "train" / "full" / "history.json").read_text())
+    two_workers = json.loads((run / "results" / "train" / "full" / "history.json").read_text())
     assert one_worker["workers"] == 1 and two_workers["workers"] == 2
     assert two_workers["steps_per_epoch"] == one_worker["steps_per_epoch"] == 4
     np.testing.assert_allclose(
         two_workers["epochs"][0]["train_loss"], one_worker["epochs"][0]["train_loss"], rtol=MULTI_WORKER_RTOL
     )
     assert two_workers["epochs"][0]["validation_loss"] is one_worker["epochs"][0]["validation_loss"] is None
-    weights = model_weights(run / "results" / "train" / "model.keras")
-    reference = model_weights(local_run / "results" / "train" / "model.keras")
+    weights = model_weights(run / "results" / "train" / "full" / "model.keras")
+    reference = model_weights(local_run / "results" / "train" / "full" / "model.keras")
     assert [weight.shape for weight in weights] == [weight.shape for weight in reference]
     for weight, expected in zip(weights, reference):
         np.testing.assert_allclose(weight, expected, rtol=MULTI_WORKER_RTOL, atol=MULTI_WORKER_ATOL)
@@ -395,11 +396,11 @@ def test_a_dry_run_for_2000_bricks_plans_200_batch_jobs_not_4000_brick_jobs(surv
     counts = bench.job_counts(result.stdout)
     # 100 batches (the profile's set-scatter cutouts: 100) of 20 bricks, per kind.
     assert counts == {
-        "cutouts_batch_bricks": 200, "cutouts_batch": 200, "shards": 1, "train": 1, "evaluate": 1, "report": 1,
-        "all": 1,
+        "cutouts_batch_bricks": 200, "cutouts_batch": 200, "shards": 1, "train": 1, "predict": 1, "evaluate": 1,
+        "report": 1, "all": 1,
     }  # fmt: skip
-    # What a real run submits: the batch jobs and the four later stages (100k bricks: the same).
-    assert bench.submissions(counts) == 204
+    # What a real run submits: the batch jobs and the five later jobs (100k bricks: the same).
+    assert bench.submissions(counts) == 205
 
 
 def test_batches_are_consecutive_runs_of_the_brick_list_and_one_brick_is_one_job(survey_trees, tmp_path):

@@ -150,7 +150,9 @@ def files_source(tmp_path: Path, brick_lines: str) -> dict:
             "dr5_dir": str(tmp_path / "dr5"),
             "obiwan_dir": str(tmp_path / "obiwan"),
             "bricks_file": str(bricks_file),
-        }
+        },
+        # A brick or two: too few for a split by brick.
+        "shards": {"split": "example"},
     }
 
 
@@ -159,12 +161,12 @@ def test_default_dry_run_with_the_local_profile_renders_each_mock_brick_once(wor
     assert result.returncode == 0, result.stdout
 
     counts = job_counts(result.stdout)
-    assert counts["mock_brick"] == default_config()["mock"]["bricks"] == 4
+    assert counts["mock_brick"] == default_config()["mock"]["bricks"] == 12
     assert counts["mock_brick_table"] == 1
     jobs = planned_jobs(result.stdout, "mock_brick")
     wildcards = [dict(re.findall(r"(\w+)=(\w+)", job_field(job, "wildcards"))) for job in jobs]
     bricks = [values["brick"] for values in wildcards]
-    assert sorted(bricks) == sorted(from_realfake_mock("mock_brick_names(4)"))
+    assert sorted(bricks) == sorted(from_realfake_mock("mock_brick_names(12)"))
     assert all(BRICK_NAME.fullmatch(brick) for brick in bricks)
     assert all(values["bri"] == values["brick"][:3] for values in wildcards)
 
@@ -200,14 +202,14 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
         "bands": ["z"],
         "mock": {"bricks": 2, "seed": 7, "mismatch": "psf", "rsdirs": 3, "fakes_per_rsdir": 10},
         "cutouts": {"selection": "all_primary"},
-        "shards": {"match": ["mag_dered_z"]},
+        "shards": {"match": ["mag_dered_z"], "split": "example"},
     }
     result = dry_run(workflow_copy, overrides)
     assert result.returncode == 0, result.stdout
 
     assert job_counts(result.stdout)["mock_brick"] == 2
     assert mock_survey_settings(result.stdout) == {
-        "realfake mock-survey --out results/mock --bricks 2 --size 1448 --seed 7 --mismatch psf"
+        "realfake mock-survey --out results/mock --bricks 2 --size 836 --seed 7 --mismatch psf"
         " --rsdirs 3 --fakes-per-rsdir 10"
     }
     for job in planned_jobs(result.stdout, "mock_brick"):
@@ -352,8 +354,9 @@ def test_schema_mismatches_are_those_the_mock_survey_knows():
             [
                 "config cutouts.selection elg_padded cuts on bands g, r, z, but config bands is [z]: add g, r to "
                 "bands, or set cutouts.selection to all_primary",
-                "config shards.match names 'mag_dered_g', which the cutouts catalogs of bands [z] do not have: "
-                "set shards.match to columns they have (e.g. [mag_dered_z]) or to [], or add the band to bands",
+                "config shards.match names 'measured_mag_dered_g', which the cutouts catalogs of bands [z] do not "
+                "have: set shards.match to columns they have (e.g. [measured_mag_dered_z]) or to [], or add the band "
+                "to bands",
             ],
         ),
         (
@@ -367,7 +370,15 @@ def test_schema_mismatches_are_those_the_mock_survey_knows():
             {"shards": {"match": ["mag_dered_i"]}},
             [
                 "config shards.match names 'mag_dered_i', which the cutouts catalogs of bands [g, r, z] do not "
-                "have: set shards.match to columns they have (e.g. [mag_dered_g]) or to [], or add the band to bands"
+                "have: set shards.match to columns they have (e.g. [measured_mag_dered_g]) or to [], or add the band "
+                "to bands"
+            ],
+        ),
+        (
+            {"mock": {"bricks": 2}},
+            [
+                "config shards.split brick needs at least 3 bricks, and mock.bricks gives 2: set shards.split to "
+                "example, or use more bricks"
             ],
         ),
     ],
@@ -417,12 +428,14 @@ def test_every_config_default_is_the_packages_default():
         "train": TrainSettings(shards=Path("."), out=Path(".")),
         "evaluate": StatisticsSettings(),
     }
-    report_only = {("evaluate", "sensitivity_table")}  # the report's: "" in the config is None there
+    # The report's: "" in the config is None there; and the workflow's own: the views it
+    # trains for the audit ([]: none, as `realfake evaluate` without --audit).
+    report_only = {("evaluate", "sensitivity_table"): "", ("evaluate", "audit"): []}
     checked = 0
     for section, settings in package.items():
         for key, value in config[section].items():
             if (section, key) in report_only:
-                assert value == ""
+                assert value == report_only[section, key]
                 continue
             found = getattr(settings, key)
             if key == "model":

@@ -40,6 +40,10 @@ def cutouts_arguments():
         obiwan_dir(),
         "--selection",
         cutouts["selection"],
+        "--real-source",
+        cutouts["real_source"],
+        "--real-exclusion-radius",
+        str(cutouts["real_exclusion_radius"]),
     ]
     if cutouts["select_fakes"]:
         arguments.append("--select-fakes")
@@ -73,6 +77,8 @@ def shards_arguments():
             ",".join(shards["match"]) or "none",
             "--match-bin-width",
             str(shards["match_bin_width"]),
+            "--split",
+            shards["split"],
         ]
     )
 

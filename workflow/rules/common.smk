@@ -19,6 +19,7 @@ from realfake.conventions import (
 )
 from realfake.errors import RealfakeError
 from realfake.mock import mock_brick_names, mock_rsdir_names
+from realfake.views import VIEWS
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -45,7 +46,7 @@ def check_stage_settings():
     for name in config["shards"]["match"]:
         if name not in columns:
             magnitudes = [
-                column for column in columns if column.startswith("mag_dered_")
+                column for column in columns if column.startswith("measured_mag_dered_")
             ]
             problems.append(
                 f"config shards.match names {name!r}, which the cutouts catalogs of bands "
@@ -63,6 +64,8 @@ wildcard_constraints:
     kind="|".join(KINDS),
     # A batch of bricks cut by one MPI job: "3-of-100" (see cutouts_batches()).
     batch=r"\d+-of-\d+",
+    # What a CNN sees of the stamps: full, or a restricted view for the audit.
+    view="|".join(VIEWS),
 
 
 def all_cores():
@@ -149,10 +152,18 @@ def mock_survey_files():
 
 def mock_cutouts_input_files(kind, brick):
     """The mock survey files the cutouts of one brick and kind read: the brick
-    table and that brick's DR5 coadds and tractor (real) or rs dir coadds,
+    table and that brick's DR5 coadds and tractor (real; with cutouts.real_source
+    rsdir the DR5 tractor and the rs dir coadds and simcats) or rs dir coadds,
     simcats and tractor catalogs (sim), as the mock rules name them."""
     outputs = rules.mock_brick.output
-    if kind == "real":
+    if kind == "real" and config["cutouts"]["real_source"] == "rsdir":
+        patterns = [
+            outputs.tractor,
+            *outputs.sim_images,
+            *outputs.sim_invvars,
+            *outputs.simcats,
+        ]
+    elif kind == "real":
         patterns = [*outputs.images, *outputs.invvars, outputs.tractor]
     else:
         patterns = [
@@ -205,6 +216,8 @@ def cutout_settings(kind):
         selection=config["cutouts"]["selection"],
         select_fakes=config["cutouts"]["select_fakes"],
         pad_edges=config["cutouts"]["pad_edges"],
+        real_source=config["cutouts"]["real_source"],
+        real_exclusion_radius=config["cutouts"]["real_exclusion_radius"],
     )
 
 
@@ -328,6 +341,19 @@ def bricks_file():
     return config["input"]["bricks_file"]
 
 
+def audit_predictions():
+    """The predictions of the CNNs of the audited views (evaluate.audit)."""
+    return expand(rules.predict.output[0], view=config["evaluate"]["audit"])
+
+
+def audit_arguments(wildcards, input):
+    """`--audit VIEW=FILE` for each audited view, from the evaluate job's inputs."""
+    return " ".join(
+        f"--audit {view}={path}"
+        for view, path in zip(config["evaluate"]["audit"], input.audit)
+    )
+
+
 def final_targets():
     """What the default target asks for: the report (and through it every stage
     before it), plus every brick's cutouts (or every batch of them) and, with the
@@ -356,8 +382,23 @@ def check_input_files():
     brick_names_in(config["input"]["bricks_file"])
 
 
+def check_split_bricks():
+    """Raise WorkflowError when shards.split is brick and there are too few bricks
+    to give each split (test, validation, train) whole bricks of its own."""
+    from realfake.placement import bricks_needed_for_split
+
+    needed = bricks_needed_for_split(config["shards"]["validation_fraction"])
+    if config["shards"]["split"] == "brick" and len(bricks()) < needed:
+        source = "mock.bricks" if uses_mock_survey() else "input.bricks_file"
+        raise WorkflowError(
+            f"config shards.split brick needs at least {needed} bricks, and {source} gives "
+            f"{len(bricks())}: set shards.split to example, or use more bricks"
+        )
+
+
 # Stop before any job runs, naming the key, rather than at the first job that
 # reads a missing tree or at the stage whose settings do not fit the others.
 check_stage_settings()
 if not uses_mock_survey():
     check_input_files()
+check_split_bricks()

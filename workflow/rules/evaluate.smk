@@ -1,10 +1,27 @@
-# Evaluation: predictions of the trained CNN on the test shards, the classifier
-# two-sample verdict, breakdowns and shortcut baselines.
+# Evaluation: each trained CNN's predictions on the test split (predict, one job per
+# view), then the verdict, breakdowns, shortcut baselines and audit (evaluate).
+
+
+rule predict:
+    input:
+        model="results/train/{view}/model.keras",
+        shards="results/shards",
+    output:
+        "results/evaluate/{view}/predictions.parquet",
+    log:
+        "logs/predict/{view}.log",
+    benchmark:
+        "benchmarks/predict/{view}.tsv"
+    conda:
+        "../../environment.yml"
+    shell:
+        "realfake predict --shards {input.shards} --model {input.model} --out {output} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        model="results/train/model.keras",
+        predictions="results/evaluate/full/predictions.parquet",
+        audit=audit_predictions(),
         shards="results/shards",
     output:
         predictions="results/evaluate/predictions.parquet",
@@ -17,7 +34,8 @@ rule evaluate:
     conda:
         "../../environment.yml"
     params:
+        audit=audit_arguments,
         settings=evaluate_arguments(),
     shell:
-        "realfake evaluate --shards {input.shards} --model {input.model}"
+        "realfake evaluate --shards {input.shards} --predictions {input.predictions} {params.audit}"
         " --out $(dirname {output.metrics}) {params.settings} > {log} 2>&1"

@@ -7,7 +7,7 @@ rule report:
         metrics="results/evaluate/metrics.json",
         predictions="results/evaluate/predictions.parquet",
         shards="results/shards",
-        history="results/train/history.json",
+        history="results/train/full/history.json",
         sensitivity=sensitivity_table(),
     output:
         "results/report/index.html",

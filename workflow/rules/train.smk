@@ -1,4 +1,5 @@
-# Training: the CNN on the shards. Checkpoints (results/train/ckpts), TensorBoard
+# Training: the CNN on the shards, once per view: "full" for the verdict, and each
+# restricted view of evaluate.audit for the shortcut audit (src/realfake/views.py). Checkpoints (results/train/ckpts), TensorBoard
 # logs (results/train/logs) and the profiler trace (results/train/prof) are not
 # declared outputs on purpose: Snakemake deletes a failed job's outputs, and the
 # checkpoints are what lets a re-run resume at the exact epoch and batch.
@@ -8,12 +9,12 @@ rule train:
     input:
         "results/shards",
     output:
-        model="results/train/model.keras",
-        history="results/train/history.json",
+        model="results/train/{view}/model.keras",
+        history="results/train/{view}/history.json",
     log:
-        "logs/train.log",
+        "logs/train/{view}.log",
     benchmark:
-        "benchmarks/train.tsv"
+        "benchmarks/train/{view}.tsv"
     conda:
         "../../environment.yml"
     # TensorFlow uses every core it is given; on a cluster the profile sets them.
@@ -31,4 +32,4 @@ rule train:
         settings=train_arguments(),
     shell:
         "{params.launch}realfake train --shards {input} --out $(dirname {output.model})"
-        " --intra-op-threads {threads} {params.settings} > {log} 2>&1"
+        " --view {wildcards.view} --intra-op-threads {threads} {params.settings} > {log} 2>&1"
