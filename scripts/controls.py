@@ -1,16 +1,18 @@
 """The control experiments: the whole workflow on the default mock survey, once per mismatch.
 
 Usage: .venv/bin/python scripts/controls.py [--mismatch none psf size ...] [--bricks N] [--seeds 1 2 ...]
-    [--workdir DIR] [--keep]
+    [--audit [VIEW ...]] [--real-source dr5 rsdir] [--workdir DIR] [--keep]
 
-For each mismatch, a copy of the workflow (Snakefile, workflow/, config/,
-profiles/) runs `snakemake --profile profiles/local` with the default config
-except ``mock.mismatch``, and the verdict is read from
+For each mismatch (and each real source), a copy of the workflow (Snakefile,
+workflow/, config/, profiles/) runs `snakemake --profile profiles/local` with
+the default config except ``mock.mismatch`` (and ``cutouts.real_source``,
+``evaluate.audit``), and the verdict is read from
 ``results/evaluate/metrics.json``. Prints a Markdown table (the AUC with its
 95% interval and Mann-Whitney p-value, the outcome against the tolerance, the
 minimum detectable AUC, the accuracy with its interval and binomial p-value,
 test examples, wall time): the table in the README comes from this script.
-``none`` is the negative control (never distinguishable).
+With ``--audit`` a second table gives each audited view's AUC and outcome and
+the audit's cause. ``none`` is the negative control (never distinguishable).
 """
 
 from __future__ import annotations
@@ -30,12 +32,28 @@ import yaml
 REPOSITORY = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml"]
 DEFAULT_MISMATCHES = ["none", "psf", "size", "profile", "noise"]
+AUDIT_VIEWS = ["image_only", "ivar_only", "centre_only", "ring_only"]
 
 
-def run_control(mismatch: str, workdir: Path, **mock: object) -> dict:
-    """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys) in ``workdir``;
-    return the verdict with ``mismatch`` and ``seconds`` added."""
-    return {"mismatch": mismatch, **run_workflow(workdir, {"mock": {"mismatch": mismatch, **mock}})}
+def run_control(
+    mismatch: str,
+    workdir: Path,
+    audit: list[str] | None = None,
+    real_source: str | None = None,
+    match: list[str] | None = None,
+    **mock: object,
+) -> dict:
+    """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys; ``evaluate.audit``,
+    ``cutouts.real_source`` and ``shards.match`` when given) in ``workdir``; return the verdict with
+    ``mismatch`` and ``seconds`` added, and ``audit`` (the audit records) and ``audit_cause``."""
+    overrides: dict = {"mock": {"mismatch": mismatch, **mock}}
+    if audit is not None:
+        overrides["evaluate"] = {"audit": list(audit)}
+    if real_source is not None:
+        overrides["cutouts"] = {"real_source": real_source}
+    if match is not None:
+        overrides["shards"] = {"match": list(match)}
+    return {"mismatch": mismatch, **run_workflow(workdir, overrides)}
 
 
 def run_workflow(workdir: Path, overrides: dict) -> dict:
@@ -66,7 +84,12 @@ def run_workflow(workdir: Path, overrides: dict) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"workflow with {overrides} failed:\n{result.stdout[-5000:]}")
     metrics = json.loads((workdir / "results" / "evaluate" / "metrics.json").read_text())
-    return {"seconds": elapsed, **metrics["verdict"]}
+    return {
+        "seconds": elapsed,
+        **metrics["verdict"],
+        "audit": metrics.get("audit", []),
+        "audit_cause": metrics.get("audit_cause"),
+    }
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -85,31 +108,82 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def audit_table(rows: list[dict]) -> str:
+    """Each run's audit: per view and placement column the AUC with its interval and the outcome, and the cause."""
+    names = []
+    for row in rows:
+        names += [record["view"] for record in row["audit"] if record["view"] not in names]
+    lines = [
+        "| control | " + " | ".join(names) + " | cause |",
+        "| --- | " + " | ".join("---" for _ in names) + " | --- |",
+    ]
+    for row in rows:
+        by_name = {record["view"]: record for record in row["audit"]}
+        cells = []
+        for name in names:
+            record = by_name.get(name)
+            if record is None or record["auc"] is None:
+                cells.append("")
+                continue
+            cells.append(
+                f"{record['auc']:.3f} ({record['auc_low']:.3f}-{record['auc_high']:.3f}) "
+                f"{record['outcome'].replace('_', ' ')}"
+            )
+        lines.append(f"| `{row['mismatch']}` | " + " | ".join(cells) + f" | {row['audit_cause']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mismatch", nargs="+", default=DEFAULT_MISMATCHES)
-    parser.add_argument("--bricks", type=int, default=None, help="mock.bricks (default: the config's, 4)")
+    parser.add_argument("--bricks", type=int, default=None, help="mock.bricks (default: the config's, 12)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[None], help="mock.seed values (default: the config's)")
+    parser.add_argument(
+        "--audit",
+        nargs="*",
+        default=None,
+        metavar="VIEW",
+        help=f"evaluate.audit (no views given: {' '.join(AUDIT_VIEWS)})",
+    )
+    parser.add_argument(
+        "--real-source", nargs="+", default=[None], choices=["dr5", "rsdir"], help="cutouts.real_source values"
+    )
+    parser.add_argument(
+        "--match", nargs="+", default=None, metavar="COLUMN", help="shards.match (default: the config's)"
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     args = parser.parse_args()
+    if args.audit is not None and not args.audit:
+        args.audit = AUDIT_VIEWS
     root = Path(tempfile.mkdtemp(prefix="realfake-controls-", dir=args.workdir))
     rows = []
     try:
         for seed in args.seeds:
             for mismatch in args.mismatch:
-                mock = {key: value for key, value in (("bricks", args.bricks), ("seed", seed)) if value is not None}
-                name = "-".join([mismatch, *(f"{key}{value}" for key, value in mock.items())])
-                row = run_control(mismatch, root / name, **mock)
-                row["mismatch"] = name
-                print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-                rows.append(row)
+                for real_source in args.real_source:
+                    mock = {key: value for key, value in (("bricks", args.bricks), ("seed", seed)) if value is not None}
+                    name = "-".join([mismatch, *(f"{key}{value}" for key, value in mock.items())])
+                    if real_source is not None:
+                        name += f" (reals from {real_source})"
+                    if args.match is not None:
+                        name += f" (matched on {', '.join(args.match) or 'nothing'})"
+                    directory = root / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+                    row = run_control(mismatch, directory, args.audit, real_source, args.match, **mock)
+                    row["mismatch"] = name
+                    print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
+                    if args.audit:
+                        print(f"{name}: audit cause {row['audit_cause']}", file=sys.stderr, flush=True)
+                    rows.append(row)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
         else:
             print(f"work directories kept in {root}", file=sys.stderr)
     print(markdown_table(rows))
+    if args.audit:
+        print()
+        print(audit_table(rows))
 
 
 if __name__ == "__main__":

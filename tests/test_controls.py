@@ -9,6 +9,13 @@ real differences and not plumbing. About two minutes per mismatch on 2 cores.
 `psf` runs in the directory `none` has just finished in, as a user changing
 `mock.mismatch` would: its verdict must be psf's own, from a model trained on
 the psf shards, never the finished `none` model resumed.
+
+The processing controls (docs/audit.md): `background` (the rs dir coadds' sky
+0.1 sigma above DR5's) must be distinguishable with the audit naming the sky,
+and not distinguishable once the reals are cut from the same rs dir images;
+`ivar` (the fakes' own variance in the inverse variance) must be
+distinguishable with the audit naming the inverse variance. Each audits only
+the views its rule compares, to keep CI short.
 """
 
 import importlib.util
@@ -62,13 +69,14 @@ def test_psf_after_none_in_the_same_directory_gives_psfs_verdict_from_a_new_mode
     assert psf_shard_set != none_shard_set
     metrics = json.loads((shared_directory / "results" / "evaluate" / "metrics.json").read_text())
     assert metrics["shard_set"] == psf_shard_set
-    log = (shared_directory / "logs" / "train.log").read_text()
+    log = (shared_directory / "logs" / "train" / "full.log").read_text()
     assert re.search(
         rf"ckpt-\d+ was trained on shard set {none_shard_set[:12]}, but results/shards is shard set "
-        rf"{psf_shard_set[:12]}: .* moved to results/train/superseded/{none_shard_set[:12]} .*; starting from scratch",
+        rf"{psf_shard_set[:12]}: .* moved to results/train/full/superseded/{none_shard_set[:12]} .*; "
+        r"starting from scratch",
         log,
     ), log[:3000]
-    history = json.loads((shared_directory / "results" / "train" / "history.json").read_text())
+    history = json.loads((shared_directory / "results" / "train" / "full" / "history.json").read_text())
     assert history["shard_set"] == psf_shard_set
 
 
@@ -105,3 +113,57 @@ def test_the_auc_grows_with_the_size_error(none_verdict, size_verdict, tmp_path)
     assert (
         sentence == f"With {half['examples']} test examples the CNN detects half-light radii wrong by >= {smallest}%."
     )
+
+
+# -- processing mismatches: the shortcut audit and the same-image control (docs/audit.md) ---------------
+
+
+def audit_by_view(verdict: dict) -> dict[str, dict]:
+    return {record["view"]: record for record in verdict["audit"]}
+
+
+@pytest.fixture(scope="module")
+def background_directory(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("controls") / "background"
+
+
+@pytest.fixture(scope="module")
+def background_verdict(background_directory) -> dict:
+    """Reals from the DR5 coadds, fakes from the rs dir coadds, whose sky is 0.1 sigma higher; audited with the
+    two views the sky rule compares."""
+    return load_controls().run_control(
+        "background", background_directory, audit=["centre_only", "ring_only"], real_source="dr5"
+    )
+
+
+@pytest.mark.slow
+def test_another_processing_runs_sky_is_distinguishable_and_the_audit_names_the_sky(background_verdict):
+    assert_distinguishable(background_verdict)
+    views = audit_by_view(background_verdict)
+    assert list(views) == ["full", "centre_only", "ring_only", "detected", "distance_to_no_coverage"]
+    assert views["ring_only"]["outcome"] == "distinguishable", views["ring_only"]
+    assert views["ring_only"]["auc"] >= views["centre_only"]["auc"]
+    assert views["detected"]["outcome"] != "distinguishable"
+    assert views["distance_to_no_coverage"]["outcome"] != "distinguishable"
+    assert background_verdict["audit_cause"] == "sky"
+
+
+@pytest.mark.slow
+def test_reals_cut_from_the_same_images_remove_the_sky_difference(background_verdict, background_directory):
+    """The same mock, in the same directory, with the reals cut from the rs dir coadds."""
+    verdict = load_controls().run_control("background", background_directory, real_source="rsdir")
+    assert verdict["examples"] >= 150
+    assert verdict["outcome"] in ("indistinguishable", "inconclusive"), verdict["sentence"]
+    assert verdict["auc_p_value"] >= 0.05 and verdict["auc_low"] <= 0.5 <= verdict["auc_high"]
+    manifest = json.loads((background_directory / "results" / "shards" / "manifest.json").read_text())
+    assert manifest["real_source"] == "rsdir"
+
+
+@pytest.mark.slow
+def test_the_fakes_own_variance_in_the_inverse_variance_is_named_by_the_audit(tmp_path):
+    verdict = load_controls().run_control("ivar", tmp_path / "ivar", audit=["image_only", "ivar_only"])
+    assert_distinguishable(verdict)
+    views = audit_by_view(verdict)
+    assert views["ivar_only"]["outcome"] == "distinguishable", views["ivar_only"]
+    assert views["image_only"]["outcome"] != "distinguishable", views["image_only"]
+    assert verdict["audit_cause"] == "inverse_variance"
