@@ -146,7 +146,8 @@ def test_undetected_fakes_are_a_placement_difference():
     # Every example detected: no placement difference (the default matching excludes undetected fakes).
     predictions["detected"] = True
     records = audit_records(labels, {"full": _scores(rng, labels, 1.0)}, predictions, SETTINGS)
-    assert records[-1]["auc"] == 0.5 and records[-1]["outcome"] != "distinguishable"
+    assert records[-1]["auc"] == 0.5 and records[-1]["auc_p_value"] == 1.0
+    assert records[-1]["outcome"] == "indistinguishable"
 
 
 @pytest.fixture(scope="module")

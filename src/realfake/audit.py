@@ -66,13 +66,18 @@ def audit_record(name: str, labels: np.ndarray, scores: np.ndarray, settings: St
     low, high = result.low, result.high
     if name in AUDIT_COLUMNS and math.isfinite(result.auc) and result.auc < 0.5:
         low, high = 1 - high, 1 - low
-    p_value = result.p_value if name not in AUDIT_COLUMNS else min(1.0, 2 * min(result.p_value, 1 - result.p_value))
+    p_value = result.p_value
+    if name in AUDIT_COLUMNS:
+        # Two-sided: twice the smaller of the one-sided p-values (fakes higher, fakes lower); a column with one
+        # value for every example has p = 1 both ways (no evidence), not 0.
+        lower = auc_test(labels, -np.asarray(scores, dtype=np.float64), bootstrap_below=0).p_value
+        p_value = min(1.0, 2 * min(result.p_value, lower))
     return {
         "view": name,
         "auc": result.auc,
         "auc_low": result.low,
         "auc_high": result.high,
-        "auc_p_value": result.p_value,
+        "auc_p_value": p_value,
         "outcome": tolerance_outcome(low, high, p_value, settings.tolerance, settings.significance),
     }
 
