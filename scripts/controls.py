@@ -30,7 +30,8 @@ from pathlib import Path
 import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml"]
+# src: the report rule takes its captions from the package's prose (src/realfake/report/text).
+WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml", "src"]
 DEFAULT_MISMATCHES = ["none", "psf", "size", "profile", "noise"]
 AUDIT_VIEWS = ["image_only", "ivar_only", "centre_only", "ring_only"]
 

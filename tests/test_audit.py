@@ -242,3 +242,14 @@ def test_the_breakdowns_bin_by_detection_and_by_distance_to_no_coverage():
     by_bin = rows[rows["breakdown"] == "detected"].set_index("bin")
     assert by_bin.loc["detected", "examples"] == 700 and by_bin.loc["undetected", "fake"] == 100
     assert len(rows[rows["breakdown"] == "distance to no coverage"]) == SETTINGS.bins
+
+
+def test_a_difference_with_no_view_audited_is_not_called_no_difference():
+    rng = np.random.default_rng(6)
+    labels = rng.permutation(np.arange(1000) % 2)
+    predictions = pd.DataFrame({"label": labels, "detected": True})
+    records = audit_records(labels, {"full": _scores(rng, labels, 2.0)}, predictions, SETTINGS)
+    assert records[0]["outcome"] == "distinguishable" and audit_cause(records) == "none"
+    sentence = audit_sentence("none", records)
+    assert sentence.startswith("The full CNN finds a difference that the placement columns do not explain")
+    assert "evaluate.audit" in sentence

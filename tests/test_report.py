@@ -11,12 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_shards import write_shard_set
+from synthetic_shards import save_model, write_shard_set
 
+from realfake.attribution import attribution_maps
+from realfake.attribution import surest_mistakes as gallery_positions
 from realfake.cli import main
-from realfake.evaluate import evaluate_predictions, write_evaluation
+from realfake.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, evaluate_predictions, write_evaluation
 from realfake.figures import colour_composite
-from realfake.report import BRIGHTNESS_PERCENTILES, gallery_positions, mosaic_pairs, read_history
+from realfake.pixels import PIXEL_BINS, pixel_statistics, summary_record
+from realfake.report import BRIGHTNESS_PERCENTILES, mosaic_pairs, read_history
+from realfake.shardset import open_shard_set
 from realfake.stats import StatisticsSettings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -125,7 +129,18 @@ def report(tmp_path_factory):
     test["p_fake"] = scores
     metrics = evaluate_predictions(test, StatisticsSettings(bootstrap=100), train=train)
     metrics["shard_set"] = manifest["identity"]
-    write_evaluation(root / "evaluate", test, metrics)
+    # The pixel statistics and attribution maps as realfake evaluate makes them (a small model, not a trained one).
+    import keras
+
+    save_model(root / "model.keras", manifest)
+    shard_set = open_shard_set(shards)
+    model = keras.saving.load_model(root / "model.keras")
+    arrays = {
+        MEAN_STAMPS_NAME: pixel_statistics(shard_set),
+        ATTRIBUTION_NAME: attribution_maps(model, shard_set, test["label"].to_numpy(), scores),
+    }
+    metrics["pixels"] = summary_record(arrays[MEAN_STAMPS_NAME])
+    write_evaluation(root / "evaluate", test, metrics, arrays)
     (root / "train").mkdir()
     epochs = [
         {"epoch": epoch, "train_loss": 0.7 / epoch, "train_accuracy": 0.5 + 0.05 * epoch, "validation_loss": 0.7}
@@ -160,6 +175,9 @@ def test_report_writes_every_figure_and_the_page_references_only_existing_files(
         "gallery_real_called_fake.png",
         "gallery_fake_called_real.png",
         *(f"mosaic_p{percentile:02d}.png" for percentile in BRIGHTNESS_PERCENTILES),
+        *(f"{name}_{index}.png" for name in ("mean_difference", "radial_profile") for index in range(PIXEL_BINS)),
+        "attribution.png",
+        "fake_parameters.png",
     }
     assert expected <= {path.name for path in out.iterdir()}
     page = (out / "index.html").read_text()
@@ -222,7 +240,9 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(report, tmp
     match = re.search(r'<body[^>]*data-images-loaded="(\d+)/(\d+)"', result.stdout)
     assert match, "the page's load script did not run: " + result.stdout[:500]
     assert (int(match.group(1)), int(match.group(2))) == (images, images)
-    assert images == 11
+    # 11 of the verdict, breakdowns, mosaics and galleries; per magnitude bin a mean-stamp and a profile figure;
+    # the attribution and the fake parameters.
+    assert images == 11 + 2 * PIXEL_BINS + 2
     screenshot = tmp_path / "page.png"
     subprocess.run(
         [

@@ -56,6 +56,12 @@ CAUSE_SENTENCES = {
 }
 
 
+UNATTRIBUTED_SENTENCE = (
+    "The full CNN finds a difference that the placement columns do not explain ({detail}), and no restricted "
+    "view was trained to say where it lies: list views in evaluate.audit (docs/audit.md)."
+)
+
+
 def audit_record(name: str, labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings, index: int) -> dict:
     """One view's or column's measurement: view, auc, auc_low, auc_high, auc_p_value, outcome.
 
@@ -134,4 +140,8 @@ def audit_sentence(cause: str, records: list[dict]) -> str:
         for record in records
         if record["view"] != "full" and record["auc"] is not None and math.isfinite(record["auc"])
     ]
+    full = next((record for record in records if record["view"] == "full"), None)
+    if cause == "none" and full is not None and full["outcome"] == "distinguishable":
+        # The full CNN finds a difference that neither the placement columns nor any audited view explain.
+        return UNATTRIBUTED_SENTENCE.format(detail="; ".join(shown))
     return CAUSE_SENTENCES[cause].format(detail="; ".join(shown) or "no view was audited")

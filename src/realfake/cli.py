@@ -491,9 +491,13 @@ def _add_evaluate(subparsers) -> None:
         ),
     )
     parser.add_argument("--shards", type=Path, required=True, help="shard set directory (docs/shards_format.md)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, help="trained model to run over the test split (model.keras)")
-    source.add_argument("--predictions", type=Path, help="its test predictions, from realfake predict")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="trained model (model.keras): run over the test split unless --predictions is given; its attribution "
+        "maps are computed either way",
+    )
+    parser.add_argument("--predictions", type=Path, help="its test predictions, from realfake predict")
     parser.add_argument(
         "--audit",
         type=_view_file,

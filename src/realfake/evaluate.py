@@ -40,7 +40,10 @@ from realfake.baselines import shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
 from realfake.audit import audit_cause, audit_records, audit_sentence
 from realfake.features import split_statistics
-from realfake.predict import predict_test_split, read_predictions, write_predictions
+from realfake.attribution import attribution_maps
+from realfake.fake_parameters import fake_parameter_breakdowns, most_fake_looking
+from realfake.pixels import pixel_statistics, summary_record
+from realfake.predict import load_model_of, predict_test_split, read_predictions, write_predictions
 from realfake.shardset import catalog_name, open_shard_set
 from realfake.stats import StatisticsSettings
 from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
@@ -49,6 +52,8 @@ from realfake.views import check_view
 PREDICTIONS_NAME = "predictions.parquet"
 METRICS_NAME = "metrics.json"
 BREAKDOWNS_NAME = "breakdowns.csv"
+MEAN_STAMPS_NAME = "mean_stamps.npz"  # realfake.pixels: class-mean stamps, difference, significance, profiles
+ATTRIBUTION_NAME = "attribution.npz"  # realfake.attribution: integrated gradients of the surest and the galleries
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,8 @@ class EvaluateSettings:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise RealfakeError(f"batch size must be at least 1, got {self.batch_size}")
-        if (self.model is None) == (self.predictions is None):
-            raise RealfakeError("give the model to evaluate (--model) or its predictions (--predictions), one of them")
+        if self.model is None and self.predictions is None:
+            raise RealfakeError("give the model to evaluate (--model), its predictions (--predictions), or both")
         views = [view for view, _ in self.audit]
         for view in views:
             check_view(view)
@@ -124,6 +129,8 @@ def evaluate_predictions(
             "bh": "Benjamini-Hochberg (false discovery rate)",
         }[settings.correction],
         "breakdowns": table.to_dict(orient="records"),
+        "fake_parameters": fake_parameter_breakdowns(predictions, settings).to_dict(orient="records"),
+        "most_fake_looking": most_fake_looking(predictions).to_dict(orient="records"),
         "baselines": baselines,
         "shortcut_sentence": shortcut_sentence(cnn, baselines),
         "baseline_scores": baseline_scores,
@@ -151,10 +158,11 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     shard_set = open_shard_set(settings.shards)
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
+    model = load_model_of(shard_set, settings.model) if settings.model is not None else None
     if settings.predictions is not None:
         predictions = read_predictions(settings.predictions, shard_set, view="full")
     else:
-        predictions = predict_test_split(shard_set, settings.model, settings.batch_size)
+        predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size)
     views = {view: read_predictions(path, shard_set, view=view)["p_fake"].to_numpy() for view, path in settings.audit}
     train = None
     if (shard_set.directory / catalog_name("train")).is_file():
@@ -165,25 +173,38 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     metrics = evaluate_predictions(predictions, settings.statistics, train, views)
     for view, scores in views.items():
         metrics["baseline_scores"][f"view_{view}"] = scores
+    arrays = {MEAN_STAMPS_NAME: pixel_statistics(shard_set, settings.statistics.significance)}
+    metrics["pixels"] = summary_record(arrays[MEAN_STAMPS_NAME])
+    if model is not None:
+        labels, scores = predictions["label"].to_numpy(), predictions["p_fake"].to_numpy(np.float64)
+        arrays[ATTRIBUTION_NAME] = attribution_maps(model, shard_set, labels, scores)
+    else:
+        say("evaluate", "no model given (--model): no attribution maps")
     metrics["settings"] = dataclasses.asdict(settings)
     metrics["shard_set"] = shard_set.identity
-    write_evaluation(settings.out, predictions, metrics)
+    write_evaluation(settings.out, predictions, metrics, arrays)
     say("evaluate", metrics["verdict"]["sentence"])
     say("evaluate", metrics["shortcut_sentence"])
     say("evaluate", metrics["audit_sentence"])
     return metrics
 
 
-def write_evaluation(out: Path, predictions: pd.DataFrame, metrics: dict) -> None:
-    """Write predictions.parquet (with a ``p_fake_<name>`` column per baseline and audited view), breakdowns.csv and
-    metrics.json (strict JSON: NaN as null) atomically; ``metrics`` as :func:`evaluate_predictions` returns it."""
+def write_evaluation(out: Path, predictions: pd.DataFrame, metrics: dict, arrays: dict | None = None) -> None:
+    """Write predictions.parquet (with a ``p_fake_<name>`` column per baseline and audited view), breakdowns.csv,
+    the ``arrays`` (file name -> dict of arrays, as .npz) and, last, metrics.json (strict JSON: NaN as null), each
+    atomically; ``metrics`` as :func:`evaluate_predictions` returns it."""
     predictions = predictions.copy()
     metrics = dict(metrics)
     for name, scores in metrics.pop("baseline_scores", {}).items():
         predictions[f"p_fake_{name}"] = scores
-    metrics["files"] = {"predictions": PREDICTIONS_NAME, "breakdowns": BREAKDOWNS_NAME}
+    arrays = arrays or {}
+    metrics["files"] = {"predictions": PREDICTIONS_NAME, "breakdowns": BREAKDOWNS_NAME, "arrays": sorted(arrays)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for name, contents in arrays.items():
+        with atomic_output(out / name) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez_compressed(handle, **contents)
     write_predictions(out / PREDICTIONS_NAME, predictions)
     with atomic_output(out / BREAKDOWNS_NAME) as temporary:
         pd.DataFrame(metrics["breakdowns"], columns=BREAKDOWN_COLUMNS).to_csv(temporary, index=False)

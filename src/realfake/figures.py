@@ -33,7 +33,7 @@ FAKE_COLOUR = "#d62728"
 DPI = 100
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -42,7 +42,7 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _save(figure, path: Path) -> Path:
+def save_figure(figure, path: Path) -> Path:
     path = Path(path)
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=DPI)
@@ -57,7 +57,7 @@ def training_curves(history: pd.DataFrame, path: Path, selected_epoch: int | Non
     ``selected_epoch``, the epoch whose weights the model holds, is marked."""
     from matplotlib.ticker import MaxNLocator
 
-    figure = _figure(10, 4)
+    figure = new_figure(10, 4)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     for axes, quantity in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         for split, style in (("train", "-o"), ("validation", "--s")):
@@ -76,7 +76,7 @@ def training_curves(history: pd.DataFrame, path: Path, selected_epoch: int | Non
     accuracy_axes.axhline(0.5, color="grey", lw=0.8, ls=":")
     figure.suptitle("Training history")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 OUTCOME_MARKERS = {"distinguishable": "o", "within_tolerance": "D", "inconclusive": "s", "indistinguishable": "v"}
@@ -91,7 +91,7 @@ def sensitivity_figure(rows: Sequence[dict], path: Path) -> Path:
     """
     table = pd.DataFrame(list(rows))
     mismatches = list(dict.fromkeys(table["mismatch"]))
-    figure = _figure(5.0 * len(mismatches), 4.2)
+    figure = new_figure(5.0 * len(mismatches), 4.2)
     panels = np.atleast_1d(figure.subplots(1, len(mismatches)))
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
     for axes, mismatch in zip(panels, mismatches):
@@ -119,14 +119,14 @@ def sensitivity_figure(rows: Sequence[dict], path: Path) -> Path:
         axes.legend(fontsize=8, loc="upper center")
     figure.suptitle("Sensitivity: markers o distinguishable, D within tolerance, s inconclusive, v indistinguishable")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def roc_figure(labels: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
     """ROC curves (true fake rate against false fake rate) of each scorer in ``curves`` (name -> P(fake))."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    figure = _figure(5.5, 5.5)
+    figure = new_figure(5.5, 5.5)
     axes = figure.subplots()
     labels = np.asarray(labels)
     for index, (name, scores) in enumerate(curves.items()):
@@ -146,7 +146,7 @@ def roc_figure(labels: np.ndarray, curves: dict[str, np.ndarray], path: Path) ->
     axes.legend(loc="lower right", fontsize=8)
     axes.set_title("ROC on the test split")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _binned_accuracy(axes, rows: pd.DataFrame, xlabel: str) -> None:
@@ -184,13 +184,13 @@ def _binned_accuracy(axes, rows: pd.DataFrame, xlabel: str) -> None:
 
 def accuracy_figure(rows: pd.DataFrame, xlabel: str, path: Path) -> Path:
     """Accuracy with its interval in each bin of one breakdown (rows of the breakdowns table)."""
-    figure = _figure(6.5, 4.2)
+    figure = new_figure(6.5, 4.2)
     axes = figure.subplots()
     _binned_accuracy(axes, rows, xlabel)
     axes.legend(fontsize=8, loc="lower left")
     axes.set_title(f"Accuracy against {xlabel}")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def breakdowns_figure(table: pd.DataFrame, path: Path) -> Path:
@@ -198,14 +198,14 @@ def breakdowns_figure(table: pd.DataFrame, path: Path) -> Path:
     names = list(dict.fromkeys(table["breakdown"]))
     columns = 3
     rows_count = max(1, math.ceil(len(names) / columns))
-    figure = _figure(4.2 * columns, 3.4 * rows_count)
+    figure = new_figure(4.2 * columns, 3.4 * rows_count)
     axes_grid = np.atleast_1d(figure.subplots(rows_count, columns)).ravel()
     for axes, name in zip(axes_grid, names):
         _binned_accuracy(axes, table[table["breakdown"] == name], name)
     for axes in axes_grid[len(names) :]:
         axes.set_visible(False)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # -- stamps -----------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ def stamp_rows_figure(
     panel, gap, left, right, top, bottom = 1.0, 0.04, 0.5, 1.05, 0.75, 0.1
     width = left + columns * panel + (columns - 1) * gap + right
     height = top + rows * panel + (rows - 1) * gap + bottom
-    figure = _figure(width, height)
+    figure = new_figure(width, height)
     figure.text(0.5, 1 - 0.22 / height, title, ha="center", va="center", fontsize=11)
     for row in range(len(stamps)):
         stamp = stamps[row]
@@ -307,4 +307,4 @@ def stamp_rows_figure(
         figure.text((width - right + 0.1) / width, middle, right_labels[row], ha="left", va="center", fontsize=10)
     if len(stamps) == 0:
         figure.text(0.5, 0.5, "no examples", ha="center", va="center")
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -50,7 +50,8 @@ def run_predict(settings: PredictSettings) -> pd.DataFrame:
     shard_set = open_shard_set(settings.shards)
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
-    predictions = predict_test_split(shard_set, settings.model, settings.batch_size)
+    model = load_model_of(shard_set, settings.model)
+    predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size)
     write_predictions(settings.out, predictions)
     view = predictions.attrs[PROVENANCE_KEY]["view"]
     say("predict", f"{len(predictions)} test examples, view {view} -> {settings.out}")
@@ -154,15 +155,17 @@ def model_shard_set(model) -> str | None:
     return None
 
 
+def load_model_of(shard_set: ShardSet, path: Path):
+    """The model at ``path``, checked to take the shard set's stamps and to have been trained on it."""
+    return load_model(path, shard_set.channel_names, shard_set.stamp_size, shard_set.directory, shard_set.identity)
+
+
 def predict_test_split(
-    shard_set: ShardSet, model_path: Path, batch_size: int = 256, shards: range | None = None
+    shard_set: ShardSet, model, model_path: Path, batch_size: int = 256, shards: range | None = None
 ) -> pd.DataFrame:
-    """The test predictions of the model at ``model_path``: for each example of the test shards numbered in
-    ``shards`` (default all), in shard order, its catalog row, its stamp statistics
+    """The test predictions of ``model`` (:func:`load_model_of`, from ``model_path``): for each example of the
+    test shards numbered in ``shards`` (default all), in shard order, its catalog row, its stamp statistics
     (:func:`realfake.features.stamp_statistics`) and ``p_fake``. Reads one batch of stamps at a time."""
-    model = load_model(
-        model_path, shard_set.channel_names, shard_set.stamp_size, shard_set.directory, shard_set=shard_set.identity
-    )
     shards = range(len(shard_set.test)) if shards is None else shards
     test_catalog = shard_set.catalog("test")
     probabilities, statistics, labels, rows = [], [], [], []

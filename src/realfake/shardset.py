@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +204,19 @@ class ShardSet:
 
     def examples(self, split: str) -> int:
         return sum(shard.examples for shard in self.split(split))
+
+    def read_examples(self, split: str, positions: Sequence[int]) -> np.ndarray:
+        """Stamps float32 (k, S, S, C) of ``split`` at ``positions`` (0-based, in shard order, as the split's
+        catalog rows); only those stamps are read."""
+        shards = self.split(split)
+        starts = np.concatenate([[0], np.cumsum([shard.examples for shard in shards])])
+        stamps = np.empty((len(positions), *self.stamp_shape), dtype=np.float32)
+        for index, position in enumerate(positions):
+            number = int(np.searchsorted(starts, position, side="right") - 1)
+            if not 0 <= number < len(shards):
+                raise RealfakeError(f"{split} example {position} is not in the shards of {self.directory}")
+            stamps[index] = load_stamps(shards[number].x)[position - starts[number]]
+        return stamps
 
     def catalog(self, split: str) -> pd.DataFrame:
         """``<split>_catalog.parquet``: one row per example in shard order, checked against the shards."""

@@ -19,6 +19,7 @@ from realfake.conventions import (
 )
 from realfake.errors import RealfakeError
 from realfake.mock import mock_brick_names, mock_rsdir_names
+from realfake.pixels import PIXEL_BINS
 from realfake.views import VIEWS
 
 validate(config, "../schemas/config.schema.yaml")

@@ -21,12 +21,15 @@ rule predict:
 rule evaluate:
     input:
         predictions="results/evaluate/full/predictions.parquet",
+        model="results/train/full/model.keras",
         audit=audit_predictions(),
         shards="results/shards",
     output:
         predictions="results/evaluate/predictions.parquet",
         metrics="results/evaluate/metrics.json",
         breakdowns="results/evaluate/breakdowns.csv",
+        mean_stamps="results/evaluate/mean_stamps.npz",
+        attribution="results/evaluate/attribution.npz",
     log:
         "logs/evaluate.log",
     benchmark:
@@ -37,5 +40,6 @@ rule evaluate:
         audit=audit_arguments,
         settings=evaluate_arguments(),
     shell:
-        "realfake evaluate --shards {input.shards} --predictions {input.predictions} {params.audit}"
+        "realfake evaluate --shards {input.shards} --predictions {input.predictions} --model {input.model}"
+        " {params.audit}"
         " --out $(dirname {output.metrics}) {params.settings} > {log} 2>&1"

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +34,17 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from realfake import figures
+from realfake import figures, pixel_figures
 from realfake.atomic import atomic_output
+from realfake.attribution import surest_mistakes
 from realfake.baselines import baseline_title
 from realfake.conventions import bands_of
 from realfake.errors import RealfakeError
-from realfake.evaluate import METRICS_NAME, PREDICTIONS_NAME
+from realfake.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME, PREDICTIONS_NAME
+from realfake.pixels import PIXEL_BINS
 from realfake.progress import say
 from realfake.report.page import PageContent, ordinal, render_html
-from realfake.shardset import ShardSet, load_stamps, open_shard_set, short_identity
+from realfake.shardset import open_shard_set, short_identity
 
 BRIGHTNESS_PERCENTILES = (99, 75, 50, 25, 1)
 HISTORY_NAME = "history.json"
@@ -135,21 +136,6 @@ def _read_evaluation(directory: Path) -> tuple[pd.DataFrame, dict]:
     return predictions, metrics
 
 
-def read_test_stamps(shard_set: ShardSet, positions: Sequence[int]) -> np.ndarray:
-    """Test stamps float32 (k, S, S, C) at ``positions`` (0-based, in shard order, as the test catalog rows);
-    only those stamps are read."""
-    starts = np.concatenate([[0], np.cumsum([shard.examples for shard in shard_set.test])])
-    stamps = []
-    for position in positions:
-        shard = int(np.searchsorted(starts, position, side="right") - 1)
-        if not 0 <= shard < len(shard_set.test):
-            raise RealfakeError(f"test example {position} is not in the shards of {shard_set.directory}")
-        stamps.append(np.array(load_stamps(shard_set.test[shard].x)[position - starts[shard]], dtype=np.float32))
-    if not stamps:
-        return np.empty((0,))
-    return np.stack(stamps)
-
-
 # -- selections -------------------------------------------------------------------------------
 
 
@@ -179,18 +165,6 @@ def mosaic_pairs(
     real_rows, fake_columns = linear_sum_assignment(cost)
     result = [(int(chosen[row]), int(fakes[column])) for row, column in zip(real_rows, fake_columns)]
     return sorted(result, key=lambda pair: magnitudes[pair[0]])
-
-
-def gallery_positions(labels: np.ndarray, scores: np.ndarray, label: int, size: int) -> list[int]:
-    """The ``size`` examples of class ``label`` the model is surest belong to the other class.
-
-    Reals (label 0) by decreasing P(fake), fakes (label 1) by increasing P(fake).
-    """
-    labels = np.asarray(labels)
-    scores = np.asarray(scores, dtype=np.float64)
-    members = np.flatnonzero(labels == label)
-    wrongness = scores[members] if label == 0 else 1.0 - scores[members]
-    return [int(position) for position in members[np.argsort(-wrongness, kind="stable")[:size]]]
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -286,7 +260,7 @@ def run_report(settings: ReportSettings) -> Path:
         positions = [position for pair in pairs for position in pair]
         path = out / f"mosaic_p{percentile:02d}.png"
         figures.stamp_rows_figure(
-            read_test_stamps(shard_set, positions),
+            shard_set.read_examples("test", positions),
             channel_names,
             ["R" if labels[position] == 0 else "F" for position in positions],
             [_right_label(predictions, position, magnitude_column, with_score=False) for position in positions],
@@ -300,10 +274,10 @@ def run_report(settings: ReportSettings) -> Path:
         (0, "gallery_real_called_fake", "Real galaxies the CNN is surest are fake"),
         (1, "gallery_fake_called_real", "Fakes the CNN is surest are real"),
     ):
-        positions = gallery_positions(labels, scores, label, settings.gallery_size)
+        positions = surest_mistakes(labels, scores, label, settings.gallery_size)
         path = out / f"{name}.png"
         figures.stamp_rows_figure(
-            read_test_stamps(shard_set, positions),
+            shard_set.read_examples("test", positions),
             channel_names,
             ["R" if label == 0 else "F"] * len(positions),
             [_right_label(predictions, position, magnitude_column, with_score=True) for position in positions],
@@ -312,6 +286,8 @@ def run_report(settings: ReportSettings) -> Path:
         )
         galleries.append((title, path))
 
+    pixel_pages = _pixel_figures(Path(settings.evaluate), metrics, out)
+
     sensitivity = read_sensitivity_table(settings.sensitivity_table) if settings.sensitivity_table else None
     if sensitivity is not None:
         figures_written["sensitivity"] = figures.sensitivity_figure(
@@ -319,7 +295,15 @@ def run_report(settings: ReportSettings) -> Path:
         )
     page = render_html(
         PageContent(
-            metrics, table, figures_written, mosaics, galleries, magnitudes, bands_of(channel_names), sensitivity
+            metrics,
+            table,
+            figures_written,
+            mosaics,
+            galleries,
+            magnitudes,
+            bands_of(channel_names),
+            sensitivity,
+            pixel_pages,
         )
     )
     index = out / INDEX_NAME
@@ -327,6 +311,45 @@ def run_report(settings: ReportSettings) -> Path:
         temporary.write_text(page, encoding="utf-8")
     say("report", f"wrote {index}")
     return index
+
+
+def _read_arrays(path: Path) -> dict | None:
+    """The arrays of an .npz file the evaluation wrote, or None when it is absent."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as contents:
+            return {name: contents[name] for name in contents.files}
+    except (OSError, ValueError) as error:
+        raise RealfakeError(f"{path}: not a readable .npz file ({error}); run `realfake evaluate` again") from None
+
+
+def _pixel_figures(evaluate: Path, metrics: dict, out: Path) -> dict[str, list[Path]]:
+    """The figures of the difference in pixels, by section: ``mean_difference`` and ``radial_profile`` (one
+    per magnitude bin, :data:`PIXEL_BINS` of them, a bin the test split lacks drawn as empty), ``attribution``
+    and ``fake_parameters``; a section whose inputs the evaluation did not write is left out."""
+    written: dict[str, list[Path]] = {}
+    summary = _read_arrays(evaluate / MEAN_STAMPS_NAME)
+    if summary is not None:
+        present = summary["counts"].shape[0]
+        for name, draw in (("mean_difference", pixel_figures.mean_difference_figure),
+                           ("radial_profile", pixel_figures.radial_profile_figure)):  # fmt: skip
+            written[name] = [
+                draw(summary, index, out / f"{name}_{index}.png")
+                if index < present
+                else pixel_figures.empty_figure(f"magnitude bin {index}: no test examples", out / f"{name}_{index}.png")
+                for index in range(PIXEL_BINS)
+            ]
+    attribution = _read_arrays(evaluate / ATTRIBUTION_NAME)
+    if attribution is not None:
+        written["attribution"] = [pixel_figures.attribution_figure(attribution, out / "attribution.png")]
+    records = metrics.get("fake_parameters") or []
+    if records:
+        tolerance = float(metrics.get("verdict", {}).get("tolerance", 0.0))
+        written["fake_parameters"] = [
+            pixel_figures.fake_parameters_figure(pd.DataFrame(records), tolerance, out / "fake_parameters.png")
+        ]
+    return written
 
 
 SENSITIVITY_COLUMNS = ("bricks", "mismatch", "strength", "examples", "auc", "auc_low", "auc_high", "auc_p_value",

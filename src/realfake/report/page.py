@@ -51,8 +51,8 @@ window.addEventListener("load", function () {
 @dataclass(frozen=True)
 class PageContent:
     """What the page shows: the evaluation's metrics and breakdown table, the figures written (by key), the
-    mosaics ((percentile, path, pairs)), the galleries ((title, path)), the test examples' magnitudes, the bands
-    and, optionally, a sensitivity table."""
+    mosaics ((percentile, path, pairs)), the galleries ((title, path)), the test examples' magnitudes, the bands,
+    optionally a sensitivity table, and the figures of the difference in pixels (section -> paths)."""
 
     metrics: dict
     table: pd.DataFrame
@@ -62,6 +62,7 @@ class PageContent:
     magnitudes: np.ndarray
     bands: Sequence[str]
     sensitivity: pd.DataFrame | None = None
+    pixels: dict[str, list[Path]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
@@ -85,6 +86,9 @@ def render_html(content: PageContent) -> str:
     for section in (
         verdict_section,
         audit_section,
+        pixels_section,
+        attribution_section,
+        fake_parameters_section,
         sensitivity_section,
         baselines_section,
         breakdowns_section,
@@ -130,6 +134,81 @@ def audit_section(content: PageContent) -> list[str]:
         _note(prose("audit")),
         _table(["view or column", "AUC [interval]", "outcome"], rows, classes),
     ]
+
+
+def pixels_section(content: PageContent) -> list[str]:
+    record = content.metrics.get("pixels") or {}
+    if not content.pixels.get("mean_difference"):
+        return []
+    parts = ["<h2>The difference in pixels</h2>", _note(prose("pixels", column=str(record.get("column", ""))))]
+    bins = record.get("bins", [])
+    passed = sum(sum(entry["significant_pixels"].values()) for entry in bins)
+    parts.append(
+        f'<p class="verdict">{passed} pixel(s) of the significance maps pass the Bonferroni threshold '
+        f"|z| &gt; {_number(record.get('bonferroni_z'), 2)} (over every pixel, channel and magnitude bin; by chance "
+        "alone none does with probability 0.95).</p>"
+    )
+    for index, (difference, profile) in enumerate(
+        zip(content.pixels["mean_difference"], content.pixels.get("radial_profile", []))
+    ):
+        label = _bin_label(bins, index, str(record.get("column", "magnitude")))
+        parts.append(f"<h3>{html.escape(label)}</h3>")
+        parts.append(_image(difference, f"mean stamps, {label}", prose("mean_difference")))
+        parts.append(_image(profile, f"radial profiles, {label}", prose("radial_profile")))
+    return parts
+
+
+def attribution_section(content: PageContent) -> list[str]:
+    if not content.pixels.get("attribution"):
+        return []
+    return [
+        "<h2>What the CNN looks at</h2>",
+        _image(content.pixels["attribution"][0], "attribution maps", prose("attribution")),
+    ]
+
+
+def fake_parameters_section(content: PageContent) -> list[str]:
+    records = content.metrics.get("fake_parameters") or []
+    if not records:
+        return []
+    parts = ["<h2>Which fakes look fake</h2>", _note(prose("fake_parameters", correction=_correction(content)))]
+    if content.pixels.get("fake_parameters"):
+        parts.append(
+            _image(
+                content.pixels["fake_parameters"][0], "AUC against injected parameters", prose("fake_parameters_figure")
+            )
+        )
+    flagged = [record for record in records if record.get("flagged")]
+    if flagged:
+        rows = [
+            [record["parameter"], record["bin"], str(record["fakes"]), _interval(record, "auc"),
+             stats.format_p(_float(record["p_adjusted"])), OUTCOME_WORDS.get(record.get("outcome"), "")]
+            for record in flagged
+        ]  # fmt: skip
+        parts.append("<h3>Bins where the fakes look fake (significant after correction)</h3>")
+        header = ["parameter", "bin", "fakes", "AUC vs all reals [interval]", "adjusted p", "outcome"]
+        parts.append(_table(header, rows, ["flagged"] * len(rows)))
+    most = content.metrics.get("most_fake_looking") or []
+    if most:
+        columns = list(most[0])
+        parts.append(f"<h3>The {len(most)} fakes the CNN finds most fake-looking</h3>")
+        parts.append(_table(columns, [[_cell(record.get(column)) for column in columns] for record in most]))
+    return parts
+
+
+def _bin_label(bins: list[dict], index: int, column: str) -> str:
+    if index >= len(bins):
+        return f"magnitude bin {index}: no test examples"
+    entry = bins[index]
+    return (
+        f"{column} {entry['low']:.2f} to {entry['high']:.2f} ({entry['real']} real, {entry['fake']} fake test stamps)"
+    )
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return _number(value, 3)
+    return "" if value is None else str(value)
 
 
 def sensitivity_section(content: PageContent) -> list[str]:
@@ -237,7 +316,7 @@ def mosaics_section(content: PageContent) -> list[str]:
 
 
 def galleries_section(content: PageContent) -> list[str]:
-    return ["<h2>Galleries</h2>"] + [
+    return ["<h2>Galleries</h2>", _note(prose("galleries"))] + [
         _image(path, title, title + "; P(fake) on the right.") for title, path in content.galleries
     ]
 
