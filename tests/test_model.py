@@ -12,6 +12,7 @@ from shardsfixture import CHANNEL_NAMES, write_shard_set
 from realfake.errors import RealfakeError
 from realfake.model import (
     COMPACT,
+    DEPTH_SCALE,
     DEEP,
     LENET,
     InputNormalization,
@@ -26,7 +27,7 @@ from realfake.model import (
 def pass_through(channels: int) -> Normalization:
     """No normalisation at all: x / 1 for every channel (the original code's raw pixels)."""
     names = tuple(f"c{index}" for index in range(channels))
-    return Normalization(names, (0.0,) * channels, (1.0,) * channels, (True,) * channels)
+    return Normalization(names, (0.0,) * channels, (1.0,) * channels, (True,) * channels, relative_depth=False)
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,23 @@ def test_normalization_is_asinh_for_fluxes_and_a_ratio_for_inverse_variance():
     np.testing.assert_allclose(output[..., 0], np.arcsinh((stamps[..., 0] - 0.001) / 0.01), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(output[..., 1], stamps[..., 1] / 5000.0, rtol=1e-6)
     assert np.all(output[0, :2, :2, 1] == 0.0)
+    # Relative depth (every model realfake builds): each stamp's inverse variance over its own covered mean.
+    relative = InputNormalization(("g", "ivar_g"), (0.001, 0.0), (0.01, 5000.0), (False, True), relative_depth=True)
+    output = keras.ops.convert_to_numpy(relative(stamps))
+    np.testing.assert_allclose(output[..., 0], np.arcsinh((stamps[..., 0] - 0.001) / 0.01), rtol=1e-5, atol=1e-6)
+    for index in range(2):
+        ivar = stamps[index, ..., 1]
+        expected = np.arcsinh((ivar / ivar[ivar > 0].mean() - 1) / DEPTH_SCALE)
+        np.testing.assert_allclose(output[index, ..., 1], expected, rtol=1e-4, atol=1e-4)
+    # No coverage is relative depth 0: far below the stamp's mean.
+    np.testing.assert_allclose(output[0, :2, :2, 1], np.arcsinh(-1 / DEPTH_SCALE), rtol=1e-5)
+    # A 5% dip at the centre of a uniform stamp is one unit below its surroundings.
+    uniform = np.full((1, 8, 8, 2), 1000.0, dtype=np.float32)
+    uniform[0, 4, 4, 1] = 950.0
+    dip = keras.ops.convert_to_numpy(relative(uniform))[0, ..., 1]
+    mean = (63 * 1000.0 + 950.0) / 64
+    assert dip[4, 4] == pytest.approx(np.arcsinh((950.0 / mean - 1) / DEPTH_SCALE), abs=1e-3)
+    assert dip[4, 4] < -0.8 and abs(dip[0, 0]) < 0.05
 
 
 def test_normalization_comes_from_the_manifest(manifest):

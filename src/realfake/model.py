@@ -82,6 +82,8 @@ __all__ = [
 ]
 
 NUM_CLASSES = 2
+# Relative depth, in units of this fraction of the stamp's mean inverse variance (see InputNormalization).
+DEPTH_SCALE = 0.05
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class Normalization:
     scales: tuple[float, ...]
     inverse_variance: tuple[bool, ...]
     shard_set: str = ""
+    # Inverse variances relative to each stamp's own mean (see InputNormalization); False only for tests.
+    relative_depth: bool = True
 
 
 def normalization_from_manifest(manifest: Mapping, source: str) -> Normalization:
@@ -150,9 +154,22 @@ class InputNormalization(keras.layers.Layer):
       ~1e2); asinh is linear within a few sigma of the sky, so the noise keeps
       its shape, and logarithmic for bright sources, so one bright star does
       not dominate the activations.
-    - Inverse-variance channels (1/nanomaggy^2): ``x / median``, the depth
-      relative to a typical covered pixel. No centring: 0 means no coverage
-      and stays exactly 0.
+    - Inverse-variance channels (1/nanomaggy^2): with ``relative_depth``
+      (every model realfake builds), ``asinh((x / m - 1) / DEPTH_SCALE)``, m
+      the mean inverse variance of the stamp's own covered pixels in that
+      channel: the depth of each pixel relative to the stamp around it, in
+      units of 5% (0: the stamp's mean depth; no coverage, x = 0, gives
+      asinh(-20) = -3.7, as far from it as a chip gap should be). Depth
+      varies by tens of percent from stamp to stamp (the CCD pattern), so a
+      source's own variance folded into the inverse variance (a dip of a few
+      percent at its centre, as some obiwan versions make) is invisible on a
+      global scale. Measured on the ``ivar`` control (1272 training stamps):
+      a CNN given ``x / median`` stayed at AUC 0.50, and at 0.55 validation
+      accuracy given ``x / m``, while the central-to-ring ratio of the inverse
+      variance alone reaches AUC 0.85; in units of 5% the same CNN reaches
+      0.92 validation accuracy. The stamp's overall depth still shows in the
+      noise of its flux channels. Without ``relative_depth`` (models saved
+      before it): ``x / median`` of the training split, 0 staying 0.
 
     ``median`` and ``mad_sigma`` are the training split's statistics from the
     shard manifest (``normalization_from_manifest``); they are stored in the
@@ -167,10 +184,12 @@ class InputNormalization(keras.layers.Layer):
         scales: Sequence[float],
         inverse_variance: Sequence[bool],
         shard_set: str = "",
+        relative_depth: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.shard_set = str(shard_set)
+        self.relative_depth = bool(relative_depth)
         lengths = {len(channel_names), len(centers), len(scales), len(inverse_variance)}
         if len(lengths) != 1:
             raise ValueError("InputNormalization: channel_names, centers, scales and inverse_variance differ in length")
@@ -184,6 +203,15 @@ class InputNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         scaled = (inputs - self._center) * self._inverse_scale
+        if self.relative_depth:
+            # The mean of each channel over the stamp's covered pixels (an uncovered stamp keeps 0).
+            covered = keras.ops.cast(inputs > 0, inputs.dtype)
+            mean = keras.ops.sum(inputs * covered, axis=(1, 2), keepdims=True) / keras.ops.maximum(
+                keras.ops.sum(covered, axis=(1, 2), keepdims=True), 1.0
+            )
+            relative = inputs / keras.ops.where(mean > 0, mean, 1.0)
+            depth = keras.ops.arcsinh((relative - 1.0) / DEPTH_SCALE)
+            return keras.ops.where(self._is_flux, keras.ops.arcsinh(scaled), depth)
         return keras.ops.where(self._is_flux, keras.ops.arcsinh(scaled), scaled)
 
     def compute_output_shape(self, input_shape):
@@ -197,6 +225,7 @@ class InputNormalization(keras.layers.Layer):
             scales=self.scales,
             inverse_variance=self.inverse_variance,
             shard_set=self.shard_set,
+            relative_depth=self.relative_depth,
         )
         return config
 
@@ -251,6 +280,7 @@ def build_model(
         normalization.scales,
         normalization.inverse_variance,
         shard_set=normalization.shard_set,
+        relative_depth=normalization.relative_depth,
         name="normalization",
     )(inputs)
     if view != "full":

@@ -3,8 +3,8 @@
 Each view hides part of a stamp from the CNN, the same way for both classes.
 A view acts on the normalised stamp (:class:`realfake.model.InputNormalization`),
 where a flux pixel at the training split's median sky is 0 and an
-inverse-variance pixel without coverage is 0, so hiding a pixel is setting it
-to 0: "sky at its median, no coverage".
+inverse-variance pixel at the stamp's own mean depth is 0, so hiding a pixel
+is setting it to 0: "sky at its median, depth as the rest of the stamp".
 
 | view | what the CNN sees |
 | --- | --- |
