@@ -332,7 +332,22 @@ def test_the_resume_record_names_the_settings_that_fix_the_weights():
         "shuffle_shards",
         "augment",
         "view",
+        "steps_per_epoch",
     }
+
+
+def test_steps_per_epoch_caps_each_epoch_at_the_start_of_its_order(shard_directory, tmp_path, no_cluster):
+    """12 whole batches of 16 per epoch in the fixture; capped at 5, two epochs make 10 steps, and each epoch's
+    batches are the first 5 of its order."""
+    out = tmp_path / "out"
+    arguments = ["--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "5", "--profile-steps", "none",
+                 "--select", "last", "--model", "lenet"]  # fmt: skip
+    assert main(["train", "--shards", str(shard_directory), "--out", str(out), *arguments]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["steps_per_epoch"] == 5 and len(history["epochs"]) == 2
+    assert int(tf.train.latest_checkpoint(str(out / "ckpts")).rsplit("-", 1)[1]) == 10
+    with pytest.raises(RealfakeError, match="steps_per_epoch"):
+        TrainSettings(shards=Path("s"), out=Path("o"), steps_per_epoch=-1)
 
 
 # -- bad input: one line, exit status 2 -------------------------------------------------------

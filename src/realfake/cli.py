@@ -315,6 +315,12 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="total epochs (default %(default)s)")
     parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=defaults.steps_per_epoch,
+        help="at most this many steps per epoch (default %(default)s: every whole batch of the training split)",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="global batch size (default %(default)s)"
     )
     parser.add_argument(
@@ -419,6 +425,7 @@ def _run_train(args: argparse.Namespace) -> None:
         shards=args.shards,
         out=args.out,
         epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size,
         model=model_config(
             args.model, conv_maps=args.conv_maps, kernel_size=args.kernel_size, dense_units=args.dense_units

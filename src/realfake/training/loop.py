@@ -244,6 +244,8 @@ class _Trainer:
                 f"none (made with validation fraction 0): make it with one, or train with select last"
             )
         self.steps_per_epoch = self.train_examples // self.batch_size
+        if settings.steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, settings.steps_per_epoch)
         if self.steps_per_epoch == 0:
             raise RealfakeError(
                 f"batch_size {self.batch_size} is larger than the {self.train_examples} training examples "
@@ -411,6 +413,9 @@ class _Trainer:
             self.train_reader.shard_sizes, self.settings.seed, progress.epoch, self.settings.shuffle_shards
         )
         symmetries = epoch_symmetries(len(order), self.settings.seed, progress.epoch) if self.settings.augment else None
+        # The epoch's batches: the first steps_per_epoch of its order (all of them unless capped).
+        order = order[: self.steps_per_epoch * self.batch_size]
+        symmetries = symmetries[: len(order)] if symmetries is not None else None
         start_batch = progress.step_in_epoch
         dataset = self.strategy.distribute_datasets_from_function(
             lambda context: training_dataset(

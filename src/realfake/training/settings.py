@@ -12,7 +12,7 @@ from realfake.views import check_view
 from realfake.architectures import COMPACT, ModelConfig
 
 # Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
-RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment", "view")
+RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment", "view", "steps_per_epoch")
 # Which weights model.keras holds: those of the epoch with the lowest validation loss, or the last epoch's.
 SELECT_CHOICES = ("best_validation", "last")
 
@@ -25,6 +25,10 @@ class TrainSettings:
     - ``out``: output directory: ``ckpts/``, ``logs/`` (TensorBoard: ``train/``,
       ``validation/``), ``prof/``, ``best/``, ``model.keras``, ``history.json``.
     - ``epochs``: total epochs; a resumed run trains up to this many.
+    - ``steps_per_epoch``: at most this many steps per epoch, each epoch's
+      batches taken from the start of its order (0: every whole batch of the
+      training split). For a fixed cost per epoch on a very large split, and
+      for benchmarks that time a fixed number of steps.
     - ``batch_size``: global batch (all workers together); must divide by the
       number of workers.
     - ``model``: the architecture (``realfake.model.MODEL_CONFIGS``): ``compact``
@@ -65,6 +69,7 @@ class TrainSettings:
     out: Path
     epochs: int = 16
     batch_size: int = 32
+    steps_per_epoch: int = 0
     model: ModelConfig = COMPACT
     seed: int = 1
     learning_rate: float = 3e-4
@@ -90,7 +95,7 @@ class TrainSettings:
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "shuffle_shards", "keep_checkpoints"):
             if getattr(self, key) < 1:
                 raise RealfakeError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("intra_op_threads", "inter_op_threads"):
+        for key in ("intra_op_threads", "inter_op_threads", "steps_per_epoch"):
             if getattr(self, key) < 0:
                 raise RealfakeError(f"{key} must be 0 (default) or more, got {getattr(self, key)}")
         if not self.learning_rate > 0:
