@@ -263,7 +263,9 @@ def build_model(
     """The classifier for stamps of ``input_shape`` = (S, S, C); see the module docstring.
 
     ``view`` (:mod:`realfake.views`): with another than ``full``, a
-    :class:`StampView` layer named ``view`` follows the normalisation.
+    :class:`StampView` layer named ``view`` follows the normalisation, and one
+    named ``view_input`` precedes it (a hidden inverse-variance pixel is then 0,
+    no coverage, and stays out of the stamp's mean depth).
     Layer names: ``normalization``, ``block{i}_conv{j}`` (and ``block{i}_bn{j}``,
     ``block{i}_relu{j}`` with batch normalisation), ``block{i}_pool``,
     ``flatten``, ``dense{k}``, ``probabilities``; i, j, k count from 1.
@@ -274,6 +276,10 @@ def build_model(
             f"{len(normalization.channel_names)} ({', '.join(normalization.channel_names)})"
         )
     inputs = keras.Input(shape=input_shape, dtype="float32", name="stamps")
+    features = inputs
+    if view != "full":
+        # Hidden before the normalisation too, so that no hidden pixel enters a stamp's mean depth.
+        features = StampView(view, input_shape[0], normalization.channel_names, name="view_input")(features)
     features = InputNormalization(
         normalization.channel_names,
         normalization.centers,
@@ -282,7 +288,7 @@ def build_model(
         shard_set=normalization.shard_set,
         relative_depth=normalization.relative_depth,
         name="normalization",
-    )(inputs)
+    )(features)
     if view != "full":
         features = StampView(view, input_shape[0], normalization.channel_names, name="view")(features)
     pooling_layer = keras.layers.AveragePooling2D if config.pooling == "average" else keras.layers.MaxPooling2D
