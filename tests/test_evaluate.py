@@ -14,7 +14,8 @@ from synthetic_shards import read_test_stamps, save_model, write_shard_set
 from realfake.baselines import catalog_features, measured_view, shortcut_baselines
 from realfake.cli import main
 from realfake.evaluate import evaluate_predictions
-from realfake.features import split_statistics, stamp_statistics
+from realfake.evaluate import baseline_rows
+from realfake.features import stamp_statistics, statistics_of_examples
 from realfake.shardset import open_shard_set
 from realfake.verdict import BREAKDOWN_COLUMNS, breakdown_variables
 from realfake.stats import StatisticsSettings
@@ -168,14 +169,26 @@ def test_stamp_statistics_measure_centre_flux_depth_and_centroid():
     np.testing.assert_allclose(result["centroid_dy"], [0.0, -2.0])
 
 
-def test_split_statistics_read_from_disk_equal_the_in_memory_statistics(tmp_path):
+def test_statistics_read_from_the_central_pixels_equal_those_of_whole_stamps(tmp_path):
     manifest = write_shard_set(tmp_path / "shards", train_examples=40, test_examples=70, shard_size=32)
-    on_disk = split_statistics(
-        open_shard_set(tmp_path / "shards").test, tuple(manifest["channel_names"]), batch_size=16
-    )
-    in_memory = pd.DataFrame(stamp_statistics(read_test_stamps(tmp_path / "shards"), tuple(manifest["channel_names"])))
-    assert len(on_disk) == 70
+    shard_set = open_shard_set(tmp_path / "shards")
+    positions = np.array([69, 3, 40, 0, 33, 12])  # across shards, in no order
+    on_disk = statistics_of_examples(shard_set, "test", positions, batch_size=4)
+    stamps = read_test_stamps(tmp_path / "shards")
+    in_memory = pd.DataFrame(stamp_statistics(stamps[positions], tuple(manifest["channel_names"])))
     pd.testing.assert_frame_equal(on_disk, in_memory)
+    np.testing.assert_array_equal(shard_set.read_examples("test", positions), stamps[positions])
+    np.testing.assert_array_equal(shard_set.read_examples("test", positions, 2), stamps[positions, 30:35, 30:35])
+
+
+def test_the_baselines_train_on_a_capped_stratified_sample_of_the_training_split():
+    labels = np.repeat([0, 1], [600, 400])
+    rows = baseline_rows(labels, 100, seed=3)
+    assert len(rows) == 100 and (np.diff(rows) > 0).all()
+    assert (labels[rows] == 1).sum() == 40  # each class keeps its share
+    np.testing.assert_array_equal(rows, baseline_rows(labels, 100, seed=3))  # seeded
+    assert not np.array_equal(rows, baseline_rows(labels, 100, seed=4))
+    np.testing.assert_array_equal(baseline_rows(labels, 5000, seed=3), np.arange(1000))  # all when fewer
 
 
 # -- the command line --------------------------------------------------------------------------

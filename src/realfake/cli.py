@@ -543,6 +543,13 @@ def _add_evaluate(subparsers) -> None:
         help="power of the minimum detectable AUC (default %(default)s)",
     )
     parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=statistics.baseline_rows,
+        help="at most this many training examples (a seeded sample stratified by class) train the shortcut "
+        "baselines (default %(default)s)",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="stamps per batch (default %(default)s)"
     )
     parser.set_defaults(func=_run_evaluate)
@@ -566,6 +573,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             correction=args.correction,
             tolerance=args.tolerance,
             power=args.power,
+            baseline_rows=args.baseline_rows,
         ),
     )
     run_evaluate(settings)

@@ -39,7 +39,7 @@ from realfake.atomic import atomic_output
 from realfake.baselines import shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
 from realfake.audit import audit_cause, audit_records, audit_sentence
-from realfake.features import split_statistics
+from realfake.features import statistics_of_examples
 from realfake.attribution import attribution_maps
 from realfake.fake_parameters import fake_parameter_breakdowns, most_fake_looking
 from realfake.pixels import pixel_statistics, summary_record
@@ -137,6 +137,34 @@ def evaluate_predictions(
     }
 
 
+def baseline_rows(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Sorted positions of at most ``cap`` training examples for the shortcut baselines: all of them when
+    there are no more, else a seeded sample stratified by class (each class keeps its share)."""
+    labels = np.asarray(labels)
+    if len(labels) <= cap:
+        return np.arange(len(labels))
+    rng = np.random.default_rng([seed, 6])
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        keep = int(round(cap * members.size / len(labels)))
+        chosen.append(rng.choice(members, size=min(keep, members.size), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def baseline_training_set(shard_set, statistics: StatisticsSettings, batch_size: int) -> tuple[pd.DataFrame, dict]:
+    """The shortcut baselines' training table: the catalog rows and stamp statistics of
+    :func:`baseline_rows` of the training split (only those rows and stamps are read), and its record."""
+    labels = shard_set.catalog_column("train", "label")
+    rows = baseline_rows(labels, statistics.baseline_rows, statistics.seed)
+    catalog = shard_set.catalog_rows("train", rows)
+    features = statistics_of_examples(shard_set, "train", rows, batch_size)
+    record = {"rows": int(len(rows)), "of": int(len(labels)), "cap": statistics.baseline_rows}
+    if len(rows) < len(labels):
+        say("evaluate", f"shortcut baselines train on {len(rows)} of {len(labels)} training examples (a sample)")
+    return pd.concat([catalog, features], axis=1), record
+
+
 def json_ready(value):
     """``value`` with NaN and infinities as None and numpy scalars as Python numbers (strict JSON)."""
     if isinstance(value, dict):
@@ -164,13 +192,13 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     else:
         predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size)
     views = {view: read_predictions(path, shard_set, view=view)["p_fake"].to_numpy() for view, path in settings.audit}
-    train = None
+    train, sample = None, None
     if (shard_set.directory / catalog_name("train")).is_file():
-        train_statistics = split_statistics(shard_set.train, shard_set.channel_names, settings.batch_size)
-        train = pd.concat([shard_set.catalog("train"), train_statistics], axis=1)
+        train, sample = baseline_training_set(shard_set, settings.statistics, settings.batch_size)
     else:
         say("evaluate", f"{shard_set.directory / catalog_name('train')} is missing; shortcut baselines skipped")
     metrics = evaluate_predictions(predictions, settings.statistics, train, views)
+    metrics["baseline_training"] = sample
     for view, scores in views.items():
         metrics["baseline_scores"][f"view_{view}"] = scores
     arrays = {MEAN_STAMPS_NAME: pixel_statistics(shard_set, settings.statistics.significance)}

@@ -7,13 +7,11 @@ their inverse variances (``docs/shards_format.md``), the source at pixel
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
 from realfake.conventions import bands_of, inverse_variance_channel
-from realfake.shardset import Shard, load_stamps
+from realfake.shardset import ShardSet
 
 CENTRAL_FLUX_HALF_WIDTH = 1  # the central 3 x 3 pixels
 CENTROID_HALF_WIDTH = 4  # the central 9 x 9 pixels
@@ -59,19 +57,19 @@ def stamp_statistics(stamps: np.ndarray, channel_names: tuple[str, ...]) -> dict
     return result
 
 
-def split_statistics(shards: Sequence[Shard], channel_names: tuple[str, ...], batch_size: int) -> pd.DataFrame:
-    """:func:`stamp_statistics` of every example of a split's ``shards``, read shard by shard and batch by batch."""
-    centre_reach = CENTROID_HALF_WIDTH + 1
-    parts = []
-    for shard in shards:
-        stamps = load_stamps(shard.x)
-        centre = stamps.shape[1] // 2
-        window = slice(centre - centre_reach, centre + centre_reach)
-        for start in range(0, stamps.shape[0], batch_size):
-            # Only the central pixels are read from disk; statistics are computed
-            # on the cropped window, whose centre is the stamp centre.
-            block = np.asarray(stamps[start : start + batch_size, window, window, :])
-            parts.append(pd.DataFrame(stamp_statistics(block, channel_names)))
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True)
+def statistics_of_examples(
+    shard_set: ShardSet, split: str, positions: np.ndarray, batch_size: int = 256
+) -> pd.DataFrame:
+    """:func:`stamp_statistics` of the examples of ``split`` at ``positions``, block by block; only the central
+    (2h + 1) x (2h + 1) pixels of each stamp are read (h = :data:`CENTROID_HALF_WIDTH`, all the statistics
+    need)."""
+    parts = [
+        pd.DataFrame(
+            stamp_statistics(
+                shard_set.read_examples(split, positions[start : start + batch_size], CENTROID_HALF_WIDTH),
+                shard_set.channel_names,
+            )
+        )
+        for start in range(0, len(positions), batch_size)
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

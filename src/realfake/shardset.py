@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from realfake.conventions import LABELS, SPLITS, is_inverse_variance
 from realfake.digests import digest_array
 from realfake.errors import RealfakeError
 
 MANIFEST_NAME = "manifest.json"
+CATALOG_BATCH_ROWS = 65_536  # catalog rows read at once by ShardSet.catalog_rows
 FORMAT_VERSION = 2
 # How a stamp with NaN or infinite pixels is named in errors (training and evaluation refuse them).
 NON_FINITE_INPUT = "non-finite pixels"
@@ -205,18 +207,58 @@ class ShardSet:
     def examples(self, split: str) -> int:
         return sum(shard.examples for shard in self.split(split))
 
-    def read_examples(self, split: str, positions: Sequence[int]) -> np.ndarray:
+    def read_examples(self, split: str, positions: Sequence[int], half_width: int | None = None) -> np.ndarray:
         """Stamps float32 (k, S, S, C) of ``split`` at ``positions`` (0-based, in shard order, as the split's
-        catalog rows); only those stamps are read."""
+        catalog rows), in the order given; only those stamps are read, each shard opened once. With
+        ``half_width`` h, only the central (2h + 1) x (2h + 1) pixels of each, centred on pixel (S/2, S/2)."""
         shards = self.split(split)
         starts = np.concatenate([[0], np.cumsum([shard.examples for shard in shards])])
-        stamps = np.empty((len(positions), *self.stamp_shape), dtype=np.float32)
-        for index, position in enumerate(positions):
-            number = int(np.searchsorted(starts, position, side="right") - 1)
-            if not 0 <= number < len(shards):
-                raise RealfakeError(f"{split} example {position} is not in the shards of {self.directory}")
-            stamps[index] = load_stamps(shards[number].x)[position - starts[number]]
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        size = self.stamp_size if half_width is None else 2 * half_width + 1
+        first = 0 if half_width is None else self.stamp_size // 2 - half_width
+        window = np.arange(first, first + size)
+        stamps = np.empty((len(positions), size, size, len(self.channel_names)), dtype=np.float32)
+        numbers = np.searchsorted(starts, positions, side="right") - 1
+        outside = (numbers < 0) | (numbers >= len(shards)) | (positions < 0)
+        if outside.any():
+            raise RealfakeError(f"{split} example {positions[outside][0]} is not in the shards of {self.directory}")
+        for number in np.unique(numbers):
+            members = np.flatnonzero(numbers == number)
+            rows = positions[members] - starts[number]
+            order = np.argsort(rows, kind="stable")  # forward through the file
+            mapped = load_stamps(shards[number].x)
+            if half_width is None:
+                stamps[members[order]] = mapped[rows[order]]
+            else:  # advanced indexing on the memory map reads only these pixels
+                stamps[members[order]] = mapped[
+                    rows[order][:, None, None], window[None, :, None], window[None, None, :]
+                ]
         return stamps
+
+    def catalog_column(self, split: str, column: str) -> np.ndarray:
+        """One column of ``<split>_catalog.parquet`` (all rows, in shard order), read alone."""
+        path = self.directory / catalog_name(split)
+        if not path.is_file():
+            raise RealfakeError(f"{path} is missing: the shard set has no {split} catalog (docs/shards_format.md)")
+        return pq.read_table(path, columns=[column]).column(0).to_numpy()
+
+    def catalog_rows(self, split: str, positions: np.ndarray) -> pd.DataFrame:
+        """The rows of ``<split>_catalog.parquet`` at sorted ``positions``, read batch by batch: the memory is
+        the rows kept and one batch, however long the catalog."""
+        path = self.directory / catalog_name(split)
+        if not path.is_file():
+            raise RealfakeError(f"{path} is missing: the shard set has no {split} catalog (docs/shards_format.md)")
+        positions = np.asarray(positions, dtype=np.int64)
+        parts, start = [], 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=CATALOG_BATCH_ROWS):
+            stop = start + batch.num_rows
+            chosen = positions[(positions >= start) & (positions < stop)] - start
+            if chosen.size:
+                parts.append(batch.take(chosen).to_pandas())
+            start = stop
+        if not parts:
+            return pd.read_parquet(path).iloc[:0]
+        return pd.concat(parts, ignore_index=True)
 
     def catalog(self, split: str) -> pd.DataFrame:
         """``<split>_catalog.parquet``: one row per example in shard order, checked against the shards."""

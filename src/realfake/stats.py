@@ -43,7 +43,10 @@ class StatisticsSettings:
     breakdown; ``correction``: ``holm`` (family-wise) or ``bh`` (false discovery
     rate) over all bins of all breakdowns, and over the baselines;
     ``tolerance``: the AUC excess over 0.5 that does not matter
-    (:func:`tolerance_outcome`); ``power``: of the minimum detectable AUC.
+    (:func:`tolerance_outcome`); ``power``: of the minimum detectable AUC;
+    ``baseline_rows``: at most this many training examples (a seeded sample,
+    stratified by class) train the shortcut baselines, whose test scores still
+    cover the whole test split.
     """
 
     significance: float = 0.05
@@ -54,8 +57,11 @@ class StatisticsSettings:
     correction: str = "holm"
     tolerance: float = 0.01
     power: float = 0.8
+    baseline_rows: int = 200_000
 
     def __post_init__(self) -> None:
+        if self.baseline_rows < 2:
+            raise RealfakeError(f"baseline_rows must be at least 2, got {self.baseline_rows}")
         if not 0 < self.significance < 1:
             raise RealfakeError(f"significance must be between 0 and 1, got {self.significance}")
         if not 0 < self.confidence < 1:

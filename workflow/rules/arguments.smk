@@ -128,6 +128,8 @@ def evaluate_arguments():
             str(evaluate["seed"]),
             "--tolerance",
             str(evaluate["tolerance"]),
+            "--baseline-rows",
+            str(evaluate["baseline_rows"]),
         ]
     )
 
