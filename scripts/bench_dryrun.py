@@ -202,8 +202,14 @@ rule train:
     shell: "touch {output}"
 
 
-rule evaluate:
+rule predict:
     input: "train/model.keras", "shards"
+    output: "evaluate/parts/{part}.parquet"
+    shell: "touch {output}"
+
+
+rule evaluate:
+    input: expand("evaluate/parts/{part}.parquet", part=config["parts"]), "train/model.keras", "shards"
     output: "evaluate/predictions.parquet", "evaluate/metrics.json", "evaluate/breakdowns.csv"
     shell: "touch {output}"
 
@@ -223,6 +229,7 @@ def write_minimal_workflow(directory: Path, survey: Path, bricks_file: Path, bat
         "dr5": str(survey / "dr5"),
         "obiwan": str(survey / "obiwan"),
         "batches": [f"{index + 1}-of-{batches}" for index in range(batches)],
+        "parts": [f"{index + 1}-of-{profile_parts(profile)}" for index in range(profile_parts(profile))],
     }
     (directory / "minimal.yaml").write_text(yaml.safe_dump(settings))
     (directory / "Snakefile").write_text(MINIMAL_SNAKEFILE)
@@ -235,6 +242,12 @@ def profile_batches(profile: str, bricks: int) -> int:
     settings = yaml.safe_load((REPOSITORY / profile / "config.v8+.yaml").read_text())
     requested = int(settings.get("set-scatter", {}).get("cutouts", 0))
     return min(requested, bricks)
+
+
+def profile_parts(profile: str) -> int:
+    """The parts of the prediction that the profile asks for (set-scatter predict; 1 by default)."""
+    settings = yaml.safe_load((REPOSITORY / profile / "config.v8+.yaml").read_text())
+    return int(settings.get("set-scatter", {}).get("predict", 1))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -253,3 +253,37 @@ def test_a_difference_with_no_view_audited_is_not_called_no_difference():
     sentence = audit_sentence("none", records)
     assert sentence.startswith("The full CNN finds a difference that the placement columns do not explain")
     assert "evaluate.audit" in sentence
+
+
+def test_a_prediction_scattered_in_parts_gathers_to_the_single_run(predicted, tmp_path, capsys):
+    """Three test shards in two parts (1 and 2 shards) and in three (one each): the parts, read together in
+    any order, are the single run's predictions, and evaluate gives the same metrics from them."""
+    shards, model = str(predicted / "shards"), str(predicted / "full.keras")
+    shard_set = open_shard_set(predicted / "shards")
+    assert len(shard_set.test) == 3
+    single = read_predictions(predicted / "full" / "predictions.parquet", shard_set, view="full")
+    for count in (2, 3):
+        paths = [tmp_path / f"{index}-of-{count}.parquet" for index in range(1, count + 1)]
+        for index, path in enumerate(paths, start=1):
+            arguments = ["predict", "--shards", shards, "--model", model, "--part", f"{index}-of-{count}"]
+            assert main([*arguments, "--out", str(path)]) == 0
+        gathered = read_predictions(list(reversed(paths)), shard_set, view="full")
+        pd.testing.assert_frame_equal(gathered, single)
+    parts = [str(tmp_path / f"{index}-of-3.parquet") for index in (1, 2, 3)]
+    assert main(["evaluate", "--shards", shards, "--predictions", *parts, "--out", str(tmp_path / "parts"),
+                 "--bootstrap", "100"]) == 0  # fmt: skip
+    assert main(["evaluate", "--shards", shards, "--predictions", str(predicted / "full" / "predictions.parquet"),
+                 "--out", str(tmp_path / "single"), "--bootstrap", "100"]) == 0  # fmt: skip
+    by_parts = json.loads((tmp_path / "parts" / "metrics.json").read_text())
+    by_single = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert by_parts["verdict"] == by_single["verdict"] and by_parts["breakdowns"] == by_single["breakdowns"]
+    capsys.readouterr()
+    # A missing part is named, not evaluated.
+    assert main(["evaluate", "--shards", shards, "--predictions", parts[0], parts[2], "--out",
+                 str(tmp_path / "missing")]) == 2  # fmt: skip
+    assert "do not cover the test shards" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
+    assert (
+        main(["predict", "--shards", shards, "--model", model, "--part", "4-of-3", "--out", str(tmp_path / "x")]) == 2
+    )
+    assert "part '4-of-3' is not I-of-N with 1 <= I <= N" in capsys.readouterr().err

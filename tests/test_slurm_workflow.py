@@ -72,6 +72,8 @@ TEST_PROFILE_CHANGES = {
             "mpi": "srun --cpus-per-task=1 --cpu-bind=cores",
             "runtime": 10,
         },
+        # One CPU per part of the prediction (NERSC: a KNL node each).
+        "predict": {"cpus_per_task": 1, "runtime": 10},
         # One node, 2 workers of one CPU each (NERSC: 2 KNL nodes, one worker each).
         "train": {
             "nodes": 1,
@@ -82,8 +84,9 @@ TEST_PROFILE_CHANGES = {
         },
     },  # fmt: skip
     "set-threads": {"train": 1},
-    # Both bricks in one batch per kind, so each of the 2 ranks has a brick to cut.
-    "set-scatter": {"cutouts": 1},
+    # Both bricks in one batch per kind, so each of the 2 ranks has a brick to cut; the
+    # prediction in 2 parts (NERSC: 16).
+    "set-scatter": {"cutouts": 1, "predict": 2},
     "latency-wait": 5,
 }
 # Command-line options of the SLURM runs (snakemake-executor-plugin-slurm 2.8).
@@ -225,7 +228,7 @@ def test_every_job_but_the_local_ones_went_through_slurm(slurm_run):
     rules = sorted(rule for _, rule in jobs)
     assert rules == sorted(
         ["mock_brick_table", "mock_brick", "mock_brick", "cutouts_batch", "cutouts_batch"]
-        + ["shards", "train", "predict", "evaluate", "report"]
+        + ["shards", "train", "predict", "predict", "evaluate", "report"]
     )
     assert not LOCAL_RULES & set(rules)
     records = queue_records([job_id for job_id, _ in jobs])
@@ -235,8 +238,8 @@ def test_every_job_but_the_local_ones_went_through_slurm(slurm_run):
         assert record["state"] == "COMPLETED", (rule, record)
         assert record["comment"].startswith(f"rule_{rule}"), (rule, record)
         assert record["partition"] == "debug", (rule, record)
-        # The profile's constraints: KNL in quad/cache mode for training, Haswell for the rest.
-        expected_features = "knl&quad&cache" if rule == "train" else "haswell"
+        # The profile's constraints: KNL in quad/cache mode for training and prediction, Haswell for the rest.
+        expected_features = "knl&quad&cache" if rule in ("train", "predict") else "haswell"
         assert record["features"] == expected_features, (rule, record)
         # Two tasks of one CPU for the MPI jobs; one for the others.
         assert record["cpus"] == ("2" if rule in ("cutouts_batch", "train") else "1"), (rule, record)
@@ -396,11 +399,12 @@ def test_a_dry_run_for_2000_bricks_plans_200_batch_jobs_not_4000_brick_jobs(surv
     counts = bench.job_counts(result.stdout)
     # 100 batches (the profile's set-scatter cutouts: 100) of 20 bricks, per kind.
     assert counts == {
-        "cutouts_batch_bricks": 200, "cutouts_batch": 200, "shards": 1, "train": 1, "predict": 1, "evaluate": 1,
+        "cutouts_batch_bricks": 200, "cutouts_batch": 200, "shards": 1, "train": 1, "predict": 16, "evaluate": 1,
         "report": 1, "all": 1,
     }  # fmt: skip
-    # What a real run submits: the batch jobs and the five later jobs (100k bricks: the same).
-    assert bench.submissions(counts) == 205
+    # What a real run submits: the batch jobs, the 16 parts of the prediction and the four other later
+    # jobs (100k bricks: the same).
+    assert bench.submissions(counts) == 220
 
 
 def test_batches_are_consecutive_runs_of_the_brick_list_and_one_brick_is_one_job(survey_trees, tmp_path):

@@ -472,13 +472,22 @@ def _add_predict(subparsers, batch_size: int) -> None:
     parser.add_argument("--model", type=Path, required=True, help="trained model (model.keras from realfake train)")
     parser.add_argument("--out", type=Path, required=True, help="output file (.parquet)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="stamps per batch (default %(default)s)")
+    parser.add_argument(
+        "--part",
+        default="1-of-1",
+        metavar="I-of-N",
+        help="predict only the I-th of N near-equal runs of consecutive test shards (a scattered prediction; "
+        "realfake evaluate --predictions takes the N files; default %(default)s: all)",
+    )
     parser.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> None:
     from realfake.predict import PredictSettings, run_predict
 
-    run_predict(PredictSettings(shards=args.shards, model=args.model, out=args.out, batch_size=args.batch_size))
+    run_predict(
+        PredictSettings(shards=args.shards, model=args.model, out=args.out, batch_size=args.batch_size, part=args.part)
+    )
 
 
 def _add_evaluate(subparsers) -> None:
@@ -504,7 +513,12 @@ def _add_evaluate(subparsers) -> None:
         help="trained model (model.keras): run over the test split unless --predictions is given; its attribution "
         "maps are computed either way",
     )
-    parser.add_argument("--predictions", type=Path, help="its test predictions, from realfake predict")
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        nargs="+",
+        help="its test predictions, from realfake predict: one file, or the files of its parts (--part)",
+    )
     parser.add_argument(
         "--audit",
         type=_view_file,
@@ -512,7 +526,7 @@ def _add_evaluate(subparsers) -> None:
         default=[],
         metavar="VIEW=FILE",
         help="predictions of a CNN trained on a restricted view (realfake train --view), for the shortcut "
-        "audit; repeatable",
+        "audit; repeatable, and once per part for the parts of a scattered prediction",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument(
@@ -561,7 +575,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     settings = EvaluateSettings(
         shards=args.shards,
         model=args.model,
-        predictions=args.predictions,
+        predictions=tuple(args.predictions) if args.predictions else None,
         audit=tuple(args.audit),
         out=args.out,
         batch_size=args.batch_size,

@@ -65,7 +65,7 @@ class EvaluateSettings:
     shards: Path
     out: Path
     model: Path | None = None
-    predictions: Path | None = None
+    predictions: tuple[Path, ...] | None = None
     audit: tuple[tuple[str, Path], ...] = ()
     batch_size: int = 256
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
@@ -78,8 +78,10 @@ class EvaluateSettings:
         views = [view for view, _ in self.audit]
         for view in views:
             check_view(view)
-        if "full" in views or len(set(views)) != len(views):
-            raise RealfakeError(f"audit views must be distinct restricted views, got {', '.join(views)}")
+        if "full" in views:
+            raise RealfakeError(
+                "the audit's views are the restricted ones; the full CNN's predictions are --predictions"
+            )
 
 
 def evaluate_predictions(
@@ -191,7 +193,10 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
         predictions = read_predictions(settings.predictions, shard_set, view="full")
     else:
         predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size)
-    views = {view: read_predictions(path, shard_set, view=view)["p_fake"].to_numpy() for view, path in settings.audit}
+    files: dict[str, list[Path]] = {}
+    for view, path in settings.audit:  # a view's parts, in the order given
+        files.setdefault(view, []).append(path)
+    views = {view: read_predictions(paths, shard_set, view=view)["p_fake"].to_numpy() for view, paths in files.items()}
     train, sample = None, None
     if (shard_set.directory / catalog_name("train")).is_file():
         train, sample = baseline_training_set(shard_set, settings.statistics, settings.batch_size)

@@ -33,16 +33,35 @@ ROW_GROUP_ROWS = 100_000
 
 @dataclass(frozen=True)
 class PredictSettings:
-    """``realfake predict``: the shard set, the trained model, the output file and the batch size."""
+    """``realfake predict``: the shard set, the trained model, the output file, the batch size, and which part
+    of the test split (``part`` "I-of-N": the I-th of N near-equal runs of consecutive test shards; "1-of-1",
+    the default, is all of it)."""
 
     shards: Path
     model: Path
     out: Path
     batch_size: int = 256
+    part: str = "1-of-1"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise RealfakeError(f"batch size must be at least 1, got {self.batch_size}")
+        parse_part(self.part)
+
+
+def parse_part(text: str) -> tuple[int, int]:
+    """ "3-of-8" -> (3, 8); RealfakeError unless 1 <= I <= N."""
+    index, separator, count = str(text).partition("-of-")
+    if not (separator and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise RealfakeError(f"part {text!r} is not I-of-N with 1 <= I <= N (e.g. 1-of-1, 3-of-8)")
+    return int(index), int(count)
+
+
+def part_shards(part: str, shards: int) -> range:
+    """The test shards of part "I-of-N": the I-th of N near-equal runs of consecutive shards (empty when N is
+    more than the shards)."""
+    index, count = parse_part(part)
+    return range((index - 1) * shards // count, index * shards // count)
 
 
 def run_predict(settings: PredictSettings) -> pd.DataFrame:
@@ -51,10 +70,15 @@ def run_predict(settings: PredictSettings) -> pd.DataFrame:
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
     model = load_model_of(shard_set, settings.model)
-    predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size)
+    shards = part_shards(settings.part, len(shard_set.test))
+    predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size, shards)
     write_predictions(settings.out, predictions)
     view = predictions.attrs[PROVENANCE_KEY]["view"]
-    say("predict", f"{len(predictions)} test examples, view {view} -> {settings.out}")
+    say(
+        "predict",
+        f"{len(predictions)} test examples (part {settings.part}: test shards {shards.start} to {shards.stop - 1} "
+        f"of {len(shard_set.test)}), view {view} -> {settings.out}",
+    )
     return predictions
 
 
@@ -67,10 +91,41 @@ def write_predictions(path: Path, predictions: pd.DataFrame) -> None:
         pq.write_table(table, temporary, row_group_size=ROW_GROUP_ROWS)
 
 
-def read_predictions(path: Path, shard_set: ShardSet, view: str | None = None) -> pd.DataFrame:
-    """A predictions file, checked to be of ``shard_set`` (and of ``view``, when given) and to cover its whole
-    test split in order; RealfakeError naming the file otherwise."""
-    path = Path(path)
+def read_predictions(paths, shard_set: ShardSet, view: str | None = None) -> pd.DataFrame:
+    """The predictions of one model from its files (one, or the parts of a scattered prediction, in any order),
+    each checked to be of ``shard_set`` (and of ``view``, when given), together covering its whole test split
+    once, in order; RealfakeError naming the file otherwise."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(path) for path in paths]
+    parts = [_read_part(path, shard_set, view) for path in paths]
+    parts.sort(key=lambda part: part.attrs[PROVENANCE_KEY].get("shards") or [0, 0])
+    models = {str(part.attrs[PROVENANCE_KEY].get("model")) for part in parts}
+    if len(models) > 1:
+        raise RealfakeError(f"the predictions files {', '.join(map(str, paths))} come from different models: "
+                            f"{', '.join(sorted(models))}")  # fmt: skip
+    covered = 0
+    for part in parts:
+        start, stop = part.attrs[PROVENANCE_KEY].get("shards") or [0, len(shard_set.test)]
+        if start != covered:
+            raise RealfakeError(
+                f"the predictions files {', '.join(map(str, paths))} do not cover the test shards of "
+                f"{shard_set.directory} once each: shards {covered} to {start - 1} missing or repeated"
+            )
+        covered = stop
+    if covered != len(shard_set.test):
+        raise RealfakeError(
+            f"the predictions files {', '.join(map(str, paths))} cover test shards 0 to {covered - 1} of "
+            f"{len(shard_set.test)}: predict the missing parts"
+        )
+    predictions = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    predictions.attrs[PROVENANCE_KEY] = {**parts[0].attrs[PROVENANCE_KEY], "shards": [0, covered]}
+    labels = shard_set.catalog("test")["label"].to_numpy()
+    if "label" not in predictions or not np.array_equal(predictions["label"].to_numpy(), labels):
+        raise RealfakeError(f"{', '.join(map(str, paths))} do not hold the test split of {shard_set.directory}")
+    return predictions
+
+
+def _read_part(path: Path, shard_set: ShardSet, view: str | None) -> pd.DataFrame:
+    """One predictions file, checked to be of ``shard_set`` and ``view``."""
     if not path.is_file():
         raise RealfakeError(f"predictions file {path} does not exist (run `realfake predict` first)")
     try:
@@ -88,9 +143,6 @@ def read_predictions(path: Path, shard_set: ShardSet, view: str | None = None) -
         raise RealfakeError(f"{path} holds predictions of a model of view {provenance.get('view')}, not {view}")
     predictions = table.to_pandas()
     predictions.attrs[PROVENANCE_KEY] = provenance
-    labels = shard_set.catalog("test")["label"].to_numpy()
-    if "label" not in predictions or not np.array_equal(predictions["label"].to_numpy(), labels):
-        raise RealfakeError(f"{path} does not hold the test split of {shard_set.directory} in shard order")
     return predictions
 
 

@@ -6,6 +6,7 @@ Paths are relative to the directory Snakemake runs in (the repository root).
 
 import functools
 import os
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -65,6 +66,8 @@ wildcard_constraints:
     kind="|".join(KINDS),
     # A batch of bricks cut by one MPI job: "3-of-100" (see cutouts_batches()).
     batch=r"\d+-of-\d+",
+    # A part of a scattered prediction: "2-of-8" (prediction_parts()).
+    part=r"\d+-of-\d+",
     # What a CNN sees of the stamps: full, or a restricted view for the audit.
     view="|".join(VIEWS),
 
@@ -342,16 +345,27 @@ def bricks_file():
     return config["input"]["bricks_file"]
 
 
+def prediction_parts(view):
+    """The predictions files of one view's CNN: one per part ("1-of-N" ... "N-of-N",
+    N the profile's `set-scatter: predict=N`, 1 by default)."""
+    return scatter.predict(f"results/evaluate/{view}/parts/{{scatteritem}}.parquet")
+
+
 def audit_predictions():
-    """The predictions of the CNNs of the audited views (evaluate.audit)."""
-    return expand(rules.predict.output[0], view=config["evaluate"]["audit"])
+    """The predictions files of the CNNs of the audited views (evaluate.audit), view
+    by view, each view's parts in order."""
+    return [
+        path for view in config["evaluate"]["audit"] for path in prediction_parts(view)
+    ]
 
 
 def audit_arguments(wildcards, input):
-    """`--audit VIEW=FILE` for each audited view, from the evaluate job's inputs."""
+    """`--audit VIEW=FILE` for each part of each audited view, from the evaluate job's
+    inputs."""
+    parts = len(prediction_parts("full"))
+    views = [view for view in config["evaluate"]["audit"] for _ in range(parts)]
     return " ".join(
-        f"--audit {view}={path}"
-        for view, path in zip(config["evaluate"]["audit"], input.audit)
+        f"--audit {view}={shlex.quote(path)}" for view, path in zip(views, input.audit)
     )
 
 

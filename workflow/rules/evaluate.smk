@@ -1,5 +1,16 @@
-# Evaluation: each trained CNN's predictions on the test split (predict, one job per
-# view), then the verdict, breakdowns, shortcut baselines and audit (evaluate).
+# Evaluation: each trained CNN's predictions on the test split (predict, per view and
+# part), then the verdict, breakdowns, shortcut baselines and audit (evaluate: one job
+# that gathers the parts).
+#
+# Prediction is a scatter/gather: a profile's `set-scatter: predict=N` makes N predict
+# jobs per view, each over 1/N of the test shards (parts "1-of-N" to "N-of-N"), on GPU
+# or KNL nodes; the evaluate job reads their files together, checked to cover the test
+# split once (realfake.predict.read_predictions). With 1 part it is one predict job.
+
+
+# Parts of each view's prediction.
+scattergather:
+    predict=1,
 
 
 rule predict:
@@ -7,20 +18,21 @@ rule predict:
         model="results/train/{view}/model.keras",
         shards="results/shards",
     output:
-        "results/evaluate/{view}/predictions.parquet",
+        "results/evaluate/{view}/parts/{part}.parquet",
     log:
-        "logs/predict/{view}.log",
+        "logs/predict/{view}/{part}.log",
     benchmark:
-        "benchmarks/predict/{view}.tsv"
+        "benchmarks/predict/{view}/{part}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "realfake predict --shards {input.shards} --model {input.model} --out {output} > {log} 2>&1"
+        "realfake predict --shards {input.shards} --model {input.model} --part {wildcards.part}"
+        " --out {output} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        predictions="results/evaluate/full/predictions.parquet",
+        predictions=prediction_parts("full"),
         model="results/train/full/model.keras",
         audit=audit_predictions(),
         shards="results/shards",
@@ -40,6 +52,6 @@ rule evaluate:
         audit=audit_arguments,
         settings=evaluate_arguments(),
     shell:
-        "realfake evaluate --shards {input.shards} --predictions {input.predictions} --model {input.model}"
+        "realfake evaluate --shards {input.shards} --predictions {input.predictions:q} --model {input.model}"
         " {params.audit}"
         " --out $(dirname {output.metrics}) {params.settings} > {log} 2>&1"
