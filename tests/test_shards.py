@@ -331,3 +331,53 @@ def test_a_cutouts_file_from_another_tree_is_refused_naming_both(cutouts, tmp_pa
     with h5py.File(stale, "a") as cutouts_file:
         cutouts_file.attrs["obiwan_dir"] = "obiwan"
     assert run_shards(settings_for(cutouts, out, dr5_dir=Path("./dr5"), obiwan_dir=Path("sub/../obiwan/")))
+
+
+def test_float16_storage_round_trips_real_depths_and_halves_the_bytes(cutouts, tmp_path):
+    """Inverse variances of deep DR5 regions (up to 1e6, past float16's 65504) and fluxes from the sky noise to a
+    bright core survive float16 storage to its precision; a pixel beyond float16's range is clipped and counted;
+    every reader gets float32 in physical units."""
+    from realfake.shardset import open_shard_set
+
+    rng = np.random.default_rng(5)
+    for path in sorted((cutouts / "real").rglob("*.h5")) + sorted((cutouts / "sim").rglob("*.h5")):
+        stamps, catalog = load_cutouts(path)
+        stamps[..., 1:3] = rng.normal(0, 0.004, stamps[..., 1:3].shape)  # sky noise, nanomaggies
+        stamps[:, SIZE // 2, SIZE // 2, 1] = rng.uniform(10, 300, len(stamps))  # bright cores
+        stamps[..., 3:] = 10 ** rng.uniform(2, 6, (len(stamps), 1, 1, 3)) * rng.uniform(0.9, 1.1, stamps[..., 3:].shape)
+        stamps[..., 3, 3, 3] = 0.0  # no coverage stays exactly 0
+        rewrite_cutouts(path, stamps.astype(np.float32), catalog)
+    first = sorted((cutouts / "real").rglob("*.h5"))[0]
+    stamps, catalog = load_cutouts(first)
+    stamps[0, 5, 5, 2] = 1e6  # a saturated star: beyond float16's range
+    rewrite_cutouts(first, stamps, catalog)
+    single, half = tmp_path / "float32", tmp_path / "float16"
+    run_shards(settings_for(cutouts, single, split="example"))
+    manifest = run_shards(settings_for(cutouts, half, split="example", dtype="float16"))
+    storage = manifest["storage"]
+    assert storage["dtype"] == "float16"
+    assert storage["channel_scales"] == dict.fromkeys(CHANNELS[:3], 1.0) | dict.fromkeys(CHANNELS[3:], 1024.0)
+    assert manifest["identity"] != json.loads((single / "manifest.json").read_text())["identity"]
+    exact, stored = open_shard_set(single), open_shard_set(half)
+    clipped = 0
+    for split in ("train", "validation", "test"):
+        positions = np.arange(exact.examples(split))
+        original, decoded = exact.read_examples(split, positions), stored.read_examples(split, positions)
+        assert decoded.dtype == np.float32 and np.isfinite(decoded).all()
+        beyond = np.abs(original) / np.array([1, 1, 1, 1024, 1024, 1024]) > 65504  # the fixture's codes, the star
+        clipped += int(beyond.sum())
+        np.testing.assert_array_equal(np.abs(decoded[beyond]), 65504.0)
+        np.testing.assert_allclose(decoded[~beyond], original[~beyond], rtol=1e-3, atol=1e-6)
+        assert (decoded[..., 3:][original[..., 3:] == 0] == 0).all()
+        # Stored as float16 on disk.
+        assert np.load(half / stored.split(split)[0].x, mmap_mode="r").dtype == np.float16
+    assert storage["clipped_pixels"] == clipped > 0
+    assert sum(path.stat().st_size for path in half.glob("x*.npy")) < 0.51 * sum(
+        path.stat().st_size for path in single.glob("x*.npy")
+    )
+    # The training reader decodes too.
+    from realfake.training.pipeline import ShardReader
+
+    reader = ShardReader(stored.train)
+    stamps_read, _ = reader.read(np.array([[0, 0], [0, 1]]))
+    np.testing.assert_allclose(stamps_read, exact.read_examples("train", [0, 1]), rtol=1e-3, atol=1e-6)

@@ -194,7 +194,7 @@ def _run_cutouts(args: argparse.Namespace) -> None:
 
 
 def _add_shards(subparsers) -> None:
-    from realfake.shards import BALANCE_CHOICES, SPLIT_CHOICES, ShardSettings
+    from realfake.shards import BALANCE_CHOICES, DTYPE_CHOICES, SPLIT_CHOICES, ShardSettings
 
     defaults = ShardSettings(real_dir=Path("."), sim_dir=Path("."), out=Path("."))
     parser = subparsers.add_parser(
@@ -252,6 +252,13 @@ def _add_shards(subparsers) -> None:
         help="brick: whole bricks to one split, so no sky is in two; example: each example on its own "
         "(default %(default)s)",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPE_CHOICES,
+        default=defaults.dtype,
+        help="how the stamps are stored: float32, or float16 (half the bytes; inverse variances scaled so that "
+        "nothing overflows; the manifest records the scales) (default %(default)s)",
+    )
     parser.set_defaults(func=_run_shards)
 
 
@@ -271,6 +278,7 @@ def _run_shards(args: argparse.Namespace) -> None:
         match=match,
         match_bin_width=args.match_bin_width,
         split=args.split,
+        dtype=args.dtype,
         bricks_file=args.bricks,
         dr5_dir=args.dr5_dir,
         obiwan_dir=args.obiwan_dir,

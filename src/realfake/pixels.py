@@ -141,7 +141,7 @@ def accumulate(shard_set: ShardSet, column: str, edges: np.ndarray) -> PixelSums
         stamps = load_stamps(shard.x)
         for first in range(0, shard.examples, BLOCK):
             rows = slice(start + first, start + min(first + BLOCK, shard.examples))
-            block = np.asarray(stamps[first : first + BLOCK])
+            block = shard.decode(stamps[first : first + BLOCK])
             sums.add(block, labels[rows], bin_of(values[rows], edges), averaging)
         start += shard.examples
     return sums

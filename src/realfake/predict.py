@@ -227,7 +227,7 @@ def predict_test_split(
         labels.append(np.load(shard.y))
         rows.append(np.flatnonzero(test_catalog["shard"].to_numpy() == number))
         for start in range(0, stamps.shape[0], batch_size):
-            block = np.ascontiguousarray(stamps[start : start + batch_size], dtype=np.float32)
+            block = np.ascontiguousarray(shard.decode(stamps[start : start + batch_size]))
             _refuse_non_finite(block, shard.x, start)
             output = np.asarray(model.predict_on_batch(block))
             if output.ndim != 2 or output.shape != (block.shape[0], 2):

@@ -86,8 +86,10 @@ from realfake.shardset import (
     FORMAT_VERSION,
     catalog_name,
     normalization_record,
+    FLOAT16_MAX,
     shard_file_names,
     shard_set_identity,
+    storage_record,
     write_manifest,
 )
 from realfake.errors import RealfakeError
@@ -99,6 +101,7 @@ from realfake.placement import (
     split_record,
 )
 
+DTYPE_CHOICES = ("float32", "float16")
 NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation statistics
 NORMALIZATION_PIXELS = 256  # pixels per example and channel kept for them
 # Catalog rows per sorting bucket: bounds the memory of the last pass over the catalogs.
@@ -114,6 +117,11 @@ class ShardSettings:
     ``dr5_dir`` and ``obiwan_dir``, when given, are the trees the cutouts must
     have been made from: a cutouts file that records another tree (left by a
     run on other inputs) is refused, naming both.
+
+    ``dtype``: how the stamps are stored, ``float32`` or ``float16`` (half the
+    bytes, each channel divided by a scale the manifest records:
+    :data:`realfake.shardset.STORAGE_SCALES`); every reader gets float32 in
+    physical units either way.
     """
 
     real_dir: Path
@@ -127,6 +135,7 @@ class ShardSettings:
     match: tuple[str, ...] = ("measured_mag_dered_g",)
     match_bin_width: float = 0.25
     split: str = "brick"
+    dtype: str = "float32"
     bricks_file: Path | None = None
     dr5_dir: Path | None = None
     obiwan_dir: Path | None = None
@@ -149,11 +158,14 @@ class ShardSettings:
             raise RealfakeError(f"match bin width must be positive, got {self.match_bin_width}")
         if self.split not in SPLIT_CHOICES:
             raise RealfakeError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {self.split!r}")
+        if self.dtype not in DTYPE_CHOICES:
+            raise RealfakeError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {self.dtype!r}")
 
 
 # The settings that shape a shard set (and so enter its identity); the rest say where things are.
 DEFINING_SETTINGS = (
     "seed", "test_fraction", "validation_fraction", "shard_size", "balance", "match", "match_bin_width", "split",
+    "dtype",
 )  # fmt: skip
 
 
@@ -320,16 +332,24 @@ def _write_array(path: Path, array: np.ndarray) -> None:
 
 
 class _ShardWriter:
-    """Places stamps into the preallocated x shards of one split with positioned writes."""
+    """Places stamps into the preallocated x shards of one split with positioned writes, encoded for the
+    storage (float32 as they are; float16 divided by the channel scales, clipped to float16's range)."""
 
-    def __init__(self, directory: Path, shards: list[dict], example_shape: tuple[int, ...], shard_size: int):
+    def __init__(
+        self, directory: Path, shards: list[dict], example_shape: tuple[int, ...], shard_size: int, storage: dict
+    ):
         self.shard_size = shard_size
-        self.example_bytes = math.prod(example_shape) * 4
+        self.dtype = np.dtype(storage["dtype"])
+        self.scale = None
+        if "channel_scales" in storage:
+            self.scale = np.array(list(storage["channel_scales"].values()), dtype=np.float32)
+        self.clipped = 0
+        self.example_bytes = math.prod(example_shape) * self.dtype.itemsize
         self.descriptors, self.offsets = [], []
         try:
             for shard in shards:
                 path = directory / shard["x"]
-                self.offsets.append(_preallocate(path, (shard["examples"], *example_shape), np.float32))
+                self.offsets.append(_preallocate(path, (shard["examples"], *example_shape), self.dtype))
                 self.descriptors.append(os.open(path, os.O_WRONLY))
         except BaseException:
             self.close()
@@ -337,6 +357,13 @@ class _ShardWriter:
 
     def write(self, position: int, stamp: np.ndarray) -> None:
         shard, row = divmod(position, self.shard_size)
+        if self.scale is not None:
+            scaled = stamp / self.scale
+            beyond = np.abs(scaled) > FLOAT16_MAX
+            if beyond.any():
+                self.clipped += int(beyond.sum())
+                scaled = np.clip(scaled, -FLOAT16_MAX, FLOAT16_MAX)
+            stamp = np.ascontiguousarray(scaled, dtype=self.dtype)
         os.pwrite(self.descriptors[shard], memoryview(stamp).cast("B"), self.offsets[shard] + row * self.example_bytes)
 
     def close(self) -> None:
@@ -359,8 +386,10 @@ def _scatter(
     example_shape: tuple[int, ...],
     rng: np.random.Generator,
     progress: TextIO,
-) -> tuple[dict[str, list[dict]], list[np.ndarray]]:
-    """Copy every kept stamp into its shard, one input file at a time; bucket the catalog rows."""
+    storage: dict,
+) -> tuple[dict[str, list[dict]], list[np.ndarray], int]:
+    """Copy every kept stamp into its shard, encoded for ``storage``, one input file at a time; bucket the
+    catalog rows. Returns the shards, the normalisation samples and the pixels clipped to float16's range."""
     shards = {split: shard_file_names(split, len(order[split]), settings.shard_size) for split in SPLITS}
     destination_split = np.full(len(index), -1, dtype=np.int8)
     destination_position = np.full(len(index), -1, dtype=np.int64)
@@ -381,7 +410,7 @@ def _scatter(
     start = time.perf_counter()
     try:
         for split in SPLITS:
-            writers[split] = _ShardWriter(staging, shards[split], example_shape, settings.shard_size)
+            writers[split] = _ShardWriter(staging, shards[split], example_shape, settings.shard_size, storage)
         for source_number, source in enumerate(sources):
             members = np.flatnonzero((source_column == source_number) & (destination_split >= 0))
             if len(members) == 0:
@@ -426,7 +455,7 @@ def _scatter(
             writer.close()
     for split in SPLITS:
         buckets[split].write_sorted(staging / catalog_name(split))
-    return shards, samples
+    return shards, samples, sum(writer.clipped for writer in writers.values())
 
 
 class _CatalogBuckets:
@@ -514,7 +543,14 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
         shutil.rmtree(staging)
     staging.mkdir()
     try:
-        shards, samples = _scatter(settings, sources, index, order, staging, (size, size, len(channels)), rng, progress)
+        storage = storage_record(settings.dtype, tuple(channels))
+        shards, samples, clipped = _scatter(
+            settings, sources, index, order, staging, (size, size, len(channels)), rng, progress, storage
+        )
+        if settings.dtype == "float16":
+            storage["clipped_pixels"] = clipped
+            if clipped:
+                say("shards", f"{clipped} pixel(s) beyond float16's range were clipped to it (manifest storage)")
         labels = index["label"].to_numpy()
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -527,6 +563,7 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
             "shard_size": settings.shard_size,
             "test_fraction": settings.test_fraction,
             "validation_fraction": settings.validation_fraction,
+            "storage": storage,
             "labels": LABELS,
             "splits": {
                 split: {

@@ -36,6 +36,13 @@ from realfake.errors import RealfakeError
 
 MANIFEST_NAME = "manifest.json"
 CATALOG_BATCH_ROWS = 65_536  # catalog rows read at once by ShardSet.catalog_rows
+# Stamps stored as float16: each channel divided by its scale (a power of two, so exact). Fluxes (nanomaggies)
+# keep 1: float16's ~3 significant digits are far below the sky noise, and its largest value (65504 nanomaggies
+# in one pixel, a star of about magnitude 10) is clipped there and counted. Inverse variances reach 1e5 to 1e6
+# 1/nanomaggy^2 in deep regions, past float16's 65504: stored divided by 2^10, they are exact to 0.05% from
+# 0.06 to 6.7e7.
+STORAGE_SCALES = {"flux": 1.0, "inverse_variance": 1024.0}
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 FORMAT_VERSION = 2
 # How a stamp with NaN or infinite pixels is named in errors (training and evaluation refuse them).
 NON_FINITE_INPUT = "non-finite pixels"
@@ -169,11 +176,24 @@ def write_shard_set(
 
 @dataclass(frozen=True)
 class Shard:
-    """One shard: stamps ``x`` float32 (n, S, S, C) and labels ``y`` int32 (n,)."""
+    """One shard: stamps ``x`` (n, S, S, C) and labels ``y`` int32 (n,).
+
+    The stamps are stored float32, or float16 with each channel divided by its
+    ``scale`` (the manifest's ``storage``: :data:`STORAGE_SCALES`); read them
+    through :meth:`decode`, which gives float32 in the physical units whatever
+    the storage.
+    """
 
     x: Path
     y: Path
     examples: int
+    scale: tuple[float, ...] | None = None
+
+    def decode(self, stored: np.ndarray) -> np.ndarray:
+        """Stored stamps (any leading shape, channels last) as float32 in nanomaggies and 1/nanomaggy^2."""
+        if self.scale is None:
+            return np.asarray(stored, dtype=np.float32)
+        return np.asarray(stored, dtype=np.float32) * np.asarray(self.scale, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -226,13 +246,13 @@ class ShardSet:
             members = np.flatnonzero(numbers == number)
             rows = positions[members] - starts[number]
             order = np.argsort(rows, kind="stable")  # forward through the file
-            mapped = load_stamps(shards[number].x)
+            shard = shards[number]
+            mapped = load_stamps(shard.x)
             if half_width is None:
-                stamps[members[order]] = mapped[rows[order]]
+                stamps[members[order]] = shard.decode(mapped[rows[order]])
             else:  # advanced indexing on the memory map reads only these pixels
-                stamps[members[order]] = mapped[
-                    rows[order][:, None, None], window[None, :, None], window[None, None, :]
-                ]
+                picked = mapped[rows[order][:, None, None], window[None, :, None], window[None, None, :]]
+                stamps[members[order]] = shard.decode(picked)
         return stamps
 
     def catalog_column(self, split: str, column: str) -> np.ndarray:
@@ -299,11 +319,13 @@ def open_shard_set(directory: Path) -> ShardSet:
     if not channel_names:
         raise RealfakeError(f"{manifest_path}: channel_names is empty")
     shape = (stamp_size, stamp_size, len(channel_names))
+    dtype, scale = _storage(manifest, manifest_path, channel_names)
     splits = {}
     for split in SPLITS:
         entries = _manifest_value(manifest, manifest_path, "splits", split, "shards")
         splits[split] = tuple(
-            _checked_shard(directory, manifest_path, split, index, entry, shape) for index, entry in enumerate(entries)
+            _checked_shard(directory, manifest_path, split, index, entry, shape, dtype, scale)
+            for index, entry in enumerate(entries)
         )
     shard_set = ShardSet(
         directory, manifest, identity, channel_names, stamp_size, splits["train"], splits["validation"], splits["test"]
@@ -344,12 +366,44 @@ def _manifest_value(manifest: dict, manifest_path: Path, *keys: str):
     return value
 
 
+def storage_record(dtype: str, channel_names: tuple[str, ...]) -> dict:
+    """The manifest's ``storage``: the stamps' dtype and, for float16, each channel's scale (stored = value /
+    scale)."""
+    if dtype == "float32":
+        return {"dtype": "float32"}
+    scales = {
+        name: STORAGE_SCALES["inverse_variance" if is_inverse_variance(name) else "flux"] for name in channel_names
+    }
+    return {"dtype": dtype, "channel_scales": scales}
+
+
+def _storage(manifest: dict, manifest_path: Path, channel_names: tuple[str, ...]) -> tuple[np.dtype, tuple | None]:
+    """The stamps' dtype and per-channel scales from the manifest's ``storage`` (absent: float32)."""
+    storage = manifest.get("storage") or {"dtype": "float32"}
+    if storage.get("dtype") == "float32":
+        return np.dtype(np.float32), None
+    if storage.get("dtype") != "float16":
+        raise RealfakeError(f"{manifest_path}: storage.dtype must be float32 or float16, got {storage.get('dtype')!r}")
+    scales = storage.get("channel_scales") or {}
+    missing = [name for name in channel_names if name not in scales]
+    if missing:
+        raise RealfakeError(f"{manifest_path}: storage.channel_scales has no scale for channel {missing[0]}")
+    return np.dtype(np.float16), tuple(float(scales[name]) for name in channel_names)
+
+
 def _checked_shard(
-    directory: Path, manifest_path: Path, split: str, index: int, entry: dict, shape: tuple[int, int, int]
+    directory: Path,
+    manifest_path: Path,
+    split: str,
+    index: int,
+    entry: dict,
+    shape: tuple[int, int, int],
+    dtype: np.dtype = np.dtype(np.float32),
+    scale: tuple[float, ...] | None = None,
 ) -> Shard:
     key = f"splits.{split}.shards[{index}]"
     try:
-        shard = Shard(directory / entry["x"], directory / entry["y"], int(entry["examples"]))
+        shard = Shard(directory / entry["x"], directory / entry["y"], int(entry["examples"]), scale)
     except (KeyError, TypeError, ValueError):
         raise RealfakeError(f"{manifest_path}: {key} needs 'x', 'y' and 'examples'") from None
     for path in (shard.x, shard.y):
@@ -358,10 +412,10 @@ def _checked_shard(
     stamps = load_stamps(shard.x)
     labels = load_stamps(shard.y)
     expected_stamps = (shard.examples, *shape)
-    if stamps.shape != expected_stamps or stamps.dtype != np.float32:
+    if stamps.shape != expected_stamps or stamps.dtype != dtype:
         raise RealfakeError(
             f"{shard.x}: shape {stamps.shape} {stamps.dtype} disagrees with {manifest_path} "
-            f"(expected {expected_stamps} float32 from {key}.examples, stamp_size and channel_names)"
+            f"(expected {expected_stamps} {dtype} from {key}.examples, stamp_size, channel_names and storage)"
         )
     if labels.shape != (shard.examples,) or labels.dtype != np.int32:
         raise RealfakeError(

@@ -79,6 +79,8 @@ def shards_arguments():
             str(shards["match_bin_width"]),
             "--split",
             shards["split"],
+            "--dtype",
+            shards["dtype"],
         ]
     )
 

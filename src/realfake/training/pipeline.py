@@ -161,7 +161,7 @@ class ShardReader:
             rows = pairs[positions, 1]
             forward = np.argsort(rows, kind="stable")
             shard_stamps, shard_labels = self._arrays(int(shard))
-            stamps[positions[forward]] = shard_stamps[rows[forward]]
+            stamps[positions[forward]] = self.shards[int(shard)].decode(shard_stamps[rows[forward]])
             labels[positions[forward]] = shard_labels[rows[forward]]
         finite = np.isfinite(stamps).reshape(len(stamps), -1).all(axis=1)
         if not finite.all():
