@@ -42,6 +42,7 @@ def run_control(
     audit: list[str] | None = None,
     real_source: str | None = None,
     match: list[str] | None = None,
+    dtype: str | None = None,
     **mock: object,
 ) -> dict:
     """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys; ``evaluate.audit``,
@@ -53,7 +54,9 @@ def run_control(
     if real_source is not None:
         overrides["cutouts"] = {"real_source": real_source}
     if match is not None:
-        overrides["shards"] = {"match": list(match)}
+        overrides.setdefault("shards", {})["match"] = list(match)
+    if dtype is not None:
+        overrides.setdefault("shards", {})["dtype"] = dtype
     return {"mismatch": mismatch, **run_workflow(workdir, overrides)}
 
 
@@ -152,6 +155,7 @@ def main() -> None:
     parser.add_argument(
         "--match", nargs="+", default=None, metavar="COLUMN", help="shards.match (default: the config's)"
     )
+    parser.add_argument("--dtype", choices=["float32", "float16"], default=None, help="shards.dtype")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     args = parser.parse_args()
@@ -169,8 +173,10 @@ def main() -> None:
                         name += f" (reals from {real_source})"
                     if args.match is not None:
                         name += f" (matched on {', '.join(args.match) or 'nothing'})"
+                    if args.dtype is not None:
+                        name += f" ({args.dtype} shards)"
                     directory = root / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-                    row = run_control(mismatch, directory, args.audit, real_source, args.match, **mock)
+                    row = run_control(mismatch, directory, args.audit, real_source, args.match, args.dtype, **mock)
                     row["mismatch"] = name
                     print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
                     if args.audit:
