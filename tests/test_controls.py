@@ -21,9 +21,12 @@ the views its rule compares, to keep CI short.
 import importlib.util
 import json
 import re
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "controls.py"
@@ -62,6 +65,7 @@ def test_the_negative_control_is_never_distinguishable(none_verdict):
 
 @pytest.mark.slow
 def test_psf_after_none_in_the_same_directory_gives_psfs_verdict_from_a_new_model(none_verdict, shared_directory):
+    """Also: the unconvolved fakes' mean profile has a sharper core than the reals'."""
     none_shard_set = json.loads((shared_directory / "results" / "shards" / "manifest.json").read_text())["identity"]
     verdict = load_controls().run_control("psf", shared_directory)
     assert_distinguishable(verdict)
@@ -78,16 +82,71 @@ def test_psf_after_none_in_the_same_directory_gives_psfs_verdict_from_a_new_mode
     ), log[:3000]
     history = json.loads((shared_directory / "results" / "train" / "full" / "history.json").read_text())
     assert history["shard_set"] == psf_shard_set
+    z = profile_z(shared_directory)
+    assert (z[0, [0, 1, 2]] > 3).all(), z[:4, [0, 1, 2]]
 
 
 @pytest.fixture(scope="module")
-def size_verdict(tmp_path_factory) -> dict:
-    return load_controls().run_control("size", tmp_path_factory.mktemp("controls") / "size")
+def size_directory(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("controls") / "size"
+
+
+@pytest.fixture(scope="module")
+def size_verdict(size_directory) -> dict:
+    return load_controls().run_control("size", size_directory)
 
 
 @pytest.mark.slow
 def test_the_size_control_is_distinguishable(size_verdict):
     assert_distinguishable(size_verdict)
+
+
+# -- the difference in pixels (realfake.pixels, realfake.fake_parameters) -------------------------
+
+
+def profile_z(directory: Path) -> np.ndarray:
+    """fake - real mean radial profile over all magnitude bins, in units of its standard error: (radius, channel)."""
+    with np.load(directory / "results" / "evaluate" / "mean_stamps.npz") as arrays:
+        mean, error = arrays["profile_mean"], arrays["profile_error"]  # (bin, class, radius, channel)
+    difference = (mean[:, 1] - mean[:, 0]).sum(axis=0)
+    return difference / np.sqrt((error[:, 1] ** 2 + error[:, 0] ** 2).sum(axis=0))
+
+
+@pytest.mark.slow
+def test_no_pixel_of_the_negative_controls_significance_maps_passes_bonferroni(none_verdict, shared_directory):
+    pixels = json.loads((shared_directory / "results" / "evaluate" / "metrics.json").read_text())["pixels"]
+    assert len(pixels["bins"]) == 4 and pixels["bonferroni_z"] > 4
+    assert sum(sum(entry["significant_pixels"].values()) for entry in pixels["bins"]) == 0, pixels
+
+
+@pytest.mark.slow
+def test_doubled_radii_show_wider_wings_and_the_largest_radii_look_faker(size_verdict, size_directory):
+    z = profile_z(size_directory)
+    bands = [0, 1, 2]
+    # Wider wings: the fakes' profile above the reals' a few pixels out, in every band; a fainter core.
+    assert (z[3:9, bands].max(axis=0) > 3).all(), z[:10, bands]
+    assert (z[0, bands] < 0).all(), z[:3, bands]
+    metrics = json.loads((size_directory / "results" / "evaluate" / "metrics.json").read_text())
+    radius = [record for record in metrics["fake_parameters"] if record["parameter"] == "half-light radius (arcsec)"]
+    aucs = [record["auc"] for record in radius]
+    assert len(radius) == 5 and aucs.index(max(aucs)) == len(aucs) - 1, aucs
+
+
+@pytest.mark.slow
+def test_snakemake_report_bundles_the_figures_by_section(size_verdict, size_directory):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "--report", "report.zip", "--configfile", "control.yaml"],
+        cwd=size_directory,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(size_directory / "report.zip") as bundle:
+        names = [Path(name).name for name in bundle.namelist()]
+    assert "report.html" in names
+    expected = {f"{kind}_{index}.png" for kind in ("mean_difference", "radial_profile") for index in range(4)}
+    expected |= {"attribution.png", "fake_parameters.png", "roc.png", "training_curves.png", "breakdowns.png"}
+    assert expected <= set(names), sorted(names)
 
 
 @pytest.mark.slow

@@ -11,6 +11,10 @@ follow the same coverage and depth. Within an rs dir the fakes keep
 ``MIN_FAKE_SEPARATION`` pixels apart, so a fake's stamp holds no other fake
 (real galaxies have no such extra neighbours). Other mismatches then change
 one thing.
+
+Length: one brick end to end, DR5 side, fakes and every named mismatch, and
+the rs dirs, in the order they are made (the rendering, the population and the
+file formats are modules of their own).
 """
 
 from __future__ import annotations

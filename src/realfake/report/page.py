@@ -4,6 +4,9 @@ The page has no external resource (inline CSS, images by relative path), so it
 opens from disk with no network. A short inline script records on ``<body>``
 (``data-images-loaded="loaded/total"``) how many images loaded, for the
 headless-browser test.
+
+Length: one short function per section of the page (eleven), with the table,
+figure and number helpers they share; the prose is in ``text/``.
 """
 
 from __future__ import annotations
