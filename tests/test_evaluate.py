@@ -13,8 +13,7 @@ from synthetic_shards import read_test_stamps, save_model, write_shard_set
 
 from realfake.baselines import catalog_features, measured_view, shortcut_baselines
 from realfake.cli import main
-from realfake.evaluate import evaluate_predictions
-from realfake.evaluate import baseline_rows
+from realfake.evaluate import baseline_rows, evaluate_predictions
 from realfake.features import stamp_statistics, statistics_of_examples
 from realfake.shardset import open_shard_set
 from realfake.verdict import BREAKDOWN_COLUMNS, breakdown_variables

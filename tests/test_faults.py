@@ -424,7 +424,7 @@ def test_checkpoints_of_another_shard_set_are_set_aside_and_training_starts_afre
     import keras
 
     import realfake.model  # noqa: F401  registers the normalisation layer
-    from realfake.evaluate import model_shard_set
+    from realfake.predict import model_shard_set
 
     out, ckpts = copy_of(finished_run, tmp_path)
     old = json.loads((out / "history.json").read_text())["shard_set"]

@@ -11,6 +11,7 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
 from realfake import auc, stats
+from realfake.auc import AgainstReals, auc_test
 
 REPLICATIONS = 400
 
@@ -254,3 +255,27 @@ def test_holm_and_benjamini_hochberg_adjust_as_defined():
     # sorted times 4/1, 4/2, 4/3, 4/4, then running minimum from the top
     np.testing.assert_allclose(bh[[4, 0, 2, 1]], [0.02, 0.02, 0.04, 0.04])
     assert np.all(bh[np.isfinite(bh)] <= holm[np.isfinite(holm)] + 1e-15)
+
+
+@pytest.mark.parametrize("rounding", [None, 2])
+def test_testing_fakes_against_presorted_reals_gives_the_auc_test(rounding):
+    """The fake-parameter bins' fast path: the same AUC, interval and tie-corrected p-value as auc_test, with
+    tied scores too (rounded to 2 decimals); small sets fall back to auc_test itself (bootstrap, exact test)."""
+    rng = np.random.default_rng(11)
+    reals = rng.normal(0, 1, 5000)
+    fakes = rng.normal(0.2, 1, 800)
+    if rounding is not None:
+        reals, fakes = np.round(reals, rounding), np.round(fakes, rounding)
+    against = AgainstReals(reals)
+    for subset in (fakes, fakes[:300], fakes[:40]):
+        labels = np.concatenate([np.zeros(reals.size, dtype=int), np.ones(subset.size, dtype=int)])
+        expected = auc_test(labels, np.concatenate([reals, subset]), rng=np.random.default_rng(1))
+        found = against.test(subset, rng=np.random.default_rng(1))
+        assert found.interval == expected.interval == "delong" and found.test == expected.test
+        for key in ("auc", "low", "high", "standard_error", "p_value"):
+            assert getattr(found, key) == pytest.approx(getattr(expected, key), rel=1e-9, abs=1e-12), key
+    small = AgainstReals(reals[:50])
+    labels = np.concatenate([np.zeros(50, dtype=int), np.ones(30, dtype=int)])
+    expected = auc_test(labels, np.concatenate([reals[:50], fakes[:30]]), rng=np.random.default_rng(2))
+    found = small.test(fakes[:30], rng=np.random.default_rng(2))
+    assert found == expected and found.interval == "bootstrap"

@@ -169,6 +169,66 @@ def auc_test(
     return AucTest(value, low, high, interval, standard_error, p_value, test, n_real, n_fake)
 
 
+class AgainstReals:
+    """The reals' scores sorted once, to test many sets of fakes against all of them.
+
+    For a set of n_f fakes against n_r reals, :meth:`test` costs O(n_f log n_r +
+    n_r log n_f) (binary searches in sorted arrays) instead of sorting all
+    n_r + n_f scores again: the fake-parameter bins of a survey-sized test split
+    (~6 million reals, a few hundred bins) each cost one pass over the reals. It
+    gives :func:`auc_test`'s result, computed from the same DeLong components and
+    tie-corrected normal test; where :func:`auc_test` would bootstrap the
+    interval or use the exact test (few examples), it calls :func:`auc_test`.
+    """
+
+    def __init__(self, reals: np.ndarray):
+        self.reals = np.asarray(reals, dtype=np.float64)
+        self.sorted = np.sort(self.reals)
+        _, counts = np.unique(self.sorted, return_counts=True)
+        self.tie_sum = float(np.sum(counts.astype(np.float64) ** 3 - counts))
+
+    def components(self, fakes: np.ndarray) -> _Components:
+        """DeLong's components of ``fakes`` against all the reals, ties counted half."""
+        fakes = np.asarray(fakes, dtype=np.float64)
+        n_real = self.sorted.size
+        below = np.searchsorted(self.sorted, fakes, "left")
+        equal = np.searchsorted(self.sorted, fakes, "right") - below
+        fake_component = (below + 0.5 * equal) / n_real
+        ordered = np.sort(fakes)
+        fakes_below = np.searchsorted(ordered, self.sorted, "left")
+        fakes_equal = np.searchsorted(ordered, self.sorted, "right") - fakes_below
+        real_component = (ordered.size - fakes_below - fakes_equal + 0.5 * fakes_equal) / ordered.size
+        # Tie groups of the combined scores: the reals' own, changed where fakes join them.
+        values, fake_counts = np.unique(ordered, return_counts=True)
+        real_counts = np.searchsorted(self.sorted, values, "right") - np.searchsorted(self.sorted, values, "left")
+        joined = (real_counts + fake_counts).astype(np.float64)
+        real_counts = real_counts.astype(np.float64)
+        tie_sum = self.tie_sum - np.sum(real_counts**3 - real_counts) + np.sum(joined**3 - joined)
+        return _Components(fake_component, real_component, float(tie_sum))
+
+    def test(
+        self,
+        fakes: np.ndarray,
+        confidence: float = 0.95,
+        resamples: int = 1000,
+        rng: np.random.Generator | None = None,
+        bootstrap_below: int = BOOTSTRAP_BELOW,
+    ) -> AucTest:
+        """:func:`auc_test` of ``fakes`` against all the reals."""
+        fakes = np.asarray(fakes, dtype=np.float64)
+        n_fake, n_real = fakes.size, self.sorted.size
+        if n_fake == 0 or n_real == 0 or n_fake + n_real < bootstrap_below or n_fake * n_real <= EXACT_MAX_PAIRS:
+            labels = np.concatenate([np.zeros(n_real, dtype=np.int8), np.ones(n_fake, dtype=np.int8)])
+            return auc_test(labels, np.concatenate([self.reals, fakes]), confidence, resamples, rng, bootstrap_below)
+        components = self.components(fakes)
+        value = components.auc
+        standard_error = math.sqrt(_delong_variance(components.fake, components.real))
+        p_value, test = _mann_whitney_p(None, None, components)
+        half_width = stats.norm.ppf(0.5 + confidence / 2.0) * standard_error
+        low, high = max(0.0, value - half_width), min(1.0, value + half_width)
+        return AucTest(value, low, high, "delong", standard_error, p_value, test, n_real, n_fake)
+
+
 def paired_auc_difference(
     labels: np.ndarray,
     scores_a: np.ndarray,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from realfake import stats
-from realfake.auc import auc_test, tolerance_outcome
+from realfake.auc import AgainstReals, tolerance_outcome
 from realfake.stats import StatisticsSettings
 
 MOST_FAKE_LOOKING = 20
@@ -84,16 +84,16 @@ def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSet
     labels = predictions["label"].to_numpy()
     scores = predictions["p_fake"].to_numpy(np.float64)
     fakes = labels == 1
-    reals = np.flatnonzero(~fakes)
+    reals = AgainstReals(scores[~fakes])  # sorted once for every bin
+    fake_scores = scores[fakes]
     rows = []
     for name, values in fake_parameters(predictions).items():
         for label, low, high, mask in _bins(values[fakes], settings.bins):
-            members = np.concatenate([reals, np.flatnonzero(fakes)[mask]])
             rng = np.random.default_rng([settings.seed, 5, len(rows)])
-            result = auc_test(labels[members], scores[members], settings.confidence, settings.bootstrap, rng)
+            result = reals.test(fake_scores[mask], settings.confidence, settings.bootstrap, rng)
             rows.append({"parameter": name, "bin": label, "low": low, "high": high, "fakes": int(mask.sum()),
-                         "reals": int(reals.size), "auc": result.auc, "auc_low": result.low, "auc_high": result.high,
-                         "auc_p_value": result.p_value})  # fmt: skip
+                         "reals": int(reals.sorted.size), "auc": result.auc, "auc_low": result.low,
+                         "auc_high": result.high, "auc_p_value": result.p_value})  # fmt: skip
     table = pd.DataFrame(rows, columns=COLUMNS[:10])
     table["p_adjusted"] = stats.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
     table["flagged"] = table["p_adjusted"] < settings.significance
