@@ -49,7 +49,8 @@ RUN_TIMEOUT_S = 600
 # validation split, so the last epoch's weights are the model's).
 CONFIG = {
     "mock": {"bricks": 2, "size": 512, "rsdirs": 1, "fakes_per_rsdir": 40},
-    "shards": {"validation_fraction": 0.0},
+    # Two bricks: split by example (a brick split would leave one brick to train on).
+    "shards": {"validation_fraction": 0.0, "split": "example"},
     # lenet: the comparison checks the data-parallel machinery, and Adam turns the last-bit
     # differences of the compact model's gradients into whole steps (tests/test_training.py).
     "train": {"model": "lenet", "epochs": 1, "batch_size": 16, "checkpoint_every": 2, "log_every": 1, "select": "last"},
@@ -278,7 +279,7 @@ def test_each_cutouts_batch_ran_as_two_mpi_ranks_under_srun(slurm_run):
 def test_training_ran_as_two_workers_clustered_from_slurm(slurm_run):
     run, _ = slurm_run
     # The command the training's SLURM job ran: 2 srun tasks with the original obiwan code's KNL environment.
-    (job_log,) = (run / ".snakemake" / "slurm_logs" / "rule_train").glob("*.log")
+    (job_log,) = (run / ".snakemake" / "slurm_logs" / "rule_train").rglob("*.log")
     assert re.search(
         r"^Shell command: srun --cpus-per-task=1 --cpu-bind=cores -n 2 env OMP_NUM_THREADS=68"
         r" KMP_AFFINITY=granularity=fine,verbose,compact,1,0 KMP_SETTINGS=1 KMP_BLOCKTIME=1"

@@ -21,9 +21,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from realfake import stats
-from realfake.auc import AgainstReals, tolerance_outcome
+from realfake.auc import AgainstReals
 from realfake.stats import StatisticsSettings
+from realfake.verdict import with_corrected_outcomes
 
 MOST_FAKE_LOOKING = 20
 COLUMNS = ["parameter", "bin", "low", "high", "fakes", "reals", "auc", "auc_low", "auc_high", "auc_p_value",
@@ -94,14 +94,7 @@ def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSet
             rows.append({"parameter": name, "bin": label, "low": low, "high": high, "fakes": int(mask.sum()),
                          "reals": int(reals.sorted.size), "auc": result.auc, "auc_low": result.low,
                          "auc_high": result.high, "auc_p_value": result.p_value})  # fmt: skip
-    table = pd.DataFrame(rows, columns=COLUMNS[:10])
-    table["p_adjusted"] = stats.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
-    table["flagged"] = table["p_adjusted"] < settings.significance
-    table["outcome"] = [
-        tolerance_outcome(low, high, p_value, settings.tolerance, settings.significance)
-        for low, high, p_value in zip(table["auc_low"], table["auc_high"], table["p_adjusted"])
-    ]
-    return table[COLUMNS]
+    return with_corrected_outcomes(pd.DataFrame(rows, columns=COLUMNS[:10]), settings)[COLUMNS]
 
 
 def most_fake_looking(predictions: pd.DataFrame, count: int = MOST_FAKE_LOOKING) -> pd.DataFrame:

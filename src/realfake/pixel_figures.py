@@ -88,10 +88,7 @@ def radial_profile_figure(summary: dict, magnitude_bin: int, path: Path) -> Path
             continue
         channel = bands[column]
         axes = grid[0, column]
-        for label, colour, name in ((0, REAL_COLOUR, "real"), (1, FAKE_COLOUR, "fake")):
-            centre, half = mean[label, :, channel], 1.96 * error[label, :, channel]
-            axes.plot(radii, centre, color=colour, label=name)
-            axes.fill_between(radii, centre - half, centre + half, color=colour, alpha=0.25, lw=0)
+        _class_profiles(axes, radii, mean, error, channel)
         scale = np.nanmax(np.abs(mean[:, :, channel])) if np.isfinite(mean[:, :, channel]).any() else 1.0
         axes.set_yscale("symlog", linthresh=max(scale * 1e-3, 1e-12))
         axes.set_title(f"{channel_names[channel]}: mean profile", fontsize=10)
@@ -111,10 +108,7 @@ def radial_profile_figure(summary: dict, magnitude_bin: int, path: Path) -> Path
         if column < len(ivars):
             axes = grid[2, column]
             channel = ivars[column]
-            for label, colour, name in ((0, REAL_COLOUR, "real"), (1, FAKE_COLOUR, "fake")):
-                centre, half = mean[label, :, channel], 1.96 * error[label, :, channel]
-                axes.plot(radii, centre, color=colour, label=name)
-                axes.fill_between(radii, centre - half, centre + half, color=colour, alpha=0.25, lw=0)
+            _class_profiles(axes, radii, mean, error, channel)
             axes.set_title(f"{_title(channel_names[channel])}: mean profile", fontsize=10)
             axes.set_xlabel("radius (pixels)")
             axes.set_ylabel("1/nanomaggy²")
@@ -126,6 +120,14 @@ def radial_profile_figure(summary: dict, magnitude_bin: int, path: Path) -> Path
     )
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def _class_profiles(axes, radii: np.ndarray, mean: np.ndarray, error: np.ndarray, channel: int) -> None:
+    """Each class's mean profile of one channel with its 95% band."""
+    for label, colour, name in ((0, REAL_COLOUR, "real"), (1, FAKE_COLOUR, "fake")):
+        centre, half = mean[label, :, channel], 1.96 * error[label, :, channel]
+        axes.plot(radii, centre, color=colour, label=name)
+        axes.fill_between(radii, centre - half, centre + half, color=colour, alpha=0.25, lw=0)
 
 
 def attribution_figure(arrays: dict, path: Path) -> Path:

@@ -304,10 +304,16 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
     table = pd.DataFrame(
         rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged", "outcome")]
     )
+    return with_corrected_outcomes(table, settings)[BREAKDOWN_COLUMNS]
+
+
+def with_corrected_outcomes(table: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
+    """``table`` (one row per bin: ``auc_low``, ``auc_high``, ``auc_p_value``) with ``p_adjusted`` (corrected over
+    all its rows, ``settings.correction``), ``flagged`` (significant after it) and each bin's ``outcome``."""
     table["p_adjusted"] = stats.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
     table["flagged"] = table["p_adjusted"] < settings.significance
     table["outcome"] = [
         tolerance_outcome(low, high, p_value, settings.tolerance, settings.significance)
         for low, high, p_value in zip(table["auc_low"], table["auc_high"], table["p_adjusted"])
     ]
-    return table[BREAKDOWN_COLUMNS]
+    return table
