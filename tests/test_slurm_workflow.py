@@ -45,7 +45,7 @@ WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.ym
 RUN_TIMEOUT_S = 600
 
 # The survey and stage settings of both runs: small, so that the two runs take a few
-# minutes, yet with several training steps (64 training examples, 4 steps of 16: no
+# minutes, yet with several training steps (62 training examples, 3 steps of 16: no
 # validation split, so the last epoch's weights are the model's).
 CONFIG = {
     "mock": {"bricks": 2, "size": 512, "rsdirs": 1, "fakes_per_rsdir": 40},
@@ -292,7 +292,7 @@ def test_training_ran_as_two_workers_clustered_from_slurm(slurm_run):
     # Snakemake ran without TF_CONFIG (see snakemake()), so the two workers' cluster can
     # only have come from the SLURM variables srun gave each task.
     assert re.search(
-        r"^train: 64 training examples in 1 shards, 0 validation .* "
+        r"^train: 62 training examples in 1 shards, 0 validation .* "
         r"2 worker\(s\) from SLURM; this is worker 0 of (\S+):28780, \1:28781;"
         r" threads intra-op 1,",
         log,
@@ -323,7 +323,7 @@ def test_slurm_results_match_the_local_run(slurm_run, local_run):
     one_worker = json.loads((local_run / "results" / "train" / "full" / "history.json").read_text())
     two_workers = json.loads((run / "results" / "train" / "full" / "history.json").read_text())
     assert one_worker["workers"] == 1 and two_workers["workers"] == 2
-    assert two_workers["steps_per_epoch"] == one_worker["steps_per_epoch"] == 4
+    assert two_workers["steps_per_epoch"] == one_worker["steps_per_epoch"] == 3
     np.testing.assert_allclose(
         two_workers["epochs"][0]["train_loss"], one_worker["epochs"][0]["train_loss"], rtol=MULTI_WORKER_RTOL
     )
