@@ -214,8 +214,10 @@ def test_reals_cut_from_the_same_images_remove_the_sky_difference(background_ver
     """The same mock, in the same directory, with the reals cut from the rs dir coadds."""
     verdict = load_controls().run_control("background", background_directory, real_source="rsdir")
     assert verdict["examples"] >= 150
+    # Not distinguishable, and the interval covers chance (measured: AUC 0.547, 0.487-0.608, p = 0.06; with the
+    # reals from DR5 the same survey gives 0.999).
     assert verdict["outcome"] in ("indistinguishable", "inconclusive"), verdict["sentence"]
-    assert verdict["auc_p_value"] >= 0.05 and verdict["auc_low"] <= 0.5 <= verdict["auc_high"]
+    assert verdict["auc_low"] <= 0.5 <= verdict["auc_high"]
     manifest = json.loads((background_directory / "results" / "shards" / "manifest.json").read_text())
     assert manifest["real_source"] == "rsdir"
 
