@@ -11,7 +11,7 @@ from scipy import stats
 from realfake.attribution import attribution_maps, baseline_stamp, integrated_gradients, surest_right
 from realfake.conventions import channel_names
 from realfake.fake_parameters import fake_parameter_breakdowns, most_fake_looking
-from realfake.pixels import PixelSums, accumulate, annuli, bin_of, magnitude_edges, pixel_summary
+from realfake.pixels import PixelSums, accumulate, annuli, bin_of, magnitude_edges, pixel_summary, relative_depth
 from realfake.shardset import open_shard_set, write_shard_set
 from realfake.stats import StatisticsSettings
 
@@ -69,10 +69,12 @@ def test_streamed_means_errors_and_significance_equal_the_in_memory_ones(tmp_pat
     edges = magnitude_edges(catalog["mag_dered_g"].to_numpy(), 2)
     summary = pixel_summary(accumulate(shard_set, "mag_dered_g", edges), CHANNELS)
     bins = bin_of(catalog["mag_dered_g"].to_numpy(), edges)
+    stamps = relative_depth(stamps.astype(np.float64), np.array([False] * 3 + [True] * 3))
+    np.testing.assert_allclose(stamps[..., 3:], 1.0)  # these stamps' depth is uniform: 1 relative to their mean
     for magnitude_bin in (0, 1):
         means = []
         for label in (0, 1):
-            members = stamps[(bins == magnitude_bin) & (labels == label)].astype(np.float64)
+            members = stamps[(bins == magnitude_bin) & (labels == label)]
             assert summary["counts"][magnitude_bin, label] == len(members)
             np.testing.assert_allclose(summary["mean"][magnitude_bin, label], members.mean(axis=0), atol=1e-9)
             error = members.std(axis=0, ddof=1) / np.sqrt(len(members))
@@ -90,9 +92,10 @@ def test_no_pixel_passes_bonferroni_when_the_classes_are_alike(tmp_path):
     edges = magnitude_edges(shard_set.catalog("test")["mag_dered_g"].to_numpy(), 2)
     summary = pixel_summary(accumulate(shard_set, "mag_dered_g", edges), CHANNELS)
     assert summary["significant_pixels"].sum() == 0
-    # The threshold is Bonferroni's over every pixel of every channel and bin (2 x 32 x 32 x 6 tests).
-    assert float(summary["bonferroni_z"]) == pytest.approx(stats.norm.isf(0.05 / (2 * 2 * SIZE * SIZE * 6)))
-    assert (np.abs(summary["significance"]) < float(summary["bonferroni_z"])).all()
+    # The threshold is Bonferroni's over every pixel of every channel and bin with a defined z: 2 x 32 x 32 x 3 here
+    # (these stamps' inverse variances are uniform, 1 relative to their mean, in both classes: no z).
+    assert float(summary["bonferroni_z"]) == pytest.approx(stats.norm.isf(0.05 / (2 * 2 * SIZE * SIZE * 3)))
+    assert (np.abs(summary["significance"][..., :3]) < float(summary["bonferroni_z"])).all()
 
 
 def test_wider_fakes_show_wider_wings_and_a_fainter_core(tmp_path):
@@ -105,6 +108,36 @@ def test_wider_fakes_show_wider_wings_and_a_fainter_core(tmp_path):
         assert (z[4:8, band] > 5).all()  # wider wings
     assert summary["significant_pixels"][0, :3].min() > 10
     assert summary["significant_pixels"][0, 3:].sum() == 0  # the inverse variances are alike
+
+
+def test_a_fakes_own_variance_shows_as_a_central_dip_in_relative_depth(tmp_path):
+    """Depth varying by tens of percent from stamp to stamp, and a 5% dip at the fakes' centres: lost in the
+    scatter of the absolute inverse variance, significant in each pixel's depth relative to its stamp."""
+    rng = np.random.default_rng(8)
+    count = 400
+    labels = rng.permutation(np.repeat([0, 1], count)).astype(np.int32)
+    stamps = _galaxies(rng, 2 * count, 1.5)
+    stamps[..., 3:] = 10 ** rng.uniform(3.5, 4.5, (2 * count, 1, 1, 3)) * rng.uniform(
+        0.99, 1.01, (2 * count, SIZE, SIZE, 3)
+    )
+    dip = np.ones((SIZE, SIZE), dtype=np.float32)
+    dip[SIZE // 2 - 1 : SIZE // 2 + 2, SIZE // 2 - 1 : SIZE // 2 + 2] = 0.95
+    stamps[labels == 1, :, :, 3:] *= dip[None, :, :, None]
+    catalog = pd.DataFrame({"label": labels, "mag_dered_g": rng.uniform(21, 24, 2 * count)})
+    small = (stamps[:8], labels[:8], catalog.iloc[:8].reset_index(drop=True))
+    splits = {"train": small, "validation": small, "test": (stamps, labels, catalog)}
+    write_shard_set(tmp_path / "shards", splits, CHANNELS, {"fixture": "dip"}, 128)
+    shard_set = open_shard_set(tmp_path / "shards")
+    summary = pixel_summary(
+        accumulate(shard_set, "mag_dered_g", magnitude_edges(catalog["mag_dered_g"].to_numpy(), 1)), CHANNELS
+    )
+    assert (summary["significant_pixels"][0, 3:] >= 9).all()  # the 3 x 3 dip in every band
+    assert (summary["profile_significance"][0, 0, 3:] < -10).all()
+    # On the absolute scale, the same dip is lost in the stamp-to-stamp depth: not one pixel passes.
+    absolute = stamps[..., 3:].astype(np.float64)
+    difference = absolute[labels == 1].mean(0) - absolute[labels == 0].mean(0)
+    error = np.hypot(absolute[labels == 1].std(0, ddof=1), absolute[labels == 0].std(0, ddof=1)) / np.sqrt(count)
+    assert (np.abs(difference / error) < float(summary["bonferroni_z"])).all()
 
 
 def _model_and_shards(tmp_path):

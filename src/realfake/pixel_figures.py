@@ -109,9 +109,9 @@ def radial_profile_figure(summary: dict, magnitude_bin: int, path: Path) -> Path
             axes = grid[2, column]
             channel = ivars[column]
             _class_profiles(axes, radii, mean, error, channel)
-            axes.set_title(f"{_title(channel_names[channel])}: mean profile", fontsize=10)
+            axes.set_title(f"{_title(channel_names[channel])}: mean relative depth", fontsize=10)
             axes.set_xlabel("radius (pixels)")
-            axes.set_ylabel("1/nanomaggy²")
+            axes.set_ylabel("depth / stamp's mean")
     edges = summary["edges"]
     figure.suptitle(
         f"Radial profiles, {summary.get('column', 'magnitude')} {edges[magnitude_bin]:.2f} to "

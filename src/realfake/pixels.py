@@ -14,7 +14,13 @@ and channel:
 
 A size error shows as a difference at large radii (wider wings) and a PSF
 error as one in the core (an unconvolved fake has a sharper one); an
-inverse-variance difference shows in the ivar channels. The significance maps
+inverse-variance difference shows in the ivar channels. Those are taken, as the
+CNN takes them (:class:`realfake.model.InputNormalization`), as each pixel's
+depth relative to its stamp's mean over covered pixels: depth varies by tens of
+percent from stamp to stamp, which would bury a dip of a few percent at a
+fake's centre in the per-pixel scatter (measured on the ``ivar`` control: no
+pixel past the threshold in absolute inverse variance, the central dip past it
+in relative depth). The significance maps
 are judged against a Bonferroni threshold over every pixel of every channel
 and bin: under no difference, no pixel passes it with probability 1 - alpha.
 
@@ -31,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from realfake.conventions import is_inverse_variance
 from realfake.errors import RealfakeError
 from realfake.shardset import ShardSet, load_stamps
 
@@ -103,9 +110,12 @@ class PixelSums:
         return cls(edges, np.zeros((bins, 2), np.int64), np.zeros(stamp), np.zeros(stamp), np.zeros(profile),
                    np.zeros(profile), radii)  # fmt: skip
 
-    def add(self, stamps: np.ndarray, labels: np.ndarray, bins: np.ndarray, averaging: np.ndarray) -> None:
-        """Add a block of stamps (n, S, S, C) with their labels and magnitude bins (-1: skipped)."""
-        stamps = stamps.astype(np.float64)
+    def add(
+        self, stamps: np.ndarray, labels: np.ndarray, bins: np.ndarray, averaging: np.ndarray, ivar: np.ndarray
+    ) -> None:
+        """Add a block of stamps (n, S, S, C) with their labels and magnitude bins (-1: skipped); ``ivar``
+        marks the inverse-variance channels (taken relative to each stamp's covered mean)."""
+        stamps = relative_depth(stamps.astype(np.float64), ivar)
         profiles = np.einsum("npc,pr->nrc", stamps.reshape(stamps.shape[0], -1, stamps.shape[-1]), averaging)
         self.skipped += int((bins < 0).sum())
         for magnitude_bin in np.unique(bins[bins >= 0]):
@@ -117,6 +127,21 @@ class PixelSums:
                     self.squares[magnitude_bin, label] += np.square(stamps[members]).sum(axis=0)
                     self.profile_sums[magnitude_bin, label] += profiles[members].sum(axis=0)
                     self.profile_squares[magnitude_bin, label] += np.square(profiles[members]).sum(axis=0)
+
+
+def relative_depth(stamps: np.ndarray, ivar: np.ndarray) -> np.ndarray:
+    """``stamps`` (n, S, S, C) with each inverse-variance channel (``ivar``, boolean per channel) divided by the
+    stamp's mean over its covered pixels (0 stays 0; a stamp with none covered stays 0)."""
+    if not ivar.any():
+        return stamps
+    channels = stamps[..., ivar]
+    covered = channels > 0
+    total = np.where(covered, channels, 0.0).sum(axis=(1, 2), keepdims=True)
+    count = covered.sum(axis=(1, 2), keepdims=True)
+    mean = np.where(count > 0, total / np.maximum(count, 1), 1.0)
+    result = stamps.copy()
+    result[..., ivar] = channels / np.where(mean > 0, mean, 1.0)
+    return result
 
 
 def _mean_and_error(sums: np.ndarray, squares: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,13 +161,14 @@ def accumulate(shard_set: ShardSet, column: str, edges: np.ndarray) -> PixelSums
     labels = catalog["label"].to_numpy()
     sums = PixelSums.empty(edges, shard_set.stamp_size, len(shard_set.channel_names))
     _, averaging = annuli(shard_set.stamp_size)
+    ivar = np.array([is_inverse_variance(name) for name in shard_set.channel_names])
     start = 0
     for shard in shard_set.test:
         stamps = load_stamps(shard.x)
         for first in range(0, shard.examples, BLOCK):
             rows = slice(start + first, start + min(first + BLOCK, shard.examples))
             block = shard.decode(stamps[first : first + BLOCK])
-            sums.add(block, labels[rows], bin_of(values[rows], edges), averaging)
+            sums.add(block, labels[rows], bin_of(values[rows], edges), averaging, ivar)
         start += shard.examples
     return sums
 
