@@ -52,7 +52,12 @@ def shared_directory(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def none_verdict(shared_directory) -> dict:
-    return load_controls().run_control("none", shared_directory)
+    """none's verdict, with its evaluation's metrics as they were before psf reruns the same directory."""
+    verdict = load_controls().run_control("none", shared_directory)
+    metrics = json.loads((shared_directory / "results" / "evaluate" / "metrics.json").read_text())
+    manifest = json.loads((shared_directory / "results" / "shards" / "manifest.json").read_text())
+    assert metrics["shard_set"] == manifest["identity"]
+    return {**verdict, "metrics": metrics}
 
 
 @pytest.mark.slow
@@ -113,8 +118,8 @@ def profile_z(directory: Path) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_no_pixel_of_the_negative_controls_significance_maps_passes_bonferroni(none_verdict, shared_directory):
-    pixels = json.loads((shared_directory / "results" / "evaluate" / "metrics.json").read_text())["pixels"]
+def test_no_pixel_of_the_negative_controls_significance_maps_passes_bonferroni(none_verdict):
+    pixels = none_verdict["metrics"]["pixels"]
     assert len(pixels["bins"]) == 4 and pixels["bonferroni_z"] > 4
     assert sum(sum(entry["significant_pixels"].values()) for entry in pixels["bins"]) == 0, pixels
 
@@ -171,9 +176,9 @@ def test_the_auc_grows_with_the_size_error(none_verdict, size_verdict, tmp_path)
     ]
     sentence = sensitivity.detection_sentence(rows)
     smallest = 50 if half["auc_p_value"] < 0.05 else 100
-    assert (
-        sentence == f"With {half['examples']} test examples the CNN detects half-light radii wrong by >= {smallest}%."
-    )
+    # Measured matching keeps a few more or fewer reals per run: the sentence quotes the largest test split.
+    examples = max(row["examples"] for row in rows)
+    assert sentence == f"With {examples} test examples the CNN detects half-light radii wrong by >= {smallest}%."
 
 
 # -- processing mismatches: the shortcut audit and the same-image control (docs/audit.md) ---------------

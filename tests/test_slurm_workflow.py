@@ -1,7 +1,7 @@
 """The workflow under the NERSC SLURM profile, run on the local SLURM cluster.
 
 The whole workflow runs twice on the same small mock survey (2 bricks of 512 x 512
-pixels, 1 rs dir, 1 training epoch), each in its own copy of the repository:
+pixels, 1 rs dir, 2 training epochs), each in its own copy of the repository:
 
 - with profiles/local (one process per job, one cutouts job per brick and kind, one
   training worker): the reference;
@@ -45,15 +45,16 @@ WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.ym
 RUN_TIMEOUT_S = 600
 
 # The survey and stage settings of both runs: small, so that the two runs take a few
-# minutes, yet with several training steps (62 training examples, 3 steps of 16: no
-# validation split, so the last epoch's weights are the model's).
+# minutes, yet with several training steps (62 training examples, 3 steps of 16 per epoch, 2 epochs
+# so that the profiler's default global steps 3 to 6 are reached; no validation split, so the last
+# epoch's weights are the model's).
 CONFIG = {
     "mock": {"bricks": 2, "size": 512, "rsdirs": 1, "fakes_per_rsdir": 40},
     # Two bricks: split by example (a brick split would leave one brick to train on).
     "shards": {"validation_fraction": 0.0, "split": "example"},
     # lenet: the comparison checks the data-parallel machinery, and Adam turns the last-bit
     # differences of the compact model's gradients into whole steps (tests/test_training.py).
-    "train": {"model": "lenet", "epochs": 1, "batch_size": 16, "checkpoint_every": 2, "log_every": 1, "select": "last"},
+    "train": {"model": "lenet", "epochs": 2, "batch_size": 16, "checkpoint_every": 2, "log_every": 1, "select": "last"},
     "evaluate": {"bootstrap": 50},
 }
 BRICKS = mock_brick_names(2)
