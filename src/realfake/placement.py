@@ -93,9 +93,7 @@ def brick_groups(
     share gets at least one brick. (The shares are of the examples before balancing,
     which is done within each split: the manifest records the actual test share.)
     """
-    bricks, brick_of, weight = np.unique(
-        index["brick"].to_numpy()[candidates].astype(str), return_inverse=True, return_counts=True
-    )
+    bricks, brick_of, weight = np.unique(index["brick"].to_numpy()[candidates], return_inverse=True, return_counts=True)
     needed = bricks_needed_for_split(settings.validation_fraction)
     if len(bricks) < needed:
         raise RealfakeError(
@@ -176,5 +174,5 @@ def split_record(settings: ShardSettings, index: pd.DataFrame, order: dict[str, 
     return {
         "by": settings.split,
         "test_share": len(order["test"]) / total if total else 0.0,
-        "bricks": {split: int(len(np.unique(bricks[order[split]].astype(str)))) for split in SPLITS},
+        "bricks": {split: int(len(np.unique(bricks[order[split]]))) for split in SPLITS},
     }

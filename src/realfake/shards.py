@@ -239,6 +239,7 @@ def _check_trees(path: Path, kind: str, attributes: dict, settings: ShardSetting
 def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Source], pd.DataFrame, dict]:
     """Every stamp of every input file: (source, row, label, matching values). Catalogs only, no stamps."""
     sources, pieces, reference, real_sources = [], [], None, {}
+    brick_codes: dict[str, int] = {}  # brick name -> its number, in the order first met
     for kind, directory in (("real", settings.real_dir), ("fake", settings.sim_dir)):
         for path in _cutouts_files(directory, kind, bricks):
             attributes, count, digest = _describe(path)
@@ -262,7 +263,7 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
                     "source": np.full(count, len(sources), dtype=np.int32),
                     "row": np.arange(count, dtype=np.int32),
                     "label": np.full(count, LABELS[kind], dtype=np.int8),
-                    "brick": _brick_names(catalog, attributes, path, count),
+                    "brick": _brick_numbers(_brick_names(catalog, attributes, path, count), brick_codes),
                 }
             )
             for name in settings.match:
@@ -279,11 +280,27 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
         )
     reference["real_source"] = next(iter(real_sources), "dr5")
     index = pd.concat(pieces, ignore_index=True)
+    # Renumber the bricks in the order of their names, so that a brick's number sorts as its name does.
+    names = np.array(list(brick_codes), dtype=object)
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[np.argsort(names.astype(str), kind="stable")] = np.arange(len(names), dtype=np.int32)
+    index["brick"] = rank[index["brick"].to_numpy()]
     for kind, label in LABELS.items():
         if not (index["label"] == label).any():
             directory = settings.real_dir if kind == "real" else settings.sim_dir
             raise RealfakeError(f"no {kind} examples: every cutouts file under {directory} is empty")
     return sources, index, reference
+
+
+def _brick_numbers(names: np.ndarray, codes: dict[str, int]) -> np.ndarray:
+    """Each stamp's brick as a number (4 bytes an example in the index, where a name is a Python string of
+    about 60): ``codes`` maps each name to its number and grows with new names. One file's stamps are from
+    one brick or a few, so the names are looked up once each."""
+    if not len(names):
+        return np.zeros(0, dtype=np.int32)
+    unique, inverse = np.unique(names.astype(str), return_inverse=True)
+    numbers = np.array([codes.setdefault(str(name), len(codes)) for name in unique], dtype=np.int32)
+    return numbers[inverse.reshape(-1)]
 
 
 def _brick_names(catalog: pd.DataFrame, attributes: dict, path: Path, count: int) -> pd.Categorical | np.ndarray:
