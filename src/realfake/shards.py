@@ -106,6 +106,8 @@ NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation
 NORMALIZATION_PIXELS = 256  # pixels per example and channel kept for them
 # Catalog rows per sorting bucket: bounds the memory of the last pass over the catalogs.
 BUCKET_ROWS = 200_000
+# Catalog rows held before they are written out in buckets (a few hundred MB).
+FLUSH_ROWS = 250_000
 # Stamps read from a cutouts file at once (25 MB for 64 x 64 x 6).
 READ_BLOCK = 256
 
@@ -428,8 +430,13 @@ def _scatter(
     try:
         for split in SPLITS:
             writers[split] = _ShardWriter(staging, shards[split], example_shape, settings.shard_size, storage)
+        # The index lists each input file's stamps together, in file order: one file's are a slice of it.
+        if np.any(np.diff(source_column) < 0):
+            raise AssertionError("the shards index is not in input-file order")
+        bounds = np.searchsorted(source_column, np.arange(len(sources) + 1))
         for source_number, source in enumerate(sources):
-            members = np.flatnonzero((source_column == source_number) & (destination_split >= 0))
+            first, end = bounds[source_number], bounds[source_number + 1]
+            members = first + np.flatnonzero(destination_split[first:end] >= 0)
             if len(members) == 0:
                 continue
             rows = row_column[members]
@@ -476,27 +483,53 @@ def _scatter(
 
 
 class _CatalogBuckets:
-    """Catalog rows grouped by destination position range, then sorted one bucket at a time."""
+    """An external sort of the catalog rows by destination position, in two passes of bounded memory.
+
+    Rows arrive one input file at a time, at random positions of the split. They are held until
+    ``FLUSH_ROWS`` have come, then written as one parquet file with one row group per bucket of
+    ``BUCKET_ROWS`` positions; at the end each bucket's row groups are read from every file, sorted and
+    appended to the catalog. The number of files grows as N / FLUSH_ROWS and each holds at most
+    N / BUCKET_ROWS row groups, so the cost per row stays flat (a file per input file and bucket, as
+    before, made N / 600 x N / BUCKET_ROWS files: quadratic in N).
+    """
 
     def __init__(self, directory: Path):
         self.directory = directory
         directory.mkdir()
-        self.pieces: dict[int, int] = {}
+        self.pending: list[pd.DataFrame] = []
+        self.pending_rows = 0
+        self.files: list[tuple[Path, dict[int, int]]] = []  # (file, bucket -> its row group)
 
     def add(self, rows: pd.DataFrame, positions: np.ndarray) -> None:
-        bucket_of = positions // BUCKET_ROWS
-        for bucket in np.unique(bucket_of):
-            piece = rows[bucket_of == bucket].assign(_position=positions[bucket_of == bucket])
-            number = self.pieces.get(int(bucket), 0)
-            piece.to_parquet(self.directory / f"{int(bucket)}_{number}.parquet", index=False)
-            self.pieces[int(bucket)] = number + 1
+        self.pending.append(rows.assign(_position=positions))
+        self.pending_rows += len(rows)
+        if self.pending_rows >= FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        table = pd.concat(self.pending, ignore_index=True)
+        self.pending, self.pending_rows = [], 0
+        bucket_of = table["_position"].to_numpy() // BUCKET_ROWS
+        by_bucket = np.argsort(bucket_of, kind="stable")
+        arrow = pa.Table.from_pandas(table.iloc[by_bucket].reset_index(drop=True), preserve_index=False)
+        buckets, starts = np.unique(bucket_of[by_bucket], return_index=True)
+        ends = [*starts[1:], len(table)]
+        path = self.directory / f"{len(self.files)}.parquet"
+        groups = {}
+        with pq.ParquetWriter(path, arrow.schema) as writer:
+            for group, (bucket, first, end) in enumerate(zip(buckets, starts, ends, strict=True)):
+                writer.write_table(arrow.slice(first, end - first), row_group_size=end - first)
+                groups[int(bucket)] = group
+        self.files.append((path, groups))
 
     def write_sorted(self, path: Path) -> None:
+        self._flush()
+        files = [(pq.ParquetFile(file), groups) for file, groups in self.files]
         writer = None
-        for bucket in sorted(self.pieces):
-            parts = [
-                pd.read_parquet(self.directory / f"{bucket}_{number}.parquet") for number in range(self.pieces[bucket])
-            ]
+        for bucket in sorted({bucket for _, groups in files for bucket in groups}):
+            parts = [file.read_row_group(groups[bucket]).to_pandas() for file, groups in files if bucket in groups]
             table = pd.concat(parts, ignore_index=True).sort_values("_position").drop(columns="_position")
             arrow = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
             if writer is None:
@@ -506,6 +539,8 @@ class _CatalogBuckets:
             pd.DataFrame({"shard": np.zeros(0, np.int32), "row": np.zeros(0, np.int32)}).to_parquet(path, index=False)
         else:
             writer.close()
+        for file, _ in files:
+            file.close()
         shutil.rmtree(self.directory)
 
 
