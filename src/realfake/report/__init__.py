@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy.optimize import linear_sum_assignment
 
 from realfake import figures, pixel_figures
@@ -47,6 +48,9 @@ from realfake.report.page import PageContent, ordinal, render_html
 from realfake.shardset import open_shard_set, short_identity
 
 BRIGHTNESS_PERCENTILES = (99, 75, 50, 25, 1)
+# The predictions' columns the report reads besides label and p_fake: the baselines' scores (ROC) and the
+# magnitudes (mosaics, labels).
+REPORT_COLUMN_PREFIXES = ("p_fake_", "mag_dered_")
 HISTORY_NAME = "history.json"
 INDEX_NAME = "index.html"
 # history.json keys written by realfake.training, then the Keras History names.
@@ -129,7 +133,10 @@ def _read_evaluation(directory: Path) -> tuple[pd.DataFrame, dict]:
         metrics = json.loads(metrics_path.read_text())
     except json.JSONDecodeError as error:
         raise RealfakeError(f"{metrics_path}: not valid JSON ({error})") from None
-    predictions = pd.read_parquet(predictions_path)
+    # Only the columns the report draws: a survey's test split is millions of rows of ~100 catalog columns.
+    names = pq.read_schema(predictions_path).names
+    wanted = [name for name in names if name in ("label", "p_fake") or name.startswith(REPORT_COLUMN_PREFIXES)]
+    predictions = pd.read_parquet(predictions_path, columns=wanted)
     for column in ("label", "p_fake"):
         if column not in predictions.columns:
             raise RealfakeError(f"{predictions_path} has no {column!r} column")
