@@ -108,8 +108,9 @@ NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation
 NORMALIZATION_PIXELS = 256  # pixels per example and channel kept for them
 # Catalog rows per sorting bucket: bounds the memory of the last pass over the catalogs.
 BUCKET_ROWS = 200_000
-# Catalog rows held before they are written out in buckets (a few hundred MB).
-FLUSH_ROWS = 250_000
+# Catalog rows held per split before they are written out in buckets (~50 MB each for the cutouts catalog);
+# at 60 million examples the train split's catalog is then ~1000 files.
+FLUSH_ROWS = 50_000
 # Stamps read from a cutouts file at once (25 MB for 64 x 64 x 6).
 READ_BLOCK = 256
 
