@@ -243,9 +243,9 @@ def growth(rows: list[dict]) -> str:
     ]
     for stage in STAGES:
         stage_rows = [row for row in rows if row["stage"] == stage]
-        pairs = [(stage_rows[0], stage_rows[-1]), (stage_rows[-2], stage_rows[-1])] if len(stage_rows) > 2 else []
-        if len(stage_rows) == 2:
-            pairs = [(stage_rows[0], stage_rows[-1])]
+        pairs = [(stage_rows[0], stage_rows[-1])] if len(stage_rows) > 1 else []
+        if len(stage_rows) > 2:
+            pairs.append((stage_rows[-2], stage_rows[-1]))
         for first, last in pairs:
             scale = last["per"] / first["per"]
             extra = (last["rss_mib"] - first["rss_mib"]) * 2**20 / max(last["examples"] - first["examples"], 1)

@@ -308,7 +308,7 @@ def _brick_numbers(names: np.ndarray, codes: dict[str, int]) -> np.ndarray:
     return numbers[inverse.reshape(-1)]
 
 
-def _brick_names(catalog: pd.DataFrame, attributes: dict, path: Path, count: int) -> pd.Categorical | np.ndarray:
+def _brick_names(catalog: pd.DataFrame, attributes: dict, path: Path, count: int) -> np.ndarray:
     """The brick of each stamp of a cutouts file: its catalog's ``brickname``, else the file's attribute or name."""
     if count and "brickname" in catalog.columns:
         return catalog["brickname"].to_numpy(dtype=object)
