@@ -45,7 +45,7 @@ def rejection_rates(rng, per_class: int, auc_values, replications: int) -> list[
         for _ in range(replications):
             labels, scores = synthetic(rng, per_class, auc_value)
             accuracy += stats.accuracy_test(labels, scores).p_value < 0.05
-            rank += auc.auc_test(labels, scores, resamples=1).p_value < 0.05
+            rank += auc.auc_test(labels, scores, resamples=1).p_value_greater < 0.05  # one-sided, as the accuracy
         rows.append((auc_value, accuracy / replications, rank / replications))
     return rows
 

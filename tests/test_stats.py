@@ -57,14 +57,20 @@ def test_mann_whitney_p_value_is_exact_when_small_and_tie_corrected_normal_other
     labels = np.repeat([0, 1], 40)
     scores = rng.normal(size=80) + 0.5 * labels
     small = auc.auc_test(labels, scores, rng=rng)
-    expected = scipy_stats.mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater", method="exact")
-    assert small.test == "exact" and small.p_value == pytest.approx(expected.pvalue, rel=1e-12)
+    fakes, reals = scores[labels == 1], scores[labels == 0]
+    for alternative, p_value in (("two-sided", small.p_value), ("greater", small.p_value_greater)):
+        expected = scipy_stats.mannwhitneyu(fakes, reals, alternative=alternative, method="exact")
+        assert small.test == "exact" and p_value == pytest.approx(expected.pvalue, rel=1e-12)
     tied = np.round(scores, 1)
     normal = auc.auc_test(labels, tied, rng=rng)
-    expected = scipy_stats.mannwhitneyu(
-        tied[labels == 1], tied[labels == 0], alternative="greater", method="asymptotic"
-    )
-    assert normal.test == "normal" and normal.p_value == pytest.approx(expected.pvalue, rel=1e-10)
+    for alternative, p_value in (("two-sided", normal.p_value), ("greater", normal.p_value_greater)):
+        expected = scipy_stats.mannwhitneyu(
+            tied[labels == 1], tied[labels == 0], alternative=alternative, method="asymptotic"
+        )
+        assert normal.test == "normal" and p_value == pytest.approx(expected.pvalue, rel=1e-10)
+    # Scores pointing the wrong way: the two-sided test finds them, the one-sided one does not.
+    reversed_test = auc.auc_test(labels, -scores, rng=rng)
+    assert reversed_test.p_value == pytest.approx(small.p_value) and reversed_test.p_value_greater > 0.9
     assert auc.auc_test(labels, np.full(80, 0.5), rng=rng).p_value == pytest.approx(1.0)
 
 
@@ -149,8 +155,9 @@ def test_the_tolerance_verdict_errs_at_most_at_its_level_on_either_side_of_the_l
 
 
 def test_the_minimum_detectable_auc_is_detected_with_the_stated_power():
+    # The two-sided test at 0.05 rejects on the side of the difference at 0.025.
     per_class = 150
-    detectable = auc.minimum_detectable_auc(per_class, per_class, significance=0.05, power=0.8)
+    detectable = auc.minimum_detectable_auc(per_class, per_class, significance=0.025, power=0.8)
     assert 0.55 < detectable < 0.6
     rng = np.random.default_rng(10)
     rejections = sum(
@@ -160,10 +167,10 @@ def test_the_minimum_detectable_auc_is_detected_with_the_stated_power():
     low, high = binomial_band(REPLICATIONS, 0.8)
     assert low <= rejections <= high
     # Four times the examples halve the detectable excess, about.
-    assert auc.minimum_detectable_auc(4 * per_class, 4 * per_class) - 0.5 == pytest.approx(
+    assert auc.minimum_detectable_auc(4 * per_class, 4 * per_class, significance=0.025) - 0.5 == pytest.approx(
         (detectable - 0.5) / 2, rel=0.05
     )
-    assert auc.minimum_detectable_auc(per_class, per_class, above=0.51) > detectable
+    assert auc.minimum_detectable_auc(per_class, per_class, significance=0.025, above=0.51) > detectable
 
 
 def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
@@ -172,7 +179,8 @@ def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
     for _ in range(REPLICATIONS // 2):
         labels, scores = shifted_scores(rng, 188, 0.56)
         probabilities = scipy_stats.norm.cdf(scores - math.sqrt(2.0) * scipy_stats.norm.ppf(0.56) / 2)
-        rank_rejections += auc.auc_test(labels, probabilities, resamples=1).p_value < 0.05
+        # Both one-sided, as the accuracy's binomial test is.
+        rank_rejections += auc.auc_test(labels, probabilities, resamples=1).p_value_greater < 0.05
         accuracy_rejections += stats.accuracy_test(labels, probabilities).p_value < 0.05
     assert rank_rejections > 1.2 * accuracy_rejections
 
@@ -186,7 +194,12 @@ def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
         (0.52, 0.60, 1e-6, "distinguishable"),
         (0.501, 0.509, 1e-3, "within_tolerance"),
         (0.495, 0.509, 0.3, "indistinguishable"),
-        (0.40, 0.509, 0.9, "indistinguishable"),
+        (0.40, 0.509, 0.9, "inconclusive"),  # straddles 0.49: the CNN may score fakes lower
+        (0.491, 0.499, 1e-3, "within_tolerance"),
+        (0.282, 0.313, 1e-50, "distinguishable"),  # well below 0.5: a difference too
+        (0.52, 0.60, 0.5, "inconclusive"),  # never against its own test (a zero-width interval of 2 examples)
+        (1.0, 1.0, 0.33, "inconclusive"),
+        (0.501, 0.509, 0.2, "indistinguishable"),  # the interval and the test disagree: the weaker claim
         (0.49, 0.56, 0.2, "inconclusive"),
         (0.505, 0.52, 1e-3, "inconclusive"),
         (math.nan, math.nan, math.nan, "inconclusive"),
@@ -196,20 +209,66 @@ def test_tolerance_outcomes(low, high, p_value, outcome):
     assert auc.tolerance_outcome(low, high, p_value, tolerance=0.01, significance=0.05) == outcome
 
 
-def test_examples_to_settle_scale_the_interval_as_one_over_root_n():
-    # Half-width 0.05 at 400 examples, 0.02 from the line: (0.05 / 0.02)^2 x 400 = 2500.
-    assert auc.examples_to_settle(0.53, 0.48, 0.58, 400, 0.01) == pytest.approx(2500)
+def test_examples_to_settle_scale_the_interval_as_one_over_root_n_at_the_verdicts_power():
+    # Half-width 0.05 at 400 examples, 0.02 from the line: touching it needs (0.05 / 0.02)^2 x 400 = 2500;
+    # clearing it with power 0.8 needs ((1.96 + 0.84) / 1.96)^2 times that.
+    z_interval, z_power = scipy_stats.norm.ppf(0.975), scipy_stats.norm.ppf(0.8)
+    expected = 2500 * ((z_interval + z_power) / z_interval) ** 2
+    assert auc.examples_to_settle(0.53, 0.48, 0.58, 400, 0.01) == pytest.approx(expected)
     assert auc.examples_to_settle(0.51, 0.46, 0.56, 400, 0.01) == math.inf
+    assert auc.examples_to_settle(0.47, 0.42, 0.52, 400, 0.01) == pytest.approx(expected)  # below: from 0.49
 
 
-def test_total_variation_bound_from_the_accuracy():
+def test_the_examples_to_settle_settle_it_with_the_stated_power():
+    # True AUC 0.54 (0.03 above the line): the interval of a pilot's size says how many examples settle it;
+    # at that size the verdict is distinguishable in 80% of repetitions (the old formula gave ~50%).
+    rng = np.random.default_rng(21)
+    pilot = auc.auc_test(*shifted_scores(rng, 500, 0.54), resamples=1, bootstrap_below=0)
+    needed = auc.examples_to_settle(0.54, pilot.auc - (pilot.high - pilot.low) / 2, pilot.auc + (pilot.high -
+                                    pilot.low) / 2, 1000, 0.01)  # fmt: skip
+    per_class = int(round(needed / 2))
+    settled = 0
+    for _ in range(REPLICATIONS // 2):
+        result = auc.auc_test(*shifted_scores(rng, per_class, 0.54), resamples=1, bootstrap_below=0)
+        settled += auc.tolerance_outcome(result.low, result.high, result.p_value, 0.01, 0.05) == "distinguishable"
+    low, high = binomial_band(REPLICATIONS // 2, 0.8)
+    assert low <= settled <= high, (per_class, settled)
+
+
+def test_tied_pair_share_and_the_smallest_decisive_split():
+    labels = np.repeat([0, 1], 50)
+    assert auc.tied_pair_share(labels, np.full(100, 0.5)) == 1.0
+    assert auc.tied_pair_share(labels, np.arange(100.0)) == 0.0
+    scores = np.where(np.arange(100) % 2 == 0, 0.5, np.arange(100.0))  # half of each class at 0.5
+    assert auc.tied_pair_share(labels, scores) == pytest.approx(0.25)
+    # m of each: a perfect split's exact two-sided p is 2 / C(2m, m): 0.1 at 3, 0.029 at 4.
+    assert auc.smallest_decisive_split(0.05) == 4
+    assert auc.smallest_decisive_split(0.01) == 5
+    perfect = auc.auc_test(np.repeat([0, 1], 4), np.arange(8.0))
+    assert perfect.p_value < 0.05
+    assert auc.auc_test(np.repeat([0, 1], 3), np.arange(6.0)).p_value >= 0.05
+
+
+def test_total_variation_bound_from_the_accuracy_and_the_auc():
+    # Each bound at 97.5%, so that the larger of the two holds at 95%.
     labels = np.repeat([0, 1], 100)
     perfect = np.where(labels == 1, 0.9, 0.1)
-    assert auc.tv_lower_bound(labels, perfect) == pytest.approx(2 * 0.05 ** (1 / 200) - 1)
+    assert auc.tv_lower_bound(labels, perfect) == pytest.approx(2 * 0.025 ** (1 / 200) - 1)
     assert auc.tv_lower_bound(labels, np.full(200, 0.3)) == 0.0  # always "real": no evidence
     unbalanced = np.repeat([0, 1], [150, 50])
     bound = auc.tv_lower_bound(unbalanced, np.where(unbalanced == 1, 0.9, 0.1))
-    assert bound == pytest.approx(0.025 ** (1 / 50) + 0.025 ** (1 / 150) - 1)
+    assert bound == pytest.approx(0.0125 ** (1 / 50) + 0.0125 ** (1 / 150) - 1)
+    # Unbalanced classes whose scores rank well but sit below 0.5: the accuracy says almost nothing, the AUC
+    # (TV >= AUC - 0.5, from its interval's lower end) a lot.
+    rng = np.random.default_rng(5)
+    labels = np.repeat([0, 1], [3000, 300])
+    scores = 1 / (1 + np.exp(-(rng.normal(size=labels.size) + 1.9 * labels - 3.0)))
+    test = auc.auc_test(labels, scores)
+    assert test.auc > 0.88
+    from_accuracy = auc.tv_lower_bound(labels, scores)
+    both = auc.tv_lower_bound(labels, scores, auc_interval=(test.low, test.high))
+    assert from_accuracy < 0.1 and both == pytest.approx(test.low - 0.5)
+    assert auc.tv_lower_bound(labels, -scores + 1, auc_interval=(1 - test.high, 1 - test.low)) >= test.low - 0.5
 
 
 # -- the older tests of the accuracy and comparisons ------------------------------------------

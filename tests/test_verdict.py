@@ -53,10 +53,12 @@ def test_a_perfect_classifier_is_distinguishable():
     assert record["accuracy"] == 1.0 and record["chance"] == 0.5
     assert record["accuracy_p_value"] == pytest.approx(0.5**200, rel=1e-6)
     assert record["auc"] == 1.0 and record["auc_p_value"] < 1e-40
-    assert record["tv_lower_bound"] == pytest.approx(2 * 0.05 ** (1 / 200) - 1)
+    # The larger of the accuracy's and the AUC's bounds, each at 97.5%: here the accuracy's.
+    assert record["tv_lower_bound"] == pytest.approx(2 * 0.025 ** (1 / 200) - 1)
     assert record["examples_to_settle"] is None
     assert record["sentence"].startswith("The CNN tells fakes from real galaxies beyond the tolerance: AUC 1.000")
-    assert "differ by at least 0.97 in total variation" in record["sentence"]
+    assert f"differ by at least {record['tv_lower_bound']:.2f} in total variation" in record["sentence"]
+    assert record["tv_lower_bound"] > 0.96
 
 
 def test_chance_scores_at_the_demo_size_are_inconclusive_and_say_what_would_settle_them():
@@ -65,7 +67,8 @@ def test_chance_scores_at_the_demo_size_are_inconclusive_and_say_what_would_sett
     record = verdict(labels, rng.uniform(0, 1, labels.size), SETTINGS)
     assert record["outcome"] == "inconclusive" and not record["significant"]
     assert record["auc_low"] < 0.51 < record["auc_high"]
-    assert record["minimum_detectable_auc"] == pytest.approx(auc.minimum_detectable_auc(188, 188))
+    # The test is two-sided: each side at half the level.
+    assert record["minimum_detectable_auc"] == pytest.approx(auc.minimum_detectable_auc(188, 188, 0.025))
     assert record["examples_to_settle"] > record["examples"]
     assert record["sentence"].startswith(
         "Not settled whether the CNN tells fakes from real galaxies beyond the tolerance"
@@ -82,7 +85,7 @@ def test_chance_scores_at_survey_size_are_indistinguishable_and_say_what_was_det
     assert record["outcome"] == "indistinguishable"
     assert record["auc_high"] < 0.51
     assert record["minimum_detectable_auc"] == pytest.approx(
-        0.5 + 2.486 * math.sqrt(400_001 / (12 * 200_000**2)), abs=2e-5
+        0.5 + 2.802 * math.sqrt(400_001 / (12 * 200_000**2)), abs=2e-5
     )
     assert record["sentence"].startswith("The CNN cannot tell fakes from real galaxies beyond the tolerance")
 
@@ -128,12 +131,64 @@ def test_unbalanced_test_set_is_judged_against_the_majority_share():
     assert record["tv_lower_bound"] == 0.0
 
 
-def test_scores_pointing_the_wrong_way_are_named():
+def test_scores_pointing_the_wrong_way_are_distinguishable_and_named():
+    # True AUC 0.30 at 2,000 per class (the case): the interval lies well below 0.49.
     rng = np.random.default_rng(14)
-    labels, scores = shifted(rng, 500, -1.0)
+    labels = np.repeat([0, 1], 2000)
+    shift = math.sqrt(2.0) * scipy_stats.norm.ppf(0.30)
+    record = verdict(labels, rng.normal(size=labels.size) + shift * labels, SETTINGS)
+    assert record["auc_high"] < 0.49 and record["direction"] == "lower"
+    assert record["outcome"] == "distinguishable" and record["significant"]
+    assert record["auc_p_value_greater"] > 0.99  # the old one-sided test saw nothing
+    assert "the wrong way round" in record["sentence"]
+    assert "between the training and test splits" in record["sentence"]
+    assert record["tv_lower_bound"] == pytest.approx(0.5 - record["auc_high"])
+
+
+def test_scores_a_little_below_chance_at_survey_size_are_within_tolerance_below():
+    rng = np.random.default_rng(15)
+    labels, scores = shifted(rng, 200_000, -0.015)  # AUC about 0.496
     record = verdict(labels, scores, SETTINGS)
-    assert record["auc_high"] < 0.5
-    assert "point the wrong way" in record["sentence"]
+    assert record["outcome"] == "within_tolerance" and record["direction"] == "lower"
+    assert "significantly below 0.5" in record["sentence"]
+
+
+@pytest.mark.parametrize("examples", [42, 400, 4000])
+def test_scores_that_are_all_the_same_are_not_a_finding_about_the_fakes(examples):
+    labels = np.repeat([0, 1], examples // 2)
+    for score in (0.5, 0.3):
+        record = verdict(labels, np.full(examples, score), SETTINGS)
+        assert record["outcome"] == "inconclusive" and not record["ranked"]
+        assert record["tied_pair_share"] == 1.0 and record["examples_to_settle"] is None
+        assert f"gave all {examples} test examples the same score" in record["sentence"]
+        assert "did not rank the examples" in record["sentence"]
+
+
+def test_scores_that_mostly_tie_are_inconclusive_and_say_so():
+    rng = np.random.default_rng(16)
+    labels = rng.permutation(np.repeat([0, 1], 20_000))
+    scores = np.where(rng.random(labels.size) < 0.9, 0.5, rng.random(labels.size))  # 90% at one value
+    record = verdict(labels, scores, SETTINGS)
+    assert record["tied_pair_share"] == pytest.approx(0.81, abs=0.01)
+    assert record["outcome"] == "inconclusive"
+    assert "81% of the real-fake pairs the same score" in record["sentence"]
+
+
+@pytest.mark.parametrize("per_class", [1, 2, 3])
+def test_a_perfect_split_of_a_few_examples_is_never_distinguishable_against_its_own_test(per_class):
+    labels = np.repeat([0, 1], per_class)
+    record = verdict(labels, np.where(labels == 1, 0.9, 0.1), SETTINGS)
+    assert record["auc"] == 1.0 and not record["significant"]
+    assert record["outcome"] == "inconclusive"
+    assert "too small" in record["sentence"]
+
+
+def test_a_cnn_no_better_than_a_constant_guess_says_so():
+    rng = np.random.default_rng(17)
+    labels = rng.permutation(np.repeat([0, 1], 188))
+    record = verdict(labels, rng.uniform(0.3, 0.7, labels.size), SETTINGS)
+    assert record["log_loss"] > record["constant_log_loss"] == pytest.approx(math.log(2))
+    assert "no better than a constant guess's (0.693)" in record["sentence"]
 
 
 # -- breakdowns ---------------------------------------------------------------------------------

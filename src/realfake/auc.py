@@ -2,11 +2,13 @@
 
 The AUC is the probability that a random fake scores higher than a random real
 (ties count half): 0.5 when the CNN sees no difference, 1 when it separates
-every pair. It is tested with a one-sided Mann-Whitney test of the scores
-(fakes higher), which uses every score rather than thresholding them at 0.5, so
-at a fixed number of examples it has more power than the binomial test of the
-accuracy (``scripts/power.py`` measures both; ``docs/verdict.md`` has the
-numbers).
+every pair. It is tested with the two-sided Mann-Whitney test of the scores
+(the classes differ, either way: on a held-out split an AUC well below 0.5 is
+evidence of a difference too), which uses every score rather than thresholding
+them at 0.5, so at a fixed number of examples it has more power than the
+binomial test of the accuracy (``scripts/power.py`` measures both;
+``docs/verdict.md`` has the numbers). The one-sided p-value (fakes score
+higher) is kept beside it.
 
 - :func:`auc_test`: the AUC, its interval and the Mann-Whitney p-value. The
   p-value is exact (``scipy.stats.mannwhitneyu``) for small samples without
@@ -17,7 +19,8 @@ numbers).
   percentile bootstrap (:func:`realfake.stats.bootstrap_aucs`) below.
 - :func:`paired_auc_difference`: two scorers on the same examples.
 - :func:`tolerance_outcome`: indistinguishable, within tolerance,
-  distinguishable or inconclusive, from the interval and the tolerance.
+  distinguishable or inconclusive, from the interval, the p-value and the
+  tolerance, on both sides of 0.5.
 - :func:`minimum_detectable_auc`: the AUC the test detects with a given power.
 - :func:`tv_lower_bound`: the lower bound on the total-variation distance
   between the classes implied by the held-out accuracy.
@@ -25,6 +28,7 @@ numbers).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -33,11 +37,14 @@ from scipy import stats
 
 from realfake.stats import bootstrap_aucs, percentile_interval, predicted_labels
 
-OUTCOMES = ("indistinguishable", "within_tolerance", "inconclusive", "distinguishable")
-
 # The Mann-Whitney p-value is exact up to this many real-fake pairs (and no tied scores): scipy's
 # exact distribution costs 10 ms at 100 x 100 pairs and seconds at 400 x 400.
 EXACT_MAX_PAIRS = 10_000
+
+# Tied scores with at most this many ways to choose the fakes among all examples: the p-value is the exact
+# permutation one (enumerated), where the normal approximation is poor (3 + 3 perfectly split: 0.047 against
+# the exact 0.1).
+EXACT_TIED_ARRANGEMENTS = 20_000
 
 # From this many examples on, AUC intervals are DeLong's (O(N log N)) rather than bootstrapped
 # (O(resamples x N)): see the module docstring and scripts/power.py for the coverage of both.
@@ -46,10 +53,12 @@ BOOTSTRAP_BELOW = 2000
 
 @dataclass(frozen=True)
 class AucTest:
-    """The AUC of fake probabilities, its interval and the one-sided Mann-Whitney test (fakes score higher).
+    """The AUC of fake probabilities, its interval and the Mann-Whitney test.
 
-    ``interval`` is "delong" or "bootstrap"; ``test`` "exact" or "normal";
-    ``standard_error`` is DeLong's whatever the interval.
+    ``p_value`` is two-sided (the classes' scores differ, either way);
+    ``p_value_greater`` one-sided (fakes score higher). ``interval`` is
+    "delong" or "bootstrap"; ``test`` "exact" or "normal"; ``standard_error``
+    is DeLong's whatever the interval.
     """
 
     auc: float
@@ -61,10 +70,11 @@ class AucTest:
     test: str
     real: int
     fake: int
+    p_value_greater: float = math.nan
 
     def record(self) -> dict:
-        """JSON-ready keys: auc, auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value,
-        auc_test_method."""
+        """JSON-ready keys: auc, auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value
+        (two-sided), auc_p_value_greater (one-sided, fakes higher), auc_test_method."""
         return {
             "auc": self.auc,
             "auc_low": self.low,
@@ -72,6 +82,7 @@ class AucTest:
             "auc_interval_method": self.interval,
             "auc_standard_error": self.standard_error,
             "auc_p_value": self.p_value,
+            "auc_p_value_greater": self.p_value_greater,
             "auc_test_method": self.test,
         }
 
@@ -120,19 +131,40 @@ def _delong_variance(fake_component: np.ndarray, real_component: np.ndarray) -> 
     return variance
 
 
-def _mann_whitney_p(labels: np.ndarray, scores: np.ndarray, components: _Components) -> tuple[float, str]:
-    """One-sided p-value that fakes score higher: exact for small samples without ties, else normal."""
+def _mann_whitney_p(labels: np.ndarray, scores: np.ndarray, components: _Components) -> tuple[float, float, str]:
+    """Mann-Whitney p-values, two-sided and one-sided (fakes score higher), and the method: exact for small
+    samples without ties, else normal with the tie and continuity corrections."""
     n_fake, n_real = components.fake.size, components.real.size
     if components.tie_sum == 0 and n_fake * n_real <= EXACT_MAX_PAIRS:
-        result = stats.mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater", method="exact")
-        return float(result.pvalue), "exact"
+        fakes, reals = scores[labels == 1], scores[labels == 0]
+        greater = stats.mannwhitneyu(fakes, reals, alternative="greater", method="exact").pvalue
+        both = stats.mannwhitneyu(fakes, reals, alternative="two-sided", method="exact").pvalue
+        return float(both), float(greater), "exact"
+    if labels is not None and 0 < math.comb(n_fake + n_real, n_fake) <= EXACT_TIED_ARRANGEMENTS:
+        return _exact_permutation_p(labels, scores)
     total = n_fake + n_real
-    u_statistic = components.auc * n_fake * n_real
+    excess = components.auc * n_fake * n_real - n_fake * n_real / 2.0
     variance = n_fake * n_real / 12.0 * ((total + 1) - components.tie_sum / (total * (total - 1)))
     if variance <= 0:  # every score the same: no evidence either way
-        return 1.0, "normal"
-    z = (u_statistic - n_fake * n_real / 2.0 - 0.5) / math.sqrt(variance)  # continuity-corrected
-    return float(stats.norm.sf(z)), "normal"
+        return 1.0, 1.0, "normal"
+    deviation = math.sqrt(variance)
+    greater = float(stats.norm.sf((excess - 0.5) / deviation))  # continuity-corrected
+    less = float(stats.norm.cdf((excess + 0.5) / deviation))
+    return min(1.0, 2.0 * min(greater, less)), greater, "normal"
+
+
+def _exact_permutation_p(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float, str]:
+    """The Mann-Whitney p-values by enumerating every choice of which examples are the fakes (exact, ties and
+    all): two-sided on |AUC - 0.5|, one-sided on the AUC."""
+    ranks = _midranks(np.asarray(scores, dtype=np.float64))
+    n_fake = int(np.sum(labels == 1))
+    observed = float(ranks[labels == 1].sum())
+    sums = np.array([ranks[list(chosen)].sum() for chosen in itertools.combinations(range(ranks.size), n_fake)])
+    centre = n_fake * (ranks.size + 1) / 2.0
+    tolerance = 1e-9 * max(1.0, abs(centre))
+    greater = float(np.mean(sums >= observed - tolerance))
+    both = float(np.mean(np.abs(sums - centre) >= abs(observed - centre) - tolerance))
+    return both, greater, "exact"
 
 
 def auc_test(
@@ -143,7 +175,8 @@ def auc_test(
     rng: np.random.Generator | None = None,
     bootstrap_below: int = BOOTSTRAP_BELOW,
 ) -> AucTest:
-    """The AUC with its interval and the one-sided Mann-Whitney p-value; NaNs with one class only.
+    """The AUC with its interval and the Mann-Whitney p-values (two-sided, and one-sided that fakes score
+    higher); NaNs with one class only.
 
     The interval is DeLong's from ``bootstrap_below`` examples up (normal,
     clipped to [0, 1]) and the stratified percentile bootstrap of
@@ -153,11 +186,11 @@ def auc_test(
     scores = np.asarray(scores, dtype=np.float64)
     n_fake, n_real = int(np.sum(labels == 1)), int(np.sum(labels == 0))
     if n_fake == 0 or n_real == 0:
-        return AucTest(math.nan, math.nan, math.nan, "none", math.nan, math.nan, "none", n_real, n_fake)
+        return AucTest(math.nan, math.nan, math.nan, "none", math.nan, math.nan, "none", n_real, n_fake, math.nan)
     components = _components(labels, scores)
     value = components.auc
     standard_error = math.sqrt(_delong_variance(components.fake, components.real))
-    p_value, test = _mann_whitney_p(labels, scores, components)
+    p_value, greater, test = _mann_whitney_p(labels, scores, components)
     if labels.size < bootstrap_below:
         samples = bootstrap_aucs(labels, [scores], resamples, rng or np.random.default_rng(0))[:, 0]
         low, high = percentile_interval(samples, confidence)
@@ -166,7 +199,7 @@ def auc_test(
         half_width = stats.norm.ppf(0.5 + confidence / 2.0) * standard_error
         low, high = max(0.0, value - half_width), min(1.0, value + half_width)
         interval = "delong"
-    return AucTest(value, low, high, interval, standard_error, p_value, test, n_real, n_fake)
+    return AucTest(value, low, high, interval, standard_error, p_value, test, n_real, n_fake, greater)
 
 
 class AgainstReals:
@@ -227,10 +260,10 @@ class AgainstReals:
         components = self.components(fakes)
         value = components.auc
         standard_error = math.sqrt(_delong_variance(components.fake, components.real))
-        p_value, test = _mann_whitney_p(None, None, components)
+        p_value, greater, test = _mann_whitney_p(None, None, components)
         half_width = stats.norm.ppf(0.5 + confidence / 2.0) * standard_error
         low, high = max(0.0, value - half_width), min(1.0, value + half_width)
-        return AucTest(value, low, high, "delong", standard_error, p_value, test, n_real, n_fake)
+        return AucTest(value, low, high, "delong", standard_error, p_value, test, n_real, n_fake, greater)
 
 
 def paired_auc_difference(
@@ -308,45 +341,110 @@ def minimum_detectable_auc(
 
 
 def tolerance_outcome(low: float, high: float, p_value: float, tolerance: float, significance: float) -> str:
-    """One of :data:`OUTCOMES` from the AUC interval [low, high], its p-value against 0.5 and the tolerance.
+    """The outcome against the tolerance band [0.5 - tolerance, 0.5 + tolerance], on both sides of 0.5.
 
-    - ``distinguishable``: the whole interval lies above 0.5 + tolerance;
-    - ``within_tolerance``: significantly above 0.5, but the interval lies below 0.5 + tolerance;
-    - ``indistinguishable``: the interval lies below 0.5 + tolerance, and no significant excess over 0.5;
-    - ``inconclusive``: the interval straddles 0.5 + tolerance (or is undefined).
+    ``low`` and ``high`` are the AUC's two-sided interval at confidence 1 -
+    ``significance`` and ``p_value`` the two-sided test against 0.5, so that the
+    interval and the test speak at one level; an outcome never contradicts the
+    test:
+
+    - ``distinguishable``: the whole interval lies outside the band (above it:
+      the fakes score higher; below it: lower) and the test is significant;
+    - ``within_tolerance``: the interval lies inside the band but excludes 0.5,
+      and the test is significant;
+    - ``indistinguishable``: the interval lies inside the band, and the test
+      finds no difference from 0.5 (or the interval includes 0.5);
+    - ``inconclusive``: anything else: the interval straddles an edge of the
+      band, is undefined, or lies outside the band with a test that is not
+      significant (a test split too small to decide: a few examples can give an
+      interval of zero width).
     """
-    threshold = 0.5 + tolerance
-    if not (math.isfinite(low) and math.isfinite(high)):
+    upper, lower = 0.5 + tolerance, 0.5 - tolerance
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(p_value)):
         return "inconclusive"
-    if low > threshold:
-        return "distinguishable"
-    if high < threshold:
-        return "within_tolerance" if p_value < significance else "indistinguishable"
+    significant = p_value < significance
+    if low > upper or high < lower:
+        return "distinguishable" if significant else "inconclusive"
+    if low >= lower and high <= upper:
+        return "within_tolerance" if significant and (low > 0.5 or high < 0.5) else "indistinguishable"
     return "inconclusive"
 
 
-def examples_to_settle(auc_value: float, low: float, high: float, examples: int, tolerance: float) -> float:
-    """About how many test examples in all would put the interval clear of 0.5 + tolerance.
+def direction(auc_value: float) -> str | None:
+    """Which way the scores differ: "higher" (fakes score higher than reals, AUC above 0.5), "lower", or
+    None at 0.5 or without an AUC."""
+    if not math.isfinite(auc_value) or auc_value == 0.5:
+        return None
+    return "higher" if auc_value > 0.5 else "lower"
 
-    The interval's half-width shrinks as 1 / sqrt(N): N' = N (half-width / |AUC - (0.5 + tolerance)|)^2.
-    Infinite when the AUC sits exactly on the line.
+
+def examples_to_settle(
+    auc_value: float,
+    low: float,
+    high: float,
+    examples: int,
+    tolerance: float,
+    confidence: float = 0.95,
+    power: float = 0.8,
+) -> float:
+    """About how many test examples in all would settle an inconclusive outcome with probability ``power``.
+
+    The interval's half-width h shrinks as 1 / sqrt(N). With the AUC at a
+    distance d from the nearer edge of the tolerance band, the interval clears
+    the edge with probability ``power`` once z(conf) SE' + z(power) SE' = d, SE'
+    the standard error at N': N' = N ((z(conf) + z(power)) (h / z(conf)) / d)^2,
+    z(conf) the interval's normal quantile. (Clearing it only half the time
+    needs the smaller N (h / d)^2.) Infinite when the AUC sits on an edge.
     """
-    distance = abs(auc_value - (0.5 + tolerance))
+    distance = min(abs(auc_value - (0.5 + tolerance)), abs(auc_value - (0.5 - tolerance)))
     half_width = (high - low) / 2.0
-    if not math.isfinite(half_width) or distance == 0:
+    if not math.isfinite(half_width) or not math.isfinite(distance) or distance == 0:
         return math.inf
-    return float(examples * (half_width / distance) ** 2)
+    z_interval, z_power = stats.norm.ppf(0.5 + confidence / 2.0), stats.norm.ppf(power)
+    standard_error = half_width / z_interval
+    return float(examples * ((z_interval + z_power) * standard_error / distance) ** 2)
 
 
-def tv_lower_bound(labels: np.ndarray, scores: np.ndarray, confidence: float = 0.95) -> float:
-    """A lower confidence bound on the total-variation distance between the fake and real stamp distributions.
+def tied_pair_share(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The share of (real, fake) pairs whose scores are equal: 1 when the scorer gives every example the same
+    score (it ranks nothing), 0 when no real ties a fake. NaN without both classes."""
+    labels = np.asarray(labels)
+    _, group = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)
+    fakes = np.bincount(group, weights=(labels == 1).astype(np.float64))
+    reals = np.bincount(group, weights=(labels == 0).astype(np.float64))
+    pairs = fakes.sum() * reals.sum()
+    return float(np.dot(fakes, reals) / pairs) if pairs else math.nan
 
-    Any classifier's held-out rule A = {P(fake) > 0.5} gives
-    TV >= P_fake(A) - P_real(A) = TPR + TNR - 1 = 2 x balanced accuracy - 1.
-    With balanced classes the balanced accuracy is the accuracy, so the bound is
-    2 x (one-sided Clopper-Pearson lower limit of the accuracy at ``confidence``)
-    - 1; otherwise the lower limits of TPR and TNR, each at half the
-    error rate (Bonferroni), are added and 1 subtracted. Floored at 0.
+
+def smallest_decisive_split(significance: float = 0.05) -> int:
+    """The fewest test examples per class at which the two-sided exact Mann-Whitney test can reject at
+    ``significance`` at all: with m of each, even a perfect separation gives p = 2 / C(2m, m) (4 at 0.05)."""
+    per_class = 1
+    while 2.0 / math.comb(2 * per_class, per_class) >= significance:
+        per_class += 1
+    return per_class
+
+
+def tv_lower_bound(labels: np.ndarray, scores: np.ndarray, confidence: float = 0.95, auc_interval=None) -> float:
+    """A lower confidence bound on the total-variation distance between the fake and real examples tested.
+
+    Two bounds, each at 1 - (1 - ``confidence``) / 2, so that the larger holds
+    at ``confidence`` (Bonferroni):
+
+    - from the accuracy: any classifier's held-out rule A = {P(fake) > 0.5}
+      gives TV >= P_fake(A) - P_real(A) = TPR + TNR - 1 = 2 x balanced accuracy
+      - 1. With balanced classes the balanced accuracy is the accuracy (its
+      one-sided Clopper-Pearson lower limit); otherwise the lower limits of TPR
+      and TNR, each at half that error rate, are added and 1 subtracted;
+    - from the AUC (``auc_interval``, its two-sided (low, high) at
+      ``confidence``, whose ends are one-sided bounds at that level): TV >=
+      |AUC - 0.5|, since AUC - 0.5 = E[sign(S_fake - S_real)] / 2 is the
+      integral of a function bounded by 1/2 against the difference of the two
+      score distributions. It is the stronger bound when the scores rank well
+      but the 0.5 threshold sits badly (unbalanced classes).
+
+    Floored at 0. The distance is that of the examples tested (the matched
+    test population), not of all stamps.
     """
     labels = np.asarray(labels)
     predicted = predicted_labels(scores)
@@ -354,17 +452,21 @@ def tv_lower_bound(labels: np.ndarray, scores: np.ndarray, confidence: float = 0
     n_fake, n_real = int(fakes.sum()), int(reals.sum())
     if n_fake == 0 or n_real == 0:
         return math.nan
+    level = 1.0 - (1.0 - confidence) / 2.0
 
     def lower(successes: int, trials: int, level: float) -> float:
         return float(stats.binomtest(successes, trials, alternative="greater").proportion_ci(level, "exact").low)
 
     if n_fake == n_real:
-        bound = 2.0 * lower(int(np.sum(predicted == labels)), labels.size, confidence) - 1.0
+        bound = 2.0 * lower(int(np.sum(predicted == labels)), labels.size, level) - 1.0
     else:
-        level = 1.0 - (1.0 - confidence) / 2.0
+        each = 1.0 - (1.0 - level) / 2.0
         bound = (
-            lower(int(np.sum(predicted[fakes] == 1)), n_fake, level)
-            + lower(int(np.sum(predicted[reals] == 0)), n_real, level)
+            lower(int(np.sum(predicted[fakes] == 1)), n_fake, each)
+            + lower(int(np.sum(predicted[reals] == 0)), n_real, each)
             - 1.0
         )
+    if auc_interval is not None and all(math.isfinite(end) for end in auc_interval):
+        low, high = auc_interval
+        bound = max(bound, low - 0.5, 0.5 - high)
     return max(0.0, bound)

@@ -3,17 +3,26 @@
 :func:`verdict` turns the CNN's fake probabilities on the held-out test split
 into a measurement (a classifier two-sample test, Lopez-Paz & Oquab 2017):
 
-- the effect size: the AUC with its interval, and the lower bound on the total
-  variation distance between the fake and real stamp distributions that the
-  held-out accuracy implies (:func:`realfake.tv_lower_bound`);
-- the test against "no difference": the one-sided Mann-Whitney test of the
+- the effect size: the AUC with its interval, which way the scores differ
+  (``direction``), and the lower bound on the total variation distance between
+  the fake and real examples tested that the held-out accuracy and AUC imply
+  (:func:`realfake.auc.tv_lower_bound`);
+- the test against "no difference": the two-sided Mann-Whitney test of the
   scores (``auc_p_value``; ``significant`` is this test at the significance
-  level), which has more power at a fixed number of examples than the binomial
-  test of the accuracy, kept as the original method's statistic
-  (``accuracy_p_value``);
-- the outcome against the tolerance (:func:`realfake.tolerance_outcome`):
-  ``indistinguishable``, ``within_tolerance``, ``distinguishable`` or
-  ``inconclusive``, with how many test examples would settle an inconclusive one;
+  level; ``auc_p_value_greater`` the one-sided test that fakes score higher),
+  which has more power at a fixed number of examples than the binomial test of
+  the accuracy, kept as the original method's statistic (``accuracy_p_value``);
+- the outcome against the tolerance, on both sides of 0.5
+  (:func:`realfake.auc.tolerance_outcome`): ``indistinguishable``,
+  ``within_tolerance``, ``distinguishable`` or ``inconclusive``, with how many
+  test examples would settle an inconclusive one with the verdict's power;
+- whether the CNN ranked the examples at all: ``tied_pair_share``, the share
+  of real-fake pairs it gave the same score. A CNN that gives (nearly) every
+  example one score has no power, whatever the interval says: when more than
+  half the pairs tie, a verdict that would read as "no difference" is
+  ``inconclusive`` and says why. ``log_loss`` against ``constant_log_loss``
+  (a constant guess of the test split's class shares) says whether its scores
+  beat a guess at all;
 - what the test could have detected: ``minimum_detectable_auc``, the AUC this
   test at this N detects with the configured power (0.8) at the configured level,
   and ``minimum_distinguishable_auc``, the AUC it calls distinguishable with that
@@ -35,7 +44,15 @@ import numpy as np
 import pandas as pd
 
 from realfake import stats
-from realfake.auc import auc_test, examples_to_settle, minimum_detectable_auc, tolerance_outcome, tv_lower_bound
+from realfake.auc import (
+    auc_test,
+    direction,
+    examples_to_settle,
+    minimum_detectable_auc,
+    tied_pair_share,
+    tolerance_outcome,
+    tv_lower_bound,
+)
 from realfake.baselines import measured_view, ordered_bands
 from realfake.stats import StatisticsSettings
 
@@ -56,10 +73,14 @@ BREAKDOWN_COLUMNS = [
     "auc_low",
     "auc_high",
     "auc_p_value",
+    "direction",
     "p_adjusted",
     "flagged",
     "outcome",
 ]
+# Above this share of tied real-fake pairs a scorer is taken not to rank the examples: a verdict that would read as
+# "no difference" is inconclusive instead.
+TIED_PAIRS_LIMIT = 0.5
 # The words of the four outcomes, for sentences and tables.
 OUTCOME_WORDS = {
     "indistinguishable": "indistinguishable",
@@ -76,10 +97,12 @@ def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings
     majority share), correct, examples, real, fake, accuracy_p_value (exact
     one-sided binomial), the :class:`realfake.auc.AucTest` keys (auc,
     auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value,
-    auc_test_method), significant (auc_p_value < significance), tolerance,
-    outcome, examples_to_settle (inconclusive only, else None),
-    tv_lower_bound, minimum_detectable_auc, minimum_distinguishable_auc,
-    power, log_loss, significance, confidence, statistic, sentence.
+    auc_p_value_greater, auc_test_method), direction, significant (auc_p_value
+    < significance), tolerance, outcome, examples_to_settle (inconclusive only,
+    else None), tied_pair_share, ranked (fewer than :data:`TIED_PAIRS_LIMIT` of
+    the pairs tie), tv_lower_bound, minimum_detectable_auc,
+    minimum_distinguishable_auc, power, log_loss, constant_log_loss,
+    significance, confidence, statistic, sentence.
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
@@ -91,27 +114,48 @@ def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings
     record.update(
         real=auc.real,
         fake=auc.fake,
+        direction=direction(auc.auc),
         log_loss=stats.cross_entropy(labels, scores),
+        constant_log_loss=constant_log_loss(labels),
         significance=settings.significance,
         confidence=settings.confidence,
         tolerance=settings.tolerance,
         power=settings.power,
-        statistic="AUC; one-sided Mann-Whitney test of the scores",
+        statistic="AUC; two-sided Mann-Whitney test of the scores",
     )
     record["significant"] = bool(auc.p_value < settings.significance)
-    record["outcome"] = tolerance_outcome(auc.low, auc.high, auc.p_value, settings.tolerance, settings.significance)
+    record["tied_pair_share"] = tied_pair_share(labels, scores)
+    record["ranked"] = bool(record["tied_pair_share"] <= TIED_PAIRS_LIMIT)
+    outcome = tolerance_outcome(auc.low, auc.high, auc.p_value, settings.tolerance, settings.significance)
+    if not record["ranked"] and outcome != "distinguishable":
+        outcome = "inconclusive"
+    record["outcome"] = outcome
     record["examples_to_settle"] = (
-        examples_to_settle(auc.auc, auc.low, auc.high, int(labels.size), settings.tolerance)
-        if record["outcome"] == "inconclusive"
+        examples_to_settle(
+            auc.auc, auc.low, auc.high, int(labels.size), settings.tolerance, settings.confidence, settings.power
+        )
+        if outcome == "inconclusive" and record["ranked"]
         else None
     )
-    record["tv_lower_bound"] = tv_lower_bound(labels, scores, settings.confidence)
-    record["minimum_detectable_auc"] = minimum_detectable_auc(auc.real, auc.fake, settings.significance, settings.power)
+    record["tv_lower_bound"] = tv_lower_bound(labels, scores, settings.confidence, (auc.low, auc.high))
+    # The test is two-sided: a difference either way is detected at half the level on each side.
+    record["minimum_detectable_auc"] = minimum_detectable_auc(
+        auc.real, auc.fake, settings.significance / 2, settings.power
+    )
     record["minimum_distinguishable_auc"] = minimum_detectable_auc(
         auc.real, auc.fake, (1 - settings.confidence) / 2, settings.power, above=0.5 + settings.tolerance
     )
     record["sentence"] = verdict_sentence(record)
     return record
+
+
+def constant_log_loss(labels: np.ndarray) -> float:
+    """The log loss of the best constant guess on ``labels``: the entropy of the class shares (ln 2 when
+    balanced). Scores that do no better carry nothing a constant would not."""
+    share = float(np.mean(np.asarray(labels) == 1)) if np.size(labels) else math.nan
+    if not 0 < share < 1:
+        return 0.0 if math.isfinite(share) else math.nan
+    return float(-(share * math.log(share) + (1 - share) * math.log(1 - share)))
 
 
 def _interval(record: dict, key: str = "auc", digits: int = 3) -> str:
@@ -122,53 +166,86 @@ def _interval(record: dict, key: str = "auc", digits: int = 3) -> str:
 
 
 def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
-    """One plain sentence per outcome: how different, with what certainty, against the tolerance,
+    """One plain sentence per outcome: how different, which way, with what certainty, against the tolerance,
     and, when no difference beyond the tolerance is found, what the test could have detected."""
     if not math.isfinite(record.get("auc", math.nan)):
         return f"{subject} cannot be judged: the test split holds one class only ({record['examples']} examples)."
-    threshold = 0.5 + record["tolerance"]
+    upper, lower = 0.5 + record["tolerance"], 0.5 - record["tolerance"]
     auc = f"AUC {_interval(record)}"
-    p_text = f"Mann-Whitney p = {stats.format_p(record['auc_p_value'])} against 0.5"
+    p_text = f"Mann-Whitney p = {stats.format_p(record['auc_p_value'])} against 0.5, two-sided"
     accuracy = f"test accuracy {_interval(record, 'accuracy')} against {record['chance']:.2f} by chance"
     detectable = (
         f"at this size the test detects an AUC of {record['minimum_detectable_auc']:.3f} with probability "
         f"{record['power']:g}"
     )
     tail = f"{record['examples']} test examples."
+    lowered = subject[0].lower() + subject[1:] if subject.startswith("The ") else subject
     outcome = record["outcome"]
-    if outcome == "distinguishable":
+    below = record.get("direction") == "lower"
+    if record.get("ranked", True) is False and outcome != "distinguishable":
+        if record.get("tied_pair_share", 0.0) >= 1.0:
+            what = f"gave all {record['examples']} test examples the same score"
+        else:
+            what = f"gave {record['tied_pair_share']:.0%} of the real-fake pairs the same score"
+        return (
+            f"{subject} {what}: it did not rank the examples, so the test has no power and says nothing about "
+            f"the fakes ({auc}; {p_text}). Check its training: a validation loss that never fell below a constant "
+            f"guess's (ln 2 = 0.693 for balanced classes) means it learned nothing; {tail}"
+        )
+    if outcome == "distinguishable" and below:
         sentence = (
-            f"{subject} tells fakes from real galaxies beyond the tolerance: {auc}, above {threshold:.3f} ({p_text}); "
-            f"{accuracy}, so the fake and real stamp distributions differ by at least "
+            f"{subject} tells fakes from real galaxies beyond the tolerance, but the wrong way round: {auc}, below "
+            f"{lower:.3f} ({p_text}); the fakes of the test split score as more real than its reals. On a held-out "
+            f"split this means something differs, between the classes or between the training and test splits "
+            f"(other bricks, depth or processing), and the rule the CNN learned reverses on the test bricks; "
+            f"{accuracy}; the examples tested differ by at least {record['tv_lower_bound']:.2f} in total "
+            f"variation; {tail}"
+        )
+    elif outcome == "distinguishable":
+        sentence = (
+            f"{subject} tells fakes from real galaxies beyond the tolerance: {auc}, above {upper:.3f} ({p_text}); "
+            f"{accuracy}, so the fake and real stamps of the matched test population differ by at least "
             f"{record['tv_lower_bound']:.2f} in total variation; {tail}"
         )
     elif outcome == "within_tolerance":
+        side = "below" if below else "above"
         sentence = (
-            f"{subject} tells fakes from real galaxies, but by less than the tolerance: {auc}, significantly above "
-            f"0.5 ({p_text}) yet below {threshold:.3f}; {accuracy}; {tail}"
+            f"{subject} tells fakes from real galaxies, but by less than the tolerance: {auc}, significantly "
+            f"{side} 0.5 ({p_text}) yet within {lower:.3f}-{upper:.3f}; {accuracy}; {tail}"
         )
     elif outcome == "indistinguishable":
         sentence = (
-            f"{subject} cannot tell fakes from real galaxies beyond the tolerance: {auc}, below {threshold:.3f} and "
-            f"not significantly above 0.5 ({p_text}); {detectable}; {tail}"
+            f"{subject} cannot tell fakes from real galaxies beyond the tolerance: {auc}, within "
+            f"{lower:.3f}-{upper:.3f} and not significantly different from 0.5 ({p_text}); {detectable}; {tail}"
         )
     else:
         settle = record.get("examples_to_settle")
-        more = (
-            "no number of examples settles an AUC this close to the tolerance"
-            if settle is None or not math.isfinite(settle)
-            else f"about {_round_count(max(settle - record['examples'], 0))} more test examples would settle it"
-        )
+        outside = record["auc_low"] > upper or record["auc_high"] < lower
+        if outside:
+            position = "lies outside the tolerance band, but the test is not significant: the test split is too small"
+        else:
+            position = f"straddles {lower if below else upper:.3f}"
+        if outside or settle is None or not math.isfinite(settle):
+            more = "" if outside else "; no number of examples settles an AUC this close to the tolerance"
+        else:
+            more = (
+                f"; about {_round_count(max(settle - record['examples'], 0))} more test examples would settle it "
+                f"with probability {record['power']:g}"
+            )
         sentence = (
-            f"Not settled whether {subject[0].lower() + subject[1:] if subject.startswith('The ') else subject} "
-            f"tells fakes from real "
-            f"galaxies beyond the tolerance: {auc} straddles {threshold:.3f} ({p_text}); {detectable}; {more}; "
-            f"{tail}"
+            f"Not settled whether {lowered} tells fakes from real galaxies beyond the tolerance: {auc} {position} "
+            f"({p_text}); {detectable}{more}; {tail}"
         )
-    if math.isfinite(record.get("auc_high", math.nan)) and record["auc_high"] < 0.5:
+    if (
+        outcome != "distinguishable"
+        and math.isfinite(record.get("constant_log_loss", math.nan))
+        and record.get("log_loss", math.nan) >= record["constant_log_loss"]
+    ):
         sentence += (
-            " Its AUC is below 0.5: the scores carry information but point the wrong way, "
-            "which suggests the test split differs from the training split."
+            f" Its test log loss, {record['log_loss']:.3f}, is no better than a constant guess's "
+            f"({record['constant_log_loss']:.3f}): the CNN learned nothing that holds on the test bricks, which is "
+            f"what fakes that look real give, and also what a CNN that cannot learn gives (the positive controls "
+            f"show which)."
         )
     return sentence
 
@@ -267,11 +344,12 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
 
     One row per bin (columns :data:`BREAKDOWN_COLUMNS`): the accuracy against
     the bin's majority share (exact binomial), the AUC with its interval and
-    Mann-Whitney p-value (:func:`realfake.auc_test`; NaN when a bin holds
-    one class), ``p_adjusted``, the AUC p-values corrected over all bins of all
-    breakdowns together (``settings.correction``), ``flagged`` for bins
-    significantly above 0.5 after it, and the bin's ``outcome`` against the
-    tolerance.
+    two-sided Mann-Whitney p-value (:func:`realfake.auc.auc_test`; NaN when a
+    bin holds one class), ``direction`` (fakes score "higher" or "lower"),
+    ``p_adjusted``, the AUC p-values corrected over all bins of all breakdowns
+    together (``settings.correction``), ``flagged`` for bins significantly
+    different from 0.5 after it (either way), and the bin's ``outcome`` against
+    the tolerance on both sides.
     """
     labels = predictions["label"].to_numpy()
     scores = predictions["p_fake"].to_numpy(np.float64)
@@ -299,6 +377,7 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
                     "auc_low": auc.low,
                     "auc_high": auc.high,
                     "auc_p_value": auc.p_value,
+                    "direction": direction(auc.auc),
                 }
             )
     table = pd.DataFrame(
