@@ -167,6 +167,30 @@ def test_a_brick_split_needs_three_bricks(tmp_path):
     assert manifest["split"]["bricks"] == {"train": 1, "validation": 0, "test": 1}
 
 
+def test_a_test_split_too_small_for_any_outcome_is_refused_with_the_number_it_needs(cutouts, tmp_path, capsys):
+    # --split example --test-fraction 0.01 gave a 2-example test split, later called distinguishable with p = 0.5.
+    settings = settings_for(cutouts, tmp_path / "shards", split="example", test_fraction=0.01)
+    with pytest.raises(RealfakeError) as error:
+        run_shards(settings)
+    assert str(error.value) == (
+        "the test split would hold 1 real and 1 fake examples; a verdict needs at least 4 of each (fewer cannot be "
+        "significant at 0.05 even when perfectly separated): raise the test fraction (shards.test_fraction, now "
+        "0.01) or add bricks"
+    )
+    assert not (tmp_path / "shards").exists()
+    run_shards(settings_for(cutouts, tmp_path / "shards", split="example", test_fraction=0.05))
+    assert "not the" not in capsys.readouterr().err  # a split by example gets the share asked for
+
+
+def test_a_brick_split_far_from_the_test_fraction_asked_for_says_so(tmp_path, capsys):
+    write_fixture(tmp_path / "cutouts", {"real": [40, 40, 40], "sim": [40, 40, 40]})
+    manifest = run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards", test_fraction=0.01))
+    assert manifest["split"]["test_share"] == pytest.approx(1 / 3, abs=0.05)
+    err = capsys.readouterr().err
+    assert f"the test split holds {manifest['split']['test_share']:.3f} of the examples, not the 0.01 asked for: a " \
+        "brick split keeps each of the 3 bricks whole" in err  # fmt: skip
+
+
 def test_matching_on_true_magnitudes_keeps_the_undetected_fakes(twelve_bricks, tmp_path):
     manifest = run_shards(settings_for(twelve_bricks, tmp_path / "shards", match=("mag_dered_g",)))
     assert manifest["matching"]["excluded"] == {"real": 0, "fake": 0}

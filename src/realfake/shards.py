@@ -80,6 +80,7 @@ import pyarrow.parquet as pq
 
 from realfake.progress import say
 from realfake import __version__
+from realfake.auc import smallest_decisive_split
 from realfake.atomic import out_of_space, remove_stale_temporaries, temporary_path, write_failure
 from realfake.conventions import KIND_OF_LABEL, LABELS, SPLITS
 from realfake.cutouts import cutouts_path, read_brick_list
@@ -111,6 +112,8 @@ BUCKET_ROWS = 200_000
 # Catalog rows held per split before they are written out in buckets (~50 MB each for the cutouts catalog);
 # at 60 million examples the train split's catalog is then ~1000 files.
 FLUSH_ROWS = 50_000
+# The level at which a test split must be able to give a significant verdict (evaluate.significance's default).
+DECISIVE_SIGNIFICANCE = 0.05
 # Stamps read from a cutouts file at once (25 MB for 64 x 64 x 6).
 READ_BLOCK = 256
 
@@ -571,6 +574,32 @@ def _split_summary(manifest: dict) -> str:
     return f"; split by {split['by']} (bricks: {bricks}; test share {split['test_share']:.3f})"
 
 
+def check_test_split(settings: ShardSettings, index: pd.DataFrame, order: dict, progress: TextIO) -> None:
+    """Refuse a test split too small to support any outcome: with fewer than
+    :func:`realfake.auc.smallest_decisive_split` examples of a class (4 at the verdict's default level 0.05),
+    even a perfect separation is not significant. Say so when bricks held whole put the test share far from
+    the one asked for."""
+    labels = index["label"].to_numpy()[order["test"]]
+    counts = {kind: int(np.sum(labels == label)) for kind, label in LABELS.items()}
+    needed = smallest_decisive_split(DECISIVE_SIGNIFICANCE)
+    if min(counts.values()) < needed:
+        raise RealfakeError(
+            f"the test split would hold {counts['real']} real and {counts['fake']} fake examples; a verdict needs "
+            f"at least {needed} of each (fewer cannot be significant at {DECISIVE_SIGNIFICANCE:g} even when perfectly "
+            f"separated): raise the test fraction (shards.test_fraction, now {settings.test_fraction:g}) or add bricks"
+        )
+    total = sum(len(order[split]) for split in SPLITS)
+    share = len(order["test"]) / total if total else 0.0
+    if settings.split == "brick" and abs(share - settings.test_fraction) > 0.5 * settings.test_fraction:
+        bricks = len(np.unique(index["brick"].to_numpy()[np.concatenate([order[split] for split in SPLITS])]))
+        say(
+            "shards",
+            f"the test split holds {share:.3f} of the examples, not the {settings.test_fraction:g} asked for: a brick "
+            f"split keeps each of the {bricks} bricks whole (more bricks, or shards.split example, get nearer)",
+            progress,
+        )
+
+
 def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     """Build the shard set in ``settings.out``; return its manifest.
 
@@ -586,6 +615,7 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     rng = np.random.default_rng(settings.seed)
     sources, index, reference = _index(settings, bricks)
     order, excluded = place_examples(index, settings, rng)
+    check_test_split(settings, index, order, progress)
     size, channels = reference["stamp_size"], reference["channels"]
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
