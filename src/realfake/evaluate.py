@@ -43,7 +43,14 @@ from realfake.features import statistics_of_examples
 from realfake.attribution import attribution_maps
 from realfake.fake_parameters import fake_parameter_breakdowns, most_fake_looking
 from realfake.pixels import pixel_statistics, summary_record
-from realfake.predict import load_model_of, predict_test_split, read_predictions, write_predictions
+from realfake.predict import (
+    PROVENANCE_KEY,
+    load_model_with_digest,
+    model_identity,
+    predict_test_split,
+    read_predictions,
+    write_predictions,
+)
 from realfake.shardset import catalog_name, open_shard_set
 from realfake.stats import StatisticsSettings
 from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
@@ -188,11 +195,12 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     shard_set = open_shard_set(settings.shards)
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
-    model = load_model_of(shard_set, settings.model) if settings.model is not None else None
+    model, digest = load_model_with_digest(shard_set, settings.model) if settings.model is not None else (None, None)
     if settings.predictions is not None:
         predictions = read_predictions(settings.predictions, shard_set, view="full")
+        _check_same_model(predictions.attrs[PROVENANCE_KEY], settings, digest)
     else:
-        predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size)
+        predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size, model_sha256=digest)
     files: dict[str, list[Path]] = {}
     for view, path in settings.audit:  # a view's parts, in the order given
         files.setdefault(view, []).append(path)
@@ -215,11 +223,27 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
         say("evaluate", "no model given (--model): no attribution maps")
     metrics["settings"] = dataclasses.asdict(settings)
     metrics["shard_set"] = shard_set.identity
+    metrics["model_sha256"] = predictions.attrs[PROVENANCE_KEY].get("model_sha256")
     write_evaluation(settings.out, predictions, metrics, arrays)
     say("evaluate", metrics["verdict"]["sentence"])
     say("evaluate", metrics["shortcut_sentence"])
     say("evaluate", metrics["audit_sentence"])
     return metrics
+
+
+def _check_same_model(provenance: dict, settings: EvaluateSettings, digest: str | None) -> None:
+    """RealfakeError when ``--predictions`` were made by another model than ``--model`` (by content): the verdict
+    would come from one model and the attribution maps from another."""
+    if digest is None:
+        return
+    made_by = provenance.get("model_sha256")
+    same = made_by == digest if made_by else Path(str(provenance.get("model"))).resolve() == settings.model.resolve()
+    if not same:
+        files = ", ".join(str(path) for path in settings.predictions)
+        raise RealfakeError(
+            f"the predictions {files} come from {model_identity(provenance)}, but --model {settings.model} is "
+            f"model sha256 {digest[:12]}: give the model that made them, or predict again with this one"
+        )
 
 
 def write_evaluation(out: Path, predictions: pd.DataFrame, metrics: dict, arrays: dict | None = None) -> None:

@@ -4,9 +4,11 @@
 example, in shard order, its catalog row, its stamp statistics
 (:func:`realfake.features.stamp_statistics`) and ``p_fake``, the model's
 probability of fake. The file's metadata (``realfake`` key) records the shard
-set's identity, the model and the view it was trained on (:mod:`realfake.views`),
-and which test shards it covers; whoever reads it (``realfake evaluate``)
-checks them.
+set's identity, the model (its path, and ``model_sha256``, the SHA-256 of the
+model file: a model is identified by its content, so that parts predicted by a
+model replaced at the same path are told apart and one model reached by two
+paths is not), the view it was trained on (:mod:`realfake.views`), and which
+test shards it covers; whoever reads it (``realfake evaluate``) checks them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from realfake.atomic import atomic_output
+from realfake.digests import file_sha256
 from realfake.errors import RealfakeError
 from realfake.features import stamp_statistics
 from realfake.progress import say
@@ -69,9 +72,9 @@ def run_predict(settings: PredictSettings) -> pd.DataFrame:
     shard_set = open_shard_set(settings.shards)
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
-    model = load_model_of(shard_set, settings.model)
+    model, digest = load_model_with_digest(shard_set, settings.model)
     shards = part_shards(settings.part, len(shard_set.test))
-    predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size, shards)
+    predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size, shards, digest)
     write_predictions(settings.out, predictions)
     view = predictions.attrs[PROVENANCE_KEY]["view"]
     say(
@@ -93,35 +96,82 @@ def write_predictions(path: Path, predictions: pd.DataFrame) -> None:
 
 def read_predictions(paths, shard_set: ShardSet, view: str | None = None) -> pd.DataFrame:
     """The predictions of one model from its files (one, or the parts of a scattered prediction, in any order),
-    each checked to be of ``shard_set`` (and of ``view``, when given), together covering its whole test split
-    once, in order; RealfakeError naming the file otherwise."""
+    each checked to be of ``shard_set`` (and of ``view``, when given), all of one model file (by content:
+    :func:`model_identity`), together covering its whole test split once, in order; RealfakeError naming the
+    files otherwise."""
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(path) for path in paths]
     parts = [_read_part(path, shard_set, view) for path in paths]
-    parts.sort(key=lambda part: part.attrs[PROVENANCE_KEY].get("shards") or [0, 0])
-    models = {str(part.attrs[PROVENANCE_KEY].get("model")) for part in parts}
-    if len(models) > 1:
-        raise RealfakeError(f"the predictions files {', '.join(map(str, paths))} come from different models: "
-                            f"{', '.join(sorted(models))}")  # fmt: skip
-    covered = 0
-    for part in parts:
-        start, stop = part.attrs[PROVENANCE_KEY].get("shards") or [0, len(shard_set.test)]
-        if start != covered:
-            raise RealfakeError(
-                f"the predictions files {', '.join(map(str, paths))} do not cover the test shards of "
-                f"{shard_set.directory} once each: shards {covered} to {start - 1} missing or repeated"
-            )
-        covered = stop
-    if covered != len(shard_set.test):
+    by_model: dict[str, list[str]] = {}
+    for path, part in zip(paths, parts):
+        by_model.setdefault(model_identity(part.attrs[PROVENANCE_KEY]), []).append(str(path))
+    if len(by_model) > 1:
+        models = "; ".join(f"{', '.join(files)} from {identity}" for identity, files in by_model.items())
         raise RealfakeError(
-            f"the predictions files {', '.join(map(str, paths))} cover test shards 0 to {covered - 1} of "
-            f"{len(shard_set.test)}: predict the missing parts"
+            f"the predictions files come from different models ({models}): predict every part with one model "
+            f"(a train run between predict jobs replaces the model file)"
         )
+    _check_coverage(paths, parts, shard_set)
+    order = sorted(range(len(parts)), key=lambda number: _shard_range(parts[number], shard_set)[0])
+    parts = [parts[number] for number in order]
     predictions = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    predictions.attrs[PROVENANCE_KEY] = {**parts[0].attrs[PROVENANCE_KEY], "shards": [0, covered]}
+    predictions.attrs[PROVENANCE_KEY] = {**parts[0].attrs[PROVENANCE_KEY], "shards": [0, len(shard_set.test)]}
     labels = shard_set.catalog("test")["label"].to_numpy()
     if "label" not in predictions or not np.array_equal(predictions["label"].to_numpy(), labels):
         raise RealfakeError(f"{', '.join(map(str, paths))} do not hold the test split of {shard_set.directory}")
     return predictions
+
+
+def model_identity(provenance: dict) -> str:
+    """How a predictions file names its model: "model sha256 <first 12 hex digits>", or, for files written
+    before realfake recorded the digest, "model file <path>"."""
+    digest = provenance.get("model_sha256")
+    return f"model sha256 {digest[:12]}" if digest else f"model file {provenance.get('model')}"
+
+
+def _shard_range(part: pd.DataFrame, shard_set: ShardSet) -> tuple[int, int]:
+    start, stop = part.attrs[PROVENANCE_KEY].get("shards") or [0, len(shard_set.test)]
+    return int(start), int(stop)
+
+
+def _check_coverage(paths: list[Path], parts: list[pd.DataFrame], shard_set: ShardSet) -> None:
+    """RealfakeError unless the parts cover each test shard of ``shard_set`` exactly once, naming the shards
+    that are repeated (and the files that hold them) or missing."""
+    holders: list[list[str]] = [[] for _ in shard_set.test]
+    for path, part in zip(paths, parts):
+        start, stop = _shard_range(part, shard_set)
+        for number in range(max(start, 0), min(stop, len(holders))):
+            holders[number].append(str(path))
+    problems = []
+    repeated: dict[tuple[str, ...], list[int]] = {}
+    for number, files in enumerate(holders):
+        if len(files) > 1:
+            repeated.setdefault(tuple(files), []).append(number)
+    for files, numbers in repeated.items():
+        problems.append(f"{_shards(numbers)} in each of {', '.join(files)}")
+    missing = [number for number, files in enumerate(holders) if not files]
+    if missing:
+        problems.append(f"{_shards(missing)} in none of them (predict those parts)")
+    if problems:
+        raise RealfakeError(
+            f"the predictions files {', '.join(map(str, paths))} do not cover the test shards of "
+            f"{shard_set.directory} once each ({len(holders)} shards, numbered from 0): {'; '.join(problems)}"
+        )
+
+
+def _shards(numbers: list[int]) -> str:
+    """[2, 3, 4, 7] -> "test shards 2-4, 7 are"; [5] -> "test shard 5 is"."""
+    return f"test shard {numbers[0]} is" if len(numbers) == 1 else f"test shards {_ranges(numbers)} are"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[2, 3, 4, 7] -> "2-4, 7"."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
 
 
 def _read_part(path: Path, shard_set: ShardSet, view: str | None) -> pd.DataFrame:
@@ -212,11 +262,30 @@ def load_model_of(shard_set: ShardSet, path: Path):
     return load_model(path, shard_set.channel_names, shard_set.stamp_size, shard_set.directory, shard_set.identity)
 
 
+def load_model_with_digest(shard_set: ShardSet, path: Path):
+    """:func:`load_model_of` and the SHA-256 of the model file it was loaded from (checked unchanged across the
+    load: a train job may replace the file while it is read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"model file {path} does not exist (run `realfake train` first)")
+    digest = file_sha256(path)
+    model = load_model_of(shard_set, path)
+    if file_sha256(path) != digest:
+        raise RealfakeError(f"model file {path} changed while it was read (a train job replaced it?): run again")
+    return model, digest
+
+
 def predict_test_split(
-    shard_set: ShardSet, model, model_path: Path, batch_size: int = 256, shards: range | None = None
+    shard_set: ShardSet,
+    model,
+    model_path: Path,
+    batch_size: int = 256,
+    shards: range | None = None,
+    model_sha256: str | None = None,
 ) -> pd.DataFrame:
-    """The test predictions of ``model`` (:func:`load_model_of`, from ``model_path``): for each example of the
-    test shards numbered in ``shards`` (default all), in shard order, its catalog row, its stamp statistics
+    """The test predictions of ``model`` (:func:`load_model_with_digest`, from ``model_path``, whose file's
+    SHA-256 is ``model_sha256``; computed from the file when None): for each example of the test shards numbered
+    in ``shards`` (default all), in shard order, its catalog row, its stamp statistics
     (:func:`realfake.features.stamp_statistics`) and ``p_fake``. Reads one batch of stamps at a time."""
     shards = range(len(shard_set.test)) if shards is None else shards
     test_catalog = shard_set.catalog("test")
@@ -243,6 +312,7 @@ def predict_test_split(
     predictions.attrs[PROVENANCE_KEY] = {
         "shard_set": shard_set.identity,
         "model": str(model_path),
+        "model_sha256": model_sha256 or file_sha256(model_path),
         "view": model_view(model),
         "shards": [shards.start, shards.stop] if isinstance(shards, range) else None,
     }
