@@ -283,3 +283,30 @@ def test_shards_without_test_catalog_are_one_line_and_exit_2(tmp_path, capsys):
     line = _one_error_line(capsys)
     assert line.startswith("realfake evaluate: error: ")
     assert "test_catalog.parquet is missing" in line
+
+
+def test_a_shard_set_of_another_format_version_is_refused(tmp_path, capsys):
+    shards = tmp_path / "shards"
+    manifest = write_shard_set(shards, train_examples=8, test_examples=8)
+    save_model(tmp_path / "model.keras", manifest)
+    path = shards / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "format_version": 99}))
+    status = main(["evaluate", "--shards", str(shards), "--model", str(tmp_path / "model.keras"), "--out",
+                   str(tmp_path / "out")])  # fmt: skip
+    assert status == 2
+    assert _one_error_line(capsys) == (
+        f"realfake evaluate: error: {path}: format_version 99, but this realfake reads shard sets of format 2 only: "
+        "make the shard set again with this realfake (`realfake shards`)"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_pixels_clipped_to_float16_are_told_in_the_metrics():
+    from realfake.evaluate import storage_record
+
+    clipped = storage_record({"storage": {"dtype": "float16", "scales": {}, "clipped_pixels": 3}})
+    assert clipped["dtype"] == "float16" and clipped["clipped"] == 3
+    assert clipped["sentence"].startswith("3 pixel(s) of the shard set were beyond float16's range")
+    assert "the CNN saw those stamps clipped" in clipped["sentence"]
+    assert storage_record({"storage": {"dtype": "float16", "clipped_pixels": 0}})["sentence"] is None
+    assert storage_record({}) == {"dtype": "float32", "clipped": 0, "sentence": None}

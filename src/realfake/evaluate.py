@@ -224,11 +224,30 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     metrics["settings"] = dataclasses.asdict(settings)
     metrics["shard_set"] = shard_set.identity
     metrics["model_sha256"] = predictions.attrs[PROVENANCE_KEY].get("model_sha256")
+    metrics["storage"] = storage_record(shard_set.manifest)
+    if metrics["storage"]["sentence"]:
+        say("evaluate", metrics["storage"]["sentence"])
     write_evaluation(settings.out, predictions, metrics, arrays)
     say("evaluate", metrics["verdict"]["sentence"])
     say("evaluate", metrics["shortcut_sentence"])
     say("evaluate", metrics["audit_sentence"])
     return metrics
+
+
+def storage_record(manifest: dict) -> dict:
+    """How the shard set stores its stamps, for metrics.json: ``dtype``, ``clipped`` (pixels beyond float16's
+    range, clipped to it when the shards were written) and, when any were, a ``sentence`` for the user: the CNN
+    saw those stamps clipped, which the verdict must not hide."""
+    storage = manifest.get("storage") or {}
+    clipped = int(storage.get("clipped_pixels") or 0)
+    sentence = None
+    if clipped:
+        sentence = (
+            f"{clipped} pixel(s) of the shard set were beyond float16's range and were clipped to it when the shards "
+            f"were written (shards.dtype float16): the CNN saw those stamps clipped. Make the shards with "
+            f"shards.dtype float32 to check that the verdict does not depend on them."
+        )
+    return {"dtype": storage.get("dtype", "float32"), "clipped": clipped, "sentence": sentence}
 
 
 def _check_same_model(provenance: dict, settings: EvaluateSettings, digest: str | None) -> None:

@@ -300,7 +300,8 @@ def open_shard_set(directory: Path) -> ShardSet:
     """Read ``directory/manifest.json`` and check every shard it lists.
 
     Raises RealfakeError, naming the directory, file or manifest key, when the
-    directory is missing or empty, the manifest is missing or malformed, a shard
+    directory is missing or empty, the manifest is missing or malformed or of
+    another ``format_version`` than :data:`FORMAT_VERSION`, a shard
     file is missing, a shard's shape or dtype disagrees with the manifest, a
     label is not 0 or 1, or the training split is empty.
     """
@@ -316,6 +317,12 @@ def open_shard_set(directory: Path) -> ShardSet:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as error:
         raise RealfakeError(f"{manifest_path}: not valid JSON ({error})") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != FORMAT_VERSION:
+        raise RealfakeError(
+            f"{manifest_path}: format_version {version!r}, but this realfake reads shard sets of format "
+            f"{FORMAT_VERSION} only: make the shard set again with this realfake (`realfake shards`)"
+        )
     identity = manifest_identity(manifest, manifest_path)
     channel_names = tuple(_manifest_value(manifest, manifest_path, "channel_names"))
     stamp_size = int(_manifest_value(manifest, manifest_path, "stamp_size"))
