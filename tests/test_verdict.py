@@ -240,3 +240,46 @@ def test_a_bin_with_one_class_has_no_auc():
     assert len(types) == 2
     assert types["auc"].isna().all()
     assert (types["chance"] == 1.0).all() and not types["flagged"].any()
+
+
+# -- bricks as the unit --------------------------------------------------------------------------
+
+
+def _bricks(rng, bricks: int, per_brick: int = 200, spread: float = 0.3):
+    labels = np.tile(np.repeat([0, 1], per_brick // 2), bricks)
+    brick = np.repeat([f"{number:04d}p000" for number in range(bricks)], per_brick)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=labels.size) + rng.normal(0, spread, bricks).repeat(per_brick) * labels)))
+    return labels, scores, brick
+
+
+def test_a_verdict_over_many_bricks_counts_the_bricks_and_keeps_both_figures():
+    rng = np.random.default_rng(41)
+    labels, scores, brick = _bricks(rng, 60)
+    record = verdict(labels, scores, SETTINGS, brick)
+    assert record["bricks"] == 60 and record["auc_interval_method"] == "cluster"
+    assert record["auc_high_independent"] - record["auc_low_independent"] < record["auc_high"] - record["auc_low"]
+    assert record["design_effect"] > 1.5
+    plain = verdict(labels, scores, SETTINGS)
+    assert record["minimum_detectable_auc"] > plain["minimum_detectable_auc"]
+    assert "count the 60 test bricks as the independent units" in record["sentence"]
+
+
+def test_a_verdict_over_a_few_bricks_says_what_its_interval_rests_on():
+    rng = np.random.default_rng(42)
+    labels, scores, brick = _bricks(rng, 3)
+    record = verdict(labels, scores, SETTINGS, brick)
+    assert record["bricks"] == 3 and record["auc_interval_method"] == "bootstrap"  # 600 examples
+    assert record["design_effect"] == 1.0
+    assert (
+        "The interval treats the 600 test examples as independent: 3 test bricks are too few for a brick-level "
+        "interval (from 20)" in record["sentence"]
+    )
+
+
+def test_breakdowns_are_cluster_robust_where_their_bins_have_the_bricks():
+    rng = np.random.default_rng(43)
+    labels, scores, brick = _bricks(rng, 60)
+    table = _table(labels, scores, rng)
+    table["brickname"] = brick
+    rows = breakdowns(table, SETTINGS)
+    assert set(rows["interval"]) == {"cluster"} and (rows["bricks"] == 60).all()

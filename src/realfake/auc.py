@@ -28,6 +28,7 @@ higher) is kept beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -45,6 +46,11 @@ EXACT_MAX_PAIRS = 10_000
 # permutation one (enumerated), where the normal approximation is poor (3 + 3 perfectly split: 0.047 against
 # the exact 0.1).
 EXACT_TIED_ARRANGEMENTS = 20_000
+
+# From this many clusters (test bricks) on, the interval and p-value are the cluster-robust ones, with the brick
+# as the unit (Obuchowski 1997, Student t on clusters - 1 degrees of freedom); with fewer, a brick-level variance
+# rests on too few bricks to mean much, and the examples are taken as independent (the verdict says so).
+MIN_CLUSTERS = 20
 
 # From this many examples on, AUC intervals are DeLong's (O(N log N)) rather than bootstrapped
 # (O(resamples x N)): see the module docstring and scripts/power.py for the coverage of both.
@@ -71,11 +77,15 @@ class AucTest:
     real: int
     fake: int
     p_value_greater: float = math.nan
+    clusters: int = 0
+    independent: dict | None = None
 
     def record(self) -> dict:
         """JSON-ready keys: auc, auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value
-        (two-sided), auc_p_value_greater (one-sided, fakes higher), auc_test_method."""
-        return {
+        (two-sided), auc_p_value_greater (one-sided, fakes higher), auc_test_method, bricks (the clusters, 0
+        when none were given) and, when the interval and test are the clusters', the independent-example ones:
+        auc_low_independent, auc_high_independent, auc_standard_error_independent, auc_p_value_independent."""
+        record = {
             "auc": self.auc,
             "auc_low": self.low,
             "auc_high": self.high,
@@ -84,7 +94,11 @@ class AucTest:
             "auc_p_value": self.p_value,
             "auc_p_value_greater": self.p_value_greater,
             "auc_test_method": self.test,
+            "bricks": self.clusters,
         }
+        for key, value in (self.independent or {}).items():
+            record[f"auc_{key}_independent"] = value
+        return record
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,13 +188,25 @@ def auc_test(
     resamples: int = 1000,
     rng: np.random.Generator | None = None,
     bootstrap_below: int = BOOTSTRAP_BELOW,
+    clusters: np.ndarray | None = None,
+    min_clusters: int = MIN_CLUSTERS,
 ) -> AucTest:
-    """The AUC with its interval and the Mann-Whitney p-values (two-sided, and one-sided that fakes score
-    higher); NaNs with one class only.
+    """The AUC with its interval and p-values (two-sided, and one-sided that fakes score higher); NaNs with one
+    class only.
 
-    The interval is DeLong's from ``bootstrap_below`` examples up (normal,
-    clipped to [0, 1]) and the stratified percentile bootstrap of
-    ``resamples`` (drawn from ``rng``) below.
+    Independent examples: the Mann-Whitney test; the interval DeLong's from
+    ``bootstrap_below`` examples up (normal, clipped to [0, 1]) and the
+    stratified percentile bootstrap of ``resamples`` (drawn from ``rng``) below.
+
+    ``clusters`` (one label per example, e.g. its brick): examples of a cluster
+    share what varies from cluster to cluster (a brick's depth, seeing, sky and
+    processing run), so they are not independent. With at least
+    ``min_clusters`` clusters the interval and the p-values are cluster-robust
+    (:func:`cluster_standard_error`: the AUC's variance from the clusters'
+    summed DeLong components; Student t quantiles on clusters - 1 degrees of
+    freedom), and the independent-example figures are kept beside them
+    (``independent``); with fewer, they are the independent ones and
+    ``clusters`` says how many there were.
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
@@ -199,7 +225,82 @@ def auc_test(
         half_width = stats.norm.ppf(0.5 + confidence / 2.0) * standard_error
         low, high = max(0.0, value - half_width), min(1.0, value + half_width)
         interval = "delong"
-    return AucTest(value, low, high, interval, standard_error, p_value, test, n_real, n_fake, greater)
+    result = AucTest(value, low, high, interval, standard_error, p_value, test, n_real, n_fake, greater)
+    if clusters is None:
+        return result
+    return _cluster_robust(result, components, labels, np.asarray(clusters), confidence, min_clusters)
+
+
+def cluster_standard_error(components: _Components, labels: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
+    """The AUC's standard error with clusters as the independent units, and the number of clusters.
+
+    Obuchowski (1997): with K clusters, S10_k and S01_k the sums of the fakes' and
+    the reals' DeLong components in cluster k, m_k and n_k its fakes and reals,
+    Var = K / (K - 1) [sum (S10_k - m_k A)^2 / N_f^2 + sum (S01_k - n_k A)^2 / N_r^2
+    + 2 sum (S10_k - m_k A)(S01_k - n_k A) / (N_f N_r)]. O(N) given the components.
+    """
+    _, codes = np.unique(clusters, return_inverse=True)
+    count = int(codes.max()) + 1 if codes.size else 0
+    if count < 2:
+        return math.nan, count
+    fakes, reals = labels == 1, labels == 0
+    value = components.auc
+    fake_sums = np.bincount(codes[fakes], weights=components.fake, minlength=count)
+    real_sums = np.bincount(codes[reals], weights=components.real, minlength=count)
+    fake_deviation = fake_sums - np.bincount(codes[fakes], minlength=count) * value
+    real_deviation = real_sums - np.bincount(codes[reals], minlength=count) * value
+    n_fake, n_real = components.fake.size, components.real.size
+    variance = (
+        count
+        / (count - 1)
+        * (
+            np.dot(fake_deviation, fake_deviation) / n_fake**2
+            + np.dot(real_deviation, real_deviation) / n_real**2
+            + 2.0 * np.dot(fake_deviation, real_deviation) / (n_fake * n_real)
+        )
+    )
+    return math.sqrt(max(float(variance), 0.0)), count
+
+
+def _cluster_robust(
+    result: AucTest,
+    components: _Components,
+    labels: np.ndarray,
+    clusters: np.ndarray,
+    confidence: float,
+    min_clusters: int,
+) -> AucTest:
+    """``result`` with the cluster-robust interval and p-values when there are enough clusters (see
+    :func:`auc_test`), the independent ones kept in ``independent``."""
+    standard_error, count = cluster_standard_error(components, labels, clusters)
+    if count < min_clusters or not math.isfinite(standard_error):
+        return dataclasses.replace(result, clusters=count)
+    freedom = count - 1
+    half_width = stats.t.ppf(0.5 + confidence / 2.0, freedom) * standard_error
+    value = result.auc
+    if standard_error > 0:
+        statistic = (value - 0.5) / standard_error
+        p_value, greater = float(2.0 * stats.t.sf(abs(statistic), freedom)), float(stats.t.sf(statistic, freedom))
+    else:  # every cluster the same: no spread to test against
+        p_value, greater = (1.0, 1.0) if value == 0.5 else (0.0, float(value < 0.5))
+    independent = {
+        "low": result.low,
+        "high": result.high,
+        "standard_error": result.standard_error,
+        "p_value": result.p_value,
+    }
+    return dataclasses.replace(
+        result,
+        low=max(0.0, value - half_width),
+        high=min(1.0, value + half_width),
+        interval="cluster",
+        standard_error=standard_error,
+        p_value=min(1.0, p_value),
+        p_value_greater=greater,
+        test="cluster",
+        clusters=count,
+        independent=independent,
+    )
 
 
 class AgainstReals:

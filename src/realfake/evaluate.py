@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.progress import say
-from realfake.atomic import atomic_output
+from realfake.atomic import atomic_output, output_directory
 from realfake.baselines import shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
 from realfake.audit import audit_cause, audit_records, audit_sentence
@@ -53,7 +53,7 @@ from realfake.predict import (
 )
 from realfake.shardset import catalog_name, open_shard_set
 from realfake.stats import StatisticsSettings
-from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
+from realfake.verdict import BREAKDOWN_COLUMNS, brick_labels, breakdowns, verdict
 from realfake.views import check_view
 
 PREDICTIONS_NAME = "predictions.parquet"
@@ -120,7 +120,7 @@ def evaluate_predictions(
     scores = predictions["p_fake"].to_numpy(np.float64)
     if not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
         raise RealfakeError("predictions: p_fake must be probabilities in [0, 1]")
-    cnn = verdict(labels, scores, settings)
+    cnn = verdict(labels, scores, settings, brick_labels(predictions))
     table = breakdowns(predictions, settings)
     if train is not None:
         baselines, baseline_scores = shortcut_baselines(train, predictions, settings)
@@ -275,8 +275,7 @@ def write_evaluation(out: Path, predictions: pd.DataFrame, metrics: dict, arrays
         predictions[f"p_fake_{name}"] = scores
     arrays = arrays or {}
     metrics["files"] = {"predictions": PREDICTIONS_NAME, "breakdowns": BREAKDOWNS_NAME, "arrays": sorted(arrays)}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_directory(Path(out))
     for name, contents in arrays.items():
         with atomic_output(out / name) as temporary:
             with open(temporary, "wb") as handle:

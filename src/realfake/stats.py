@@ -60,6 +60,9 @@ class StatisticsSettings:
     baseline_rows: int = 200_000
 
     def __post_init__(self) -> None:
+        for name in ("significance", "confidence", "tolerance", "power"):
+            if not math.isfinite(getattr(self, name)):
+                raise RealfakeError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.baseline_rows < 2:
             raise RealfakeError(f"baseline_rows must be at least 2, got {self.baseline_rows}")
         if not 0 < self.significance < 1:

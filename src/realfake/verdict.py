@@ -45,6 +45,7 @@ import pandas as pd
 
 from realfake import stats
 from realfake.auc import (
+    MIN_CLUSTERS,
     auc_test,
     direction,
     examples_to_settle,
@@ -74,6 +75,8 @@ BREAKDOWN_COLUMNS = [
     "auc_high",
     "auc_p_value",
     "direction",
+    "bricks",
+    "interval",
     "p_adjusted",
     "flagged",
     "outcome",
@@ -90,7 +93,9 @@ OUTCOME_WORDS = {
 }
 
 
-def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings) -> dict:
+def verdict(
+    labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings, bricks: np.ndarray | None = None
+) -> dict:
     """The measurement of fake probabilities ``scores`` on test ``labels`` (fake = 1); see the module docstring.
 
     Keys: accuracy, accuracy_low, accuracy_high (Clopper-Pearson), chance (the
@@ -103,13 +108,23 @@ def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings
     the pairs tie), tv_lower_bound, minimum_detectable_auc,
     minimum_distinguishable_auc, power, log_loss, constant_log_loss,
     significance, confidence, statistic, sentence.
+
+    ``bricks`` (each test example's brick): the test split's examples are
+    whole bricks, and examples of a brick share its sky, depth, PSF and
+    processing run. With at least :data:`realfake.auc.MIN_CLUSTERS` test
+    bricks the interval and p-values are cluster-robust, the brick the unit
+    (:func:`realfake.auc.auc_test`), the independent-example ones beside them
+    (``auc_*_independent``), and ``design_effect`` (the clustered over the
+    independent variance, at least 1) scales the minimum detectable AUC; with
+    fewer, the examples are taken as independent and the sentence says so.
+    ``bricks`` in the record is the number of test bricks (0 when not given).
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     record = stats.accuracy_test(labels, scores, settings.confidence).record()
     record["accuracy_p_value"] = record.pop("p_value")
     rng = np.random.default_rng([settings.seed, 0])
-    auc = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng)
+    auc = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng, clusters=bricks)
     record.update(auc.record())
     record.update(
         real=auc.real,
@@ -138,15 +153,27 @@ def verdict(labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings
         else None
     )
     record["tv_lower_bound"] = tv_lower_bound(labels, scores, settings.confidence, (auc.low, auc.high))
-    # The test is two-sided: a difference either way is detected at half the level on each side.
-    record["minimum_detectable_auc"] = minimum_detectable_auc(
-        auc.real, auc.fake, settings.significance / 2, settings.power
-    )
+    record["design_effect"] = design_effect(auc)
+    # The test is two-sided: a difference either way is detected at half the level on each side. Clustered
+    # examples count as fewer independent ones (the design effect).
+    real, fake = auc.real / record["design_effect"], auc.fake / record["design_effect"]
+    record["minimum_detectable_auc"] = minimum_detectable_auc(real, fake, settings.significance / 2, settings.power)
     record["minimum_distinguishable_auc"] = minimum_detectable_auc(
-        auc.real, auc.fake, (1 - settings.confidence) / 2, settings.power, above=0.5 + settings.tolerance
+        real, fake, (1 - settings.confidence) / 2, settings.power, above=0.5 + settings.tolerance
     )
     record["sentence"] = verdict_sentence(record)
     return record
+
+
+def design_effect(result) -> float:
+    """The clustered over the independent-example variance of an :class:`realfake.auc.AucTest` whose interval
+    is the clusters' (at least 1: clustering never adds examples); 1 otherwise."""
+    if result.interval != "cluster" or not result.independent:
+        return 1.0
+    independent = result.independent["standard_error"]
+    if not (independent and math.isfinite(independent)):
+        return 1.0
+    return max(1.0, (result.standard_error / independent) ** 2)
 
 
 def constant_log_loss(labels: np.ndarray) -> float:
@@ -236,6 +263,7 @@ def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
             f"Not settled whether {lowered} tells fakes from real galaxies beyond the tolerance: {auc} {position} "
             f"({p_text}); {detectable}{more}; {tail}"
         )
+    sentence += _bricks_clause(record)
     if (
         outcome != "distinguishable"
         and math.isfinite(record.get("constant_log_loss", math.nan))
@@ -248,6 +276,24 @@ def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
             f"show which)."
         )
     return sentence
+
+
+def _bricks_clause(record: dict) -> str:
+    """What the interval rests on: the test bricks as independent units, or the examples when the bricks are too
+    few (or unknown)."""
+    bricks = record.get("bricks") or 0
+    if record.get("auc_interval_method") == "cluster":
+        return (
+            f" The interval and p-value count the {bricks} test bricks as the independent units (cluster-robust; "
+            f"design effect {record.get('design_effect', 1.0):.2f})."
+        )
+    if bricks >= 2:
+        return (
+            f" The interval treats the {record['examples']} test examples as independent: {bricks} test bricks "
+            f"are too few for a brick-level interval (from {MIN_CLUSTERS}), so it leaves out how bricks differ in "
+            f"depth, seeing, sky and processing."
+        )
+    return ""
 
 
 def _round_count(count: float) -> str:
@@ -353,12 +399,14 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
     """
     labels = predictions["label"].to_numpy()
     scores = predictions["p_fake"].to_numpy(np.float64)
+    bricks = brick_labels(predictions)
     rows = []
     for name, values in breakdown_variables(predictions).items():
         for label, low, high, mask in _bins(values, settings.bins):
             test = stats.accuracy_test(labels[mask], scores[mask], settings.confidence)
             rng = np.random.default_rng([settings.seed, 1, len(rows)])
-            auc = auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng)
+            clusters = None if bricks is None else bricks[mask]
+            auc = auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng, clusters=clusters)
             rows.append(
                 {
                     "breakdown": name,
@@ -378,12 +426,21 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
                     "auc_high": auc.high,
                     "auc_p_value": auc.p_value,
                     "direction": direction(auc.auc),
+                    "bricks": auc.clusters,
+                    "interval": auc.interval,
                 }
             )
     table = pd.DataFrame(
         rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged", "outcome")]
     )
     return with_corrected_outcomes(table, settings)[BREAKDOWN_COLUMNS]
+
+
+def brick_labels(predictions: pd.DataFrame) -> np.ndarray | None:
+    """Each example's brick (``brickname``), the unit of the cluster-robust statistics; None without one."""
+    if "brickname" not in predictions.columns:
+        return None
+    return predictions["brickname"].astype(str).to_numpy()
 
 
 def with_corrected_outcomes(table: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
