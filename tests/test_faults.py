@@ -616,3 +616,69 @@ def test_killed_cutouts_and_shards_rerun_to_identical_shards_and_metrics(small_m
         results[name] = run_stages(root, interrupt)
     assert len(results["killed"]) > 5
     assert results["killed"] == results["uninterrupted"]
+
+
+# -- read-only output locations -------------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path):
+    """A read-only file system (tmpfs remounted read-only) holding one empty directory, ``existing``: root can
+    write wherever chmod forbids it, but not here. Mounting needs root or passwordless sudo."""
+    mount_point = tmp_path / "read-only"
+    mount_point.mkdir()
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    mounted = subprocess.run(
+        [*prefix, "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs for the read-only tests (needs root): {mounted.stderr.strip()}")
+    try:
+        subprocess.run([*prefix, "mkdir", str(mount_point / "existing")], check=True)
+        subprocess.run([*prefix, "mount", "-o", "remount,ro", str(mount_point)], check=True)
+        yield mount_point
+    finally:
+        subprocess.run([*prefix, "umount", str(mount_point)], check=True)
+
+
+def read_only_line(stage: str, path: Path) -> str:
+    return f"realfake {stage}: error: cannot write {path}: Read-only file system; nothing was left under that name"
+
+
+def test_shards_to_a_read_only_location_are_one_line_and_exit_2(cutouts, read_only_disk, capsys):
+    out = read_only_disk / "shards"
+    assert main(shards_arguments(cutouts, out)) == 2
+    assert one_error_line(capsys, "shards") == read_only_line("shards", out)
+    assert [path.name for path in read_only_disk.iterdir()] == ["existing"]
+
+
+def test_predict_to_a_read_only_directory_is_one_line_and_exit_2(evaluation_inputs, read_only_disk, capsys):
+    shards, model, _ = evaluation_inputs
+    out = read_only_disk / "existing" / "predictions.parquet"  # the directory exists: the file's write fails
+    assert main(["predict", "--shards", str(shards), "--model", str(model), "--out", str(out)]) == 2
+    assert one_error_line(capsys, "predict") == read_only_line("predict", out)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_evaluate_to_a_read_only_location_is_one_line_and_exit_2(evaluation_inputs, read_only_disk, capsys):
+    shards, model, _ = evaluation_inputs
+    out = read_only_disk / "evaluate" / "full"  # the directories' mkdir fails
+    assert evaluate(shards, model, out) == 2
+    assert one_error_line(capsys, "evaluate") == read_only_line("evaluate", out)
+    assert [path.name for path in read_only_disk.iterdir()] == ["existing"]
+
+
+def test_report_to_a_read_only_location_is_one_line_and_exit_2(evaluation_inputs, read_only_disk, tmp_path, capsys):
+    shards, model, manifest = evaluation_inputs
+    assert evaluate(shards, model, tmp_path / "evaluate") == 0
+    (tmp_path / "train").mkdir()
+    epochs = [{"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.5, "validation_loss": 0.7}]
+    (tmp_path / "train" / "history.json").write_text(json.dumps({"shard_set": manifest["identity"], "epochs": epochs}))
+    capsys.readouterr()
+    for out in (read_only_disk / "report", read_only_disk / "existing"):  # a new report, and one replacing a directory
+        arguments = ["report", "--evaluate", str(tmp_path / "evaluate"), "--shards", str(shards), "--train",
+                     str(tmp_path / "train"), "--out", str(out)]  # fmt: skip
+        assert main(arguments) == 2
+        assert one_error_line(capsys, "report") == read_only_line("report", out)
+    assert [path.name for path in read_only_disk.iterdir()] == ["existing"]
+    assert list((read_only_disk / "existing").iterdir()) == []

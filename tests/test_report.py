@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -366,3 +367,138 @@ def test_a_sensitivity_table_without_its_columns_is_refused_naming_them(report, 
     assert capsys.readouterr().err.strip() == (
         f"realfake report: error: sensitivity table {table} has no column(s) auc_low, outcome"
     )
+
+
+# -- inputs checked before anything is written; the report directory replaced whole -------------------------------
+
+
+def report_arguments(report, evaluate: Path, out: Path, *extra: str) -> list[str]:
+    root = report["root"]
+    return ["report", "--evaluate", str(evaluate), "--shards", str(root / "shards"), "--train", str(root / "train"),
+            "--out", str(out), *extra]  # fmt: skip
+
+
+def write_evaluation_like(report, directory: Path, metrics: dict, arrays: tuple[str, ...]) -> Path:
+    """The fixture's evaluation with other ``metrics``, written by realfake evaluate's writer; ``arrays``: which of
+    the fixture's .npz files it writes (and metrics.json lists)."""
+    contents = {}
+    for name in arrays:
+        with np.load(report["root"] / "evaluate" / name) as stored:
+            contents[name] = {key: stored[key] for key in stored.files}
+    write_evaluation(directory, report["test"], metrics, contents)
+    return directory
+
+
+def one_error_line(capsys) -> str:
+    stderr = capsys.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def file_digests(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda metrics: metrics.pop("verdict"), "has no 'verdict' section"),
+        (lambda metrics: metrics["verdict"].pop("tolerance"), "has no 'verdict.tolerance' key"),
+        (lambda metrics: metrics["baselines"][1].pop("p_adjusted"), "has no 'baselines[1].p_adjusted' key"),
+    ],
+    ids=["no verdict", "verdict without tolerance", "baseline without p_adjusted"],
+)
+def test_metrics_without_what_the_report_reads_are_refused_naming_the_key(report, tmp_path, capsys, change, problem):
+    metrics = copy.deepcopy(report["metrics"])
+    change(metrics)
+    evaluate = write_evaluation_like(report, tmp_path / "evaluate", metrics, (MEAN_STAMPS_NAME, ATTRIBUTION_NAME))
+    assert main(report_arguments(report, evaluate, tmp_path / "out")) == 2
+    assert one_error_line(capsys) == (
+        f"realfake report: error: {evaluate / 'metrics.json'} {problem}: run `realfake evaluate` again"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_mean_stamps_that_metrics_lists_but_are_missing_are_refused(report, tmp_path, capsys):
+    evaluate = shutil.copytree(report["root"] / "evaluate", tmp_path / "evaluate")
+    (evaluate / MEAN_STAMPS_NAME).unlink()
+    assert main(report_arguments(report, evaluate, tmp_path / "out")) == 2
+    assert one_error_line(capsys) == (
+        f"realfake report: error: {evaluate / MEAN_STAMPS_NAME} is missing, but {evaluate / 'metrics.json'} lists "
+        "it (files.arrays): run `realfake evaluate` again"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda rows: rows[2].update(auc="high"), ": row 3 (line 4), column auc: 'high' is not a number"),
+        (lambda rows: rows[0].update(examples=""), ": row 1 (line 2), column examples: '' is not a whole number"),
+        (lambda rows: rows.clear(), " has a header but no rows"),
+    ],
+    ids=["a word for a number", "an empty count", "no rows"],
+)
+def test_a_malformed_sensitivity_table_is_refused_naming_the_column_and_row(report, tmp_path, capsys, damage, problem):
+    rows = _sensitivity_rows()
+    damage(rows)
+    table = tmp_path / "sensitivity.csv"
+    pd.DataFrame(rows, columns=list(_sensitivity_rows()[0])).to_csv(table, index=False)
+    arguments = report_arguments(
+        report, report["root"] / "evaluate", tmp_path / "out", "--sensitivity-table", str(table)
+    )
+    assert main(arguments) == 2
+    assert one_error_line(capsys) == f"realfake report: error: sensitivity table {table}{problem}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_sensitivity_table_writes_nothing_and_leaves_the_old_report(report, tmp_path, capsys):
+    old = shutil.copytree(report["out"], tmp_path / "old")
+    (old / "roc.png").write_bytes(b"the previous run's figure")
+    before = file_digests(old)
+    missing = tmp_path / "sensitivity.csv"
+    for out in (tmp_path / "new", old):
+        arguments = report_arguments(report, report["root"] / "evaluate", out, "--sensitivity-table", str(missing))
+        assert main(arguments) == 2
+        assert one_error_line(capsys) == (
+            f"realfake report: error: sensitivity table {missing} does not exist (scripts/sensitivity.py writes one)"
+        )
+    assert not (tmp_path / "new").exists()
+    assert file_digests(old) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["old"]
+
+
+def test_a_directory_holding_other_files_is_not_replaced_by_a_report(report, tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(report_arguments(report, report["root"] / "evaluate", out)) == 2
+    assert one_error_line(capsys) == (
+        f"realfake report: error: {out} holds notes.txt, which a report does not write: it is not replaced; "
+        "give --out a directory of its own"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["results"]
+    assert [path.name for path in out.iterdir()] == ["notes.txt"]
+
+
+STORAGE_SENTENCE = "3 pixel(s) of the test stamps were clipped to float16's range (65504) when the shards were written."
+
+
+def test_a_rerun_replaces_the_report_whole_and_says_what_evaluate_did_not_make(report, tmp_path):
+    """metrics.json from a float16 shard set (its storage sentence) without pixel maps; the old report in the output
+    directory has files the new one does not write."""
+    metrics = {**report["metrics"], "storage": {"dtype": "float16", "clipped": 3, "sentence": STORAGE_SENTENCE}}
+    evaluate = write_evaluation_like(report, tmp_path / "evaluate", metrics, (ATTRIBUTION_NAME,))
+    out = shutil.copytree(report["out"], tmp_path / "report")
+    (out / "sensitivity.png").write_bytes(b"a figure of an earlier run")
+    assert main(report_arguments(report, evaluate, out)) == 0
+    page = (out / "index.html").read_text()
+    sources = set(re.findall(r'<img[^>]*\ssrc="([^"]+)"', page))
+    assert {path.name for path in out.iterdir()} == sources | {"index.html"}  # nothing of the old run survives
+    assert not any(name.startswith(("mean_difference", "radial_profile")) for name in sources)
+    assert "attribution.png" in sources
+    assert f'<p class="verdict">{STORAGE_SENTENCE}</p>' in page.replace("&#x27;", "'")
+    assert "<h2>The difference in pixels</h2>" in page
+    assert f"realfake evaluate made no pixel maps for this evaluation: {MEAN_STAMPS_NAME} is not among" in page
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["evaluate", "report"]

@@ -23,6 +23,7 @@ import pandas as pd
 
 from realfake import stats
 from realfake.baselines import FEATURE_SET_EXPLANATIONS, FEATURE_SETS, baseline_title
+from realfake.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME
 from realfake.verdict import OUTCOME_WORDS
 
 CSS = """
@@ -113,6 +114,12 @@ def verdict_section(content: PageContent) -> list[str]:
         f'<p class="verdict {html.escape(outcome)}"><span class="outcome">'
         f"{html.escape(OUTCOME_WORDS.get(outcome, ''))}</span>: {html.escape(verdict['sentence'])}</p>",
         f'<p class="verdict">{html.escape(metrics.get("shortcut_sentence", ""))}</p>',
+    ]
+    # How the shards stored the stamps, where it changed what the CNN saw (float16 clipping); older metrics lack it.
+    storage = (metrics.get("storage") or {}).get("sentence")
+    if storage:
+        parts.append(f'<p class="verdict">{html.escape(storage)}</p>')
+    parts += [
         "<h2>The verdict</h2>",
         _note(prose("verdict")),
         _table(["quantity", "value"], _verdict_rows(verdict)),
@@ -142,7 +149,7 @@ def audit_section(content: PageContent) -> list[str]:
 def pixels_section(content: PageContent) -> list[str]:
     record = content.metrics.get("pixels") or {}
     if not content.pixels.get("mean_difference"):
-        return []
+        return ["<h2>The difference in pixels</h2>", _note(prose("pixels_absent", **_array_names(MEAN_STAMPS_NAME)))]
     parts = ["<h2>The difference in pixels</h2>", _note(prose("pixels", column=str(record.get("column", ""))))]
     bins = record.get("bins", [])
     passed = sum(sum(entry["significant_pixels"].values()) for entry in bins)
@@ -163,7 +170,7 @@ def pixels_section(content: PageContent) -> list[str]:
 
 def attribution_section(content: PageContent) -> list[str]:
     if not content.pixels.get("attribution"):
-        return []
+        return ["<h2>What the CNN looks at</h2>", _note(prose("attribution_absent", **_array_names(ATTRIBUTION_NAME)))]
     return [
         "<h2>What the CNN looks at</h2>",
         _image(content.pixels["attribution"][0], "attribution maps", prose("attribution")),
@@ -361,6 +368,11 @@ def _verdict_rows(verdict: dict) -> list[list[str]]:
         ["interval confidence", f"{verdict['confidence']:g}"],
     ]
     return rows
+
+
+def _array_names(name: str) -> dict[str, str]:
+    """The placeholders of the prose saying the evaluation made no ``name`` (an .npz file of realfake evaluate)."""
+    return {"file": html.escape(name), "metrics": html.escape(METRICS_NAME)}
 
 
 def _correction(content: PageContent) -> str:
