@@ -310,3 +310,15 @@ def test_pixels_clipped_to_float16_are_told_in_the_metrics():
     assert "the CNN saw those stamps clipped" in clipped["sentence"]
     assert storage_record({"storage": {"dtype": "float16", "clipped_pixels": 0}})["sentence"] is None
     assert storage_record({}) == {"dtype": "float32", "clipped": 0, "sentence": None}
+
+
+def test_the_verdict_and_baselines_count_the_test_bricks():
+    rng = np.random.default_rng(23)
+    train, test = _baseline_tables(rng, size_factor=2.0)
+    test["brickname"] = np.repeat([f"{number:04d}p000" for number in range(30)], len(test) // 30)
+    test["p_fake"] = rng.uniform(size=len(test))
+    result = evaluate_predictions(test, SETTINGS, train=train)
+    assert result["verdict"]["bricks"] == 30 and result["verdict"]["auc_interval_method"] == "cluster"
+    assert {record["bricks"] for record in result["baselines"]} == {30}
+    assert {record["auc_interval_method"] for record in result["baselines"]} == {"cluster"}
+    assert "auc_p_value_independent" in result["verdict"]

@@ -231,7 +231,12 @@ def shortcut_baselines(
             record.update(stats.accuracy_test(test_labels, probability, settings.confidence).record())
             record["accuracy_p_value"] = record.pop("p_value")
             rng = np.random.default_rng([settings.seed, 2, len(records)])
-            record.update(auc_test(test_labels, probability, settings.confidence, settings.bootstrap, rng).record())
+            clusters = test["brickname"].astype(str).to_numpy() if "brickname" in test.columns else None
+            record.update(
+                auc_test(
+                    test_labels, probability, settings.confidence, settings.bootstrap, rng, clusters=clusters
+                ).record()
+            )
             record["feature_differences"] = differences
             if "p_fake" in test.columns:
                 record["cnn_vs_baseline"] = _paired_comparison(
