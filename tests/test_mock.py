@@ -477,3 +477,21 @@ def test_edges_keeps_every_fake_half_a_stamp_from_uncovered_pixels(processing_va
 
     assert margins(processing_variants["edges"]).min() > 32
     assert margins(processing_variants["edges_none"]).min() <= 32  # without the rule, fakes sit by the edges too
+
+
+@pytest.mark.parametrize(
+    ("mismatch", "strength", "expected"),
+    [
+        ("psf", np.inf, "mismatch psf strength must be a finite number, got inf"),
+        ("size", np.nan, "mismatch size strength must be a finite number, got nan"),
+        ("background", -np.inf, "mismatch background strength must be a finite number, got -inf"),
+        # FWHM x 4 (6" for the broadest mock PSF, 23 pixels) stays under half a stamp; beyond is no PSF control.
+        ("psf", 20.0, "mismatch psf strength must be between 0 and 4, got 20.0"),
+    ],
+)
+def test_a_strength_that_is_not_a_finite_number_or_past_its_bound_is_refused_saying_so(
+    tmp_path, mismatch, strength, expected
+):
+    with pytest.raises(RealfakeError) as error:
+        MockSettings(out=tmp_path, mismatch=mismatch, strength=strength)
+    assert str(error.value) == expected

@@ -405,3 +405,56 @@ def test_float16_storage_round_trips_real_depths_and_halves_the_bytes(cutouts, t
     reader = ShardReader(stored.train)
     stamps_read, _ = reader.read(np.array([[0, 0], [0, 1]]))
     np.testing.assert_allclose(stamps_read, exact.read_examples("train", [0, 1]), rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["test_fraction", "validation_fraction", "match_bin_width"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_shard_settings_refuse_a_value_that_is_not_a_finite_number(tmp_path, name, value):
+    with pytest.raises(RealfakeError) as error:
+        settings_for(tmp_path, tmp_path / "shards", **{name: value})
+    assert str(error.value) == f"{name.replace('_', ' ')} must be a finite number, got {value}"
+
+
+@pytest.mark.parametrize("column", ["brickname", "rsdir", "type", "measured_type"])
+def test_matching_on_a_text_column_of_the_cutouts_catalogs_is_refused(tmp_path, column):
+    with pytest.raises(RealfakeError) as error:
+        settings_for(tmp_path, tmp_path / "shards", match=("measured_mag_dered_g", column))
+    assert str(error.value) == (
+        f"match column {column!r} of the cutouts catalogs holds text; matching needs a numeric column"
+    )
+
+
+def test_a_cutouts_file_with_text_in_a_matching_column_is_refused_naming_it(cutouts, tmp_path):
+    """A column the catalog format does not have (a hand-made file) that holds text: an error, not a traceback."""
+    for path in sorted(cutouts.rglob("*.h5")):
+        stamps, catalog = load_cutouts(path)
+        rewrite_cutouts(path, stamps, catalog.assign(quality="good"))
+    out = tmp_path / "shards"
+    with pytest.raises(RealfakeError) as error:
+        run_shards(settings_for(cutouts, out, match=("quality",)))
+    first = sorted((cutouts / "real").rglob("*.h5"))[0]
+    assert str(error.value) == (
+        f"cutouts file {first}: match column 'quality' holds text; matching needs a numeric column"
+    )
+    assert not out.exists()
+
+
+def test_the_text_catalog_columns_are_those_a_cutouts_file_stores_as_text(tmp_path, capsys):
+    """realfake.cutouts.TEXT_CATALOG_COLUMNS (what planning and ShardSettings refuse to match on) against the
+    files `realfake cutouts` writes, of both kinds."""
+    from realfake.cutouts import TEXT_CATALOG_COLUMNS
+    from tinysurvey import TinySurvey, cutouts_cli
+
+    tiny = TinySurvey(tmp_path / "survey")
+    tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())
+    tiny.write_coadd(tiny.rsdir_coadd_dir("rs0"), tiny.constant_planes())
+    tiny.write_tractor([64.0], [64.0])
+    tiny.write_simcat("rs0", [64.0], [64.0])
+    for kind in ("real", "sim"):
+        out = tmp_path / f"{kind}.h5"
+        assert cutouts_cli(tiny.arguments(kind, out, "--selection", "all_primary"), capsys)[0] == 0
+        with h5py.File(out, "r") as cutouts_file:
+            catalog = cutouts_file["catalog"]
+            assert len(catalog["id"]) == 1
+            text = [name for name, dataset in catalog.items() if h5py.check_string_dtype(dataset.dtype)]
+        assert sorted(text) == sorted(TEXT_CATALOG_COLUMNS), kind

@@ -7,8 +7,10 @@ realfake.mock, found through PYTHONPATH=src whether or not the package is instal
 """
 
 import json
+import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -230,6 +232,9 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
         ({"mock": {"mismatch": "colour"}}, "'colour' is not one of"),
         ({"bands": ["g", "i"]}, "'i' is not one of"),
         ({"input": {"source": "dr9"}}, "'dr9' is not one of"),
+        # The mock renders bricks of 128 to 4096 pixels (realfake.mock.MockSettings).
+        ({"mock": {"size": 100}}, "100 is less than the minimum of 128"),
+        ({"mock": {"size": 5000}}, "5000 is greater than the maximum of 4096"),
     ],
 )
 def test_a_bad_config_stops_snakemake_naming_the_key(workflow_copy, overrides, expected):
@@ -381,6 +386,78 @@ def test_schema_mismatches_are_those_the_mock_survey_knows():
                 "example, or use more bricks"
             ],
         ),
+        # What a stage's job would refuse, refused at planning: each stage's settings dataclass, built from the config.
+        (
+            {"evaluate": {"tolerance": math.nan}},
+            ["config evaluate.tolerance: tolerance must be a finite number, got nan"],
+        ),
+        (
+            {"evaluate": {"significance": math.nan}},
+            ["config evaluate.significance: significance must be a finite number, got nan"],
+        ),
+        (
+            {"shards": {"test_fraction": math.nan}},
+            ["config shards.test_fraction: test fraction must be a finite number, got nan"],
+        ),
+        (
+            {"shards": {"match_bin_width": math.nan}},
+            ["config shards.match_bin_width: match bin width must be a finite number, got nan"],
+        ),
+        (
+            {"shards": {"match": ["measured_mag_dered_g", "type"]}},
+            [
+                "config shards.match: match column 'type' of the cutouts catalogs holds text; matching needs a "
+                "numeric column"
+            ],
+        ),
+        (
+            {"train": {"learning_rate": math.inf}},
+            ["config train.learning_rate: learning_rate must be a finite number, got inf"],
+        ),
+        (
+            {"mock": {"strength": math.nan}},
+            [
+                "config mock.strength: a mismatch strength needs a named mismatch (size, psf, profile, noise, "
+                "background, ivar, undetected or edges), not none"
+            ],
+        ),
+        (
+            {"mock": {"strength": 0.5}},
+            [
+                "config mock.strength: a mismatch strength needs a named mismatch (size, psf, profile, noise, "
+                "background, ivar, undetected or edges), not none"
+            ],
+        ),
+        (
+            {"mock": {"mismatch": "size", "strength": math.nan}},
+            ["config mock.strength: mismatch size strength must be a finite number, got nan"],
+        ),
+        (
+            {"mock": {"mismatch": "ivar", "strength": 5}},
+            ["config mock.strength: mismatch ivar strength must be between 0 and 1, got 5.0"],
+        ),
+        (
+            {"mock": {"mismatch": "psf", "strength": math.inf}},
+            ["config mock.strength: mismatch psf strength must be a finite number, got inf"],
+        ),
+        (
+            {"mock": {"mismatch": "psf", "strength": 20}},
+            ["config mock.strength: mismatch psf strength must be between 0 and 4, got 20.0"],
+        ),
+        # Every problem at once, each naming its key.
+        (
+            {
+                "mock": {"mismatch": "ivar", "strength": 5},
+                "shards": {"test_fraction": math.nan, "match_bin_width": math.inf},
+                "evaluate": {"tolerance": math.nan},
+            },
+            [
+                "config mock.strength: mismatch ivar strength must be between 0 and 1, got 5.0",
+                "config shards.test_fraction: test fraction must be a finite number, got nan",
+                "config shards.match_bin_width: match bin width must be a finite number, got inf",
+                "config evaluate.tolerance: tolerance must be a finite number, got nan",
+            ],
+        ),
     ],
 )
 def test_settings_that_do_not_fit_together_stop_planning_naming_the_keys(workflow_copy, overrides, expected):
@@ -389,6 +466,37 @@ def test_settings_that_do_not_fit_together_stop_planning_naming_the_keys(workflo
     problems = [line for line in result.stdout.splitlines() if line.startswith("config ")]
     assert problems == expected
     assert "Job stats" not in result.stdout
+
+
+def test_every_shell_command_keeps_a_path_with_a_space_in_one_word(workflow_copy, tmp_path):
+    """Trees, brick list and sensitivity table under a directory whose name has a space: each printed command
+    splits (as the shell does) into words that hold each such path whole."""
+    inputs = tmp_path / "survey data"
+    inputs.mkdir()
+    overrides = files_source(inputs, "1238p245\n")
+    sensitivity = inputs / "sensitivity table.csv"
+    sensitivity.write_text("bricks,mismatch\n")
+    overrides["evaluate"] = {"sensitivity_table": str(sensitivity)}
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+    expected = {
+        "--dr5-dir": str(inputs / "dr5"),
+        "--obiwan-dir": str(inputs / "obiwan"),
+        "--bricks": str(inputs / "bricks.txt"),
+        "--sensitivity-table": str(sensitivity),
+    }
+    commands = re.findall(r"^Shell command: (.*)$", result.stdout, flags=re.MULTILINE)
+    seen = set()
+    for command in commands:
+        words = shlex.split(command)
+        for flag, path in expected.items():
+            if flag in words:
+                assert words[words.index(flag) + 1] == path, command
+                seen.add((words[1], flag))
+        # No word is a piece of a path cut at its space.
+        assert not [word for word in words if word.endswith(str(tmp_path / "survey"))], command
+    assert {("cutouts", "--dr5-dir"), ("cutouts", "--obiwan-dir"), ("shards", "--bricks")} <= seen
+    assert {("shards", "--dr5-dir"), ("shards", "--obiwan-dir"), ("report", "--sensitivity-table")} <= seen
 
 
 def test_a_single_band_workflow_with_fitting_settings_plans(workflow_copy):

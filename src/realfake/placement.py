@@ -18,11 +18,24 @@ from realfake.conventions import SPLITS
 from realfake.errors import RealfakeError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from realfake.shards import ShardSettings
 
 BALANCE_CHOICES = ("subsample", "none")
 # example: each example goes to a split on its own; brick: whole bricks do (no sky in two splits).
 SPLIT_CHOICES = ("example", "brick")
+
+
+def matching_values(catalog: pd.DataFrame, name: str, path: Path) -> np.ndarray:
+    """Column ``name`` of the catalog of cutouts file ``path`` as float64 matching values (booleans as 0 and 1).
+
+    Raises RealfakeError naming the file and the column when the column holds text.
+    """
+    column = catalog[name]
+    if not pd.api.types.is_numeric_dtype(column):
+        raise RealfakeError(f"cutouts file {path}: match column {name!r} holds text; matching needs a numeric column")
+    return column.to_numpy(dtype=np.float64)
 
 
 def unmatchable(index: pd.DataFrame, settings: ShardSettings) -> np.ndarray:

@@ -81,9 +81,9 @@ import pyarrow.parquet as pq
 from realfake.progress import say
 from realfake import __version__
 from realfake.auc import smallest_decisive_split
-from realfake.atomic import out_of_space, remove_stale_temporaries, temporary_path, write_failure
+from realfake.atomic import out_of_space, output_directory, remove_stale_temporaries, temporary_path, write_failure
 from realfake.conventions import KIND_OF_LABEL, LABELS, SPLITS
-from realfake.cutouts import cutouts_path, read_brick_list
+from realfake.cutouts import TEXT_CATALOG_COLUMNS, cutouts_path, read_brick_list
 from realfake.cutouts.file import file_content_digest, read_attribute_text, read_cutouts_catalog
 from realfake.shardset import (
     FORMAT_VERSION,
@@ -100,6 +100,7 @@ from realfake.placement import (
     BALANCE_CHOICES,
     EXCLUSION_RULE,
     SPLIT_CHOICES,
+    matching_values,
     place_examples,
     split_record,
 )
@@ -149,6 +150,9 @@ class ShardSettings:
     obiwan_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        for name in ("test_fraction", "validation_fraction", "match_bin_width"):
+            if not math.isfinite(getattr(self, name)):
+                raise RealfakeError(f"{name.replace('_', ' ')} must be a finite number, got {getattr(self, name)}")
         if not 0 < self.test_fraction < 1:
             raise RealfakeError(f"test fraction must be between 0 and 1, got {self.test_fraction}")
         if not 0 <= self.validation_fraction < 1:
@@ -162,6 +166,11 @@ class ShardSettings:
             raise RealfakeError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {self.balance!r}")
         if self.match and self.balance == "none":
             raise RealfakeError("matching subsamples within bins, so it needs balance 'subsample' (or no --match)")
+        text = [name for name in self.match if name in TEXT_CATALOG_COLUMNS]
+        if text:
+            raise RealfakeError(
+                f"match column {text[0]!r} of the cutouts catalogs holds text; matching needs a numeric column"
+            )
         if self.match_bin_width <= 0:
             raise RealfakeError(f"match bin width must be positive, got {self.match_bin_width}")
         if self.split not in SPLIT_CHOICES:
@@ -275,7 +284,7 @@ def _index(settings: ShardSettings, bricks: list[str] | None) -> tuple[list[_Sou
                 }
             )
             for name in settings.match:
-                piece[name] = catalog[name].to_numpy(dtype=np.float64) if count else np.zeros(0)
+                piece[name] = matching_values(catalog, name, path) if count else np.zeros(0)
             sources.append(_Source(path, kind, count, digest))
             pieces.append(piece)
     if not sources:
@@ -618,7 +627,7 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     check_test_split(settings, index, order, progress)
     size, channels = reference["stamp_size"], reference["channels"]
     out = Path(settings.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    output_directory(out.parent, out)
     leftovers = remove_stale_temporaries(out) + remove_stale_temporaries(out, kind="old")
     if leftovers:
         names = ", ".join(str(path) for path in leftovers)
@@ -626,7 +635,7 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> dict:
     staging = temporary_path(out)
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir()
+    output_directory(staging, out)
     try:
         storage = storage_record(settings.dtype, tuple(channels))
         shards, samples, clipped = _scatter(

@@ -4,6 +4,7 @@ DR5 and obiwan trees are, and what the workflow's default target asks for.
 Paths are relative to the directory Snakemake runs in (the repository root).
 """
 
+import dataclasses
 import functools
 import os
 import shlex
@@ -27,10 +28,12 @@ validate(config, "../schemas/config.schema.yaml")
 
 
 def check_stage_settings():
-    """Raise WorkflowError, naming the config keys, for settings that each pass the
-    schema but do not fit together: a cutouts selection that cuts on bands the
-    config leaves out, or a shards matching column the cutouts catalogs of these
-    bands do not have. Checked before any job runs, not at the stage that fails."""
+    """Raise WorkflowError, naming the config keys, for settings that pass the schema
+    but that a stage's job would refuse: a cutouts selection that cuts on bands the
+    config leaves out, a shards matching column the cutouts catalogs of these bands
+    do not have, and whatever each stage's settings dataclass refuses (NaN, a
+    strength out of its mismatch's range, matching on a text column: see
+    dataclass_problems). Checked before any job runs, not at the stage that fails."""
     from realfake.cutouts import catalog_columns
     from realfake.selection import SELECTION_BANDS, missing_selection_bands
 
@@ -55,8 +58,86 @@ def check_stage_settings():
                 f"[{', '.join(bands())}] do not have: set shards.match to columns "
                 f"they have (e.g. [{magnitudes[0]}]) or to [], or add the band to bands"
             )
+    # The bands are named above when they do not fit the selection: left at their
+    # default below, so that the cutouts settings do not name them twice.
+    problems += dataclass_problems(left_out=["bands"] if missing else [])
     if problems:
         raise WorkflowError("\n".join(problems))
+
+
+def dataclass_problems(left_out=()):
+    """What each stage's settings dataclass (the one its `realfake` command builds
+    from the flags of arguments.smk) refuses in the config, one line per key:
+    "config <key>: <the dataclass's message>". Config keys in left_out stay at the
+    package's defaults. The mock's settings are checked only when the mock is the
+    input. Paths are placeholders: the dataclasses do not check them, the rules
+    give the real ones. Imports no TensorFlow: planning stays quick."""
+    from realfake.architectures import model_config
+    from realfake.cutouts import CutoutSettings
+    from realfake.mock import MockSettings
+    from realfake.shards import ShardSettings
+    from realfake.stats import StatisticsSettings
+    from realfake.training.settings import TrainSettings
+
+    here = Path(".")
+    stages = [
+        ("cutouts", CutoutSettings, dict(kind=kind, dr5_dir=here, obiwan_dir=here))
+        for kind in KINDS
+    ]
+    stages += [
+        ("shards", ShardSettings, dict(real_dir=here, sim_dir=here, out=here)),
+        ("train", TrainSettings, dict(shards=here, out=here)),
+        ("evaluate", StatisticsSettings, {}),
+    ]
+    if uses_mock_survey():
+        stages.insert(0, ("mock", MockSettings, dict(out=here)))
+    # The dataclass fields set by a top-level key, not by a key of the stage's section.
+    top_level = {("cutouts", "bands")}
+    # Config values as the command line gives them to the dataclasses.
+    converters = {"bands": tuple, "shards.match": tuple, "train.model": model_config}
+    problems = []
+    for section, settings_class, placeholders in stages:
+        values = {}
+        for field in dataclasses.fields(settings_class):
+            if (section, field.name) in top_level:
+                key, value = field.name, config[field.name]
+            elif field.name in config[section]:
+                key, value = f"{section}.{field.name}", config[section][field.name]
+            else:
+                continue
+            if key in left_out:
+                continue
+            if key in converters:
+                value = converters[key](value)
+            elif "float" in str(field.type) and type(value) is int:
+                value = float(value)  # as argparse's type=float reads it: 5 is 5.0
+            values[key] = (field.name, value)
+        build = functools.partial(settings_class, **placeholders)
+        problems += settings_problems(build, values)
+    # The cutouts settings of both kinds refuse the same keys alike: name each once.
+    return list(dict.fromkeys(problems))
+
+
+def settings_problems(build, values):
+    """The keys of values ({config key: (argument, value)}) that build (a settings
+    dataclass) refuses, each as "config <key>: <its message>"; [] when it takes
+    them all. To name the key of a refusal, the keys are added one at a time, in
+    the dataclass's field order, to its defaults (which are the schema's): a key
+    it refuses there is named and left at its default."""
+    try:
+        build(**dict(values.values()))
+        return []
+    except RealfakeError:
+        pass
+    taken, problems = {}, []
+    for key, (argument, value) in values.items():
+        try:
+            build(**taken, **{argument: value})
+        except RealfakeError as error:
+            problems.append(f"config {key}: {error}")
+        else:
+            taken[argument] = value
+    return problems
 
 
 wildcard_constraints:

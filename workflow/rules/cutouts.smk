@@ -35,7 +35,7 @@ rule cutouts:
         settings=cutouts_arguments(),
     shell:
         "realfake cutouts --kind {wildcards.kind} --brick {wildcards.brick}"
-        " --out {output} {params.settings} > {log} 2>&1"
+        " --out {output:q} {params.settings} > {log:q} 2>&1"
 
 
 # The brick list of one batch and kind. It is written when missing, and rewritten
@@ -57,7 +57,7 @@ rule cutouts_batch_bricks:
         stale=batch_cutouts_files,
         settings=cutouts_arguments(),
     shell:
-        "(rm -f {params.stale} && printf '%s\\n' {params.bricks} > {output}) > {log} 2>&1"
+        "(rm -f {params.stale:q} && printf '%s\\n' {params.bricks:q} > {output:q}) > {log:q} 2>&1"
 
 
 # One batch of bricks of one kind as one MPI job: under `srun -n N` (or `mpiexec -n
@@ -85,5 +85,5 @@ rule cutouts_batch:
         out_dir=batch_cutouts_directory,
         settings=cutouts_arguments(),
     shell:
-        "{params.launch}realfake cutouts --kind {wildcards.kind} --bricks {input.bricks}"
-        " --out-dir {params.out_dir} {params.settings} > {log} 2>&1"
+        "{params.launch}realfake cutouts --kind {wildcards.kind} --bricks {input.bricks:q}"
+        " --out-dir {params.out_dir:q} {params.settings} > {log:q} 2>&1"

@@ -26,8 +26,8 @@ rule predict:
     conda:
         "../../environment.yml"
     shell:
-        "realfake predict --shards {input.shards} --model {input.model} --part {wildcards.part}"
-        " --out {output} > {log} 2>&1"
+        "realfake predict --shards {input.shards:q} --model {input.model:q} --part {wildcards.part}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -52,6 +52,6 @@ rule evaluate:
         audit=audit_arguments,
         settings=evaluate_arguments(),
     shell:
-        "realfake evaluate --shards {input.shards} --predictions {input.predictions:q} --model {input.model}"
+        "realfake evaluate --shards {input.shards:q} --predictions {input.predictions:q} --model {input.model:q}"
         " {params.audit}"
-        " --out $(dirname {output.metrics}) {params.settings} > {log} 2>&1"
+        " --out $(dirname {output.metrics:q}) {params.settings} > {log:q} 2>&1"

@@ -15,8 +15,8 @@ rule mock_brick_table:
         out=mock_output_directory,
         settings=mock_survey_arguments(),
     shell:
-        "realfake mock-survey --out {params.out} --table-only {params.settings}"
-        " > {log} 2>&1"
+        "realfake mock-survey --out {params.out:q} --table-only {params.settings}"
+        " > {log:q} 2>&1"
 
 
 rule mock_brick:
@@ -59,5 +59,5 @@ rule mock_brick:
         out=mock_output_directory,
         settings=mock_survey_arguments(),
     shell:
-        "realfake mock-survey --out {params.out} --brick {wildcards.brick}"
-        " {params.settings} > {log} 2>&1"
+        "realfake mock-survey --out {params.out:q} --brick {wildcards.brick}"
+        " {params.settings} > {log:q} 2>&1"

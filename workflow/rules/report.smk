@@ -71,6 +71,6 @@ rule report:
     params:
         settings=report_arguments(),
     shell:
-        "realfake report --evaluate $(dirname {input.metrics}) --shards {input.shards}"
-        " --train $(dirname {input.history}) --out $(dirname {output.page}) {params.settings}"
-        " > {log} 2>&1"
+        "realfake report --evaluate $(dirname {input.metrics:q}) --shards {input.shards:q}"
+        " --train $(dirname {input.history:q}) --out $(dirname {output.page:q}) {params.settings}"
+        " > {log:q} 2>&1"

@@ -21,5 +21,5 @@ rule shards:
         sim=cutouts_directory_of("sim"),
         settings=shards_arguments(),
     shell:
-        "realfake shards --real {params.real} --sim {params.sim}"
-        " --bricks {input.bricks} --out {output} {params.settings} > {log} 2>&1"
+        "realfake shards --real {params.real:q} --sim {params.sim:q}"
+        " --bricks {input.bricks:q} --out {output:q} {params.settings} > {log:q} 2>&1"

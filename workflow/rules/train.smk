@@ -31,5 +31,5 @@ rule train:
         launch=launcher,
         settings=train_arguments(),
     shell:
-        "{params.launch}realfake train --shards {input} --out $(dirname {output.model})"
-        " --view {wildcards.view} --intra-op-threads {threads} {params.settings} > {log} 2>&1"
+        "{params.launch}realfake train --shards {input:q} --out $(dirname {output.model:q})"
+        " --view {wildcards.view} --intra-op-threads {threads} {params.settings} > {log:q} 2>&1"

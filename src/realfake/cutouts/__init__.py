@@ -53,6 +53,10 @@ from realfake.cutouts.settings import DEFAULT_SELECTION, CutoutCounts, CutoutSet
 from realfake.cutouts.sources import fake_source_table, fake_type, real_source_table
 from realfake.cutouts.stamps import KEPT, NO_COVERAGE, OFF_IMAGE, StampCut, cut_stamps
 
+# The catalog columns (CATALOG_DESCRIPTION) a cutouts file stores as text; every other one holds numbers or booleans.
+# The workflow's planning reads it to refuse matching on text (shards.match) before any job runs.
+TEXT_CATALOG_COLUMNS = ("brickname", "rsdir", "type", "measured_type")
+
 __all__ = [
     "CATALOG_DESCRIPTION",
     "DEFAULT_SELECTION",
@@ -60,6 +64,7 @@ __all__ = [
     "KINDS",
     "NO_COVERAGE",
     "OFF_IMAGE",
+    "TEXT_CATALOG_COLUMNS",
     "CutoutCounts",
     "CutoutSettings",
     "StampCut",

@@ -66,9 +66,10 @@ IDENTITY_STRENGTH = {
 }  # fmt: skip
 # Mismatches of the processing, not of the galaxies: what the shortcut audit and the same-image control are for.
 PROCESSING_MISMATCHES = ("background", "ivar", "undetected", "edges")
-# The strengths a mismatch accepts, (lowest, highest); None: no upper bound.
+# The strengths a mismatch accepts, (lowest, highest); None: no upper bound. psf stops at 4: its FWHM (at most
+# 4 x 1.5" = 6", 23 pixels) stays under half a stamp; a fake blurred past that is no test of a PSF difference.
 STRENGTH_RANGE = {
-    "size": (0.1, None), "psf": (0.0, None), "profile": (0.0, 1.0), "noise": (0.0, 1.0), "background": (0.0, None),
+    "size": (0.1, None), "psf": (0.0, 4.0), "profile": (0.0, 1.0), "noise": (0.0, 1.0), "background": (0.0, None),
     "ivar": (0.0, 1.0), "undetected": (0.0, 1.0), "edges": (0.0, 2.0),
 }  # fmt: skip
 BRICK_SIZE_DEG = 0.25
@@ -95,11 +96,14 @@ class MockSettings:
             raise RealfakeError(f"unknown mismatch {self.mismatch!r}; choose one of {', '.join(MISMATCHES)}")
         if self.strength is not None:
             if self.mismatch == "none":
+                named = [name for name in MISMATCHES if name != "none"]
                 raise RealfakeError(
-                    "a mismatch strength needs a named mismatch (size, psf, profile or noise), not none"
+                    f"a mismatch strength needs a named mismatch ({', '.join(named[:-1])} or {named[-1]}), not none"
                 )
+            if not math.isfinite(self.strength):
+                raise RealfakeError(f"mismatch {self.mismatch} strength must be a finite number, got {self.strength}")
             low, high = STRENGTH_RANGE[self.mismatch]
-            if not (math.isfinite(self.strength) and self.strength >= low and (high is None or self.strength <= high)):
+            if not (self.strength >= low and (high is None or self.strength <= high)):
                 bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
                 raise RealfakeError(f"mismatch {self.mismatch} strength must be {bounds}, got {self.strength}")
         for name in ("bricks", "rsdirs", "fakes_per_rsdir"):

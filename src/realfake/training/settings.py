@@ -98,6 +98,8 @@ class TrainSettings:
         for key in ("intra_op_threads", "inter_op_threads", "steps_per_epoch"):
             if getattr(self, key) < 0:
                 raise RealfakeError(f"{key} must be 0 (default) or more, got {getattr(self, key)}")
+        if not math.isfinite(self.learning_rate):
+            raise RealfakeError(f"learning_rate must be a finite number, got {self.learning_rate}")
         if not self.learning_rate > 0:
             raise RealfakeError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.profile_steps is not None:
@@ -106,7 +108,7 @@ class TrainSettings:
                 raise RealfakeError(f"profile_steps must be START,STOP with 0 <= START < STOP, got {start},{stop}")
         if not 0 < self.cluster_port < 65536:
             raise RealfakeError(f"cluster_port must be a TCP port, got {self.cluster_port}")
-        if not 0 < self.startup_timeout < math.inf:
+        if not (math.isfinite(self.startup_timeout) and self.startup_timeout > 0):
             raise RealfakeError(f"startup_timeout must be a positive number of seconds, got {self.startup_timeout}")
 
     def as_record(self) -> dict:
