@@ -283,3 +283,27 @@ def test_breakdowns_are_cluster_robust_where_their_bins_have_the_bricks():
     table["brickname"] = brick
     rows = breakdowns(table, SETTINGS)
     assert set(rows["interval"]) == {"cluster"} and (rows["bricks"] == 60).all()
+
+
+def test_bins_on_the_edge_of_the_band_are_rarely_called_distinguishable_by_chance():
+    # 40 bins whose true AUC is exactly 0.5 + tolerance: with the bins' own 95% intervals some bin came out
+    # distinguishable in most runs (63 of 100 here); the simultaneous (Bonferroni) intervals keep it at most 5%
+    # (band: the 99.9% binomial limit at 100 runs).
+    from realfake.verdict import with_corrected_outcomes
+
+    rng = np.random.default_rng(44)
+    settings = StatisticsSettings(tolerance=0.01)
+    shift = math.sqrt(2.0) * scipy_stats.norm.ppf(0.51)
+    runs, any_distinguishable, any_by_own = 100, 0, 0
+    for _ in range(runs):
+        rows = []
+        for _ in range(40):
+            labels = np.repeat([0, 1], 1000)
+            result = auc.auc_test(labels, rng.normal(size=2000) + shift * labels, resamples=1, bootstrap_below=0)
+            rows.append({"auc": result.auc, "auc_low": result.low, "auc_high": result.high,
+                         "auc_p_value": result.p_value, "auc_standard_error": result.standard_error})  # fmt: skip
+        table = with_corrected_outcomes(pd.DataFrame(rows), settings)
+        any_distinguishable += (table["outcome"] == "distinguishable").any()
+        any_by_own += (table["auc_low"] > 0.51).any()
+    assert any_by_own > 0.4 * runs
+    assert any_distinguishable <= scipy_stats.binom.ppf(0.999, runs, 0.05)

@@ -4,12 +4,44 @@ For each injected parameter of the fakes (the simcat's true values, as the
 cutouts catalog carries them: dereddened magnitudes and colours, half-light
 radius, Sersic index, ellipticity, rs dir, and whether legacypipe detected
 them), the test fakes are cut into bins of it, and in each bin the AUC of
-those fakes against *all* test reals is measured with the verdict's statistic
-(:func:`realfake.auc.auc_test`): 0.5 where these fakes look like the real
-galaxies, above it where they look fake. The p-values are corrected over all
-bins of all parameters together (the breakdowns' correction), and each bin gets
-the verdict's outcome word. A size error shows as an AUC rising with the
-radius; a profile error as one that depends on the Sersic index.
+those fakes against *comparable* test reals is measured: 0.5 where these fakes
+look like real galaxies of their kind, above it where they look fake. Against
+all reals instead, a score that drifts with magnitude in both classes alike
+would flag every bin whose fakes are fainter or brighter than the reals on
+average, although no fake looks faker than a real of its magnitude.
+
+Which reals are comparable (:data:`COLUMNS`' ``compared_with`` says, per bin):
+
+- a parameter the reals carry in the same column (``mag_dered_<b>``, the
+  colours, ``size``): the reals in the same bin (the same edges), reweighted
+  within it to the bin's fakes in that parameter when the bin has at least
+  ``2 * REALS_PER_STRATUM`` reals. A fake's value is the one injected, a
+  real's the measured one;
+- a parameter only the fakes have (Sersic index, ellipticity, rs dir,
+  detected: the reals' columns hold measured or defined values, or none):
+  all reals, reweighted to the bin's fakes in the matching magnitude
+  (:func:`matching_magnitude`: the g band's, legacypipe's measurement wherever
+  there is one, as the shard set is matched on by default); all reals,
+  unweighted, below ``2 * REALS_PER_STRATUM`` reals or without a magnitude.
+
+Reweighting is a stratified Mann-Whitney comparison (van Elteren): the reals
+are cut into strata of about equal counts by the matching value (up to
+``MAX_STRATA``, at least ``REALS_PER_STRATUM`` reals each, each stratum's
+scores sorted once: :class:`realfake.auc.AgainstReals`, so a bin costs one pass
+over the reals), the bin's fakes go to the stratum of their value, and the AUC
+is sum_s w_s AUC_s with w_s the bin's share of fakes in stratum s: the AUC
+against reals that have the fakes' distribution of the matching value. The
+two-sided p-value is the normal one with the strata's null (tie-corrected
+Mann-Whitney) variances, sum_s w_s^2 Var0(AUC_s); the interval, at the
+settings' confidence, uses DeLong's variance of the combined AUC (the fakes'
+components pooled over the bin, the reals' per stratum). Without strata the
+test is :meth:`realfake.auc.AgainstReals.test`, the verdict's.
+
+The p-values are corrected over all bins of all parameters together (the
+breakdowns' correction), and each bin gets the verdict's outcome word
+(:func:`realfake.verdict.with_corrected_outcomes`). A size error shows as an
+AUC that depends on the radius; a profile error as one that depends on the
+Sersic index.
 
 Also the parameters of the fakes the CNN finds most fake-looking.
 """
@@ -17,84 +49,254 @@ Also the parameters of the fakes the CNN finds most fake-looking.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
-from realfake.auc import AgainstReals
+from realfake.auc import AgainstReals, AucTest
+from realfake.baselines import measured_view, ordered_bands
 from realfake.stats import StatisticsSettings
 from realfake.verdict import with_corrected_outcomes
 
 MOST_FAKE_LOOKING = 20
-COLUMNS = ["parameter", "bin", "low", "high", "fakes", "reals", "auc", "auc_low", "auc_high", "auc_p_value",
-           "p_adjusted", "flagged", "outcome"]  # fmt: skip
+# Strata of the reals for the reweighted comparisons: at most this many, each of at least this many reals. A score
+# drift with the matching value is left only within a stratum, 1/100 of the reals (measured: a drift of 0.1 in
+# logit per magnitude flags no bin at 2 million examples per class; at 12 million, 60,000 reals a stratum).
+MAX_STRATA = 100
+REALS_PER_STRATUM = 1000
+SAME_BIN = "reals in the same bin"
+COLUMNS = ["parameter", "bin", "low", "high", "fakes", "reals", "compared_with", "auc", "auc_low", "auc_high",
+           "auc_p_value", "p_adjusted", "flagged", "outcome"]  # fmt: skip
 # The columns of the most fake-looking fakes' table (those present).
 SHOWN = ["id", "brickname", "rsdir", "p_fake", "mag_dered_g", "mag_dered_r", "mag_dered_z", "size", "sersic_n",
          "e1", "e2", "detected"]  # fmt: skip
 
 
-def fake_parameters(predictions: pd.DataFrame) -> dict[str, pd.Series]:
-    """The injected parameters of every test example (meaningful for the fakes), those whose columns exist."""
-    parameters: dict[str, pd.Series] = {}
+@dataclass(frozen=True, eq=False)
+class InjectedParameter:
+    """One injected parameter: ``values`` per test example (numbers or text, indexed as the predictions;
+    meaningful for the fakes), and whether the reals carry the same quantity in the same column
+    (``reals_carry``: magnitudes, colours, size), so that the reals of a bin are those in it."""
+
+    name: str
+    values: pd.Series
+    reals_carry: bool
+
+
+def fake_parameters(predictions: pd.DataFrame) -> list[InjectedParameter]:
+    """The injected parameters of every test example, those whose columns exist."""
+    parameters: list[InjectedParameter] = []
     bands = [column.removeprefix("mag_dered_") for column in predictions.columns if column.startswith("mag_dered_")]
     for band in bands:
-        parameters[f"true {band} magnitude"] = predictions[f"mag_dered_{band}"].astype(np.float64)
+        values = predictions[f"mag_dered_{band}"].astype(np.float64)
+        parameters.append(InjectedParameter(f"true {band} magnitude", values, True))
     for blue, red in (("g", "r"), ("r", "z")):
         if blue in bands and red in bands:
-            parameters[f"true {blue} - {red}"] = predictions[f"mag_dered_{blue}"] - predictions[f"mag_dered_{red}"]
+            values = predictions[f"mag_dered_{blue}"] - predictions[f"mag_dered_{red}"]
+            parameters.append(InjectedParameter(f"true {blue} - {red}", values, True))
     if "size" in predictions.columns:
-        parameters["half-light radius (arcsec)"] = predictions["size"].astype(np.float64)
+        values = predictions["size"].astype(np.float64)
+        parameters.append(InjectedParameter("half-light radius (arcsec)", values, True))
     if "sersic_n" in predictions.columns:
-        parameters["Sersic index"] = predictions["sersic_n"].astype(np.float64)
+        parameters.append(InjectedParameter("Sersic index", predictions["sersic_n"].astype(np.float64), False))
     if "e1" in predictions.columns and "e2" in predictions.columns:
-        parameters["ellipticity |e|"] = pd.Series(
+        values = pd.Series(
             np.hypot(predictions["e1"].to_numpy(np.float64), predictions["e2"].to_numpy(np.float64)),
             index=predictions.index,
         )
+        parameters.append(InjectedParameter("ellipticity |e|", values, False))
     if "rsdir" in predictions.columns:
-        parameters["rs dir"] = predictions["rsdir"].astype(str)
+        parameters.append(InjectedParameter("rs dir", predictions["rsdir"].astype(str), False))
     if "detected" in predictions.columns:
         detected = predictions["detected"].astype(bool).to_numpy()
-        parameters["detected"] = pd.Series(np.where(detected, "detected", "undetected"), index=predictions.index)
+        values = pd.Series(np.where(detected, "detected", "undetected"), index=predictions.index)
+        parameters.append(InjectedParameter("detected", values, False))
     return parameters
 
 
-def _bins(values: pd.Series, count: int) -> list[tuple[str, float, float, np.ndarray]]:
-    """(label, low, high, mask): one bin per value for text or for at most ``count`` distinct numbers (a Sersic
-    index of 1 or 4), else quantile bins; non-finite numbers are left out."""
-    if not pd.api.types.is_numeric_dtype(values):
-        text = values.astype(str)
-        return [(category, math.nan, math.nan, (text == category).to_numpy()) for category in sorted(text.unique())]
-    numbers = values.to_numpy(np.float64)
+def matching_magnitude(predictions: pd.DataFrame) -> tuple[np.ndarray, str] | None:
+    """The magnitude the fake-only parameters' bins are matched in, float64 per test example, and its words;
+    None without a ``mag_dered_<b>`` column.
+
+    The g band's (else the first band's) ``mag_dered``, taken from the tractor
+    fit wherever there is one (:func:`realfake.baselines.measured_view`:
+    ``measured_mag_dered_g`` for a real and for a fake legacypipe measured, the
+    true value for a fake without a fit), the quantity the shard set is
+    matched on by default. Non-finite values (a negative flux) form a stratum
+    of their own.
+    """
+    view = measured_view(predictions)
+    bands = ordered_bands(view)
+    if not bands:
+        return None
+    band = "g" if "g" in bands else bands[0]
+    words = f"measured {band} magnitude" if "measured" in view.columns else f"mag_dered_{band}"
+    return view[f"mag_dered_{band}"].to_numpy(np.float64), words
+
+
+def _bins(
+    fake_values: pd.Series, real_values: pd.Series, count: int
+) -> list[tuple[str, float, float, np.ndarray, np.ndarray]]:
+    """(label, low, high, fake mask, real mask): bins of the fakes' values, one per value for text or for at
+    most ``count`` distinct numbers (a Sersic index of 1 or 4), else quantile bins; the reals' mask puts each
+    real in the bin of its value (the same edges), none outside the fakes' range. Non-finite numbers are left
+    out."""
+    if not pd.api.types.is_numeric_dtype(fake_values):
+        fake_text, real_text = fake_values.astype(str), real_values.astype(str)
+        return [
+            (category, math.nan, math.nan, (fake_text == category).to_numpy(), (real_text == category).to_numpy())
+            for category in sorted(fake_text.unique())
+        ]
+    numbers = fake_values.to_numpy(np.float64)
+    reals = real_values.to_numpy(np.float64)
     finite = np.isfinite(numbers)
     distinct = np.unique(numbers[finite])
     if distinct.size <= count:
-        return [(f"{value:.3g}", float(value), float(value), finite & (numbers == value)) for value in distinct]
+        return [
+            (f"{value:.3g}", float(value), float(value), finite & (numbers == value), reals == value)
+            for value in distinct
+        ]
     edges = np.unique(np.quantile(numbers[finite], np.linspace(0, 1, count + 1)))
+    # Bin i holds edges[i] <= x < edges[i+1]; the last bin also holds its upper edge.
     position = np.clip(np.searchsorted(edges, numbers, side="right") - 1, 0, edges.size - 2)
+    real_position = np.clip(np.searchsorted(edges, reals, side="right") - 1, 0, edges.size - 2)
+    real_inside = (reals >= edges[0]) & (reals <= edges[-1])  # False for NaN
     return [
         (f"{edges[index]:.3g} to {edges[index + 1]:.3g}", float(edges[index]), float(edges[index + 1]),
-         finite & (position == index))
+         finite & (position == index), real_inside & (real_position == index))
         for index in range(edges.size - 1)
     ]  # fmt: skip
 
 
+class Strata:
+    """Reals cut into strata of about equal counts by a matching value, each stratum's scores sorted once.
+
+    Finite stratum i holds the values from ``lower[i]`` up to the next lower
+    edge (the first and last finite strata open-ended); one more stratum, the
+    last, holds the non-finite values. Any example goes to the stratum of its
+    value (:meth:`of`).
+    """
+
+    def __init__(self, scores: np.ndarray, values: np.ndarray, count: int):
+        finite = np.sort(values[np.isfinite(values)])
+        # Each lower edge is a real's value, so every finite stratum holds at least one real.
+        self.lower = np.unique(finite[(np.arange(count) * finite.size) // count])
+        stratum = self.of(values)
+        order = np.argsort(stratum, kind="stable")
+        starts = np.searchsorted(stratum[order], np.arange(self.lower.size + 2))
+        self.reals = [AgainstReals(scores[order[start:end]]) for start, end in zip(starts[:-1], starts[1:])]
+
+    @classmethod
+    def of_enough(cls, scores: np.ndarray, values: np.ndarray) -> Strata | None:
+        """The strata of these reals, or None when fewer than 2 strata of REALS_PER_STRATUM finite values fit
+        or all finite values are one: nothing to reweight."""
+        count = min(MAX_STRATA, int(np.count_nonzero(np.isfinite(values))) // REALS_PER_STRATUM)
+        if count < 2:
+            return None
+        strata = cls(scores, values, count)
+        return strata if strata.lower.size >= 2 else None
+
+    def of(self, values: np.ndarray) -> np.ndarray:
+        """The stratum of each value: int64, ``lower.size`` for a non-finite one."""
+        position = np.clip(np.searchsorted(self.lower, values, side="right") - 1, 0, None)
+        return np.where(np.isfinite(values), position, self.lower.size)
+
+    def test(self, fakes: np.ndarray, values: np.ndarray, confidence: float) -> AucTest:
+        """The fakes' AUC against these reals reweighted to the fakes' strata (see the module docstring), with
+        its interval at ``confidence`` and the van Elteren test. Fakes of a stratum without reals (non-finite
+        values no real has) are left out; ``real`` counts the reals of the strata used."""
+        stratum = self.of(values)
+        fake_components, weights, null_variances, real_variances, reals_used = [], [], [], [], 0
+        for index in np.unique(stratum):
+            reals = self.reals[index]
+            if reals.sorted.size == 0:
+                continue
+            components = reals.components(fakes[stratum == index])
+            n_fake, n_real = components.fake.size, components.real.size
+            total = n_fake + n_real
+            fake_components.append(components.fake)
+            weights.append(n_fake)
+            null_variances.append(((total + 1) - components.tie_sum / (total * (total - 1))) / (12.0 * n_fake * n_real))
+            real_variances.append(np.var(components.real, ddof=1) / n_real if n_real > 1 else 0.0)
+            reals_used += n_real
+        if not fake_components:
+            return AucTest(math.nan, math.nan, math.nan, "none", math.nan, math.nan, "none", 0, 0, math.nan)
+        per_fake = np.concatenate(fake_components)
+        share = np.asarray(weights, dtype=np.float64) / per_fake.size
+        value = float(per_fake.mean())
+        # DeLong's variance: a fake's component is the share of its stratum's reals it outscores, so the AUC is
+        # their mean over the bin's fakes (their strata drawn with them); each stratum's reals are independent.
+        fake_variance = float(np.var(per_fake, ddof=1)) / per_fake.size if per_fake.size > 1 else 0.0
+        standard_error = math.sqrt(fake_variance + float(np.dot(share**2, real_variances)))
+        null_deviation = math.sqrt(float(np.dot(share**2, null_variances)))
+        if null_deviation > 0:
+            z = (value - 0.5) / null_deviation
+            p_value, greater = min(1.0, 2.0 * float(scipy_stats.norm.sf(abs(z)))), float(scipy_stats.norm.sf(z))
+        else:  # every score of every stratum the same: no evidence either way
+            p_value, greater = 1.0, 1.0
+        half_width = float(scipy_stats.norm.ppf(0.5 + confidence / 2.0)) * standard_error
+        low, high = max(0.0, value - half_width), min(1.0, value + half_width)
+        return AucTest(
+            value, low, high, "delong", standard_error, p_value, "stratified normal", reals_used, per_fake.size, greater
+        )
+
+
+def _same_bin_test(
+    fakes: np.ndarray,
+    fake_values: np.ndarray,
+    reals: np.ndarray,
+    real_values: np.ndarray,
+    settings: StatisticsSettings,
+    rng: np.random.Generator,
+) -> tuple[AucTest, str]:
+    """A bin's fakes (scores, values) against the reals in the same bin, reweighted within it to the fakes'
+    values when there are enough reals; and the words saying so."""
+    within = Strata.of_enough(reals, real_values)
+    if within is None:
+        return AgainstReals(reals).test(fakes, settings.confidence, settings.bootstrap, rng), SAME_BIN
+    return within.test(fakes, fake_values, settings.confidence), f"{SAME_BIN}, reweighted to its fakes"
+
+
 def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
-    """One row per parameter and bin of the test fakes (:data:`COLUMNS`): those fakes' AUC against all reals."""
+    """One row per parameter and bin of the test fakes (:data:`COLUMNS`): those fakes' AUC against comparable
+    reals (the module docstring says which); ``fakes`` and ``reals`` count the examples compared."""
     labels = predictions["label"].to_numpy()
     scores = predictions["p_fake"].to_numpy(np.float64)
     fakes = labels == 1
-    reals = AgainstReals(scores[~fakes])  # sorted once for every bin
-    fake_scores = scores[fakes]
+    fake_scores, real_scores = scores[fakes], scores[~fakes]
+    # The fake-only parameters' reals: strata of the matching magnitude, or all reals sorted once.
+    matching, words = matching_magnitude(predictions) or (None, None)
+    strata = None if matching is None else Strata.of_enough(real_scores, matching[~fakes])
+    all_reals = AgainstReals(real_scores) if strata is None else None
+    if strata is not None:
+        fake_only = f"reals reweighted to the bin's fakes in {words}"
+    elif matching is not None:
+        fake_only = f"all reals (not reweighted: fewer than {2 * REALS_PER_STRATUM} reals, or one value, in {words})"
+    else:
+        fake_only = "all reals (no magnitude to reweight in)"
     rows = []
-    for name, values in fake_parameters(predictions).items():
-        for label, low, high, mask in _bins(values[fakes], settings.bins):
+    for parameter in fake_parameters(predictions):
+        fake_values, real_values = parameter.values[fakes], parameter.values[~fakes]
+        for label, low, high, fake_mask, real_mask in _bins(fake_values, real_values, settings.bins):
             rng = np.random.default_rng([settings.seed, 5, len(rows)])
-            result = reals.test(fake_scores[mask], settings.confidence, settings.bootstrap, rng)
-            rows.append({"parameter": name, "bin": label, "low": low, "high": high, "fakes": int(mask.sum()),
-                         "reals": int(reals.sorted.size), "auc": result.auc, "auc_low": result.low,
+            if parameter.reals_carry:
+                result, how = _same_bin_test(
+                    fake_scores[fake_mask], fake_values.to_numpy(np.float64)[fake_mask],
+                    real_scores[real_mask], real_values.to_numpy(np.float64)[real_mask], settings, rng,
+                )  # fmt: skip
+            elif strata is not None:
+                result = strata.test(fake_scores[fake_mask], matching[fakes][fake_mask], settings.confidence)
+                how = fake_only
+            else:
+                result = all_reals.test(fake_scores[fake_mask], settings.confidence, settings.bootstrap, rng)
+                how = fake_only
+            rows.append({"parameter": parameter.name, "bin": label, "low": low, "high": high, "fakes": result.fake,
+                         "reals": result.real, "compared_with": how, "auc": result.auc, "auc_low": result.low,
                          "auc_high": result.high, "auc_p_value": result.p_value})  # fmt: skip
-    return with_corrected_outcomes(pd.DataFrame(rows, columns=COLUMNS[:10]), settings)[COLUMNS]
+    measured = [column for column in COLUMNS if column not in ("p_adjusted", "flagged", "outcome")]
+    return with_corrected_outcomes(pd.DataFrame(rows, columns=measured), settings)[COLUMNS]
 
 
 def most_fake_looking(predictions: pd.DataFrame, count: int = MOST_FAKE_LOOKING) -> pd.DataFrame:

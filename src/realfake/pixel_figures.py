@@ -164,8 +164,8 @@ def attribution_figure(arrays: dict, path: Path) -> Path:
 
 
 def fake_parameters_figure(table: pd.DataFrame, tolerance: float, path: Path) -> Path:
-    """One panel per injected parameter: the AUC of the fakes in each bin against all reals, with its 95%
-    interval; bins significantly above 0.5 after correction in red."""
+    """One panel per injected parameter: the AUC of the fakes in each bin against comparable reals
+    (:mod:`realfake.fake_parameters`), with its 95% interval; bins significant after correction in red."""
     names = list(dict.fromkeys(table["parameter"]))
     columns = 3
     rows = max(1, math.ceil(len(names) / columns))
@@ -184,7 +184,7 @@ def fake_parameters_figure(table: pd.DataFrame, tolerance: float, path: Path) ->
         axes.axhline(0.5 + tolerance, color="grey", ls="--", lw=0.8)
         axes.set_xticks(positions, _labels(part["bin"]), rotation=30, fontsize=7)
         axes.set_title(name, fontsize=10)
-        axes.set_ylabel("AUC of these fakes vs all reals", fontsize=8)
+        axes.set_ylabel("AUC of these fakes vs comparable reals", fontsize=8)
     for axes in grid[len(names) :]:
         axes.set_visible(False)
     figure.tight_layout()

@@ -42,6 +42,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from realfake import stats
 from realfake.auc import (
@@ -74,11 +75,14 @@ BREAKDOWN_COLUMNS = [
     "auc_low",
     "auc_high",
     "auc_p_value",
+    "auc_standard_error",
     "direction",
     "bricks",
     "interval",
     "p_adjusted",
     "flagged",
+    "auc_low_simultaneous",
+    "auc_high_simultaneous",
     "outcome",
 ]
 # Above this share of tied real-fake pairs a scorer is taken not to rank the examples: a verdict that would read as
@@ -425,13 +429,19 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
                     "auc_low": auc.low,
                     "auc_high": auc.high,
                     "auc_p_value": auc.p_value,
+                    "auc_standard_error": auc.standard_error,
                     "direction": direction(auc.auc),
                     "bricks": auc.clusters,
                     "interval": auc.interval,
                 }
             )
     table = pd.DataFrame(
-        rows, columns=[column for column in BREAKDOWN_COLUMNS if column not in ("p_adjusted", "flagged", "outcome")]
+        rows,
+        columns=[
+            column
+            for column in BREAKDOWN_COLUMNS
+            if column not in ("p_adjusted", "flagged", "auc_low_simultaneous", "auc_high_simultaneous", "outcome")
+        ],
     )
     return with_corrected_outcomes(table, settings)[BREAKDOWN_COLUMNS]
 
@@ -444,12 +454,35 @@ def brick_labels(predictions: pd.DataFrame) -> np.ndarray | None:
 
 
 def with_corrected_outcomes(table: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
-    """``table`` (one row per bin: ``auc_low``, ``auc_high``, ``auc_p_value``) with ``p_adjusted`` (corrected over
-    all its rows, ``settings.correction``), ``flagged`` (significant after it) and each bin's ``outcome``."""
+    """``table`` (one row per bin: ``auc``, ``auc_low``, ``auc_high``, ``auc_p_value`` and, where known,
+    ``auc_standard_error``) with ``p_adjusted`` (corrected over all its rows, ``settings.correction``),
+    ``flagged`` (significant after it), ``auc_low_simultaneous`` and ``auc_high_simultaneous`` and each bin's
+    ``outcome``.
+
+    The outcome words come from corrected figures on both counts: the corrected p-value, and intervals that
+    hold for all m bins at once (Bonferroni: each bin's AUC +- z(1 - (1 - confidence) / 2m) SE, SE its
+    DeLong or cluster-robust standard error; the bin's own interval where the table has no standard error).
+    With ~40 bins whose AUC sits on an edge of the tolerance band, the bins' own intervals called some bin
+    ``distinguishable`` by chance in up to ~64% of the runs; the simultaneous ones keep that below 5%.
+    """
     table["p_adjusted"] = stats.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
     table["flagged"] = table["p_adjusted"] < settings.significance
+    low, high = table["auc_low"].to_numpy(np.float64), table["auc_high"].to_numpy(np.float64)
+    if "auc_standard_error" in table.columns and len(table):
+        tested = max(int(np.isfinite(table["auc_p_value"].to_numpy(np.float64)).sum()), 1)
+        z = scipy_stats.norm.ppf(1.0 - (1.0 - settings.confidence) / (2.0 * tested))
+        value, error = table["auc"].to_numpy(np.float64), table["auc_standard_error"].to_numpy(np.float64)
+        low, high = np.maximum(0.0, value - z * error), np.minimum(1.0, value + z * error)
+        # A bin too small for a standard error (a few examples) keeps its own, wider, bootstrap interval.
+        own = ~np.isfinite(error)
+        low[own], high[own] = table["auc_low"].to_numpy(np.float64)[own], table["auc_high"].to_numpy(np.float64)[own]
+        low, high = (
+            np.minimum(low, table["auc_low"].to_numpy(np.float64)),
+            np.maximum(high, table["auc_high"].to_numpy(np.float64)),
+        )
+    table["auc_low_simultaneous"], table["auc_high_simultaneous"] = low, high
     table["outcome"] = [
-        tolerance_outcome(low, high, p_value, settings.tolerance, settings.significance)
-        for low, high, p_value in zip(table["auc_low"], table["auc_high"], table["p_adjusted"])
+        tolerance_outcome(bin_low, bin_high, p_value, settings.tolerance, settings.significance)
+        for bin_low, bin_high, p_value in zip(low, high, table["p_adjusted"])
     ]
     return table

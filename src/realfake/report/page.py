@@ -191,12 +191,13 @@ def fake_parameters_section(content: PageContent) -> list[str]:
     flagged = [record for record in records if record.get("flagged")]
     if flagged:
         rows = [
-            [record["parameter"], record["bin"], str(record["fakes"]), _interval(record, "auc"),
-             stats.format_p(_float(record["p_adjusted"])), OUTCOME_WORDS.get(record.get("outcome"), "")]
+            [record["parameter"], record["bin"], str(record["fakes"]), record.get("compared_with", ""),
+             _interval(record, "auc"), stats.format_p(_float(record["p_adjusted"])),
+             OUTCOME_WORDS.get(record.get("outcome"), "")]
             for record in flagged
         ]  # fmt: skip
         parts.append("<h3>Bins where the fakes look fake (significant after correction)</h3>")
-        header = ["parameter", "bin", "fakes", "AUC vs all reals [interval]", "adjusted p", "outcome"]
+        header = ["parameter", "bin", "fakes", "compared with", "AUC [interval]", "adjusted p", "outcome"]
         parts.append(_table(header, rows, ["flagged"] * len(rows)))
     most = content.metrics.get("most_fake_looking") or []
     if most:
