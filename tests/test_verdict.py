@@ -248,7 +248,8 @@ def test_a_bin_with_one_class_has_no_auc():
 def _bricks(rng, bricks: int, per_brick: int = 200, spread: float = 0.3):
     labels = np.tile(np.repeat([0, 1], per_brick // 2), bricks)
     brick = np.repeat([f"{number:04d}p000" for number in range(bricks)], per_brick)
-    scores = 1 / (1 + np.exp(-(rng.normal(size=labels.size) + rng.normal(0, spread, bricks).repeat(per_brick) * labels)))
+    logits = rng.normal(size=labels.size) + rng.normal(0, spread, bricks).repeat(per_brick) * labels
+    scores = 1 / (1 + np.exp(-logits))
     return labels, scores, brick
 
 
