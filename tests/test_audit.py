@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from synthetic_shards import save_model, write_shard_set
 
-from realfake.audit import audit_cause, audit_records, audit_sentence
+from realfake.audit import CAUSES, audit_cause, audit_records, audit_sentence
 from realfake.cli import main
 from realfake.conventions import channel_names
 from realfake.errors import RealfakeError
@@ -79,15 +79,29 @@ def _scores(rng: np.random.Generator, labels: np.ndarray, shift: float) -> np.nd
     return 1 / (1 + np.exp(-logits))
 
 
-def _audit(shifts: dict[str, float], placement: dict | None = None, seed: int = 0) -> tuple[list[dict], str]:
+def _audit(
+    shifts: dict[str, float],
+    placement: dict | None = None,
+    seed: int = 0,
+    examples: int = 2000,
+    full_sees: str | None = None,
+    settings: StatisticsSettings = SETTINGS,
+) -> tuple[list[dict], str]:
+    """The audit of views whose scores have the AUC of ``shifts`` (view -> shift, independent scores) and of
+    placement columns (column -> the fakes' values; the reals': uniform in 30-64 pixels). With ``full_sees``
+    (a placement column) the full CNN scores what that column shows and nothing else."""
     rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(2000) % 2)
+    labels = rng.permutation(np.arange(examples) % 2)
     views = {view: _scores(rng, labels, shift) for view, shift in shifts.items()}
     predictions = pd.DataFrame({"label": labels})
     for column, fake_values in (placement or {}).items():
         values = np.where(labels == 1, fake_values(rng, labels.size), rng.uniform(30, 64, labels.size))
         predictions[column] = values
-    records = audit_records(labels, views, predictions, SETTINGS)
+    if full_sees is not None:
+        values = predictions[full_sees].to_numpy()
+        direction = 1.0 if values[labels == 1].mean() > values[labels == 0].mean() else -1.0
+        views = {"full": direction * values + rng.normal(0, 1, labels.size), **views}
+    records = audit_records(labels, views, predictions, settings)
     return records, audit_cause(records)
 
 
@@ -117,20 +131,70 @@ def test_the_audit_names_the_view_that_carries_the_difference(shifts, cause):
                                 "inverse_variance": "The inverse-variance"}[cause])  # fmt: skip
 
 
-def test_placement_in_either_direction_names_placement_before_any_view():
-    views = {"full": 1.5, "image_only": 1.5, "centre_only": 1.5, "ring_only": 0.0}
+def test_placement_in_either_direction_names_placement_when_it_explains_the_cnn():
+    """A CNN that sees only where the fakes are placed: the placement column names the cause, in either
+    direction, and the sentence says the column could explain all the CNN finds."""
+    views = {"image_only": 0.0, "centre_only": 0.0, "ring_only": 0.0}
     # Fakes kept away from uncovered pixels (the reals: uniform in 30-64 pixels): larger distances, AUC above 0.5.
-    records, cause = _audit(views, {"distance_to_no_coverage": lambda rng, n: rng.uniform(40, 64, n)})
+    records, cause = _audit(
+        views, {"distance_to_no_coverage": lambda rng, n: rng.uniform(40, 64, n)}, full_sees="distance_to_no_coverage"
+    )
     record = next(record for record in records if record["view"] == "distance_to_no_coverage")
     assert record["auc"] > 0.6 and record["outcome"] == "distinguishable" and cause == "placement"
+    assert "could explain all the full CNN finds" in audit_sentence(cause, records)
     # Fakes nearer the edges: an AUC below 0.5 is a placement difference too.
-    records, cause = _audit(views, {"distance_to_no_coverage": lambda rng, n: rng.uniform(20, 54, n)})
+    records, cause = _audit(
+        views, {"distance_to_no_coverage": lambda rng, n: rng.uniform(20, 54, n)}, full_sees="distance_to_no_coverage"
+    )
     record = next(record for record in records if record["view"] == "distance_to_no_coverage")
     assert record["auc"] < 0.4 and record["outcome"] == "distinguishable" and cause == "placement"
     # Placed alike: the galaxy again.
+    views = {"full": 1.5, "image_only": 1.5, "centre_only": 1.5, "ring_only": 0.0}
     records, cause = _audit(views, {"distance_to_no_coverage": lambda rng, n: rng.uniform(30, 64, n)})
     record = next(record for record in records if record["view"] == "distance_to_no_coverage")
     assert record["outcome"] != "distinguishable" and cause == "galaxy"
+
+
+def test_a_slight_placement_difference_is_not_the_cause_of_a_much_larger_one():
+    """At 10,000 examples per class a placement column at AUC 0.53 is distinguishable; the image and centre
+    views at 0.90 are where the CNN's difference lies, and the sentence says the placement does not explain it."""
+    views = {"full": 1.81, "image_only": 1.81, "ivar_only": 0.0, "centre_only": 1.81, "ring_only": 0.0}
+    records, cause = _audit(
+        views, {"distance_to_no_coverage": lambda rng, n: rng.uniform(31.04, 65.04, n)}, seed=3, examples=20_000
+    )
+    record = next(record for record in records if record["view"] == "distance_to_no_coverage")
+    assert record["auc"] == pytest.approx(0.53, abs=0.01) and record["outcome"] == "distinguishable"
+    assert cause == "galaxy"
+    sentence = audit_sentence(cause, records)
+    assert sentence.startswith("The centre of the stamp")
+    assert "placed differently (distance_to_no_coverage AUC 0.5" in sentence
+    assert "but that does not explain the difference: the full CNN's AUC 0.8" in sentence
+    assert "is significantly above distance_to_no_coverage's 0.5" in sentence
+
+
+def test_views_whose_aucs_do_not_differ_significantly_leave_the_cause_undecided():
+    """Centre 0.72 against ring 0.70 at 200 examples per class, 300 repetitions: a point estimate names the
+    ring (the sky) in about a third of them; the paired test names it, wrongly, at most at its level (5%:
+    15 of 300), and says undecided in most."""
+    named = {"galaxy": 0, "sky": 0, "undecided": 0}
+    # Few resamples: the intervals only decide that views at 0.70 and above are distinguishable.
+    settings = StatisticsSettings(bootstrap=20)
+    for seed in range(300):
+        _, cause = _audit({"full": 1.5, "centre_only": 0.824, "ring_only": 0.741}, seed=seed, examples=400,
+                          settings=settings)  # fmt: skip
+        named[cause] += 1
+    assert named["sky"] <= 15 and named["undecided"] >= 200, named
+
+
+def test_two_supported_causes_are_both_named():
+    """The inverse variances and the images each carry a difference of their own (their views see disjoint
+    channels, and both are well above the line): both are named, not only the larger."""
+    shifts = {"full": 1.8, "image_only": 1.2, "ivar_only": 1.5, "centre_only": 1.5, "ring_only": 0.0}
+    records, cause = _audit(shifts, seed=4)
+    assert cause == "inverse_variance+galaxy"
+    sentence = audit_sentence(cause, records)
+    assert sentence.startswith("The difference has more than one source")
+    assert "the inverse-variance channels carry one" in sentence and "the centre of the stamp" in sentence
 
 
 def test_undetected_fakes_are_a_placement_difference():
@@ -139,7 +203,8 @@ def test_undetected_fakes_are_a_placement_difference():
     detected[500:650] = False  # 30% of the fakes legacypipe never found; every real is a detection
     rng = np.random.default_rng(1)
     predictions = pd.DataFrame({"label": labels, "detected": detected})
-    records = audit_records(labels, {"full": _scores(rng, labels, 1.0)}, predictions, SETTINGS)
+    # The CNN sees that a fake is missing from its stamp's catalogued sources, and nothing else.
+    records = audit_records(labels, {"full": _scores(rng, labels, 0.0) + 3.0 * ~detected}, predictions, SETTINGS)
     record = records[-1]
     assert record["view"] == "detected" and record["auc"] == pytest.approx(0.65)
     assert audit_cause(records) == "placement"
@@ -196,7 +261,7 @@ def test_evaluate_from_predictions_with_an_audit_equals_evaluate_from_the_model(
     assert audited["verdict"] == direct["verdict"]
     assert [record["view"] for record in audited["audit"]] == ["full", "ivar_only"]
     assert audited["audit"][0]["auc"] == pytest.approx(direct["verdict"]["auc"])
-    assert audited["audit_cause"] in ("galaxy", "sky", "inverse_variance", "placement", "none")
+    assert set(audited["audit_cause"].split("+")) <= set(CAUSES)
     predictions = pd.read_parquet(tmp_path / "audited" / "predictions.parquet")
     ivar_only = pd.read_parquet(predicted / "ivar_only" / "predictions.parquet")
     np.testing.assert_array_equal(predictions["p_fake_view_ivar_only"], ivar_only["p_fake"])
