@@ -34,22 +34,23 @@ with their test.
 | workflow | --dag, --rulegraph without --cores | they work (test_workflow.py) |
 | workflow | another mismatch in a finished directory | the new verdict, from a new model (test_controls.py) |
 | end to end | SIGKILL mid-cutouts and mid-shards, then a re-run | sha256-identical shards and metrics |
-| evaluate | a CNN that gives every test example one score (42, 400, 4000 examples) | inconclusive, "did not rank the examples" (test_verdict.py) |
-| evaluate | a test split of 2-6 examples perfectly split | inconclusive: never distinguishable against its own test (test_verdict.py) |
-| shards | a test split with fewer than 4 of a class (--split example --test-fraction 0.01) | refused with the number it needs (test_shards.py) |
+| evaluate | every test example one score (42, 400, 4000) | inconclusive, "did not rank" (test_verdict.py) |
+| evaluate | a test split of 2-6 examples perfectly split | inconclusive, never against its test (test_verdict.py) |
+| shards | fewer than 4 test examples of a class | refused with the number it needs (test_shards.py) |
 | shards | 3 bricks and any test fraction | says the share it got and why (test_shards.py) |
-| predict | parts from a model replaced at the same path | refused naming the files of each model by sha256 (test_predict.py) |
+| predict | parts from a model replaced at one path | refused naming each model's sha256 (test_predict.py) |
 | predict | one model reached by two paths | accepted: one model (test_predict.py) |
 | evaluate | --predictions of model A with --model B | refused naming both (test_predict.py) |
-| evaluate | parts overlapping or missing | the repeated and missing shards named with their files (test_predict.py) |
-| workflow | NaN tolerance, significance, test fraction, bin width or strength; ivar strength 5; a strength with none; mock.size 100; psf 20 or inf | refused at planning naming the key (test_workflow.py) |
-| workflow | shards.match on a text column | refused at planning; the job names the file (test_workflow.py, test_shards.py) |
-| workflow | trees and a bricks file under a directory with a space | every command keeps each path one word (test_workflow.py) |
-| shards, predict, evaluate, report | a read-only output location | one line naming it, exit 2, nothing left |
-| report | a sensitivity table with text or no rows; metrics without a section; listed arrays missing | one line naming the file, key, column and row (test_report.py) |
-| report | a missing input after figures / a re-run into an old report | nothing written; the directory replaced whole (test_report.py) |
+| evaluate | parts overlapping or missing | repeated and missing shards named with files (test_predict.py) |
+| workflow | NaN or infinite floats; strengths out of range | refused at planning naming the key (test_workflow.py) |
+| workflow | a strength with none; mock.size 100 | refused at planning naming the key (test_workflow.py) |
+| workflow | shards.match on a text column | refused at planning; the job names the file (test_shards.py) |
+| workflow | trees and bricks file under a path with a space | each path one word in every command (test_workflow.py) |
+| all stages | a read-only output location | one line naming it, exit 2, nothing left |
+| report | bad sensitivity table, metrics or arrays | one line naming file, key, column, row (test_report.py) |
+| report | a missing input; a re-run into an old report | nothing written; replaced whole (test_report.py) |
 | evaluate | a manifest of another format_version | refused naming both (test_evaluate.py) |
-| evaluate | float16 pixels clipped | counted and told in metrics.json and the report (test_evaluate.py, test_report.py) |
+| evaluate | float16 pixels clipped | told in metrics.json and the report (test_evaluate.py) |
 """
 
 from __future__ import annotations
