@@ -352,3 +352,11 @@ def test_a_prediction_scattered_in_parts_gathers_to_the_single_run(predicted, tm
         main(["predict", "--shards", shards, "--model", model, "--part", "4-of-3", "--out", str(tmp_path / "x")]) == 2
     )
     assert "part '4-of-3' is not I-of-N with 1 <= I <= N" in capsys.readouterr().err
+
+
+def test_the_audit_views_count_the_test_bricks():
+    rng = np.random.default_rng(61)
+    labels = np.tile(np.repeat([0, 1], 50), 30)
+    predictions = pd.DataFrame({"label": labels, "brickname": np.repeat([f"{n:04d}p000" for n in range(30)], 100)})
+    records = audit_records(labels, {"full": _scores(rng, labels, 1.0)}, predictions, SETTINGS)
+    assert records[0]["bricks"] == 30 and records[0]["interval"] == "cluster"

@@ -93,20 +93,30 @@ PLACEMENT_NOTE = (
 )
 
 
-def audit_record(name: str, labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings, index: int) -> dict:
-    """One view's or column's measurement: view, auc, auc_low, auc_high, auc_p_value, outcome.
+def audit_record(
+    name: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    settings: StatisticsSettings,
+    index: int,
+    bricks: np.ndarray | None = None,
+) -> dict:
+    """One view's or column's measurement: view, auc, auc_low, auc_high, auc_p_value, bricks, interval, outcome.
 
     The outcome is the verdict's (:func:`realfake.auc.tolerance_outcome`, two-sided), so a placement difference
     in either direction counts; a column with one value for every example has p = 1 (no evidence), not 0.
+    With ``bricks`` (each example's), the interval and p-value are cluster-robust as the verdict's are.
     """
     rng = np.random.default_rng([settings.seed, 4, index])
-    result = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng)
+    result = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng, clusters=bricks)
     return {
         "view": name,
         "auc": result.auc,
         "auc_low": result.low,
         "auc_high": result.high,
         "auc_p_value": result.p_value,
+        "bricks": result.clusters,
+        "interval": result.interval,
         "outcome": tolerance_outcome(
             result.low, result.high, result.p_value, settings.tolerance, settings.significance
         ),
@@ -118,8 +128,10 @@ def audit_records(
 ) -> list[dict]:
     """The audit: one record per view (``view_scores``: view -> P(fake), ``full`` first) and per placement
     column present in ``predictions``, with the paired comparisons the cause uses (module docstring)."""
+    bricks = predictions["brickname"].astype(str).to_numpy() if "brickname" in predictions.columns else None
     records = [
-        audit_record(view, labels, scores, settings, index) for index, (view, scores) in enumerate(view_scores.items())
+        audit_record(view, labels, scores, settings, index, bricks)
+        for index, (view, scores) in enumerate(view_scores.items())
     ]
     compared = {view: np.asarray(scores, dtype=np.float64) for view, scores in view_scores.items()}
     for column in AUDIT_COLUMNS:
@@ -127,7 +139,7 @@ def audit_records(
             values = predictions[column].to_numpy(np.float64)
             if column == "detected":
                 values = 1.0 - values  # undetected fakes score higher
-            record = audit_record(column, labels, values, settings, len(records))
+            record = audit_record(column, labels, values, settings, len(records), bricks)
             records.append(record)
             # Compared as max(AUC, 1 - AUC): a placement difference in either direction.
             compared[column] = -values if math.isfinite(record["auc"]) and record["auc"] < 0.5 else values
