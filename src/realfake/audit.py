@@ -57,7 +57,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from realfake.auc import auc_test, paired_auc_difference, tolerance_outcome
+from realfake.auc import auc_test, brick_codes, paired_auc_difference, tolerance_outcome
 from realfake.stats import StatisticsSettings
 
 AUDIT_COLUMNS = ("detected", "distance_to_no_coverage")
@@ -128,7 +128,7 @@ def audit_records(
 ) -> list[dict]:
     """The audit: one record per view (``view_scores``: view -> P(fake), ``full`` first) and per placement
     column present in ``predictions``, with the paired comparisons the cause uses (module docstring)."""
-    bricks = predictions["brickname"].astype(str).to_numpy() if "brickname" in predictions.columns else None
+    bricks = brick_codes(predictions)
     records = [
         audit_record(view, labels, scores, settings, index, bricks)
         for index, (view, scores) in enumerate(view_scores.items())

@@ -46,7 +46,7 @@ from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
 from realfake import stats
-from realfake.auc import auc_test, paired_auc_difference
+from realfake.auc import auc_test, brick_codes, paired_auc_difference
 from realfake.stats import StatisticsSettings
 
 BASELINE_MODELS = ("logistic", "boosting")
@@ -202,6 +202,7 @@ def shortcut_baselines(
     records, scores = [], {}
     if np.unique(train_labels).size < 2:
         return records, scores
+    clusters = brick_codes(test)
     for feature_set in FEATURE_SETS:
         train_features = FEATURE_BUILDERS[feature_set](train)
         test_features = FEATURE_BUILDERS[feature_set](test)
@@ -231,7 +232,6 @@ def shortcut_baselines(
             record.update(stats.accuracy_test(test_labels, probability, settings.confidence).record())
             record["accuracy_p_value"] = record.pop("p_value")
             rng = np.random.default_rng([settings.seed, 2, len(records)])
-            clusters = test["brickname"].astype(str).to_numpy() if "brickname" in test.columns else None
             record.update(
                 auc_test(
                     test_labels, probability, settings.confidence, settings.bootstrap, rng, clusters=clusters

@@ -48,6 +48,7 @@ from realfake import stats
 from realfake.auc import (
     MIN_CLUSTERS,
     auc_test,
+    brick_codes,
     direction,
     examples_to_settle,
     minimum_detectable_auc,
@@ -447,10 +448,8 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
 
 
 def brick_labels(predictions: pd.DataFrame) -> np.ndarray | None:
-    """Each example's brick (``brickname``), the unit of the cluster-robust statistics; None without one."""
-    if "brickname" not in predictions.columns:
-        return None
-    return predictions["brickname"].astype(str).to_numpy()
+    """Each example's brick as an integer code (:func:`realfake.auc.brick_codes`); None without ``brickname``."""
+    return brick_codes(predictions)
 
 
 def with_corrected_outcomes(table: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
