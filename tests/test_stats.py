@@ -399,3 +399,11 @@ def test_too_few_clusters_keep_the_independent_interval_and_say_how_many():
     result = auc.auc_test(labels, scores, resamples=1, bootstrap_below=0, clusters=brick)
     assert result.interval == "delong" and result.clusters == 5 and result.independent is None
     assert result.record()["bricks"] == 5
+
+
+def test_the_exact_tied_path_is_chosen_without_computing_huge_binomials():
+    from realfake.auc import _arrangements_at_most
+
+    for total, chosen in ((6, 3), (17, 8), (18, 9), (20_000, 1), (20_001, 1), (30, 2)):
+        assert _arrangements_at_most(total, chosen, 20_000) == (math.comb(total, chosen) <= 20_000)
+    assert not _arrangements_at_most(1_000_000, 500_000, 20_000)  # returns at once
