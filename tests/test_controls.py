@@ -125,7 +125,7 @@ def test_no_pixel_of_the_negative_controls_significance_maps_passes_bonferroni(n
 
 
 @pytest.mark.slow
-def test_doubled_radii_show_wider_wings_and_the_largest_radii_look_faker(size_verdict, size_directory):
+def test_doubled_radii_show_wider_wings_and_the_difference_is_named_as_size(size_verdict, size_directory):
     z = profile_z(size_directory)
     bands = [0, 1, 2]
     # At the same measured magnitude, fakes twice as wide have a fainter core (measured here: -3.1 to -4 sigma
@@ -134,9 +134,15 @@ def test_doubled_radii_show_wider_wings_and_the_largest_radii_look_faker(size_ve
     assert (z[0, bands] < -3).all(), z[:3, bands]
     assert (z[5:11, bands].max(axis=0) > 1.5).all(), z[:11, bands]
     metrics = json.loads((size_directory / "results" / "evaluate" / "metrics.json").read_text())
+    # The size mismatch draws the fakes' radii twice too large: the difference is in the radius distribution at
+    # a given magnitude, which the catalog baselines name. Compared with reals of the same radius (each bin
+    # against comparable reals, docs/verdict.md), a fake of a given radius looks like a real galaxy of that
+    # radius: no radius bin is called distinguishable (against all reals the largest radii looked faker only
+    # because the reals are smaller: the confounding issue 21 removed).
+    assert "chiefly size" in metrics["shortcut_sentence"], metrics["shortcut_sentence"]
     radius = [record for record in metrics["fake_parameters"] if record["parameter"] == "half-light radius (arcsec)"]
-    aucs = [record["auc"] for record in radius]
-    assert len(radius) == 5 and aucs.index(max(aucs)) == len(aucs) - 1, aucs
+    assert len(radius) == 5 and {record["compared_with"] for record in radius} == {"reals in the same bin"}
+    assert not any(record["outcome"] == "distinguishable" for record in radius), radius
 
 
 @pytest.mark.slow
