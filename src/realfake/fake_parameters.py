@@ -68,7 +68,10 @@ MAX_STRATA = 100
 REALS_PER_STRATUM = 1000
 SAME_BIN = "reals in the same bin"
 COLUMNS = ["parameter", "bin", "low", "high", "fakes", "reals", "compared_with", "auc", "auc_low", "auc_high",
-           "auc_p_value", "p_adjusted", "flagged", "outcome"]  # fmt: skip
+           "auc_p_value", "auc_standard_error", "p_adjusted", "flagged", "auc_low_simultaneous",
+           "auc_high_simultaneous", "outcome"]  # fmt: skip
+# Added by realfake.verdict.with_corrected_outcomes.
+CORRECTED = ("p_adjusted", "flagged", "auc_low_simultaneous", "auc_high_simultaneous", "outcome")
 # The columns of the most fake-looking fakes' table (those present).
 SHOWN = ["id", "brickname", "rsdir", "p_fake", "mag_dered_g", "mag_dered_r", "mag_dered_z", "size", "sersic_n",
          "e1", "e2", "detected"]  # fmt: skip
@@ -294,8 +297,9 @@ def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSet
                 how = fake_only
             rows.append({"parameter": parameter.name, "bin": label, "low": low, "high": high, "fakes": result.fake,
                          "reals": result.real, "compared_with": how, "auc": result.auc, "auc_low": result.low,
-                         "auc_high": result.high, "auc_p_value": result.p_value})  # fmt: skip
-    measured = [column for column in COLUMNS if column not in ("p_adjusted", "flagged", "outcome")]
+                         "auc_high": result.high, "auc_p_value": result.p_value,
+                         "auc_standard_error": result.standard_error})  # fmt: skip
+    measured = [column for column in COLUMNS if column not in CORRECTED]
     return with_corrected_outcomes(pd.DataFrame(rows, columns=measured), settings)[COLUMNS]
 
 
