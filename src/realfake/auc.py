@@ -240,7 +240,8 @@ def auc_test(
     result = AucTest(value, low, high, interval, standard_error, p_value, test, n_real, n_fake, greater)
     if clusters is None:
         return result
-    return _cluster_robust(result, components, labels, np.asarray(clusters), confidence, min_clusters)
+    standard_error, count = cluster_standard_error(components, labels, np.asarray(clusters))
+    return cluster_robust(result, standard_error, count, confidence, min_clusters)
 
 
 def cluster_standard_error(components: _Components, labels: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
@@ -249,30 +250,38 @@ def cluster_standard_error(components: _Components, labels: np.ndarray, clusters
     Obuchowski (1997): with K clusters, S10_k and S01_k the sums of the fakes' and
     the reals' DeLong components in cluster k, m_k and n_k its fakes and reals,
     Var = K / (K - 1) [sum (S10_k - m_k A)^2 / N_f^2 + sum (S01_k - n_k A)^2 / N_r^2
-    + 2 sum (S10_k - m_k A)(S01_k - n_k A) / (N_f N_r)]. O(N) given the components.
+    + 2 sum (S10_k - m_k A)(S01_k - n_k A) / (N_f N_r)]: :func:`clustered_variance`
+    of the influences (V10 - A) / N_f and (V01 - A) / N_r. O(N) given the components.
     """
     codes = _cluster_codes(clusters)
-    slots = int(codes.max()) + 1 if codes.size else 0
-    count = int(np.count_nonzero(np.bincount(codes, minlength=slots))) if slots else 0
-    if count < 2:
-        return math.nan, count
     fakes, reals = labels == 1, labels == 0
     value = components.auc
-    fake_sums = np.bincount(codes[fakes], weights=components.fake, minlength=slots)
-    real_sums = np.bincount(codes[reals], weights=components.real, minlength=slots)
-    fake_deviation = fake_sums - np.bincount(codes[fakes], minlength=slots) * value
-    real_deviation = real_sums - np.bincount(codes[reals], minlength=slots) * value
-    n_fake, n_real = components.fake.size, components.real.size
-    variance = (
-        count
-        / (count - 1)
-        * (
-            np.dot(fake_deviation, fake_deviation) / n_fake**2
-            + np.dot(real_deviation, real_deviation) / n_real**2
-            + 2.0 * np.dot(fake_deviation, real_deviation) / (n_fake * n_real)
-        )
+    return clustered_variance(
+        (components.fake - value) / components.fake.size,
+        codes[fakes],
+        (components.real - value) / components.real.size,
+        codes[reals],
     )
-    return math.sqrt(max(float(variance), 0.0)), count
+
+
+def clustered_variance(
+    fake_influence: np.ndarray, fake_codes: np.ndarray, real_influence: np.ndarray, real_codes: np.ndarray
+) -> tuple[float, int]:
+    """The standard error of a statistic that is, to first order, the sum of per-example influences, with
+    clusters (integer ``*_codes``) as the independent units: sqrt(K / (K - 1) sum_k (influences in k)^2), and
+    K, the clusters holding an example. NaN with fewer than 2 clusters."""
+    fake_codes, real_codes = _cluster_codes(fake_codes), _cluster_codes(real_codes)
+    slots = int(max(fake_codes.max(initial=-1), real_codes.max(initial=-1))) + 1
+    if slots < 2:
+        return math.nan, max(slots, 0)
+    occupied = np.bincount(fake_codes, minlength=slots) + np.bincount(real_codes, minlength=slots)
+    count = int(np.count_nonzero(occupied))
+    if count < 2:
+        return math.nan, count
+    sums = np.bincount(fake_codes, weights=fake_influence, minlength=slots) + np.bincount(
+        real_codes, weights=real_influence, minlength=slots
+    )
+    return math.sqrt(max(float(count / (count - 1) * np.dot(sums, sums)), 0.0)), count
 
 
 def _cluster_codes(clusters: np.ndarray) -> np.ndarray:
@@ -291,20 +300,17 @@ def brick_codes(table) -> np.ndarray | None:
         return None
     import pandas as pd
 
-    return pd.factorize(table["brickname"], sort=False)[0].astype(np.int64)
+    codes = pd.factorize(table["brickname"], sort=False)[0].astype(np.int64)
+    codes[codes < 0] = codes.max(initial=-1) + 1  # rows without a brick name: one cluster of their own
+    return codes
 
 
-def _cluster_robust(
-    result: AucTest,
-    components: _Components,
-    labels: np.ndarray,
-    clusters: np.ndarray,
-    confidence: float,
-    min_clusters: int,
+def cluster_robust(
+    result: AucTest, standard_error: float, count: int, confidence: float, min_clusters: int = MIN_CLUSTERS
 ) -> AucTest:
-    """``result`` with the cluster-robust interval and p-values when there are enough clusters (see
-    :func:`auc_test`), the independent ones kept in ``independent``."""
-    standard_error, count = cluster_standard_error(components, labels, clusters)
+    """``result`` with the interval and p-values of the cluster-robust ``standard_error`` over ``count``
+    clusters (Student t on count - 1 degrees of freedom) when there are at least ``min_clusters`` (see
+    :func:`auc_test`), the independent ones kept in ``independent``; else ``result`` with ``clusters`` set."""
     if count < min_clusters or not math.isfinite(standard_error):
         return dataclasses.replace(result, clusters=count)
     freedom = count - 1
@@ -347,11 +353,15 @@ class AgainstReals:
     interval or use the exact test (few examples), it calls :func:`auc_test`.
     """
 
-    def __init__(self, reals: np.ndarray):
+    def __init__(self, reals: np.ndarray, clusters: np.ndarray | None = None):
         self.reals = np.asarray(reals, dtype=np.float64)
-        self.sorted = np.sort(self.reals)
+        order = np.argsort(self.reals, kind="stable")
+        self.sorted = self.reals[order]
         _, counts = np.unique(self.sorted, return_counts=True)
         self.tie_sum = float(np.sum(counts.astype(np.float64) ** 3 - counts))
+        # Each real's cluster (integer code), in the order of the sorted scores and of the components.
+        self.clusters = None if clusters is None else _cluster_codes(clusters)
+        self.sorted_clusters = None if clusters is None else self.clusters[order]
 
     def components(self, fakes: np.ndarray) -> _Components:
         """DeLong's components of ``fakes`` against all the reals, ties counted half."""
@@ -383,20 +393,35 @@ class AgainstReals:
         resamples: int = 1000,
         rng: np.random.Generator | None = None,
         bootstrap_below: int = BOOTSTRAP_BELOW,
+        fake_clusters: np.ndarray | None = None,
     ) -> AucTest:
-        """:func:`auc_test` of ``fakes`` against all the reals."""
+        """:func:`auc_test` of ``fakes`` against all the reals; cluster-robust when the reals were given their
+        clusters and ``fake_clusters`` gives the fakes' (integer codes of the same numbering)."""
         fakes = np.asarray(fakes, dtype=np.float64)
         n_fake, n_real = fakes.size, self.sorted.size
+        clustered = fake_clusters is not None and self.clusters is not None
         if n_fake == 0 or n_real == 0 or n_fake + n_real < bootstrap_below or n_fake * n_real <= EXACT_MAX_PAIRS:
             labels = np.concatenate([np.zeros(n_real, dtype=np.int8), np.ones(n_fake, dtype=np.int8)])
-            return auc_test(labels, np.concatenate([self.reals, fakes]), confidence, resamples, rng, bootstrap_below)
+            clusters = np.concatenate([self.clusters, _cluster_codes(fake_clusters)]) if clustered else None
+            return auc_test(
+                labels, np.concatenate([self.reals, fakes]), confidence, resamples, rng, bootstrap_below, clusters
+            )
         components = self.components(fakes)
         value = components.auc
         standard_error = math.sqrt(_delong_variance(components.fake, components.real))
         p_value, greater, test = _mann_whitney_p(None, None, components)
         half_width = stats.norm.ppf(0.5 + confidence / 2.0) * standard_error
         low, high = max(0.0, value - half_width), min(1.0, value + half_width)
-        return AucTest(value, low, high, "delong", standard_error, p_value, test, n_real, n_fake, greater)
+        result = AucTest(value, low, high, "delong", standard_error, p_value, test, n_real, n_fake, greater)
+        if not clustered:
+            return result
+        cluster_error, count = clustered_variance(
+            (components.fake - value) / n_fake,
+            _cluster_codes(fake_clusters),
+            (components.real - value) / n_real,
+            self.sorted_clusters,
+        )
+        return cluster_robust(result, cluster_error, count, confidence)
 
 
 def paired_auc_difference(

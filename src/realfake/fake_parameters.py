@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from realfake.auc import AgainstReals, AucTest
+from realfake.auc import AgainstReals, AucTest, brick_codes, cluster_robust, clustered_variance
 from realfake.baselines import measured_view, ordered_bands
 from realfake.stats import StatisticsSettings
 from realfake.verdict import with_corrected_outcomes
@@ -68,7 +68,7 @@ MAX_STRATA = 100
 REALS_PER_STRATUM = 1000
 SAME_BIN = "reals in the same bin"
 COLUMNS = ["parameter", "bin", "low", "high", "fakes", "reals", "compared_with", "auc", "auc_low", "auc_high",
-           "auc_p_value", "auc_standard_error", "p_adjusted", "flagged", "auc_low_simultaneous",
+           "auc_p_value", "auc_standard_error", "bricks", "interval", "p_adjusted", "flagged", "auc_low_simultaneous",
            "auc_high_simultaneous", "outcome"]  # fmt: skip
 # Added by realfake.verdict.with_corrected_outcomes.
 CORRECTED = ("p_adjusted", "flagged", "auc_low_simultaneous", "auc_high_simultaneous", "outcome")
@@ -182,23 +182,26 @@ class Strata:
     value (:meth:`of`).
     """
 
-    def __init__(self, scores: np.ndarray, values: np.ndarray, count: int):
+    def __init__(self, scores: np.ndarray, values: np.ndarray, count: int, clusters: np.ndarray | None = None):
         finite = np.sort(values[np.isfinite(values)])
         # Each lower edge is a real's value, so every finite stratum holds at least one real.
         self.lower = np.unique(finite[(np.arange(count) * finite.size) // count])
         stratum = self.of(values)
         order = np.argsort(stratum, kind="stable")
         starts = np.searchsorted(stratum[order], np.arange(self.lower.size + 2))
-        self.reals = [AgainstReals(scores[order[start:end]]) for start, end in zip(starts[:-1], starts[1:])]
+        self.reals = [
+            AgainstReals(scores[order[start:end]], None if clusters is None else clusters[order[start:end]])
+            for start, end in zip(starts[:-1], starts[1:])
+        ]
 
     @classmethod
-    def of_enough(cls, scores: np.ndarray, values: np.ndarray) -> Strata | None:
-        """The strata of these reals, or None when fewer than 2 strata of REALS_PER_STRATUM finite values fit
-        or all finite values are one: nothing to reweight."""
+    def of_enough(cls, scores: np.ndarray, values: np.ndarray, clusters: np.ndarray | None = None) -> Strata | None:
+        """The strata of these reals (with their clusters, integer codes, when given), or None when fewer than 2
+        strata of REALS_PER_STRATUM finite values fit or all finite values are one: nothing to reweight."""
         count = min(MAX_STRATA, int(np.count_nonzero(np.isfinite(values))) // REALS_PER_STRATUM)
         if count < 2:
             return None
-        strata = cls(scores, values, count)
+        strata = cls(scores, values, count, clusters)
         return strata if strata.lower.size >= 2 else None
 
     def of(self, values: np.ndarray) -> np.ndarray:
@@ -206,18 +209,27 @@ class Strata:
         position = np.clip(np.searchsorted(self.lower, values, side="right") - 1, 0, None)
         return np.where(np.isfinite(values), position, self.lower.size)
 
-    def test(self, fakes: np.ndarray, values: np.ndarray, confidence: float) -> AucTest:
+    def test(
+        self, fakes: np.ndarray, values: np.ndarray, confidence: float, fake_clusters: np.ndarray | None = None
+    ) -> AucTest:
         """The fakes' AUC against these reals reweighted to the fakes' strata (see the module docstring), with
         its interval at ``confidence`` and the van Elteren test. Fakes of a stratum without reals (non-finite
-        values no real has) are left out; ``real`` counts the reals of the strata used."""
+        values no real has) are left out; ``real`` counts the reals of the strata used. With the fakes'
+        clusters (and the reals'), the interval and test are cluster-robust from
+        :data:`realfake.auc.MIN_CLUSTERS` clusters on: each fake's influence is (V10 - A) / M, each real's
+        w_s (V01 - A_s) / n_s in its stratum s (w_s the bin's share of fakes there), summed by cluster."""
         stratum = self.of(values)
         fake_components, weights, null_variances, real_variances, reals_used = [], [], [], [], 0
+        fake_codes, real_parts = [], []
         for index in np.unique(stratum):
             reals = self.reals[index]
             if reals.sorted.size == 0:
                 continue
             components = reals.components(fakes[stratum == index])
             n_fake, n_real = components.fake.size, components.real.size
+            if fake_clusters is not None and reals.sorted_clusters is not None:
+                fake_codes.append(fake_clusters[stratum == index])
+                real_parts.append((components.real - components.auc, n_real, reals.sorted_clusters))
             total = n_fake + n_real
             fake_components.append(components.fake)
             weights.append(n_fake)
@@ -241,9 +253,21 @@ class Strata:
             p_value, greater = 1.0, 1.0
         half_width = float(scipy_stats.norm.ppf(0.5 + confidence / 2.0)) * standard_error
         low, high = max(0.0, value - half_width), min(1.0, value + half_width)
-        return AucTest(
+        result = AucTest(
             value, low, high, "delong", standard_error, p_value, "stratified normal", reals_used, per_fake.size, greater
         )
+        if not fake_codes or len(real_parts) != len(weights):
+            return result
+        real_influence = np.concatenate(
+            [weight * deviation / count for weight, (deviation, count, _) in zip(share, real_parts)]
+        )
+        cluster_error, clusters = clustered_variance(
+            (per_fake - value) / per_fake.size,
+            np.concatenate(fake_codes),
+            real_influence,
+            np.concatenate([codes for _, _, codes in real_parts]),
+        )
+        return cluster_robust(result, cluster_error, clusters, confidence)
 
 
 def _same_bin_test(
@@ -253,13 +277,18 @@ def _same_bin_test(
     real_values: np.ndarray,
     settings: StatisticsSettings,
     rng: np.random.Generator,
+    fake_clusters: np.ndarray | None = None,
+    real_clusters: np.ndarray | None = None,
 ) -> tuple[AucTest, str]:
     """A bin's fakes (scores, values) against the reals in the same bin, reweighted within it to the fakes'
-    values when there are enough reals; and the words saying so."""
-    within = Strata.of_enough(reals, real_values)
+    values when there are enough reals; and the words saying so. Cluster-robust with both sides' clusters."""
+    within = Strata.of_enough(reals, real_values, real_clusters)
     if within is None:
-        return AgainstReals(reals).test(fakes, settings.confidence, settings.bootstrap, rng), SAME_BIN
-    return within.test(fakes, fake_values, settings.confidence), f"{SAME_BIN}, reweighted to its fakes"
+        result = AgainstReals(reals, real_clusters).test(
+            fakes, settings.confidence, settings.bootstrap, rng, fake_clusters=fake_clusters
+        )
+        return result, SAME_BIN
+    return within.test(fakes, fake_values, settings.confidence, fake_clusters), f"{SAME_BIN}, reweighted to its fakes"
 
 
 def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
@@ -269,10 +298,12 @@ def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSet
     scores = predictions["p_fake"].to_numpy(np.float64)
     fakes = labels == 1
     fake_scores, real_scores = scores[fakes], scores[~fakes]
+    codes = brick_codes(predictions)  # each example's brick: the cluster-robust statistics' unit
+    fake_codes, real_codes = (None, None) if codes is None else (codes[fakes], codes[~fakes])
     # The fake-only parameters' reals: strata of the matching magnitude, or all reals sorted once.
     matching, words = matching_magnitude(predictions) or (None, None)
-    strata = None if matching is None else Strata.of_enough(real_scores, matching[~fakes])
-    all_reals = AgainstReals(real_scores) if strata is None else None
+    strata = None if matching is None else Strata.of_enough(real_scores, matching[~fakes], real_codes)
+    all_reals = AgainstReals(real_scores, real_codes) if strata is None else None
     if strata is not None:
         fake_only = f"reals reweighted to the bin's fakes in {words}"
     elif matching is not None:
@@ -284,21 +315,28 @@ def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSet
         fake_values, real_values = parameter.values[fakes], parameter.values[~fakes]
         for label, low, high, fake_mask, real_mask in _bins(fake_values, real_values, settings.bins):
             rng = np.random.default_rng([settings.seed, 5, len(rows)])
+            bin_fake_codes = None if fake_codes is None else fake_codes[fake_mask]
             if parameter.reals_carry:
                 result, how = _same_bin_test(
                     fake_scores[fake_mask], fake_values.to_numpy(np.float64)[fake_mask],
                     real_scores[real_mask], real_values.to_numpy(np.float64)[real_mask], settings, rng,
+                    bin_fake_codes, None if real_codes is None else real_codes[real_mask],
                 )  # fmt: skip
             elif strata is not None:
-                result = strata.test(fake_scores[fake_mask], matching[fakes][fake_mask], settings.confidence)
+                result = strata.test(
+                    fake_scores[fake_mask], matching[fakes][fake_mask], settings.confidence, bin_fake_codes
+                )
                 how = fake_only
             else:
-                result = all_reals.test(fake_scores[fake_mask], settings.confidence, settings.bootstrap, rng)
+                result = all_reals.test(
+                    fake_scores[fake_mask], settings.confidence, settings.bootstrap, rng, fake_clusters=bin_fake_codes
+                )
                 how = fake_only
             rows.append({"parameter": parameter.name, "bin": label, "low": low, "high": high, "fakes": result.fake,
                          "reals": result.real, "compared_with": how, "auc": result.auc, "auc_low": result.low,
                          "auc_high": result.high, "auc_p_value": result.p_value,
-                         "auc_standard_error": result.standard_error})  # fmt: skip
+                         "auc_standard_error": result.standard_error, "bricks": result.clusters,
+                         "interval": result.interval})  # fmt: skip
     measured = [column for column in COLUMNS if column not in CORRECTED]
     return with_corrected_outcomes(pd.DataFrame(rows, columns=measured), settings)[COLUMNS]
 
