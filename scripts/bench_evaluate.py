@@ -29,7 +29,6 @@ from scipy import stats as scipy_stats
 from realfake.evaluate import evaluate_predictions
 from realfake.stats import StatisticsSettings
 
-
 EXAMPLES_PER_BRICK = 600
 
 

@@ -115,9 +115,9 @@ def main() -> None:
     import tensorflow as tf
 
     from realfake.model import build_model, forward_flops_per_example, model_config, normalization_from_manifest
+    from realfake.shardset import open_shard_set
     from realfake.training.loop import make_train_step
     from realfake.training.pipeline import ShardReader, epoch_order, training_dataset
-    from realfake.shardset import open_shard_set
 
     if args.intra_op_threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)

@@ -20,7 +20,8 @@ def test_channels_bands_and_labels() -> None:
     assert conventions.channel_names(("g", "z")) == ["g", "z", "ivar_g", "ivar_z"]
     assert conventions.bands_of(("g", "r", "ivar_g", "ivar_r")) == ("g", "r")
     assert conventions.is_inverse_variance("ivar_z") and not conventions.is_inverse_variance("z")
-    assert conventions.LABEL_OF_KIND == {"real": 0, "sim": 1} and conventions.LABELS == {"real": 0, "fake": 1}
+    assert conventions.LABELS == {"real": 0, "fake": 1}
+    assert conventions.KIND_OF_LABEL == {conventions.LABELS["real"]: "real", conventions.LABELS["fake"]: "sim"}
 
 
 @pytest.mark.parametrize(

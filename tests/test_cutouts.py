@@ -20,19 +20,6 @@ import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
-
-from realfake import __version__, survey
-from realfake.cutouts import (
-    CutoutSettings,
-    input_files,
-    catalog_columns,
-    cutouts_path,
-    expected_attributes,
-    run_cutouts,
-)
-from realfake.cutouts.file import cutouts_file_is_complete
-from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
-from realfake.mock.render import render_sources
 from tinysurvey import (
     BRICK,
     HALF,
@@ -45,6 +32,19 @@ from tinysurvey import (
     write_brick_table,
     write_table,
 )
+
+from realfake import __version__, survey
+from realfake.cutouts import (
+    CutoutSettings,
+    catalog_columns,
+    cutouts_path,
+    expected_attributes,
+    input_files,
+    run_cutouts,
+)
+from realfake.cutouts.file import cutouts_file_is_complete
+from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
+from realfake.mock.render import render_sources
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -16,8 +16,8 @@ from realfake.cli import main
 from realfake.evaluate import baseline_rows, evaluate_predictions
 from realfake.features import stamp_statistics, statistics_of_examples
 from realfake.shardset import open_shard_set
-from realfake.verdict import BREAKDOWN_COLUMNS, breakdown_variables
 from realfake.stats import StatisticsSettings
+from realfake.verdict import BREAKDOWN_COLUMNS, breakdown_variables
 
 SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
 

@@ -14,9 +14,10 @@ from astropy.io import fits
 from scipy import stats
 
 from realfake import survey
+from realfake.cli import main
 from realfake.conventions import brick_directory
 from realfake.errors import RealfakeError
-from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
+from realfake.mock import STANDARD_STRENGTH, MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
 from realfake.mock.brick import MIN_FAKE_SEPARATION
 from realfake.mock.render import render_sources
 from realfake.selection import select
@@ -386,6 +387,15 @@ def test_a_strength_out_of_range_or_without_a_mismatch_is_refused(tmp_path):
         MockSettings(out=tmp_path, mismatch="profile", strength=1.5)
     with pytest.raises(RealfakeError, match="mismatch size strength must be at least 0.1, got 0.0"):
         MockSettings(out=tmp_path, mismatch="size", strength=0.0)
+
+
+def test_the_strength_help_gives_every_mismatch_its_meaning_and_standard(capsys):
+    with pytest.raises(SystemExit):
+        main(["mock-survey", "--help"])
+    options = " ".join(capsys.readouterr().out.split()).split("options:")[1]
+    strength_help = options[options.index("--strength STRENGTH") : options.index("--rsdirs RSDIRS")]
+    for mismatch, standard in STANDARD_STRENGTH.items():
+        assert re.search(rf"\b{mismatch}: [^;]*\bstandard {standard:g}\b", strength_help), mismatch
 
 
 def test_too_many_fakes_for_the_brick_says_how_many_fit(tmp_path):

@@ -12,8 +12,8 @@ from shardsfixture import CHANNEL_NAMES, write_shard_set
 from realfake.errors import RealfakeError
 from realfake.model import (
     COMPACT,
-    DEPTH_SCALE,
     DEEP,
+    DEPTH_SCALE,
     LENET,
     InputNormalization,
     Normalization,

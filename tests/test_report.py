@@ -17,6 +17,7 @@ from synthetic_shards import save_model, write_shard_set
 from realfake.attribution import attribution_maps
 from realfake.attribution import surest_mistakes as gallery_positions
 from realfake.cli import main
+from realfake.errors import RealfakeError
 from realfake.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, evaluate_predictions, write_evaluation
 from realfake.figures import colour_composite
 from realfake.pixels import PIXEL_BINS, pixel_statistics, summary_record
@@ -78,28 +79,29 @@ def test_galleries_are_the_surest_mistakes():
     assert gallery_positions(labels, scores, 1, 2) == [3, 5]
 
 
-def test_read_history_accepts_the_training_record_a_list_and_keras_history(tmp_path):
+def test_read_history_reads_the_training_record_and_refuses_other_json(tmp_path):
     path = tmp_path / "history.json"
-    path.write_text(
-        json.dumps(
-            {
-                "settings": {},
-                "epochs": [
-                    {"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.5, "validation_loss": 0.69},
-                    {"epoch": 2, "train_loss": 0.6, "train_accuracy": 0.6, "validation_loss": None},
-                ],
-            }
-        )
-    )
+    epochs = [
+        {"epoch": 1, "global_step": 12, "train_loss": 0.7, "train_accuracy": 0.5, "validation_loss": 0.69,
+         "validation_accuracy": 0.52},
+        {"epoch": 2, "global_step": 24, "train_loss": 0.6, "train_accuracy": 0.6, "validation_loss": None,
+         "validation_accuracy": None},
+    ]  # fmt: skip
+    path.write_text(json.dumps({"selected_epoch": 2, "shard_set": "0123456789abcdef", "epochs": epochs}))
     history = read_history(path)
-    assert history["epoch"].tolist() == [1, 2]
-    assert history["train_loss"].tolist() == [0.7, 0.6]
-    assert history["validation_loss"].iloc[0] == 0.69 and np.isnan(history["validation_loss"].iloc[1])
-    assert history["validation_accuracy"].isna().all()
-    path.write_text(json.dumps([{"loss": 0.5, "val_accuracy": 0.55}]))
-    assert read_history(path)[["epoch", "train_loss", "validation_accuracy"]].iloc[0].tolist() == [1, 0.5, 0.55]
-    path.write_text(json.dumps({"loss": [0.9, 0.8], "val_loss": [1.0, 0.95]}))
-    assert read_history(path)["validation_loss"].tolist() == [1.0, 0.95]
+    assert history.columns.tolist() == ["epoch", "train_loss", "train_accuracy", "validation_loss",
+                                        "validation_accuracy"]  # fmt: skip
+    assert history["epoch"].tolist() == [1, 2] and history["train_loss"].tolist() == [0.7, 0.6]
+    assert history["validation_accuracy"].iloc[0] == 0.52
+    assert history[["validation_loss", "validation_accuracy"]].iloc[1].isna().all()  # no validation split: null
+    # A list of epochs and a Keras History dict are what nothing here writes: refused, naming the file.
+    for other in ([{"loss": 0.5, "val_accuracy": 0.55}], {"loss": [0.9, 0.8], "val_loss": [1.0, 0.95]}):
+        path.write_text(json.dumps(other))
+        with pytest.raises(RealfakeError) as error:
+            read_history(path)
+        assert str(error.value) == (
+            f"{path}: not a `realfake train` history (a JSON object whose 'epochs' is a list of objects)"
+        )
 
 
 def test_colour_composite_is_rgb_for_grz_and_grey_for_fewer_bands():

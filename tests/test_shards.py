@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-
 from cutoutsfixture import BRICKS, CHANNELS, SIZE, code, write_fixture
+
 from realfake.cutouts.file import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
 from realfake.errors import RealfakeError
 from realfake.shards import ShardSettings, run_shards
@@ -442,8 +442,9 @@ def test_a_cutouts_file_with_text_in_a_matching_column_is_refused_naming_it(cuto
 def test_the_text_catalog_columns_are_those_a_cutouts_file_stores_as_text(tmp_path, capsys):
     """realfake.cutouts.TEXT_CATALOG_COLUMNS (what planning and ShardSettings refuse to match on) against the
     files `realfake cutouts` writes, of both kinds."""
-    from realfake.cutouts import TEXT_CATALOG_COLUMNS
     from tinysurvey import TinySurvey, cutouts_cli
+
+    from realfake.cutouts import TEXT_CATALOG_COLUMNS
 
     tiny = TinySurvey(tmp_path / "survey")
     tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())

@@ -278,10 +278,11 @@ def test_bootstrap_auc_is_seeded_and_matches_weighted_resamples():
     rng = np.random.default_rng(2)
     labels = rng.permutation(np.repeat([0, 1], 60))
     scores = np.round(rng.uniform(size=labels.size) + 0.3 * labels, 1)  # ties on purpose
-    first = stats.auc_interval(labels, scores, 200, np.random.default_rng(9))
-    second = stats.auc_interval(labels, scores, 200, np.random.default_rng(9))
-    assert first == second
-    assert first[1] < first[0] < first[2]
+    first = auc.auc_test(labels, scores, resamples=200, rng=np.random.default_rng(9))
+    second = auc.auc_test(labels, scores, resamples=200, rng=np.random.default_rng(9))
+    assert first.interval == "bootstrap" and (first.low, first.high) == (second.low, second.high)
+    assert first.low < first.auc < first.high
+    assert first.auc == pytest.approx(roc_auc_score(labels, scores))
     # One resample checked against sklearn on the explicitly resampled data.
     sample_rng = np.random.default_rng(4)
     samples = stats.bootstrap_aucs(labels, [scores], 1, sample_rng)[0, 0]

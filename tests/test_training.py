@@ -20,11 +20,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from trainingruns import CLUSTER_VARIABLES, child_environment, free_ports, train_subprocess, train_command
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
+from trainingruns import CLUSTER_VARIABLES, child_environment, free_ports, train_command, train_subprocess
 
 from realfake.cli import main
 from realfake.errors import RealfakeError
+from realfake.shardset import Shard, open_shard_set
 from realfake.training import TrainSettings
 from realfake.training.cluster import (
     cluster_from_environment,
@@ -41,7 +42,6 @@ from realfake.training.pipeline import (
     training_dataset,
     validation_dataset,
 )
-from realfake.shardset import Shard, open_shard_set
 from realfake.training.trace import xspace_to_trace_events
 
 # Settings shared by the reference run, the killed-and-resumed run and the two-worker run: the

@@ -27,7 +27,6 @@ mistakes, :func:`surest_mistakes`); only those stamps are read.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from realfake.shardset import ShardSet

@@ -23,7 +23,7 @@ shard set's training split and scored on its test split, on two feature sets:
   simcat values, and then measurement noise alone can separate the classes
   a little (the report says so, with the share of fakes measured).
 - *pixel* (:func:`pixel_features`): the stamp statistics of
-  :func:`realfake.evaluate.stamp_statistics`: per band the central 3 x 3 flux
+  :func:`realfake.features.stamp_statistics`: per band the central 3 x 3 flux
   and the central inverse variance, and the flux-weighted centroid of the
   central 9 x 9 pixels.
 
@@ -128,7 +128,7 @@ def catalog_features(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def pixel_features(table: pd.DataFrame) -> pd.DataFrame:
-    """The *pixel* shortcut features: the :func:`stamp_statistics` columns present in ``table``."""
+    """The *pixel* shortcut features: the :func:`realfake.features.stamp_statistics` columns present in ``table``."""
     names = [
         column
         for column in table.columns
@@ -190,7 +190,7 @@ def shortcut_baselines(
 
     Each record: name, feature_set, model, features, the accuracy test against
     the test majority share (``accuracy_p_value``), the AUC test
-    (:meth:`realfake.AucTest.record`), ``p_adjusted`` (the AUC p-value
+    (:meth:`realfake.auc.AucTest.record`), ``p_adjusted`` (the AUC p-value
     corrected over the baselines), ``significant``, ``feature_differences``
     (:func:`feature_differences`) and, against the CNN (``test['p_fake']``),
     ``cnn_vs_baseline`` (:func:`_paired_comparison`).

@@ -4,9 +4,6 @@ Each subcommand is one pipeline stage. The CLI does no work of its own: it
 parses arguments, builds the stage's frozen settings dataclass and calls the
 library function. A :class:`~realfake.errors.RealfakeError` becomes one line on
 stderr and exit status 2.
-
-Length: one parser and one settings builder per subcommand, each a few dozen
-lines of flags and their help; nothing else lives here.
 """
 
 from __future__ import annotations
@@ -15,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from realfake.progress import say
 from realfake import __version__
 from realfake.errors import RealfakeError
+from realfake.progress import say
 
 
 def _add_mock_survey(subparsers) -> None:
@@ -49,8 +46,11 @@ def _add_mock_survey(subparsers) -> None:
         default=defaults.strength,
         help="how strong the mismatch is (size: radius factor, standard 2; psf: PSF FWHM factor, standard 0 = "
         "unconvolved; profile: fraction of the way to the wrong Sersic index, standard 1; noise: fraction of the "
-        "fakes' own photon noise variance left out, standard 1); the identity value (size and psf 1, profile "
-        "and noise 0) gives the fakes of none (default: the standard strength)",
+        "fakes' own photon noise variance left out, standard 1; background: the rs dirs' sky offset in units of "
+        "the per-pixel sky noise, standard 0.1; ivar: fraction of each fake's own photon variance in the rs dirs' "
+        "inverse variance, standard 1; undetected: fraction of the undetected fakes kept, standard 1; edges: how "
+        "far fakes are kept from uncovered pixels and the image edge, in half stamps, standard 1); the identity "
+        "value (size and psf 1, the others 0) gives the fakes of none (default: the standard strength)",
     )
     parser.add_argument(
         "--rsdirs", type=int, default=defaults.rsdirs, help="obiwan rs dirs per brick (default %(default)s)"
@@ -199,11 +199,13 @@ def _add_shards(subparsers) -> None:
     defaults = ShardSettings(real_dir=Path("."), sim_dir=Path("."), out=Path("."))
     parser = subparsers.add_parser(
         "shards",
-        help="shuffle per-brick cutouts into balanced train/test .npy shards",
+        help="shuffle per-brick cutouts into balanced train/validation/test .npy shards",
         description=(
-            "Balance the classes (matched in catalog quantities), split 80/20 by brick or by example, shuffle "
-            "globally across bricks and write xtrain_N.npy, ytrain_N.npy, xtest_N.npy, ytest_N.npy, the "
-            "per-split catalogs and manifest.json (docs/shards_format.md)."
+            "Balance the classes (matched in catalog quantities), split by brick or by example into train, "
+            f"validation and test (by default {defaults.test_fraction:.0%} test and "
+            f"{defaults.validation_fraction:.0%} of the rest validation), shuffle globally across "
+            "bricks and write x<split>_N.npy, y<split>_N.npy and <split>_catalog.parquet for each split, and "
+            "manifest.json (docs/shards_format.md)."
         ),
     )
     parser.add_argument(

@@ -10,8 +10,8 @@
 - Kinds: the cutouts stage's two kinds of source are ``real`` (DR5 tractor
   catalog, cut from the DR5 coadds) and ``sim`` (obiwan's simulated sources,
   cut from the rs dirs' coadds, which obiwan calls "sim"). A ``sim`` stamp is
-  a ``fake`` example: :data:`KIND_OF_LABEL` and :data:`LABEL_OF_KIND` are the
-  one mapping between the two words.
+  a ``fake`` example: :data:`KIND_OF_LABEL` is the one mapping between the
+  two words.
 - Splits of a shard set: ``train``, ``validation`` (carved from the training
   examples, what training monitors), ``test`` (read only by evaluation).
 - Stamps: 64 x 64 pixels (:data:`STAMP_SIZE`), the source within half a pixel
@@ -36,7 +36,6 @@ INVERSE_VARIANCE_PREFIX = "ivar_"
 LABELS = {"real": 0, "fake": 1}
 KINDS = ("real", "sim")
 KIND_OF_LABEL = {0: "real", 1: "sim"}
-LABEL_OF_KIND = {kind: label for label, kind in KIND_OF_LABEL.items()}
 SPLITS = ("train", "validation", "test")
 STAMP_SIZE = 64
 BRICK_NAME_PATTERN = r"\d{4}[pm]\d{3}"

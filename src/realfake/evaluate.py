@@ -34,14 +34,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.progress import say
 from realfake.atomic import atomic_output, output_directory
+from realfake.attribution import attribution_maps
+from realfake.audit import audit_cause, audit_records, audit_sentence
 from realfake.baselines import shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
-from realfake.audit import audit_cause, audit_records, audit_sentence
-from realfake.features import statistics_of_examples
-from realfake.attribution import attribution_maps
 from realfake.fake_parameters import fake_parameter_breakdowns, most_fake_looking
+from realfake.features import statistics_of_examples
 from realfake.pixels import pixel_statistics, summary_record
 from realfake.predict import (
     PROVENANCE_KEY,
@@ -51,9 +50,10 @@ from realfake.predict import (
     read_predictions,
     write_predictions,
 )
+from realfake.progress import say
 from realfake.shardset import catalog_name, open_shard_set
 from realfake.stats import StatisticsSettings
-from realfake.verdict import BREAKDOWN_COLUMNS, brick_labels, breakdowns, verdict
+from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, brick_labels, verdict
 from realfake.views import check_view
 
 PREDICTIONS_NAME = "predictions.parquet"
@@ -101,7 +101,7 @@ def evaluate_predictions(
 
     ``predictions``: one row per test example with ``label`` (int, fake = 1)
     and ``p_fake`` (float, the CNN's probability of fake), plus any catalog
-    columns and :func:`stamp_statistics` columns. ``train``: the training
+    columns and :func:`realfake.features.stamp_statistics` columns. ``train``: the training
     split's catalog and stamp statistics, for the shortcut baselines (skipped
     when None). Returns a JSON-ready dict: ``verdict`` (:func:`verdict`),
     ``breakdowns`` (records of :func:`breakdowns`), ``correction``,

@@ -1,10 +1,11 @@
-"""Shards: per-brick cutouts -> a globally shuffled, balanced train/test set of .npy shards.
+"""Shards: per-brick cutouts -> a globally shuffled, balanced train/validation/test set of .npy shards.
 
-The output directory follows ``docs/shards_format.md``: ``xtrain_<k>.npy``,
-``ytrain_<k>.npy``, ``xtest_<k>.npy``, ``ytest_<k>.npy`` (x float32 (n, S, S, C)
-channels-last as in the cutouts; y int32, fake = 1, real = 0), the per-split
-catalogs ``train_catalog.parquet`` / ``test_catalog.parquet`` (one row per
-example in shard order) and ``manifest.json`` (written last).
+The output directory follows ``docs/shards_format.md``: per split (``train``,
+``validation``, ``test``: :data:`realfake.conventions.SPLITS`)
+``x<split>_<k>.npy`` and ``y<split>_<k>.npy`` (x float32 (n, S, S, C)
+channels-last as in the cutouts; y int32, fake = 1, real = 0) and the catalog
+``<split>_catalog.parquet`` (one row per example in shard order), then
+``manifest.json`` (written last).
 
 How an example's place is decided, all from one seeded generator:
 
@@ -46,19 +47,17 @@ sorted by an external sort in buckets of positions (:class:`_CatalogBuckets`).
 Every step costs the same per example at any N (``scripts/bench_scale.py``).
 The same inputs and seed give byte-identical shard sets.
 
-Identity. ``manifest["identity"]`` (:func:`shard_set_identity`) is a SHA-256
-of what defines the shard set: the format, the settings that shape it, the
-content identity of every input cutouts file
-(:func:`realfake.cutouts_file.file_content_digest`) and which input stamp went
+Identity. ``manifest["identity"]`` (:func:`realfake.shardset.shard_set_identity`)
+is a SHA-256 of what defines the shard set: the format, the settings that shape
+it, the content identity of every input cutouts file
+(:func:`realfake.cutouts.file.file_content_digest`) and which input stamp went
 to which place in which split. Re-making the same set (same inputs, same
 settings) gives the same identity; anything that changes a stamp, a label, a
 catalog value or the split gives another. Training and evaluation tie their
 state to it: a checkpoint or model of another shard set is never reused.
 Computing it costs a hash of a few bytes per example, not of the pixels.
 
-Length: one streaming algorithm (index, balance, split, scatter, catalogs,
-manifest) whose steps share the index and the staging directory; the format
-itself is :mod:`realfake.shardset`.
+The format itself (its reader and the writer's pieces) is :mod:`realfake.shardset`.
 """
 
 from __future__ import annotations
@@ -78,23 +77,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from realfake.progress import say
 from realfake import __version__
-from realfake.auc import smallest_decisive_split
 from realfake.atomic import out_of_space, output_directory, remove_stale_temporaries, temporary_path, write_failure
+from realfake.auc import smallest_decisive_split
 from realfake.conventions import KIND_OF_LABEL, LABELS, SPLITS
 from realfake.cutouts import TEXT_CATALOG_COLUMNS, cutouts_path, read_brick_list
 from realfake.cutouts.file import file_content_digest, read_attribute_text, read_cutouts_catalog
-from realfake.shardset import (
-    FORMAT_VERSION,
-    catalog_name,
-    normalization_record,
-    FLOAT16_MAX,
-    shard_file_names,
-    shard_set_identity,
-    storage_record,
-    write_manifest,
-)
 from realfake.errors import RealfakeError
 from realfake.placement import (
     BALANCE_CHOICES,
@@ -103,6 +91,17 @@ from realfake.placement import (
     matching_values,
     place_examples,
     split_record,
+)
+from realfake.progress import say
+from realfake.shardset import (
+    FLOAT16_MAX,
+    FORMAT_VERSION,
+    catalog_name,
+    normalization_record,
+    shard_file_names,
+    shard_set_identity,
+    storage_record,
+    write_manifest,
 )
 
 DTYPE_CHOICES = ("float32", "float16")
@@ -328,7 +327,7 @@ def _brick_names(catalog: pd.DataFrame, attributes: dict, path: Path, count: int
 
 
 def _identity(settings: ShardSettings, sources: list[_Source], index: pd.DataFrame, order, reference: dict) -> str:
-    """:func:`shard_set_identity` of a shard set being made (see the module docstring)."""
+    """:func:`realfake.shardset.shard_set_identity` of a shard set being made (see the module docstring)."""
     definition = {
         "format_version": FORMAT_VERSION,
         "channel_names": list(reference["channels"]),
@@ -411,7 +410,9 @@ def _normalization(samples: list[np.ndarray], channels: list[str]) -> dict:
     return normalization_record(pixels, channels, len(samples), NORMALIZATION_PIXELS)
 
 
-def _scatter(
+# One pass over the input files whose stamp copy and catalog bucketing share the destination arrays: two helpers
+# per file would split cleanly; left for issue 22's restructuring (no behaviour change here).
+def _scatter(  # noqa: C901
     settings: ShardSettings,
     sources: list[_Source],
     index: pd.DataFrame,

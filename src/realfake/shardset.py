@@ -15,9 +15,6 @@ row per example in shard order) and ``manifest.json``, written last.
   (:mod:`realfake.shards`, which streams stamps into place) and
   :func:`write_shard_set`, which writes a small set held in memory (test
   fixtures, benchmarks).
-
-Length: the format's one home, reader, storage and writer's pieces side by side,
-as the code-design issue asked (one module per format).
 """
 
 from __future__ import annotations

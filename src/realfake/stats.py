@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import log_loss
 
 from realfake.errors import RealfakeError
 
@@ -43,7 +43,7 @@ class StatisticsSettings:
     breakdown; ``correction``: ``holm`` (family-wise) or ``bh`` (false discovery
     rate) over all bins of all breakdowns, and over the baselines;
     ``tolerance``: the AUC excess over 0.5 that does not matter
-    (:func:`tolerance_outcome`); ``power``: of the minimum detectable AUC;
+    (:func:`realfake.auc.tolerance_outcome`); ``power``: of the minimum detectable AUC;
     ``baseline_rows``: at most this many training examples (a seeded sample,
     stratified by class) train the shortcut baselines, whose test scores still
     cover the whole test split.
@@ -139,14 +139,6 @@ def accuracy_test(labels: np.ndarray, scores: np.ndarray, confidence: float = 0.
     return AccuracyTest(correct, trials, chance, correct / trials, interval.low, interval.high, float(result.pvalue))
 
 
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC of ``scores`` for the fake class; NaN when only one class is present."""
-    labels = np.asarray(labels)
-    if np.unique(labels).size < 2:
-        return math.nan
-    return float(roc_auc_score(labels, scores))
-
-
 def cross_entropy(labels: np.ndarray, scores: np.ndarray) -> float:
     """Mean log loss (natural log) of the fake probabilities; probabilities clipped to [1e-7, 1 - 1e-7]."""
     labels = np.asarray(labels)
@@ -210,17 +202,6 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(samples, [tail, 1.0 - tail])
     return (float(low), float(high))
-
-
-def auc_interval(
-    labels: np.ndarray, scores: np.ndarray, resamples: int, rng: np.random.Generator, confidence: float = 0.95
-) -> tuple[float, float, float]:
-    """(AUC, low, high): the AUC and its stratified percentile-bootstrap interval; NaNs with one class."""
-    value = auc(labels, scores)
-    if math.isnan(value):
-        return (math.nan, math.nan, math.nan)
-    samples = bootstrap_aucs(labels, [scores], resamples, rng)[:, 0]
-    return (value, *percentile_interval(samples, confidence))
 
 
 def mcnemar_greater(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> dict:

@@ -13,10 +13,6 @@ live here once (``docs/data_layout.md``):
 
 Any problem a user can cause raises :class:`~realfake.errors.RealfakeError`
 naming the file, brick or column.
-
-Length: one reader per DR5 and obiwan file type (brick table, coadds and their
-WCS, tractor catalogs, simcats of both schemas, rs dirs of both layouts), each
-with the checks that name a bad file; the paths are :mod:`realfake.paths`.
 """
 
 from __future__ import annotations
@@ -39,7 +35,6 @@ from realfake.conventions import BANDS, brick_directory
 from realfake.errors import RealfakeError
 from realfake.paths import BRICK_TABLE_NAMES, COADD_KINDS, coadd_name, obiwan_file, obiwan_rsdir_parent
 
-PIXEL_SCALE_ARCSEC = 0.262
 BRICK_COLUMNS = ("brickname", "brickid", "ra", "dec", "ra1", "ra2", "dec1", "dec2")
 RSDIR_PREFIXES = ("rs", "skip_rs", "more_rs", "more_skip_rs")
 SIMCAT_CURRENT_COLUMNS = (
@@ -71,8 +66,8 @@ def nanomaggies_to_mag(flux: ArrayLike) -> np.ndarray:
 # --------------------------------------------------------------------------- FITS access
 
 
-def _read_hdu(path: Path, header_only: bool = False) -> tuple[np.ndarray | fits.FITS_rec | None, fits.Header]:
-    """Data (fully read, None if ``header_only``) and header of HDU 1.
+def _read_hdu(path: Path) -> tuple[np.ndarray | fits.FITS_rec, fits.Header]:
+    """Data (fully read) and header of HDU 1.
 
     Any failure (missing, truncated or corrupt file) becomes a RealfakeError naming ``path``.
     """
@@ -89,12 +84,11 @@ def _read_hdu(path: Path, header_only: bool = False) -> tuple[np.ndarray | fits.
                 if len(hdul) < 2:
                     raise RealfakeError(f"{path} has no HDU 1 (it has {len(hdul)} HDU)")
                 header = hdul[1].header.copy()
-                if not header_only:
-                    data = hdul[1].data
-                    if data is None:
-                        raise RealfakeError(f"HDU 1 of {path} holds no data")
-                    # A decompressed image is already an array of its own (memmap=False); tables are copied.
-                    data = data if isinstance(hdul[1], fits.CompImageHDU) else data.copy()
+                data = hdul[1].data
+                if data is None:
+                    raise RealfakeError(f"HDU 1 of {path} holds no data")
+                # A decompressed image is already an array of its own (memmap=False); tables are copied.
+                data = data if isinstance(hdul[1], fits.CompImageHDU) else data.copy()
         except RealfakeError:
             raise
         except Exception as error:  # astropy reports corrupt files with many exception types
@@ -203,12 +197,6 @@ def _celestial_wcs(header: fits.Header, path: Path) -> WCS:
     if wcs.naxis != 2:
         raise RealfakeError(f"HDU 1 of {path} has no celestial WCS")
     return wcs
-
-
-def read_wcs(path: Path) -> WCS:
-    """Celestial (RA, Dec) TAN WCS from the HDU 1 header of a coadd file."""
-    _, header = _read_hdu(path, header_only=True)
-    return _celestial_wcs(header, Path(path))
 
 
 def _same_wcs(first: WCS, second: WCS) -> bool:

@@ -340,11 +340,6 @@ def cutouts_files_of(kind):
     )
 
 
-def cutouts_files():
-    """Every brick's cutouts file, real and sim."""
-    return cutouts_files_of("real") + cutouts_files_of("sim")
-
-
 @functools.cache
 def cutouts_batches():
     """{batch: brick names} when the cutouts run as MPI jobs over batches of bricks,

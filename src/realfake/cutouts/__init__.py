@@ -40,13 +40,13 @@ shape the two classes' distributions differently.
 """
 
 from realfake.conventions import KINDS
-from realfake.cutouts.batch import run_cutouts_batch, read_brick_list
+from realfake.cutouts.batch import read_brick_list, run_cutouts_batch
 from realfake.cutouts.brick import (
     cutouts_path,
     expected_attributes,
     input_files,
-    run_cutouts,
     read_survey_bricks,
+    run_cutouts,
 )
 from realfake.cutouts.file import CATALOG_DESCRIPTION, catalog_columns, column_descriptions
 from realfake.cutouts.settings import DEFAULT_SELECTION, CutoutCounts, CutoutSettings

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from realfake.progress import say
 from realfake.conventions import parse_brick_list
-from realfake.cutouts.brick import cutouts_path, expected_attributes, run_cutouts, read_survey_bricks
+from realfake.cutouts.brick import cutouts_path, expected_attributes, read_survey_bricks, run_cutouts
 from realfake.cutouts.file import catalog_columns, cutouts_file_is_complete
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 from realfake.errors import RealfakeError
+from realfake.progress import say
 
 
 def read_brick_list(path: Path) -> list[str]:

@@ -248,8 +248,8 @@ def run_cutouts(
 ) -> CutoutCounts:
     """Write the cutouts file of one brick and kind to ``out``; return its counts.
 
-    The file (see :mod:`realfake.cutouts_file`) has ``stamps`` float32
-    (N, S, S, 2B), ``catalog/<column>`` (:data:`CATALOG_DESCRIPTION`, N rows),
+    The file (see :mod:`realfake.cutouts.file`) has ``stamps`` float32
+    (N, S, S, 2B), ``catalog/<column>`` (:data:`realfake.cutouts.file.CATALOG_DESCRIPTION`, N rows),
     and attributes: ``kind``, ``brickname``, ``bands``, ``channels``,
     ``stamp_size``, ``pixel_convention``, ``selection`` (the one these sources
     passed; "none" for fakes without ``select_fakes``), ``select_fakes``,

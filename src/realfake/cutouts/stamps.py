@@ -93,7 +93,7 @@ def cut_stamps(
 def cut_sources(
     coadd: survey.Coadd, sources: pd.DataFrame, settings: CutoutSettings
 ) -> tuple[pd.DataFrame, np.ndarray, CutoutCounts]:
-    """Stamps of ``sources`` (a source table, see :func:`real_source_table`) in ``coadd``.
+    """Stamps of ``sources`` (a source table, see :func:`realfake.cutouts.sources.real_source_table`) in ``coadd``.
 
     Returns the kept rows completed to the cutouts catalog, their stamps, and
     the selected/written/dropped counts.

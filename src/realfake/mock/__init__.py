@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realfake.progress import say
 from realfake.errors import RealfakeError
+from realfake.progress import say
 
 MISMATCHES = {
     "none": "fakes drawn from the same population as the selected real sources (negative control)",

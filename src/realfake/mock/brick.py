@@ -12,9 +12,9 @@ follow the same coverage and depth. Within an rs dir the fakes keep
 (real galaxies have no such extra neighbours). Other mismatches then change
 one thing.
 
-Length: one brick end to end, DR5 side, fakes and every named mismatch, and
-the rs dirs, in the order they are made (the rendering, the population and the
-file formats are modules of their own).
+The rendering, the population and the file formats are
+:mod:`realfake.mock.render`, :mod:`realfake.mock.population` and
+:mod:`realfake.mock.files`.
 """
 
 from __future__ import annotations

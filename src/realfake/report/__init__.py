@@ -74,13 +74,8 @@ RECORD_KEYS = {
     "audit": ("view",),
     "fake_parameters": ("parameter", "bin", "fakes", "auc", "auc_low", "auc_high", "p_adjusted", "flagged"),
 }  # fmt: skip
-# history.json keys written by realfake.training, then the Keras History names.
-HISTORY_KEYS = {
-    "train_loss": ("train_loss", "loss"),
-    "train_accuracy": ("train_accuracy", "accuracy", "acc"),
-    "validation_loss": ("validation_loss", "val_loss"),
-    "validation_accuracy": ("validation_accuracy", "val_accuracy", "val_acc"),
-}
+# The per-epoch quantities of history.json (realfake.training.loop) the training curves draw.
+HISTORY_COLUMNS = ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy")
 
 
 @dataclass(frozen=True)
@@ -111,10 +106,10 @@ class ReportSettings:
 def read_history(path: Path) -> pd.DataFrame:
     """Per-epoch training history: columns epoch, train_loss, train_accuracy, validation_loss, validation_accuracy.
 
-    Accepts ``{"epochs": [{...}, ...]}`` (``realfake train``), a list of
-    per-epoch dicts, or a Keras ``History.history`` dict of lists; missing
-    quantities are NaN. RealfakeError naming the file when it is missing or
-    not JSON.
+    Reads the ``history.json`` that ``realfake train`` writes: a JSON object
+    whose ``epochs`` is a list of per-epoch objects; a quantity that is null
+    (no validation split) or absent is NaN. RealfakeError naming the file when
+    it is missing, not JSON or not of that form.
     """
     path = Path(path)
     if not path.is_file():
@@ -123,25 +118,18 @@ def read_history(path: Path) -> pd.DataFrame:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise RealfakeError(f"{path}: not valid JSON ({error})") from None
-    if isinstance(record, dict) and "epochs" in record:
-        epochs = record["epochs"]
-    elif isinstance(record, dict) and record and all(isinstance(value, list) for value in record.values()):
-        length = max(len(value) for value in record.values())
-        epochs = [{key: value[index] for key, value in record.items() if index < len(value)} for index in range(length)]
-    elif isinstance(record, list):
-        epochs = record
-    else:
-        raise RealfakeError(f"{path}: expected a list of epochs or a dict with 'epochs'")
+    epochs = record.get("epochs") if isinstance(record, dict) else None
+    if not isinstance(epochs, list) or not all(isinstance(epoch, dict) for epoch in epochs):
+        raise RealfakeError(
+            f"{path}: not a `realfake train` history (a JSON object whose 'epochs' is a list of objects)"
+        )
     rows = []
     for index, epoch in enumerate(epochs):
-        if not isinstance(epoch, dict):
-            raise RealfakeError(f"{path}: epoch {index + 1} is not a JSON object")
         row = {"epoch": epoch.get("epoch", index + 1)}
-        for column, keys in HISTORY_KEYS.items():
-            value = next((epoch[key] for key in keys if epoch.get(key) is not None), None)
-            row[column] = float(value) if value is not None else math.nan
+        for column in HISTORY_COLUMNS:
+            row[column] = float(epoch[column]) if epoch.get(column) is not None else math.nan
         rows.append(row)
-    return pd.DataFrame(rows, columns=["epoch", *HISTORY_KEYS])
+    return pd.DataFrame(rows, columns=["epoch", *HISTORY_COLUMNS])
 
 
 def _read_evaluation(directory: Path) -> tuple[pd.DataFrame, dict]:
@@ -268,9 +256,8 @@ def _right_label(predictions: pd.DataFrame, position: int, magnitude_column: str
 
 
 def _training_record(history_path: Path) -> dict:
-    """A ``realfake train`` history's top-level record ({} for other histories: lists, Keras histories)."""
-    record = json.loads(Path(history_path).read_text())
-    return record if isinstance(record, dict) and "epochs" in record else {}
+    """The top-level record of a ``realfake train`` history that :func:`read_history` has read."""
+    return json.loads(Path(history_path).read_text())
 
 
 def _check_shard_set(recorded: str | None, identity: str, path: Path, shards: Path) -> None:

@@ -1,12 +1,10 @@
-"""The report's one HTML page: a function per section, the prose from ``text/*.html``.
+"""The report's one HTML page: a function per section (ten, in :func:`render_html`'s order), the prose from
+``text/*.html``.
 
 The page has no external resource (inline CSS, images by relative path), so it
 opens from disk with no network. A short inline script records on ``<body>``
 (``data-images-loaded="loaded/total"``) how many images loaded, for the
 headless-browser test.
-
-Length: one short function per section of the page (eleven), with the table,
-figure and number helpers they share; the prose is in ``text/``.
 """
 
 from __future__ import annotations
@@ -67,7 +65,6 @@ class PageContent:
     bands: Sequence[str]
     sensitivity: pd.DataFrame | None = None
     pixels: dict[str, list[Path]] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
 
 
 def prose(name: str, **values: str) -> str:

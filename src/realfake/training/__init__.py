@@ -17,8 +17,8 @@ The model itself is in ``realfake.model``. Importing this package does not
 import TensorFlow (``run_train`` does), so the command line stays quick.
 """
 
-from realfake.training.settings import TrainSettings
 from realfake.shardset import open_shard_set
+from realfake.training.settings import TrainSettings
 
 __all__ = ["TrainSettings", "run_train"]
 

@@ -61,9 +61,7 @@ Threads. ``intra_op_threads`` / ``inter_op_threads`` set TensorFlow's pools
 environment before launching, as the original obiwan code did: ``OMP_NUM_THREADS`` = cores
 per task, ``KMP_AFFINITY=granularity=fine,compact,1,0``, ``KMP_BLOCKTIME=1``.
 
-Length: the custom loop is one class whose methods follow a run in order
-(restore, epochs of steps, validation and selection, checkpoints, outputs);
-its checkpointed state, TensorBoard logs and profiler window are
+The checkpointed state, TensorBoard logs and profiler window are
 :mod:`~realfake.training.checkpoints`, :mod:`~realfake.training.logs` and
 :mod:`~realfake.training.trace`.
 """
@@ -85,19 +83,8 @@ import tensorflow as tf
 from realfake.atomic import atomic_output, remove_stale_temporaries, temporary_path
 from realfake.errors import RealfakeError
 from realfake.model import build_model, normalization_from_manifest
-from realfake.training.cluster import ClusterInfo, cluster_from_environment
-from realfake.training.pipeline import (
-    NON_FINITE_INPUT,
-    ShardReader,
-    epoch_order,
-    epoch_symmetries,
-    training_dataset,
-    validation_dataset,
-)
-from realfake.training.settings import TrainSettings
 from realfake.progress import say
 from realfake.shardset import ShardSet, short_identity
-from realfake.training.startup import SigtermStop, exit_if_stuck, wait_for_peers
 from realfake.training.checkpoints import (
     CHECKPOINT_PREFIX,
     Progress,
@@ -109,7 +96,18 @@ from realfake.training.checkpoints import (
     store_progress,
     stored_resume_record,
 )
+from realfake.training.cluster import ClusterInfo, cluster_from_environment
 from realfake.training.logs import TrainingLogs
+from realfake.training.pipeline import (
+    NON_FINITE_INPUT,
+    ShardReader,
+    epoch_order,
+    epoch_symmetries,
+    training_dataset,
+    validation_dataset,
+)
+from realfake.training.settings import TrainSettings
+from realfake.training.startup import SigtermStop, exit_if_stuck, wait_for_peers
 from realfake.training.trace import Profiler
 
 

@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from realfake.architectures import COMPACT, ModelConfig
 from realfake.errors import RealfakeError
 from realfake.views import check_view
-from realfake.architectures import COMPACT, ModelConfig
 
 # Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
 RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment", "view", "steps_per_epoch")
