@@ -10,8 +10,7 @@ import pytest
 from synthetic_shards import save_model, write_shard_set
 
 from realfake.cli import main
-from realfake.digests import file_sha256
-from realfake.predict import read_predictions
+from realfake.predict import model_digest, read_predictions
 from realfake.shardset import open_shard_set
 
 
@@ -22,8 +21,17 @@ def two_models(tmp_path_factory) -> Path:
     manifest = write_shard_set(root / "shards", train_examples=64, test_examples=96, shard_size=32)
     save_model(root / "a.keras", manifest)
     save_model(root / "b.keras", manifest)
-    assert file_sha256(root / "a.keras") != file_sha256(root / "b.keras")
+    assert weights_sha256(root / "a.keras") != weights_sha256(root / "b.keras")
     return root
+
+
+def weights_sha256(path: Path) -> str:
+    """A model file's :func:`realfake.predict.model_digest` (its weights' SHA-256)."""
+    import keras
+
+    import realfake.model  # noqa: F401  registers the normalisation layer
+
+    return model_digest(keras.saving.load_model(path, compile=False))
 
 
 def predict(root: Path, model: Path, part: str, out: Path) -> None:
@@ -51,7 +59,7 @@ def test_parts_from_a_model_replaced_at_the_same_path_are_refused(two_models, tm
                    str(tmp_path / "2.parquet"), "--out", str(tmp_path / "evaluation")])  # fmt: skip
     assert status == 2
     line = error_line(capsys)
-    a, b = file_sha256(two_models / "a.keras")[:12], file_sha256(two_models / "b.keras")[:12]
+    a, b = weights_sha256(two_models / "a.keras")[:12], weights_sha256(two_models / "b.keras")[:12]
     assert line == (
         f"realfake evaluate: error: the predictions files come from different models ({tmp_path / '1.parquet'} "
         f"from model sha256 {a}; {tmp_path / '2.parquet'} from model sha256 {b}): predict every part with one "
@@ -67,7 +75,7 @@ def test_one_model_reached_by_two_paths_is_one_model(two_models, tmp_path, capsy
     shard_set = open_shard_set(two_models / "shards")
     predictions = read_predictions([tmp_path / "2.parquet", tmp_path / "1.parquet"], shard_set, view="full")
     assert len(predictions) == 96
-    assert predictions.attrs["realfake"]["model_sha256"] == file_sha256(two_models / "a.keras")
+    assert predictions.attrs["realfake"]["model_sha256"] == weights_sha256(two_models / "a.keras")
     # And evaluate takes the model by its other spelling beside them.
     status = main(["evaluate", "--shards", str(two_models / "shards"), "--predictions", str(tmp_path / "1.parquet"),
                    str(tmp_path / "2.parquet"), "--model", str(tmp_path / "link" / "a.keras"), "--out",
@@ -75,12 +83,26 @@ def test_one_model_reached_by_two_paths_is_one_model(two_models, tmp_path, capsy
     assert status == 0, capsys.readouterr().err
 
 
+def test_one_model_saved_twice_is_one_model(two_models, tmp_path):
+    # A .keras file records when it was saved: two saves of one model differ in bytes, not in weights.
+    import keras
+
+    import realfake.model  # noqa: F401
+
+    keras.saving.load_model(two_models / "a.keras", compile=False).save(tmp_path / "again.keras")
+    assert (tmp_path / "again.keras").read_bytes() != (two_models / "a.keras").read_bytes()
+    predict(two_models, two_models / "a.keras", "1-of-2", tmp_path / "1.parquet")
+    predict(two_models, tmp_path / "again.keras", "2-of-2", tmp_path / "2.parquet")
+    shard_set = open_shard_set(two_models / "shards")
+    assert len(read_predictions([tmp_path / "1.parquet", tmp_path / "2.parquet"], shard_set)) == 96
+
+
 def test_predictions_of_model_a_with_model_b_are_refused(two_models, tmp_path, capsys):
     predict(two_models, two_models / "a.keras", "1-of-1", tmp_path / "a.parquet")
     status = main(["evaluate", "--shards", str(two_models / "shards"), "--predictions", str(tmp_path / "a.parquet"),
                    "--model", str(two_models / "b.keras"), "--out", str(tmp_path / "evaluation")])  # fmt: skip
     assert status == 2
-    a, b = file_sha256(two_models / "a.keras")[:12], file_sha256(two_models / "b.keras")[:12]
+    a, b = weights_sha256(two_models / "a.keras")[:12], weights_sha256(two_models / "b.keras")[:12]
     assert error_line(capsys) == (
         f"realfake evaluate: error: the predictions {tmp_path / 'a.parquet'} come from model sha256 {a}, but "
         f"--model {two_models / 'b.keras'} is model sha256 {b}: give the model that made them, or predict again "

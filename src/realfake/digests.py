@@ -2,13 +2,11 @@
 
 The cutouts files' ``content_sha256`` (:func:`realfake.cutouts.file.content_digest`)
 and the shard set's identity (:func:`realfake.shardset.shard_set_identity`) are
-built from these, so the two stages hash arrays the same way. A model file is
-identified by :func:`file_sha256` in every predictions file made with it.
+built from these, so the two stages hash arrays the same way, and so is a
+model's identity (:func:`realfake.predict.model_digest`, of its weights).
 """
 
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 
@@ -18,13 +16,3 @@ def digest_array(digest, array: np.ndarray) -> None:
     nothing for an empty array."""
     if array.size:
         digest.update(memoryview(array.reshape(-1)).cast("B"))
-
-
-def file_sha256(path, chunk: int = 1 << 20) -> str:
-    """The SHA-256 of a file's bytes (hex), read in chunks: what identifies a model file by its content, whatever
-    the path it is reached by."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -4,15 +4,16 @@
 example, in shard order, its catalog row, its stamp statistics
 (:func:`realfake.features.stamp_statistics`) and ``p_fake``, the model's
 probability of fake. The file's metadata (``realfake`` key) records the shard
-set's identity, the model (its path, and ``model_sha256``, the SHA-256 of the
-model file: a model is identified by its content, so that parts predicted by a
-model replaced at the same path are told apart and one model reached by two
-paths is not), the view it was trained on (:mod:`realfake.views`), and which
+set's identity, the model (its path, and ``model_sha256``, the SHA-256 of its
+weights, :func:`model_digest`: a model is identified by its content, so that
+parts predicted by a model replaced at the same path are told apart and one
+model reached by two paths, or saved twice, is one), the view it was trained on (:mod:`realfake.views`), and which
 test shards it covers; whoever reads it (``realfake evaluate``) checks them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from realfake.atomic import atomic_output
-from realfake.digests import file_sha256
+from realfake.digests import digest_array
 from realfake.errors import RealfakeError
 from realfake.features import stamp_statistics
 from realfake.progress import say
@@ -263,16 +264,22 @@ def load_model_of(shard_set: ShardSet, path: Path):
 
 
 def load_model_with_digest(shard_set: ShardSet, path: Path):
-    """:func:`load_model_of` and the SHA-256 of the model file it was loaded from (checked unchanged across the
-    load: a train job may replace the file while it is read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise RealfakeError(f"model file {path} does not exist (run `realfake train` first)")
-    digest = file_sha256(path)
+    """:func:`load_model_of` and the model's :func:`model_digest`."""
     model = load_model_of(shard_set, path)
-    if file_sha256(path) != digest:
-        raise RealfakeError(f"model file {path} changed while it was read (a train job replaced it?): run again")
-    return model, digest
+    return model, model_digest(model)
+
+
+def model_digest(model) -> str:
+    """The SHA-256 (hex) of a model's weights: every variable's shape, dtype and values, in order. What
+    identifies a trained model by its content: the same weights give the same digest whatever the path or the
+    day the file was saved (a .keras file records its save date, so its bytes differ between identical
+    trainings), and another training gives another."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        array = np.ascontiguousarray(weights)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest_array(digest, array)
+    return digest.hexdigest()
 
 
 def predict_test_split(
@@ -283,8 +290,8 @@ def predict_test_split(
     shards: range | None = None,
     model_sha256: str | None = None,
 ) -> pd.DataFrame:
-    """The test predictions of ``model`` (:func:`load_model_with_digest`, from ``model_path``, whose file's
-    SHA-256 is ``model_sha256``; computed from the file when None): for each example of the test shards numbered
+    """The test predictions of ``model`` (:func:`load_model_with_digest`, from ``model_path``, whose
+    :func:`model_digest` is ``model_sha256``; computed when None): for each example of the test shards numbered
     in ``shards`` (default all), in shard order, its catalog row, its stamp statistics
     (:func:`realfake.features.stamp_statistics`) and ``p_fake``. Reads one batch of stamps at a time."""
     shards = range(len(shard_set.test)) if shards is None else shards
@@ -312,7 +319,7 @@ def predict_test_split(
     predictions.attrs[PROVENANCE_KEY] = {
         "shard_set": shard_set.identity,
         "model": str(model_path),
-        "model_sha256": model_sha256 or file_sha256(model_path),
+        "model_sha256": model_sha256 or model_digest(model),
         "view": model_view(model),
         "shards": [shards.start, shards.stop] if isinstance(shards, range) else None,
     }
