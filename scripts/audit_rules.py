@@ -8,7 +8,7 @@ real galaxy's logit is N(0, 1), a fake's N(shift, 1), the score its logistic,
 with the shift set from the view's true AUC, Phi(shift / sqrt(2)). A placement
 column is a score of its own of the given AUC; where the full CNN "sees only
 the placement", its score is the column's plus N(0, 0.02^2) noise. The
-audit (:func:`realfake.audit.audit_records`, :func:`realfake.audit.audit_cause`)
+audit (:func:`realfake.evaluation.audit.audit_records`, :func:`realfake.evaluation.audit.audit_cause`)
 runs with the verdict's statistics, ``--bootstrap`` resamples per interval
 below 2,000 examples. Each scenario prints the share of replications giving
 each cause, under the rules as they are and under the rules that compared
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from realfake.audit import AUDIT_COLUMNS, audit_cause, audit_records
-from realfake.stats import StatisticsSettings
+from realfake.evaluation.audit import AUDIT_COLUMNS, audit_cause, audit_records
+from realfake.stats.settings import StatisticsSettings
 
 # name, examples per class, true AUC per view, placement column -> its AUC, whether the full CNN sees only it,
 # the cause that was simulated

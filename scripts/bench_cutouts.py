@@ -6,7 +6,7 @@ g, r, z; six per rs dir for sim), all measured in this run on warm files (the
 best of --repeat runs each), and the examples written per second per core
 (one process, one core). "Just reading" is measured two ways: astropy
 decompressing each file's HDU 1 (the floor for any reader), and
-``survey.read_coadd`` (the project's reader, which also stacks the bands and
+``legacy.read_coadd`` (the project's reader, which also stacks the bands and
 applies the no-coverage rules). The original obiwan code managed about 0.17
 examples per second per core.
 
@@ -26,9 +26,12 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from realfake import paths, survey
+from realfake import paths
 from realfake.cutouts import CutoutSettings, run_cutouts
-from realfake.mock import MockSettings, mock_brick_names, run_mock_survey
+from realfake.mock.layout import mock_brick_names
+from realfake.mock.settings import MockSettings
+from realfake.mock.survey import run_mock_survey
+from realfake.survey import legacy
 
 BRICK_SIZE = 3600
 ORIGINAL_EXAMPLES_PER_SECOND_PER_CORE = 0.17
@@ -57,17 +60,17 @@ def decompress_images(paths: list[Path]) -> float:
 
 
 def read_coadds(coadd_dirs: list[Path], brick: str, bands: tuple[str, ...]) -> float:
-    """Seconds for survey.read_coadd to read each coadd dir (one at a time, as the cutter does)."""
+    """Seconds for legacy.read_coadd to read each coadd dir (one at a time, as the cutter does)."""
     start = time.perf_counter()
     for coadd_dir in coadd_dirs:
-        survey.read_coadd(coadd_dir, brick, bands)
+        legacy.read_coadd(coadd_dir, brick, bands)
     return time.perf_counter() - start
 
 
 def coadd_dirs_of(settings: CutoutSettings, brick: str) -> list[Path]:
     if settings.kind == "real":
         return [settings.dr5_dir / "coadd" / brick[:3] / brick]
-    return [rsdir.coadd_dir for rsdir in survey.find_rsdirs(settings.obiwan_dir, brick)]
+    return [rsdir.coadd_dir for rsdir in legacy.find_rsdirs(settings.obiwan_dir, brick)]
 
 
 def image_paths(coadd_dirs: list[Path], brick: str, bands: tuple[str, ...]) -> list[Path]:
@@ -105,7 +108,7 @@ def main() -> None:
         print(
             f"{kind}: {counts.summary()}\n"
             f"  cutouts {best['cutouts']:.2f} s; reading its {len(paths)} FITS images: "
-            f"astropy decompression {best['decompress']:.2f} s, survey.read_coadd {best['read_coadd']:.2f} s\n"
+            f"astropy decompression {best['decompress']:.2f} s, legacy.read_coadd {best['read_coadd']:.2f} s\n"
             f"  cutout time / image read time = {best['cutouts'] / best['decompress']:.2f} against decompression, "
             f"{best['cutouts'] / best['read_coadd']:.2f} against read_coadd (target <= 1.3)\n"
             f"  {rate:.0f} examples per second per core "

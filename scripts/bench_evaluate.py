@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from realfake.evaluate import evaluate_predictions
-from realfake.stats import StatisticsSettings
+from realfake.evaluation.evaluate import evaluate_predictions
+from realfake.stats.settings import StatisticsSettings
 
 EXAMPLES_PER_BRICK = 600
 

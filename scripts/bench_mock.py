@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from unittest import mock as patching
 
-from realfake.mock import MockSettings, files, run_mock_survey
+from realfake.mock import files
+from realfake.mock.settings import MockSettings
+from realfake.mock.survey import run_mock_survey
 
 TARGET_SECONDS = 60.0
 

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.conventions import channel_names
-from realfake.cutouts.file import catalog_columns, column_descriptions, write_cutouts_file
+from realfake.formats.cutouts import catalog_columns, column_descriptions, write_cutouts_file
 
 BANDS = ("g", "r", "z")
 STAMPS_PER_BRICK = 600  # per kind

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.cutouts.file import write_cutouts_file
+from realfake.formats.cutouts import write_cutouts_file
 
 STAMPS_PER_FILE = 500
 CHANNELS = ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]
@@ -69,7 +69,7 @@ CHILD = """
 import os, sys, time
 from pathlib import Path
 import realfake.cutouts  # imported before timing: a one-time cost of about 0.5 s (astropy)
-from realfake.shards import ShardSettings, run_shards
+from realfake.shards.build import ShardSettings, run_shards
 root = Path(sys.argv[1])
 start = time.perf_counter()
 run_shards(ShardSettings(real_dir=root / "real", sim_dir=root / "sim", out=root / "shards", balance="none", match=()),

@@ -4,7 +4,7 @@ Usage: .venv/bin/python scripts/bench_train.py [--shards-train N] [--shard-size 
        [--model NAME] [--pairs P] [--run-steps S] [--jit] [--intra-op-threads N] [--workdir DIR]
 
 In one process, on one synthetic shard set (noise stamps written through
-``realfake.shardset.write_shard_set``; by default 4 shards of 512 stamps, the
+``realfake.formats.shardset.write_shard_set``; by default 4 shards of 512 stamps, the
 original obiwan code's 2048-image training set), driving the
 training step of ``realfake train`` (``loop.make_train_step``):
 
@@ -48,7 +48,7 @@ def write_noise_shard_set(directory: Path, train_shards: int, shard_size: int) -
     import pandas as pd
 
     from realfake.conventions import channel_names
-    from realfake.shardset import write_shard_set
+    from realfake.formats.shardset import write_shard_set
 
     rng = np.random.default_rng(1)
     splits = {}
@@ -114,8 +114,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from realfake.model import build_model, forward_flops_per_example, model_config, normalization_from_manifest
-    from realfake.shardset import open_shard_set
+    from realfake.formats.shardset import open_shard_set
+    from realfake.model.network import build_model, forward_flops_per_example, model_config, normalization_from_manifest
     from realfake.training.loop import make_train_step
     from realfake.training.pipeline import ShardReader, epoch_order, training_dataset
 

@@ -27,7 +27,8 @@ import time
 import numpy as np
 from scipy import stats as scipy_stats
 
-from realfake import auc, stats
+from realfake.stats import auc
+from realfake.stats.accuracy import accuracy_test
 
 
 def synthetic(rng: np.random.Generator, per_class: int, auc_value: float) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +45,7 @@ def rejection_rates(rng, per_class: int, auc_values, replications: int) -> list[
         accuracy = rank = 0
         for _ in range(replications):
             labels, scores = synthetic(rng, per_class, auc_value)
-            accuracy += stats.accuracy_test(labels, scores).p_value < 0.05
+            accuracy += accuracy_test(labels, scores).p_value < 0.05
             rank += auc.auc_test(labels, scores, resamples=1).p_value_greater < 0.05  # one-sided, as the accuracy
         rows.append((auc_value, accuracy / replications, rank / replications))
     return rows

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from controls import run_control
 
-from realfake import figures
+from realfake.report import figures
 
 IDENTITY = {"size": 1.0, "psf": 1.0}
 COLUMNS = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.cutouts.file import write_cutouts_file
+from realfake.formats.cutouts import write_cutouts_file
 
 SIZE = 8  # small stamps keep the tests fast; the code does not care about 64
 CHANNELS = ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.shardset import write_shard_set as write_shard_set_arrays
+from realfake.formats.shardset import write_shard_set as write_shard_set_arrays
 
 BANDS = ("g", "r", "z")
 CHANNEL_NAMES = (*BANDS, *(f"ivar_{band}" for band in BANDS))
@@ -60,7 +60,7 @@ def write_shard_set(
     seed: int = 0,
 ) -> Path:
     """Write the shard set under ``directory`` through the format's own writer
-    (:func:`realfake.shardset.write_shard_set`). Returns ``directory``."""
+    (:func:`realfake.formats.shardset.write_shard_set`). Returns ``directory``."""
     generator = np.random.default_rng(seed)
     splits = {}
     for split, count in (("train", train_shards), ("validation", validation_shards), ("test", test_shards)):

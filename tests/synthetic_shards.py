@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.conventions import channel_names as channel_names_of_bands
-from realfake.shardset import write_shard_set as write_shard_set_arrays
+from realfake.formats.shardset import write_shard_set as write_shard_set_arrays
 
 STAMP_SIZE = 64
 
@@ -78,7 +78,7 @@ def write_shard_set(
     seed: int = 0,
 ) -> dict:
     """Write a complete shard set to ``directory`` through the format's own writer
-    (:func:`realfake.shardset.write_shard_set`); returns its manifest."""
+    (:func:`realfake.formats.shardset.write_shard_set`); returns its manifest."""
     rng = np.random.default_rng(seed)
     channel_names = channel_names_of_bands(bands)
     splits = {}
@@ -103,7 +103,7 @@ def save_model(path: Path, manifest: dict, channels: int | None = None, shard_se
     normalisation layer."""
     import keras
 
-    from realfake.model import InputNormalization, normalization_from_manifest
+    from realfake.model.network import InputNormalization, normalization_from_manifest
 
     inputs = keras.Input((64, 64, channels or len(manifest["channel_names"])))
     features = inputs

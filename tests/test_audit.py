@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from synthetic_shards import save_model, write_shard_set
 
-from realfake.audit import CAUSES, audit_cause, audit_records, audit_sentence
 from realfake.cli import main
 from realfake.conventions import channel_names
 from realfake.errors import RealfakeError
-from realfake.predict import read_predictions
-from realfake.shardset import open_shard_set
-from realfake.stats import StatisticsSettings
-from realfake.views import CENTRE_RADIUS, RING_RADIUS, VIEWS, view_mask
+from realfake.evaluation.audit import CAUSES, audit_cause, audit_records, audit_sentence
+from realfake.evaluation.predict import read_predictions
+from realfake.formats.shardset import open_shard_set
+from realfake.model.views import CENTRE_RADIUS, RING_RADIUS, VIEWS, view_mask
+from realfake.stats.settings import StatisticsSettings
 
 CHANNELS = channel_names(("g", "r", "z"))
 SETTINGS = StatisticsSettings(bootstrap=200)
@@ -47,9 +47,9 @@ def test_a_view_model_sees_nothing_of_what_its_view_hides(tmp_path):
     through saving and loading."""
     import keras
 
-    from realfake.architectures import COMPACT
-    from realfake.model import build_model, normalization_from_manifest
-    from realfake.predict import model_view
+    from realfake.evaluation.predict import model_view
+    from realfake.model.architectures import COMPACT
+    from realfake.model.network import build_model, normalization_from_manifest
 
     manifest = write_shard_set(tmp_path / "shards", train_examples=8, test_examples=8, validation_examples=2)
     normalization = normalization_from_manifest(manifest, "manifest")
@@ -220,8 +220,8 @@ def predicted(tmp_path_factory):
     """A shard set, a full model and an ivar_only model, and each one's predictions from `realfake predict`."""
     import keras
 
-    from realfake.architectures import COMPACT
-    from realfake.model import build_model, normalization_from_manifest
+    from realfake.model.architectures import COMPACT
+    from realfake.model.network import build_model, normalization_from_manifest
 
     root = tmp_path_factory.mktemp("audit")
     manifest = write_shard_set(root / "shards", train_examples=64, test_examples=96, shard_size=32)
@@ -291,7 +291,7 @@ def test_predictions_of_another_shard_set_or_view_are_refused(predicted, tmp_pat
 
 
 def test_the_breakdowns_bin_by_detection_and_by_distance_to_no_coverage():
-    from realfake.verdict import breakdown_variables, breakdowns
+    from realfake.stats.verdict import breakdown_variables, breakdowns
 
     rng = np.random.default_rng(4)
     labels = np.repeat([0, 1], 400)

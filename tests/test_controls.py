@@ -106,7 +106,7 @@ def test_the_size_control_is_distinguishable(size_verdict):
     assert_distinguishable(size_verdict)
 
 
-# -- the difference in pixels (realfake.pixels, realfake.fake_parameters) -------------------------
+# -- the difference in pixels (realfake.evaluation.pixels, realfake.evaluation.fake_parameters) ---------------------
 
 
 def profile_z(directory: Path) -> np.ndarray:

@@ -33,7 +33,7 @@ from tinysurvey import (
     write_table,
 )
 
-from realfake import __version__, survey
+from realfake import __version__
 from realfake.cutouts import (
     CutoutSettings,
     catalog_columns,
@@ -42,9 +42,12 @@ from realfake.cutouts import (
     input_files,
     run_cutouts,
 )
-from realfake.cutouts.file import cutouts_file_is_complete
-from realfake.mock import MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
+from realfake.formats.cutouts import cutouts_file_is_complete
+from realfake.mock.layout import mock_brick_names, mock_rsdir_names
 from realfake.mock.render import render_sources
+from realfake.mock.settings import MockSettings
+from realfake.mock.survey import run_mock_survey
+from realfake.survey import legacy
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -472,7 +475,7 @@ def test_real_obiwan_files_give_two_centred_real_stamps_and_no_fakes(realdata_tr
     stamps, catalog, attributes = load(tmp_path / "real.h5")
     assert stamps.shape == (2, 64, 64, 2)
     assert list(catalog["id"]) == [0, 1] and list(catalog["type"]) == ["PSF", "PSF"]
-    tractor = survey.read_tractor(dr5 / "tractor" / "123" / f"tractor-{BRICK}.fits", bands=("z",))
+    tractor = legacy.read_tractor(dr5 / "tractor" / "123" / f"tractor-{BRICK}.fits", bands=("z",))
     np.testing.assert_allclose(catalog["x"], tractor["bx"], atol=0.01)  # the WCS agrees with legacypipe's bx, by
     np.testing.assert_allclose(catalog["y"], tractor["by"], atol=0.01)
     for stamp in stamps:
@@ -547,8 +550,8 @@ def test_fakes_carry_their_rs_dir_fit_and_reals_their_own_values(mock_survey, tm
     run_cutouts(settings, BRICK, tmp_path / "sim.h5")
     _, sim, attributes = load(tmp_path / "sim.h5")
     assert sim["measured"].all() and len(attributes["fits_from"]) == 4
-    for rsdir in survey.find_rsdirs(mock_survey / "obiwan", BRICK):
-        tractor = survey.read_tractor(rsdir.tractor_path)
+    for rsdir in legacy.find_rsdirs(mock_survey / "obiwan", BRICK):
+        tractor = legacy.read_tractor(rsdir.tractor_path)
         fakes = sim[sim["rsdir"] == rsdir.name]
         for _, fake in fakes.iterrows():
             (row,) = np.flatnonzero(np.hypot(tractor["bx"] - fake["x"], tractor["by"] - fake["y"]) < 0.01)
@@ -576,7 +579,7 @@ def test_mock_fakes_sit_at_the_stamp_centre_in_the_difference_with_the_dr5_coadd
     written = run_cutouts(settings, BRICK, out)
     assert written.sources_read == 120 and written.sources_written > 60
     stamps, catalog, _ = load(out)
-    dr5 = survey.read_coadd(mock_survey / "dr5" / "coadd" / "123" / BRICK, BRICK)
+    dr5 = legacy.read_coadd(mock_survey / "dr5" / "coadd" / "123" / BRICK, BRICK)
     offsets = np.arange(-HALF, HALF)
     errors = []
     bright = catalog.index[(catalog["flux_z"] > 3) & (catalog["size"] < 1.0)]
@@ -600,7 +603,7 @@ def test_mock_magnitudes_are_the_catalogs_dereddened_magnitudes_for_both_kinds(m
     real = run_cutouts(CutoutSettings(kind="real", dr5_dir=dr5), BRICK, tmp_path / "real.h5")
     assert real.sources_written > 0
     _, real_catalog, attributes = load(tmp_path / "real.h5")
-    tractor = survey.read_tractor(dr5 / "tractor" / "123" / f"tractor-{BRICK}.fits").set_index("objid")
+    tractor = legacy.read_tractor(dr5 / "tractor" / "123" / f"tractor-{BRICK}.fits").set_index("objid")
     for band in "grz":
         expected = tractor.loc[real_catalog["id"], f"mag_dered_{band}"].to_numpy()
         np.testing.assert_allclose(real_catalog[f"mag_dered_{band}"], expected, rtol=1e-12)
@@ -618,7 +621,7 @@ def test_mock_magnitudes_are_the_catalogs_dereddened_magnitudes_for_both_kinds(m
     run_cutouts(CutoutSettings(kind="sim", dr5_dir=dr5, obiwan_dir=obiwan), BRICK, tmp_path / "sim.h5")
     _, sim_catalog, _ = load(tmp_path / "sim.h5")
     for rsdir in sim_catalog["rsdir"].unique():
-        simcat = survey.read_simcat(obiwan / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
+        simcat = legacy.read_simcat(obiwan / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
         simcat = simcat.set_index("id")
         rows = sim_catalog[sim_catalog["rsdir"] == rsdir]
         np.testing.assert_allclose(rows["mag_dered_g"], simcat.loc[rows["id"], "mag_dered_g"], rtol=1e-12)
@@ -668,7 +671,7 @@ def test_batch_mode_under_mpiexec_splits_the_bricks_and_skips_complete_files(thr
     assert files[0] == out_dir / bricks[0][:3] / f"{bricks[0]}.h5"
     for brick, path in zip(bricks, files):
         assert cutouts_file_is_complete(path, expected_attributes(settings, brick), catalog_columns(settings.bands))
-        tractor = survey.read_fits_table(three_brick_mock / "dr5" / "tractor" / brick[:3] / f"tractor-{brick}.fits")
+        tractor = legacy.read_fits_table(three_brick_mock / "dr5" / "tractor" / brick[:3] / f"tractor-{brick}.fits")
         assert load(path)[2]["sources_read"] == len(tractor) > 0
     modified = [path.stat().st_mtime_ns for path in files]
 
@@ -945,7 +948,7 @@ def test_workflow_builds_one_brick_on_request_and_reruns_only_a_changed_brick(tm
 
 def test_config_schema_offers_the_selections_and_defaults_of_the_cutouts_command():
     from realfake.cutouts import DEFAULT_SELECTION
-    from realfake.selection import SELECTIONS
+    from realfake.survey.selection import SELECTIONS
 
     schema = yaml.safe_load((REPOSITORY / "workflow" / "schemas" / "config.schema.yaml").read_text())
     cutouts = schema["properties"]["cutouts"]["properties"]

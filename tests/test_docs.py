@@ -1,8 +1,8 @@
 """Every reference to realfake code in the package's docstrings and comments and in the documents resolves.
 
 A reference is ``realfake.<module>`` or ``realfake.<module>.<name>`` (a name of the module, or of a class in it:
-``realfake.auc.AgainstReals.test``), written out or as the target of a ``:func:``, ``:class:``, ``:mod:`` or
-``:data:`` role (``:func:`~realfake.auc.auc_test```). It is checked by importing the module and looking the name
+``realfake.stats.auc.AgainstReals.test``), written out or as the target of a ``:func:``, ``:class:``, ``:mod:`` or
+``:data:`` role (``:func:`~realfake.stats.auc.auc_test```). It is checked by importing the module and looking the name
 up, so a renamed or deleted function, or a module moved, fails here with the file and line that still name it.
 A function or class must be named where it is defined, or where a package exports it (``__all__``): a module
 that merely imports it is not its home. In the package, a role's target without ``realfake.``
@@ -132,28 +132,30 @@ def test_every_realfake_reference_in_the_package_and_documents_resolves():
 def test_broken_references_are_found_in_docstrings_comments_roles_and_documents(tmp_path):
     module = tmp_path / "module.py"
     module.write_text(
-        '"""See :func:`~realfake.auc.no_such_test`, realfake.auc.auc_test and :func:`auc_test`."""\n'
+        '"""See :func:`~realfake.stats.auc.no_such_test`, realfake.stats.auc.auc_test and :func:`auc_test`."""\n'
         "\n"
         "\n"
         "def f():\n"
         '    """Calls\n'
         '    realfake.no_such_module.run and :meth:`test` (AgainstReals\'s), not :func:`no_such_function`."""\n'
         "    message = 'realfake.in_a_string_not_a_docstring'\n"
-        "    return message  # like realfake.auc.AgainstReals.no_such_method\n"
+        "    return message  # like realfake.stats.auc.AgainstReals.no_such_method\n"
     )
     document = tmp_path / "notes.md"
     document.write_text(
-        "`realfake.stats.bootstrap_aucs`, `realfake.auc.AucTest.auc`, `realfake.report.page.PageContent.metrics`,\n"
-        ":mod:`realfake`, :mod:`realfake.cutouts.file`, `realfake.cutouts.run_cutouts` (exported),\n"
+        "`realfake.stats.bootstrap.bootstrap_aucs`, `realfake.stats.auc.AucTest.auc`,\n"
+        "`realfake.report.page.PageContent.metrics`,\n"
+        ":mod:`realfake`, :mod:`realfake.formats.cutouts`, `realfake.cutouts.run_cutouts` (exported),\n"
         "src/realfake/stats.py, :func:`anything`; but `realfake.stats.auc_of_everything`\n"
-        "and realfake.auc.bootstrap_aucs (imported there from realfake.stats).\n"
+        "and realfake.stats.auc.bootstrap_aucs (imported there from realfake.stats).\n"
     )
-    assert broken_references([module, document], {module: "realfake.auc"}.get) == [
-        f"{module}:1: realfake.auc.no_such_test (realfake.auc has no no_such_test)",
+    assert broken_references([module, document], {module: "realfake.stats.auc"}.get) == [
+        f"{module}:1: realfake.stats.auc.no_such_test (realfake.stats.auc has no no_such_test)",
         f"{module}:6: realfake.no_such_module.run (realfake has no no_such_module)",
-        f"{module}:6: no_such_function (neither realfake.auc nor a class of it has no_such_function)",
-        f"{module}:8: realfake.auc.AgainstReals.no_such_method (realfake.auc.AgainstReals has no no_such_method)",
-        f"{document}:3: realfake.stats.auc_of_everything (realfake.stats has no auc_of_everything)",
-        f"{document}:4: realfake.auc.bootstrap_aucs (realfake.auc only imports it: it is "
-        "realfake.stats.bootstrap_aucs)",
+        f"{module}:6: no_such_function (neither realfake.stats.auc nor a class of it has no_such_function)",
+        f"{module}:8: realfake.stats.auc.AgainstReals.no_such_method "
+        "(realfake.stats.auc.AgainstReals has no no_such_method)",
+        f"{document}:4: realfake.stats.auc_of_everything (realfake.stats has no auc_of_everything)",
+        f"{document}:5: realfake.stats.auc.bootstrap_aucs (realfake.stats.auc only imports it: it is "
+        "realfake.stats.bootstrap.bootstrap_aucs)",
     ]

@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 from synthetic_shards import read_test_stamps, save_model, write_shard_set
 
-from realfake.baselines import catalog_features, measured_view, shortcut_baselines
 from realfake.cli import main
-from realfake.evaluate import baseline_rows, evaluate_predictions
-from realfake.features import stamp_statistics, statistics_of_examples
-from realfake.shardset import open_shard_set
-from realfake.stats import StatisticsSettings
-from realfake.verdict import BREAKDOWN_COLUMNS, breakdown_variables
+from realfake.evaluation.baselines import catalog_features, shortcut_baselines
+from realfake.evaluation.evaluate import baseline_rows, evaluate_predictions
+from realfake.evaluation.features import stamp_statistics, statistics_of_examples
+from realfake.formats.cutouts import measured_view
+from realfake.formats.shardset import open_shard_set
+from realfake.stats.settings import StatisticsSettings
+from realfake.stats.verdict import BREAKDOWN_COLUMNS, breakdown_variables
 
 SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
 
@@ -196,7 +197,7 @@ def test_the_baselines_train_on_a_capped_stratified_sample_of_the_training_split
 def test_evaluate_cli_writes_predictions_metrics_and_breakdowns(tmp_path, capsys):
     import keras
 
-    import realfake.model  # noqa: F401
+    import realfake.model.network  # noqa: F401
 
     shards = tmp_path / "shards"
     manifest = write_shard_set(shards, train_examples=120, test_examples=200, shard_size=64)
@@ -302,7 +303,7 @@ def test_a_shard_set_of_another_format_version_is_refused(tmp_path, capsys):
 
 
 def test_pixels_clipped_to_float16_are_told_in_the_metrics():
-    from realfake.evaluate import storage_record
+    from realfake.evaluation.evaluate import storage_record
 
     clipped = storage_record({"storage": {"dtype": "float16", "scales": {}, "clipped_pixels": 3}})
     assert clipped["dtype"] == "float16" and clipped["clipped"] == 3

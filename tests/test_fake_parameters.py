@@ -1,5 +1,5 @@
-"""Which fakes look fake (realfake.fake_parameters): each bin's fakes against comparable reals, so that a score
-that drifts with magnitude in both classes alike is not reported as fakes that look fake."""
+"""Which fakes look fake (realfake.evaluation.fake_parameters): each bin's fakes against comparable reals, so that a
+score that drifts with magnitude in both classes alike is not reported as fakes that look fake."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realfake.fake_parameters import COLUMNS, fake_parameter_breakdowns
-from realfake.stats import StatisticsSettings
+from realfake.evaluation.fake_parameters import COLUMNS, fake_parameter_breakdowns
+from realfake.stats.settings import StatisticsSettings
 
 PER_CLASS = 200_000
 DRIFT = 0.1  # the score's logit per magnitude, the same in both classes

@@ -440,8 +440,8 @@ def test_a_truncated_checkpoint_data_file_is_one_line_and_exit_2(training_shards
 def test_checkpoints_of_another_shard_set_are_set_aside_and_training_starts_afresh(finished_run, tmp_path):
     import keras
 
-    import realfake.model  # noqa: F401  registers the normalisation layer
-    from realfake.predict import model_shard_set
+    import realfake.model.network  # noqa: F401  registers the normalisation layer
+    from realfake.evaluation.predict import model_shard_set
 
     out, ckpts = copy_of(finished_run, tmp_path)
     old = json.loads((out / "history.json").read_text())["shard_set"]

@@ -13,14 +13,16 @@ import pytest
 from astropy.io import fits
 from scipy import stats
 
-from realfake import survey
 from realfake.cli import main
 from realfake.conventions import brick_directory
 from realfake.errors import RealfakeError
-from realfake.mock import STANDARD_STRENGTH, MockSettings, mock_brick_names, mock_rsdir_names, run_mock_survey
 from realfake.mock.brick import MIN_FAKE_SEPARATION
+from realfake.mock.layout import mock_brick_names, mock_rsdir_names
 from realfake.mock.render import render_sources
-from realfake.selection import select
+from realfake.mock.settings import STANDARD_STRENGTH, MockSettings
+from realfake.mock.survey import run_mock_survey
+from realfake.survey import legacy
+from realfake.survey.selection import select
 
 SIZE = 384
 BRICK = "1238p245"
@@ -47,24 +49,24 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _truth(root: Path):
-    return survey.read_fits_table(root / "truth" / "123" / f"truth-{BRICK}.fits")
+    return legacy.read_fits_table(root / "truth" / "123" / f"truth-{BRICK}.fits")
 
 
 def test_layout_matches_dr5_and_obiwan(mock_none):
     assert (mock_none / "bricks.txt").read_text().split() == [BRICK]
-    table = survey.read_brick_table(survey.find_brick_table(mock_none / "dr5"))
-    brick = survey.lookup_brick(table, BRICK, mock_none / "dr5")
+    table = legacy.read_brick_table(legacy.find_brick_table(mock_none / "dr5"))
+    brick = legacy.lookup_brick(table, BRICK, mock_none / "dr5")
     # The real DR5 brick 1238p245 (../shared/realdata header): RA 123.75-124.0244, Dec 24.375-24.625.
     assert brick.ra1 == pytest.approx(123.75, abs=1e-6)
     assert brick.ra2 == pytest.approx(124.024390243902, abs=1e-6)
     assert (brick.dec1, brick.dec2) == (24.375, 24.625)
-    coadd = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK)
+    coadd = legacy.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK)
     assert coadd.image.shape == (3, SIZE, SIZE)
     assert coadd.image.dtype == np.float32
-    rsdirs = survey.find_rsdirs(mock_none / "obiwan", BRICK)
+    rsdirs = legacy.find_rsdirs(mock_none / "obiwan", BRICK)
     assert [rsdir.name for rsdir in rsdirs] == ["rs0", "rs40"] == mock_rsdir_names(2, 40)
     assert {rsdir.layout for rsdir in rsdirs} == {"current"}
-    simcat = survey.read_simcat(rsdirs[1].simcat_path)
+    simcat = legacy.read_simcat(rsdirs[1].simcat_path)
     assert simcat.attrs["schema"] == "current"
     assert list(simcat["id"]) == list(range(40, 80))
     with fits.open(coadd.paths[0]) as hdus:
@@ -81,7 +83,7 @@ def test_brick_names_are_dr5_names():
 
 
 def test_wcs_is_tan_at_0262_centred_on_the_brick(mock_none):
-    coadd = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
+    coadd = legacy.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
     scale = np.abs(coadd.wcs.pixel_scale_matrix.diagonal()) * 3600
     assert scale == pytest.approx([0.262, 0.262], rel=1e-6)
     assert coadd.wcs.wcs.ctype[0] == "RA---TAN"
@@ -91,7 +93,7 @@ def test_wcs_is_tan_at_0262_centred_on_the_brick(mock_none):
 
 
 def test_noise_coverage_and_psf(mock_none):
-    coadd = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK)
+    coadd = legacy.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK)
     truth = _truth(mock_none)
     for index, band in enumerate("grz"):
         inverse_variance = coadd.inverse_variance[index]
@@ -113,12 +115,12 @@ def test_noise_coverage_and_psf(mock_none):
 
 
 def _transmission(root: Path, band: str) -> float:
-    tractor = survey.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    tractor = legacy.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
     return float(tractor[f"mw_transmission_{band}"].iloc[0])
 
 
 def test_catalog_is_measured_not_truth(mock_none):
-    tractor = survey.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    tractor = legacy.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
     truth = _truth(mock_none)
     matched = truth[truth["objid"] >= 0].set_index("objid").loc[tractor["objid"]]
     assert set(tractor["type"]) >= {"PSF", "REX", "EXP", "DEV"}
@@ -136,12 +138,12 @@ def test_catalog_is_measured_not_truth(mock_none):
 
 
 def test_fakes_sit_where_the_simcat_says_and_carry_their_flux(mock_none):
-    real = survey.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
+    real = legacy.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
     recovered = []
-    for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK):
-        simcat = survey.read_simcat(rsdir.simcat_path)
-        sim = survey.read_coadd(rsdir.coadd_dir, BRICK, bands=("r",))
-        x_fits, y_fits = survey.wcs_pixel(sim.wcs, simcat["ra"], simcat["dec"], origin=1)
+    for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK):
+        simcat = legacy.read_simcat(rsdir.simcat_path)
+        sim = legacy.read_coadd(rsdir.coadd_dir, BRICK, bands=("r",))
+        x_fits, y_fits = legacy.wcs_pixel(sim.wcs, simcat["ra"], simcat["dec"], origin=1)
         np.testing.assert_allclose(x_fits, simcat["x_fits"], atol=0.01)
         np.testing.assert_allclose(y_fits, simcat["y_fits"], atol=0.01)
         difference = sim.image[0].astype(np.float64) - real.image[0]
@@ -173,20 +175,20 @@ def test_fakes_sit_where_the_simcat_says_and_carry_their_flux(mock_none):
 
 def test_none_fakes_follow_the_selected_real_population(mock_none):
     """The negative control: fake truths and the selected reals' truths come from one distribution."""
-    tractor = survey.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    tractor = legacy.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
     truth = _truth(mock_none)
     selected = tractor[select(tractor, "elg_padded")]
     real_truth = truth[truth["objid"] >= 0].set_index("objid").loc[selected["objid"]]
     fakes = np.concatenate(
         [
-            survey.read_simcat(rsdir.simcat_path)["flux_dered_r"]
-            for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK)
+            legacy.read_simcat(rsdir.simcat_path)["flux_dered_r"]
+            for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK)
         ]
     )
     assert stats.ks_2samp(real_truth["flux_dered_r"], fakes).pvalue > 0.01
     real_radius = real_truth["rhalf"].to_numpy()
     fake_radius = np.concatenate(
-        [survey.read_simcat(rsdir.simcat_path)["rhalf"] for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK)]
+        [legacy.read_simcat(rsdir.simcat_path)["rhalf"] for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK)]
     )
     assert stats.ks_2samp(real_radius, fake_radius).pvalue > 0.01
 
@@ -195,14 +197,14 @@ def test_rs_dir_tractor_catalogs_hold_the_dr5_sources_and_the_fakes_as_selected(
     """legacypipe's re-fit of each rs dir: the DR5 rows, then a measured row per fake at its position. For
     `none` a fake's measured values are those it was selected on, as a real source's are (so both pass
     elg_padded); `size` and `profile` re-measure the changed fakes with the same noise."""
-    dr5 = survey.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    dr5 = legacy.read_tractor(mock_none / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
 
     def fits(root, rsdir):
-        tractor = survey.read_tractor(root / rsdir.tractor_path.relative_to(mock_none))
+        tractor = legacy.read_tractor(root / rsdir.tractor_path.relative_to(mock_none))
         return tractor.iloc[len(dr5) :].reset_index(drop=True), tractor
 
-    for rsdir in survey.find_rsdirs(mock_none / "obiwan", BRICK):
-        simcat = survey.read_simcat(rsdir.simcat_path)
+    for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK):
+        simcat = legacy.read_simcat(rsdir.simcat_path)
         fakes, tractor = fits(mock_none, rsdir)
         assert len(tractor) == len(dr5) + len(simcat)
         np.testing.assert_array_equal(tractor["flux_r"].iloc[: len(dr5)], dr5["flux_r"])
@@ -211,7 +213,7 @@ def test_rs_dir_tractor_catalogs_hold_the_dr5_sources_and_the_fakes_as_selected(
         assert select(fakes, "elg_padded").all()
         noise = fakes["flux_r"] - simcat["flux_r"]
         assert (noise != 0).all() and np.abs(noise).median() < 0.2 * simcat["flux_r"].median()
-    rs0 = survey.find_rsdirs(mock_none / "obiwan", BRICK)[0]
+    rs0 = legacy.find_rsdirs(mock_none / "obiwan", BRICK)[0]
     none, _ = fits(mock_none, rs0)
     size, _ = fits(mock_variants["size"], rs0)
     exponential = none["type"].isin(["REX", "EXP"]).to_numpy()
@@ -224,16 +226,16 @@ def test_rs_dir_tractor_catalogs_hold_the_dr5_sources_and_the_fakes_as_selected(
 
 def test_no_fake_lies_in_another_fakes_stamp(mock_none):
     """Fakes of one rs dir share its images: they keep apart, so no fake gains neighbours that reals lack."""
-    rsdirs = survey.find_rsdirs(mock_none / "obiwan", BRICK)
+    rsdirs = legacy.find_rsdirs(mock_none / "obiwan", BRICK)
     for rsdir in rsdirs:
-        simcat = survey.read_simcat(rsdir.simcat_path)
+        simcat = legacy.read_simcat(rsdir.simcat_path)
         assert len(simcat) == 40
         xy = np.stack([simcat["x_fits"], simcat["y_fits"]], axis=1)
         separation = np.abs(xy[:, None] - xy[None, :]).max(axis=2)
         np.fill_diagonal(separation, np.inf)
         assert separation.min() >= MIN_FAKE_SEPARATION > 32  # half a 64-pixel stamp
     # Across rs dirs (separate images) fakes may fall anywhere.
-    ids = [set(survey.read_simcat(rsdir.simcat_path)["id"]) for rsdir in rsdirs]
+    ids = [set(legacy.read_simcat(rsdir.simcat_path)["id"]) for rsdir in rsdirs]
     assert not ids[0] & ids[1]
 
 
@@ -241,7 +243,7 @@ def test_mismatches_change_one_thing(mock_none, mock_variants):
     rsdir = "rs0"
 
     def simcat(root):
-        return survey.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
+        return legacy.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
 
     none = simcat(mock_none)
     galaxies = none["rhalf"] > 0
@@ -254,8 +256,8 @@ def test_mismatches_change_one_thing(mock_none, mock_variants):
     assert set(profile["sersic_n"][galaxies]) == {4.0}
 
     def fake_pixels(root):
-        real = survey.read_coadd(root / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
-        sim = survey.read_coadd(root / "obiwan" / "coadd" / "123" / BRICK / rsdir, BRICK, bands=("r",))
+        real = legacy.read_coadd(root / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
+        sim = legacy.read_coadd(root / "obiwan" / "coadd" / "123" / BRICK / rsdir, BRICK, bands=("r",))
         return sim.image[0].astype(np.float64) - real.image[0], sim.inverse_variance[0]
 
     # psf: unconvolved fakes are far more concentrated than the same fakes convolved.
@@ -341,7 +343,7 @@ def _pixels_and_tables(root: Path) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("mismatch", ["size", "psf", "profile", "noise", "background", "ivar", "undetected", "edges"])
 def test_a_mismatch_at_its_identity_strength_gives_exactly_the_fakes_of_none(mismatch, mock_none, tmp_path):
-    from realfake.mock import IDENTITY_STRENGTH
+    from realfake.mock.settings import IDENTITY_STRENGTH
 
     identity = _write(tmp_path / mismatch, mismatch=mismatch, strength=IDENTITY_STRENGTH[mismatch])
     expected, found = _pixels_and_tables(mock_none), _pixels_and_tables(identity)
@@ -362,15 +364,15 @@ def test_the_standard_strength_is_the_mismatch_without_one(mock_variants, tmp_pa
 
 
 def test_the_measured_size_difference_grows_with_the_size_strength(tmp_path):
-    from realfake.selection import tractor_half_light_radius
+    from realfake.survey.selection import tractor_half_light_radius
 
     differences = []
     for strength in (1.0, 1.25, 1.5, 2.0):
         root = _write(tmp_path / f"size{strength}", mismatch="size", strength=strength)
-        reals = survey.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+        reals = legacy.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
         fake_sizes = []
         for rsdir in mock_rsdir_names(2, 40):
-            refit = survey.read_tractor(root / "obiwan" / "tractor" / "123" / BRICK / rsdir / f"tractor-{BRICK}.fits")
+            refit = legacy.read_tractor(root / "obiwan" / "tractor" / "123" / BRICK / rsdir / f"tractor-{BRICK}.fits")
             fakes = refit.iloc[len(reals) :]  # the rs dir's re-fit lists the DR5 sources, then the fakes
             assert len(fakes) == 40
             fake_sizes.append(tractor_half_light_radius(fakes))
@@ -423,15 +425,15 @@ def processing_variants(tmp_path_factory) -> dict[str, Path]:
 
 
 def _rs0_coadd(root: Path, bands=("r",)):
-    return survey.read_coadd(root / "obiwan" / "coadd" / "123" / BRICK / "rs0", BRICK, bands=bands)
+    return legacy.read_coadd(root / "obiwan" / "coadd" / "123" / BRICK / "rs0", BRICK, bands=bands)
 
 
 def _dr5_coadd(root: Path, bands=("r",)):
-    return survey.read_coadd(root / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=bands)
+    return legacy.read_coadd(root / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=bands)
 
 
 def _rs0_simcat(root: Path):
-    return survey.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / "rs0" / f"simcat-elg-{BRICK}.fits")
+    return legacy.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / "rs0" / f"simcat-elg-{BRICK}.fits")
 
 
 def _far_from_fakes(root: Path, shape, distance: int = 20) -> np.ndarray:
@@ -467,8 +469,8 @@ def test_ivar_folds_each_fakes_variance_into_the_rs_dir_inverse_variance(process
 
 def test_undetected_fakes_have_no_refit_in_their_rs_dir(processing_variants, mock_none):
     def refit_count(root):
-        reals = survey.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
-        refit = survey.read_tractor(root / "obiwan" / "tractor" / "123" / BRICK / "rs0" / f"tractor-{BRICK}.fits")
+        reals = legacy.read_tractor(root / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+        refit = legacy.read_tractor(root / "obiwan" / "tractor" / "123" / BRICK / "rs0" / f"tractor-{BRICK}.fits")
         return len(refit) - len(reals)
 
     assert refit_count(mock_none) == 40
@@ -482,7 +484,7 @@ def test_edges_keeps_every_fake_half_a_stamp_from_uncovered_pixels(processing_va
         coadd = _dr5_coadd(root, bands=("g", "r", "z"))
         covered = np.pad((coadd.inverse_variance > 0).all(axis=0), 1, constant_values=False)
         margin = distance_transform_cdt(covered, metric="chessboard")[1:-1, 1:-1]
-        fakes = pd.concat([survey.read_simcat(path) for path in sorted(root.rglob("simcat-elg-*.fits"))])
+        fakes = pd.concat([legacy.read_simcat(path) for path in sorted(root.rglob("simcat-elg-*.fits"))])
         return margin[np.rint(fakes["y"]).astype(int), np.rint(fakes["x"]).astype(int)]
 
     assert margins(processing_variants["edges"]).min() > 32

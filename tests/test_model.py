@@ -1,4 +1,4 @@
-"""realfake.model: the original obiwan code's LeNet table, a deeper model, the in-model input normalisation."""
+"""realfake.model.network: the original obiwan code's LeNet table, a deeper model, the in-model input normalisation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from shardsfixture import CHANNEL_NAMES, write_shard_set
 
 from realfake.errors import RealfakeError
-from realfake.model import (
+from realfake.model.network import (
     COMPACT,
     DEEP,
     DEPTH_SCALE,

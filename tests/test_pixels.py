@@ -8,12 +8,20 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from realfake.attribution import attribution_maps, baseline_stamp, integrated_gradients, surest_right
 from realfake.conventions import channel_names
-from realfake.fake_parameters import fake_parameter_breakdowns, most_fake_looking
-from realfake.pixels import PixelSums, accumulate, annuli, bin_of, magnitude_edges, pixel_summary, relative_depth
-from realfake.shardset import open_shard_set, write_shard_set
-from realfake.stats import StatisticsSettings
+from realfake.evaluation.attribution import attribution_maps, baseline_stamp, integrated_gradients, surest_right
+from realfake.evaluation.fake_parameters import fake_parameter_breakdowns, most_fake_looking
+from realfake.evaluation.pixels import (
+    PixelSums,
+    accumulate,
+    annuli,
+    bin_of,
+    magnitude_edges,
+    pixel_summary,
+    relative_depth,
+)
+from realfake.formats.shardset import open_shard_set, write_shard_set
+from realfake.stats.settings import StatisticsSettings
 
 SIZE = 32
 CHANNELS = channel_names(("g", "r", "z"))
@@ -229,8 +237,8 @@ def test_a_fakes_own_variance_shows_as_a_central_dip_in_relative_depth(tmp_path)
 def _model_and_shards(tmp_path):
     import keras
 
-    from realfake.architectures import COMPACT
-    from realfake.model import build_model, normalization_from_manifest
+    from realfake.model.architectures import COMPACT
+    from realfake.model.network import build_model, normalization_from_manifest
 
     shard_set, stamps, labels, catalog = _shard_set(tmp_path / "shards", fake_width=3.0, count=40)
     keras.utils.set_random_seed(4)

@@ -1,4 +1,4 @@
-"""realfake.predict: predictions identify their model by content, and scattered parts must cover the test
+"""realfake.evaluation.predict: predictions identify their model by content, and scattered parts must cover the test
 split once, from one model (issue 20, items 3-5)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from synthetic_shards import save_model, write_shard_set
 
 from realfake.cli import main
-from realfake.predict import model_digest, read_predictions
-from realfake.shardset import open_shard_set
+from realfake.evaluation.predict import model_digest, read_predictions
+from realfake.formats.shardset import open_shard_set
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,10 @@ def two_models(tmp_path_factory) -> Path:
 
 
 def weights_sha256(path: Path) -> str:
-    """A model file's :func:`realfake.predict.model_digest` (its weights' SHA-256)."""
+    """A model file's :func:`realfake.evaluation.predict.model_digest` (its weights' SHA-256)."""
     import keras
 
-    import realfake.model  # noqa: F401  registers the normalisation layer
+    import realfake.model.network  # noqa: F401  registers the normalisation layer
 
     return model_digest(keras.saving.load_model(path, compile=False))
 
@@ -87,7 +87,7 @@ def test_one_model_saved_twice_is_one_model(two_models, tmp_path):
     # A .keras file records when it was saved: two saves of one model differ in bytes, not in weights.
     import keras
 
-    import realfake.model  # noqa: F401
+    import realfake.model.network  # noqa: F401
 
     keras.saving.load_model(two_models / "a.keras", compile=False).save(tmp_path / "again.keras")
     assert (tmp_path / "again.keras").read_bytes() != (two_models / "a.keras").read_bytes()

@@ -14,16 +14,17 @@ import pandas as pd
 import pytest
 from synthetic_shards import save_model, write_shard_set
 
-from realfake.attribution import attribution_maps
-from realfake.attribution import surest_mistakes as gallery_positions
 from realfake.cli import main
+from realfake.conventions import PIXEL_BINS
 from realfake.errors import RealfakeError
-from realfake.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, evaluate_predictions, write_evaluation
-from realfake.figures import colour_composite
-from realfake.pixels import PIXEL_BINS, pixel_statistics, summary_record
+from realfake.evaluation.attribution import attribution_maps
+from realfake.evaluation.attribution import surest_mistakes as gallery_positions
+from realfake.evaluation.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, evaluate_predictions, write_evaluation
+from realfake.evaluation.pixels import pixel_statistics, summary_record
+from realfake.formats.shardset import open_shard_set
 from realfake.report import BRIGHTNESS_PERCENTILES, mosaic_pairs, read_history
-from realfake.shardset import open_shard_set
-from realfake.stats import StatisticsSettings
+from realfake.report.figures import colour_composite
+from realfake.stats.settings import StatisticsSettings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

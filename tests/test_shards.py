@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from cutoutsfixture import BRICKS, CHANNELS, SIZE, code, write_fixture
 
-from realfake.cutouts.file import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
 from realfake.errors import RealfakeError
-from realfake.shards import ShardSettings, run_shards
+from realfake.formats.cutouts import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
+from realfake.shards.build import ShardSettings, run_shards
 
 
 @pytest.fixture
@@ -361,7 +361,7 @@ def test_float16_storage_round_trips_real_depths_and_halves_the_bytes(cutouts, t
     """Inverse variances of deep DR5 regions (up to 1e6, past float16's 65504) and fluxes from the sky noise to a
     bright core survive float16 storage to its precision; a pixel beyond float16's range is clipped and counted;
     every reader gets float32 in physical units."""
-    from realfake.shardset import open_shard_set
+    from realfake.formats.shardset import open_shard_set
 
     rng = np.random.default_rng(5)
     for path in sorted((cutouts / "real").rglob("*.h5")) + sorted((cutouts / "sim").rglob("*.h5")):

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import yaml
 
-from realfake.mock import mock_brick_names
+from realfake.mock.layout import mock_brick_names
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -200,7 +200,7 @@ def stamps(path: Path) -> np.ndarray:
 def model_weights(path: Path) -> list[np.ndarray]:
     import keras
 
-    import realfake.model  # noqa: F401  (registers the model's custom layers)
+    import realfake.model.network  # noqa: F401  (registers the model's custom layers)
 
     return [np.asarray(weight) for weight in keras.saving.load_model(path, compile=False).weights]
 

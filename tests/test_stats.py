@@ -10,8 +10,9 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from realfake import auc, stats
-from realfake.auc import AgainstReals, auc_test
+from realfake.stats import accuracy, auc, bootstrap, corrections
+from realfake.stats.auc import AgainstReals, auc_test
+from realfake.stats.settings import StatisticsSettings
 
 REPLICATIONS = 400
 
@@ -181,7 +182,7 @@ def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
         probabilities = scipy_stats.norm.cdf(scores - math.sqrt(2.0) * scipy_stats.norm.ppf(0.56) / 2)
         # Both one-sided, as the accuracy's binomial test is.
         rank_rejections += auc.auc_test(labels, probabilities, resamples=1).p_value_greater < 0.05
-        accuracy_rejections += stats.accuracy_test(labels, probabilities).p_value < 0.05
+        accuracy_rejections += accuracy.accuracy_test(labels, probabilities).p_value < 0.05
     assert rank_rejections > 1.2 * accuracy_rejections
 
 
@@ -285,7 +286,7 @@ def test_bootstrap_auc_is_seeded_and_matches_weighted_resamples():
     assert first.auc == pytest.approx(roc_auc_score(labels, scores))
     # One resample checked against sklearn on the explicitly resampled data.
     sample_rng = np.random.default_rng(4)
-    samples = stats.bootstrap_aucs(labels, [scores], 1, sample_rng)[0, 0]
+    samples = bootstrap.bootstrap_aucs(labels, [scores], 1, sample_rng)[0, 0]
     replay = np.random.default_rng(4)
     positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     positive_weights = replay.multinomial(positives.size, np.full(positives.size, 1 / positives.size))
@@ -299,19 +300,19 @@ def test_mcnemar_counts_discordant_pairs():
     a = np.where(labels == 1, 0.9, 0.1)  # all right
     b = a.copy()
     b[:6] = 0.1  # b wrong on six fakes
-    result = stats.mcnemar_greater(labels, a, b)
+    result = accuracy.mcnemar_greater(labels, a, b)
     assert (result["a_only"], result["b_only"]) == (6, 0)
     assert result["p_value"] == pytest.approx(0.5**6)
-    assert stats.mcnemar_greater(labels, a, a)["p_value"] == 1.0
+    assert accuracy.mcnemar_greater(labels, a, a)["p_value"] == 1.0
 
 
 def test_holm_and_benjamini_hochberg_adjust_as_defined():
     p_values = np.array([0.01, 0.04, 0.03, np.nan, 0.005])
-    holm = stats.adjust_p_values(p_values, "holm")
+    holm = corrections.adjust_p_values(p_values, "holm")
     # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, then running maximum
     np.testing.assert_allclose(holm[[4, 0, 2, 1]], [0.02, 0.03, 0.06, 0.06])
     assert math.isnan(holm[3])
-    bh = stats.adjust_p_values(p_values, "bh")
+    bh = corrections.adjust_p_values(p_values, "bh")
     # sorted times 4/1, 4/2, 4/3, 4/4, then running minimum from the top
     np.testing.assert_allclose(bh[[4, 0, 2, 1]], [0.02, 0.02, 0.04, 0.04])
     assert np.all(bh[np.isfinite(bh)] <= holm[np.isfinite(holm)] + 1e-15)
@@ -347,7 +348,7 @@ def test_statistics_settings_refuse_a_value_that_is_not_a_finite_number(name, va
     from realfake.errors import RealfakeError
 
     with pytest.raises(RealfakeError) as error:
-        stats.StatisticsSettings(**{name: value})
+        StatisticsSettings(**{name: value})
     assert str(error.value) == f"{name} must be a finite number, got {value}"
 
 
@@ -403,7 +404,7 @@ def test_too_few_clusters_keep_the_independent_interval_and_say_how_many():
 
 
 def test_the_exact_tied_path_is_chosen_without_computing_huge_binomials():
-    from realfake.auc import _arrangements_at_most
+    from realfake.stats.auc import _arrangements_at_most
 
     for total, chosen in ((6, 3), (17, 8), (18, 9), (20_000, 1), (20_001, 1), (30, 2)):
         assert _arrangements_at_most(total, chosen, 20_000) == (math.comb(total, chosen) <= 20_000)

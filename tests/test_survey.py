@@ -1,4 +1,4 @@
-"""Tests for realfake.survey: real DR5/obiwan files from the shared folder, plus tiny synthetic files."""
+"""Tests for realfake.survey.legacy: real DR5/obiwan files from the shared folder, plus tiny synthetic files."""
 
 from __future__ import annotations
 
@@ -10,23 +10,24 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from realfake import paths, survey
+from realfake import paths
 from realfake.errors import RealfakeError
+from realfake.survey import legacy
 
 OBIWAN_BRICK = "1238p245"
 ZOOM_BRICK = "1102p240"
 
 
 @pytest.fixture(scope="module")
-def obiwan_rs0(realdata: Path) -> survey.RsDir:
-    rsdirs = survey.find_rsdirs(realdata / "obiwan_1238p245_dr5", OBIWAN_BRICK)
+def obiwan_rs0(realdata: Path) -> legacy.RsDir:
+    rsdirs = legacy.find_rsdirs(realdata / "obiwan_1238p245_dr5", OBIWAN_BRICK)
     assert len(rsdirs) == 1
     return rsdirs[0]
 
 
 @pytest.fixture(scope="module")
-def obiwan_coadd(obiwan_rs0: survey.RsDir) -> survey.Coadd:
-    return survey.read_coadd(obiwan_rs0.coadd_dir, OBIWAN_BRICK, bands=("z",))
+def obiwan_coadd(obiwan_rs0: legacy.RsDir) -> legacy.Coadd:
+    return legacy.read_coadd(obiwan_rs0.coadd_dir, OBIWAN_BRICK, bands=("z",))
 
 
 # --------------------------------------------------------------------------- synthetic file writers
@@ -120,7 +121,7 @@ def _make_rsdirs(root: Path, layout: str, names: list[str], brick_name: str = OB
 # --------------------------------------------------------------------------- real files
 
 
-def test_find_rsdirs_on_real_obiwan_run_finds_rs0_older_layout(obiwan_rs0: survey.RsDir, realdata: Path) -> None:
+def test_find_rsdirs_on_real_obiwan_run_finds_rs0_older_layout(obiwan_rs0: legacy.RsDir, realdata: Path) -> None:
     base = realdata / "obiwan_1238p245_dr5" / "elg" / "123" / OBIWAN_BRICK / "rs0"
     assert (obiwan_rs0.name, obiwan_rs0.layout) == ("rs0", "older")
     assert obiwan_rs0.coadd_dir == base / "coadd"
@@ -128,8 +129,8 @@ def test_find_rsdirs_on_real_obiwan_run_finds_rs0_older_layout(obiwan_rs0: surve
     assert obiwan_rs0.tractor_path == base / "tractor" / "tractor-1238p245.fits"
 
 
-def test_read_tractor_on_real_catalog(obiwan_rs0: survey.RsDir) -> None:
-    tractor = survey.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
+def test_read_tractor_on_real_catalog(obiwan_rs0: legacy.RsDir) -> None:
+    tractor = legacy.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
     assert list(tractor["type"]) == ["PSF", "PSF"]
     assert list(tractor["brickname"]) == [OBIWAN_BRICK] * 2
     assert tractor["bx"].dtype == np.float64 and tractor["by"].dtype == np.float64
@@ -143,27 +144,27 @@ def test_read_tractor_on_real_catalog(obiwan_rs0: survey.RsDir) -> None:
     np.testing.assert_allclose(tractor["mag_dered_z"], 22.5 - 2.5 * np.log10(expected))
 
 
-def test_real_tractor_bx_by_are_the_0_indexed_wcs_pixel(obiwan_rs0: survey.RsDir, obiwan_coadd: survey.Coadd) -> None:
-    tractor = survey.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
-    x, y = survey.wcs_pixel(obiwan_coadd.wcs, tractor["ra"], tractor["dec"], origin=0)
+def test_real_tractor_bx_by_are_the_0_indexed_wcs_pixel(obiwan_rs0: legacy.RsDir, obiwan_coadd: legacy.Coadd) -> None:
+    tractor = legacy.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
+    x, y = legacy.wcs_pixel(obiwan_coadd.wcs, tractor["ra"], tractor["dec"], origin=0)
     assert x.dtype == np.float64
     np.testing.assert_allclose(x, tractor["bx"], atol=0.01)
     np.testing.assert_allclose(y, tractor["by"], atol=0.01)
 
 
-def test_real_simcat_x_y_are_1_indexed_fits_pixels(obiwan_rs0: survey.RsDir, obiwan_coadd: survey.Coadd) -> None:
-    simcat = survey.read_simcat(obiwan_rs0.simcat_path)
-    x_fits, y_fits = survey.wcs_pixel(obiwan_coadd.wcs, simcat["ra"], simcat["dec"], origin=1)
+def test_real_simcat_x_y_are_1_indexed_fits_pixels(obiwan_rs0: legacy.RsDir, obiwan_coadd: legacy.Coadd) -> None:
+    simcat = legacy.read_simcat(obiwan_rs0.simcat_path)
+    x_fits, y_fits = legacy.wcs_pixel(obiwan_coadd.wcs, simcat["ra"], simcat["dec"], origin=1)
     np.testing.assert_allclose(simcat["x_fits"], x_fits, atol=0.01)
     np.testing.assert_allclose(simcat["y_fits"], y_fits, atol=0.01)
-    x, y = survey.wcs_pixel(obiwan_coadd.wcs, simcat["ra"], simcat["dec"], origin=0)
+    x, y = legacy.wcs_pixel(obiwan_coadd.wcs, simcat["ra"], simcat["dec"], origin=0)
     np.testing.assert_allclose(simcat["x"], x, atol=0.01)
     np.testing.assert_allclose(simcat["y"], y, atol=0.01)
 
 
-def test_real_older_simcat_normalised_columns_and_units(obiwan_rs0: survey.RsDir) -> None:
+def test_real_older_simcat_normalised_columns_and_units(obiwan_rs0: legacy.RsDir) -> None:
     raw = fits.getdata(obiwan_rs0.simcat_path, ext=1)
-    simcat = survey.read_simcat(obiwan_rs0.simcat_path)
+    simcat = legacy.read_simcat(obiwan_rs0.simcat_path)
     assert simcat.attrs["schema"] == "older" and (simcat["schema"] == "older").all()
     assert simcat.attrs["path"] == str(obiwan_rs0.simcat_path)
     assert simcat["id"].dtype == np.int64 and list(simcat["id"]) == list(raw["id"])
@@ -177,14 +178,14 @@ def test_real_older_simcat_normalised_columns_and_units(obiwan_rs0: survey.RsDir
     assert simcat[["mw_transmission_z", "flux_dered_z", "mag_dered_z"]].isna().all().all()
 
     transmission = {"g": 0.8, "r": 0.9, "z": 0.95}
-    dereddened = survey.read_simcat(obiwan_rs0.simcat_path, mw_transmission=transmission)
+    dereddened = legacy.read_simcat(obiwan_rs0.simcat_path, mw_transmission=transmission)
     for band in ("g", "r", "z"):
         expected = raw[f"{band}flux"] / transmission[band]
         np.testing.assert_allclose(dereddened[f"flux_dered_{band}"], expected)
         np.testing.assert_allclose(dereddened[f"mag_dered_{band}"], 22.5 - 2.5 * np.log10(expected))
 
 
-def test_read_coadd_on_real_z_only_brick(obiwan_rs0: survey.RsDir, obiwan_coadd: survey.Coadd) -> None:
+def test_read_coadd_on_real_z_only_brick(obiwan_rs0: legacy.RsDir, obiwan_coadd: legacy.Coadd) -> None:
     assert obiwan_coadd.bands == ("z",)
     assert obiwan_coadd.image.shape == (1, 3600, 3600) and obiwan_coadd.image.dtype == np.float32
     assert obiwan_coadd.inverse_variance.shape == (1, 3600, 3600) and obiwan_coadd.inverse_variance.dtype == np.float32
@@ -192,7 +193,7 @@ def test_read_coadd_on_real_z_only_brick(obiwan_rs0: survey.RsDir, obiwan_coadd:
     assert rows.size > 0
     assert rows.min() >= 3411 and rows.max() <= 3599
     assert columns.min() >= 1916 and columns.max() <= 2103
-    tractor = survey.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
+    tractor = legacy.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
     at_sources = obiwan_coadd.inverse_variance[
         0, np.round(tractor["by"]).astype(int), np.round(tractor["bx"]).astype(int)
     ]
@@ -201,14 +202,14 @@ def test_read_coadd_on_real_z_only_brick(obiwan_rs0: survey.RsDir, obiwan_coadd:
     assert obiwan_coadd.paths[0].name == "legacysurvey-1238p245-image-z.fits.fz"
 
 
-def test_read_coadd_of_missing_band_names_the_missing_file(obiwan_rs0: survey.RsDir) -> None:
+def test_read_coadd_of_missing_band_names_the_missing_file(obiwan_rs0: legacy.RsDir) -> None:
     with pytest.raises(RealfakeError, match="legacysurvey-1238p245-image-g.fits.fz"):
-        survey.read_coadd(obiwan_rs0.coadd_dir, OBIWAN_BRICK, bands=("g", "r", "z"))
+        legacy.read_coadd(obiwan_rs0.coadd_dir, OBIWAN_BRICK, bands=("g", "r", "z"))
 
 
 def test_read_coadd_of_zoomed_real_brick_keeps_its_wcs(realdata: Path) -> None:
     coadd_dir = realdata / "dr5_1102p240_zoom" / "coadd" / "110" / ZOOM_BRICK
-    coadd = survey.read_coadd(coadd_dir, ZOOM_BRICK, bands=("z",))
+    coadd = legacy.read_coadd(coadd_dir, ZOOM_BRICK, bands=("z",))
     assert coadd.image.shape == (1, 100, 100)
     np.testing.assert_allclose(coadd.wcs.wcs.crpix, [1300.5, 1150.5])
     np.testing.assert_allclose(coadd.wcs.pixel_scale_matrix.diagonal() * 3600, [-0.262, 0.262], rtol=1e-9)
@@ -218,7 +219,7 @@ def test_read_coadd_of_zoomed_real_brick_keeps_its_wcs(realdata: Path) -> None:
 
 
 def test_nanomaggies_to_mag() -> None:
-    mags = survey.nanomaggies_to_mag([1.0, 100.0, 0.0, -3.0, np.nan])
+    mags = legacy.nanomaggies_to_mag([1.0, 100.0, 0.0, -3.0, np.nan])
     np.testing.assert_allclose(mags[:2], [22.5, 17.5])
     assert np.isnan(mags[2:]).all()
 
@@ -238,21 +239,21 @@ def test_brick_table_read_from_fits_and_gz(tmp_path: Path, file_name: str) -> No
     target.parent.mkdir()
     target.write_bytes(gzip.compress(plain.read_bytes()) if file_name.endswith(".gz") else plain.read_bytes())
 
-    path = survey.find_brick_table(tmp_path / "dr5")
+    path = legacy.find_brick_table(tmp_path / "dr5")
     assert path == target
-    table = survey.read_brick_table(path)
-    assert table["1238p245"] == survey.Brick("1238p245", 467899, 123.887, 24.5, 123.75, 124.02, 24.375, 24.625)
-    assert survey.lookup_brick(table, "1102p240", path).brickid == 465217
+    table = legacy.read_brick_table(path)
+    assert table["1238p245"] == legacy.Brick("1238p245", 467899, 123.887, 24.5, 123.75, 124.02, 24.375, 24.625)
+    assert legacy.lookup_brick(table, "1102p240", path).brickid == 465217
     with pytest.raises(RealfakeError, match=f"brick 0000p000 is not in the survey brick table {path}"):
-        survey.lookup_brick(table, "0000p000", path)
+        legacy.lookup_brick(table, "0000p000", path)
 
 
 def test_brick_table_missing_file_and_column(tmp_path: Path) -> None:
     with pytest.raises(RealfakeError, match="survey-bricks.fits.gz.*survey-bricks.fits"):
-        survey.find_brick_table(tmp_path)
+        legacy.find_brick_table(tmp_path)
     path = _write_table(tmp_path / "survey-bricks.fits", {"brickname": ("8A", ["1238p245"]), "ra": ("D", [1.0])})
     with pytest.raises(RealfakeError, match=r"survey-bricks\.fits.*brickid"):
-        survey.read_brick_table(path)
+        legacy.read_brick_table(path)
 
 
 # --------------------------------------------------------------------------- coadds
@@ -260,7 +261,7 @@ def test_brick_table_missing_file_and_column(tmp_path: Path) -> None:
 
 def test_read_coadd_stacks_bands_in_requested_order(tmp_path: Path) -> None:
     _write_coadd(tmp_path, OBIWAN_BRICK, ("g", "r", "z"))
-    coadd = survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("z", "g"))
+    coadd = legacy.read_coadd(tmp_path, OBIWAN_BRICK, bands=("z", "g"))
     assert coadd.image.shape == (2, 32, 32)
     np.testing.assert_allclose(coadd.image[:, 5, 7], [3.0, 1.0], atol=1e-3)
     np.testing.assert_allclose(coadd.inverse_variance[:, 5, 7], [300.0, 100.0], rtol=0.05)
@@ -276,7 +277,7 @@ def test_nan_image_pixels_get_zero_inverse_variance(tmp_path: Path) -> None:
     image_path = _write_coadd_file(Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "image", "r"), image)
     _write_coadd_file(Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "invvar", "r"), np.full((32, 32), 50.0))
     assert np.isnan(fits.getdata(image_path, ext=1)[3, 4])  # the NaN survived compression
-    coadd = survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("r",))
+    coadd = legacy.read_coadd(tmp_path, OBIWAN_BRICK, bands=("r",))
     assert coadd.image[0, 3, 4] == 0.0 and coadd.inverse_variance[0, 3, 4] == 0.0
     assert np.isfinite(coadd.image).all()
     assert coadd.inverse_variance[0, 3, 5] == pytest.approx(50.0, rel=0.05)
@@ -290,13 +291,13 @@ def test_truncated_and_garbage_coadds_raise_naming_the_file(tmp_path: Path) -> N
     whole = image_path.with_suffix(".tmp").read_bytes()
     image_path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(RealfakeError, match=str(image_path)):
-        survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("z",))
+        legacy.read_coadd(tmp_path, OBIWAN_BRICK, bands=("z",))
 
     invvar_path = Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "invvar", "z")
     image_path.write_bytes(whole)
     invvar_path.write_bytes(b"not a FITS file " * 300)
     with pytest.raises(RealfakeError, match=str(invvar_path)):
-        survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("z",))
+        legacy.read_coadd(tmp_path, OBIWAN_BRICK, bands=("z",))
 
 
 def test_read_coadd_refuses_mismatched_wcs_or_shape(tmp_path: Path) -> None:
@@ -305,14 +306,14 @@ def test_read_coadd_refuses_mismatched_wcs_or_shape(tmp_path: Path) -> None:
     shifted.unlink()
     _write_coadd_file(shifted, np.ones((32, 32)), _tan_header(crpix=(16.5, 16.6)))
     with pytest.raises(RealfakeError, match="different WCS") as error:
-        survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("g", "r"))
+        legacy.read_coadd(tmp_path, OBIWAN_BRICK, bands=("g", "r"))
     assert str(shifted) in str(error.value)
 
     smaller = Path(tmp_path) / paths.coadd_name(OBIWAN_BRICK, "image", "r")
     smaller.unlink()
     _write_coadd_file(smaller, np.ones((16, 32)))
     with pytest.raises(RealfakeError, match=r"shape \(16, 32\)") as error:
-        survey.read_coadd(tmp_path, OBIWAN_BRICK, bands=("g", "r"))
+        legacy.read_coadd(tmp_path, OBIWAN_BRICK, bands=("g", "r"))
     assert str(smaller) in str(error.value)
 
 
@@ -321,7 +322,7 @@ def test_read_coadd_refuses_mismatched_wcs_or_shape(tmp_path: Path) -> None:
 
 def test_read_tractor_synthetic_types_and_dereddening(tmp_path: Path) -> None:
     path = _write_table(tmp_path / "tractor-1238p245.fits", _tractor_columns())
-    tractor = survey.read_tractor(path)
+    tractor = legacy.read_tractor(path)
     assert list(tractor["type"]) == ["PSF", "EXP", "COMP"]
     assert list(tractor["brick_primary"]) == [True, False, True]
     np.testing.assert_allclose(tractor["flux_dered_g"], [20.0, 0.0, -2.0])
@@ -334,15 +335,15 @@ def test_read_tractor_without_flux_g_names_file_and_column(tmp_path: Path) -> No
     del columns["flux_g"]
     path = _write_table(tmp_path / "tractor-1238p245.fits", columns)
     with pytest.raises(RealfakeError, match="flux_g") as error:
-        survey.read_tractor(path)
+        legacy.read_tractor(path)
     assert str(path) in str(error.value)
-    assert len(survey.read_tractor(path, bands=("r", "z"))) == 3  # flux_g is only required for band g
+    assert len(legacy.read_tractor(path, bands=("r", "z"))) == 3  # flux_g is only required for band g
 
 
 def test_current_simcat_normalises_to_the_older_columns(tmp_path: Path) -> None:
-    older = survey.read_simcat(_write_table(tmp_path / "older.fits", _older_simcat_columns()))
+    older = legacy.read_simcat(_write_table(tmp_path / "older.fits", _older_simcat_columns()))
     current_path = _write_table(tmp_path / "current.fits", _current_simcat_columns())
-    current = survey.read_simcat(current_path, mw_transmission={"g": 0.1, "r": 0.1, "z": 0.1})
+    current = legacy.read_simcat(current_path, mw_transmission={"g": 0.1, "r": 0.1, "z": 0.1})
     assert list(current.columns) == list(older.columns)
     assert current.attrs["schema"] == "current" and (current["schema"] == "current").all()
     assert current.dtypes.drop("schema").equals(older.dtypes.drop("schema"))
@@ -360,7 +361,7 @@ def test_simcat_of_neither_schema_names_file_and_columns(tmp_path: Path) -> None
     del columns["phi"]
     path = _write_table(tmp_path / "simcat-elg-1238p245.fits", columns)
     with pytest.raises(RealfakeError, match="phi") as error:
-        survey.read_simcat(path)
+        legacy.read_simcat(path)
     assert str(path) in str(error.value)
 
 
@@ -375,7 +376,7 @@ def test_find_rsdirs_sorts_and_ignores_other_dirs(tmp_path: Path, layout: str) -
     _make_rsdirs(tmp_path, layout, RSDIR_NAMES_SHUFFLED + ["rs0_old", "rsx", "extra_rs5"])
     brick_dir = tmp_path / ("obiwan" if layout == "current" else "elg") / "123" / OBIWAN_BRICK
     (brick_dir / "rs2000").mkdir()  # no simcat: not a finished rs dir
-    rsdirs = survey.find_rsdirs(tmp_path, OBIWAN_BRICK)
+    rsdirs = legacy.find_rsdirs(tmp_path, OBIWAN_BRICK)
     assert [rsdir.name for rsdir in rsdirs] == RSDIR_NAMES_SORTED
     assert {rsdir.layout for rsdir in rsdirs} == {layout}
     assert all(rsdir.simcat_path.is_file() for rsdir in rsdirs)
@@ -389,9 +390,9 @@ def test_find_rsdirs_sorts_and_ignores_other_dirs(tmp_path: Path, layout: str) -
 
 
 def test_find_rsdirs_refuses_both_layouts_and_returns_empty_for_none(tmp_path: Path) -> None:
-    assert survey.find_rsdirs(tmp_path, OBIWAN_BRICK) == []
+    assert legacy.find_rsdirs(tmp_path, OBIWAN_BRICK) == []
     _make_rsdirs(tmp_path, "current", ["rs0"])
     _make_rsdirs(tmp_path, "older", ["rs500"])
     with pytest.raises(RealfakeError, match=f"brick {OBIWAN_BRICK} .*both layouts"):
-        survey.find_rsdirs(tmp_path, OBIWAN_BRICK)
-    assert survey.find_rsdirs(tmp_path, "1102p240") == []
+        legacy.find_rsdirs(tmp_path, OBIWAN_BRICK)
+    assert legacy.find_rsdirs(tmp_path, "1102p240") == []

@@ -25,7 +25,7 @@ from trainingruns import CLUSTER_VARIABLES, child_environment, free_ports, train
 
 from realfake.cli import main
 from realfake.errors import RealfakeError
-from realfake.shardset import Shard, open_shard_set
+from realfake.formats.shardset import Shard, open_shard_set
 from realfake.training import TrainSettings
 from realfake.training.cluster import (
     cluster_from_environment,

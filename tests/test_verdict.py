@@ -1,4 +1,4 @@
-"""realfake.verdict: the measurement of the CNN's scores (outcome, effect size, power) and its breakdowns."""
+"""realfake.stats.verdict: the measurement of the CNN's scores (outcome, effect size, power) and its breakdowns."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from realfake import auc, stats
-from realfake.stats import StatisticsSettings
-from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
+from realfake.stats import auc, corrections
+from realfake.stats.settings import StatisticsSettings
+from realfake.stats.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
 
 SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
 
@@ -222,7 +222,7 @@ def test_breakdowns_flag_only_the_bins_where_the_classifier_works(correction):
     assert magnitude.loc[0, "outcome"] == "distinguishable"
     assert set(magnitude.loc[1:, "outcome"]) <= {"inconclusive", "indistinguishable"}
     p = result["auc_p_value"].to_numpy()
-    assert np.allclose(result["p_adjusted"], stats.adjust_p_values(p, correction), equal_nan=True)
+    assert np.allclose(result["p_adjusted"], corrections.adjust_p_values(p, correction), equal_nan=True)
     assert (result["flagged"] == (result["p_adjusted"] < 0.05)).all()
     # With random scores everywhere, nothing is flagged although some raw p-values are below 0.05.
     table["p_fake"] = rng.uniform(0, 1, labels.size)
@@ -290,7 +290,7 @@ def test_bins_on_the_edge_of_the_band_are_rarely_called_distinguishable_by_chanc
     # 40 bins whose true AUC is exactly 0.5 + tolerance: with the bins' own 95% intervals some bin came out
     # distinguishable in most runs (63 of 100 here); the simultaneous (Bonferroni) intervals keep it at most 5%
     # (band: the 99.9% binomial limit at 100 runs).
-    from realfake.verdict import with_corrected_outcomes
+    from realfake.stats.verdict import with_corrected_outcomes
 
     rng = np.random.default_rng(44)
     settings = StatisticsSettings(tolerance=0.01)

@@ -232,7 +232,7 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
         ({"mock": {"mismatch": "colour"}}, "'colour' is not one of"),
         ({"bands": ["g", "i"]}, "'i' is not one of"),
         ({"input": {"source": "dr9"}}, "'dr9' is not one of"),
-        # The mock renders bricks of 128 to 4096 pixels (realfake.mock.MockSettings).
+        # The mock renders bricks of 128 to 4096 pixels (realfake.mock.settings.MockSettings).
         ({"mock": {"size": 100}}, "100 is less than the minimum of 128"),
         ({"mock": {"size": 5000}}, "5000 is greater than the maximum of 4096"),
     ],
@@ -523,9 +523,9 @@ def test_the_shards_job_checks_the_cutouts_came_from_the_configured_trees(workfl
 def test_every_config_default_is_the_packages_default():
     """One source of defaults: a hand-run `realfake <stage>` with no flags does what the workflow's defaults do."""
     from realfake.cutouts import CutoutSettings
-    from realfake.mock import MockSettings
-    from realfake.shards import ShardSettings
-    from realfake.stats import StatisticsSettings
+    from realfake.mock.settings import MockSettings
+    from realfake.shards.build import ShardSettings
+    from realfake.stats.settings import StatisticsSettings
     from realfake.training import TrainSettings
 
     config = default_config()

@@ -16,7 +16,7 @@ from astropy.wcs import WCS
 
 from realfake import paths
 from realfake.cli import main
-from realfake.cutouts.file import COUNT_ATTRIBUTES, read_attribute_text, read_cutouts_catalog
+from realfake.formats.cutouts import COUNT_ATTRIBUTES, read_attribute_text, read_cutouts_catalog
 
 BRICK = "1238p245"
 OTHER_BRICK = "1102p240"

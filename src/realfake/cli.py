@@ -18,7 +18,7 @@ from realfake.progress import say
 
 
 def _add_mock_survey(subparsers) -> None:
-    from realfake.mock import MISMATCHES, MockSettings
+    from realfake.mock.settings import MISMATCHES, MockSettings
 
     defaults = MockSettings(out=Path("."))
     parser = subparsers.add_parser(
@@ -77,7 +77,8 @@ def _add_mock_survey(subparsers) -> None:
 
 
 def _run_mock_survey(args: argparse.Namespace) -> None:
-    from realfake.mock import MockSettings, run_mock_survey
+    from realfake.mock.settings import MockSettings
+    from realfake.mock.survey import run_mock_survey
 
     settings = MockSettings(
         out=args.out,
@@ -100,7 +101,7 @@ def _bands(text: str) -> tuple[str, ...]:
 def _add_cutouts(subparsers) -> None:
     from realfake.cutouts import DEFAULT_SELECTION, KINDS, CutoutSettings
     from realfake.cutouts.settings import REAL_SOURCES
-    from realfake.selection import SELECTIONS
+    from realfake.survey.selection import SELECTIONS
 
     defaults = CutoutSettings(kind="real", dr5_dir=Path("."))
 
@@ -194,7 +195,7 @@ def _run_cutouts(args: argparse.Namespace) -> None:
 
 
 def _add_shards(subparsers) -> None:
-    from realfake.shards import BALANCE_CHOICES, DTYPE_CHOICES, SPLIT_CHOICES, ShardSettings
+    from realfake.shards.build import BALANCE_CHOICES, DTYPE_CHOICES, SPLIT_CHOICES, ShardSettings
 
     defaults = ShardSettings(real_dir=Path("."), sim_dir=Path("."), out=Path("."))
     parser = subparsers.add_parser(
@@ -265,7 +266,7 @@ def _add_shards(subparsers) -> None:
 
 
 def _run_shards(args: argparse.Namespace) -> None:
-    from realfake.shards import ShardSettings, run_shards
+    from realfake.shards.build import ShardSettings, run_shards
 
     match = () if args.match.strip().lower() in ("", "none") else tuple(name.strip() for name in args.match.split(","))
     settings = ShardSettings(
@@ -302,10 +303,10 @@ def _step_window(text: str) -> tuple[int, int] | None:
 
 
 def _add_train(subparsers) -> None:
-    from realfake.architectures import MODEL_CONFIGS
+    from realfake.model.architectures import MODEL_CONFIGS
+    from realfake.model.views import VIEWS
     from realfake.training import TrainSettings
     from realfake.training.settings import SELECT_CHOICES
-    from realfake.views import VIEWS
 
     defaults = TrainSettings(shards=Path("."), out=Path("."))
     parser = subparsers.add_parser(
@@ -428,7 +429,7 @@ def _add_train(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from realfake.architectures import model_config
+    from realfake.model.architectures import model_config
     from realfake.training import TrainSettings, run_train
 
     settings = TrainSettings(
@@ -493,7 +494,7 @@ def _add_predict(subparsers, batch_size: int) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> None:
-    from realfake.predict import PredictSettings, run_predict
+    from realfake.evaluation.predict import PredictSettings, run_predict
 
     run_predict(
         PredictSettings(shards=args.shards, model=args.model, out=args.out, batch_size=args.batch_size, part=args.part)
@@ -501,7 +502,7 @@ def _run_predict(args: argparse.Namespace) -> None:
 
 
 def _add_evaluate(subparsers) -> None:
-    from realfake.evaluate import EvaluateSettings, StatisticsSettings
+    from realfake.evaluation.evaluate import EvaluateSettings, StatisticsSettings
 
     defaults = EvaluateSettings(shards=Path("."), model=Path("."), out=Path("."))
     statistics = StatisticsSettings()
@@ -580,7 +581,7 @@ def _add_evaluate(subparsers) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from realfake.evaluate import EvaluateSettings, StatisticsSettings, run_evaluate
+    from realfake.evaluation.evaluate import EvaluateSettings, StatisticsSettings, run_evaluate
 
     settings = EvaluateSettings(
         shards=args.shards,

@@ -98,3 +98,6 @@ def parse_brick_list(text: str, source: str) -> list[str]:
     if not names:
         raise RealfakeError(f"{source} lists no bricks")
     return names
+
+
+PIXEL_BINS = 4  # magnitude bins of the class-mean stamps and profiles

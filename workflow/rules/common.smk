@@ -20,9 +20,9 @@ from realfake.conventions import (
     parse_brick_list,
 )
 from realfake.errors import RealfakeError
-from realfake.mock import mock_brick_names, mock_rsdir_names
-from realfake.pixels import PIXEL_BINS
-from realfake.views import VIEWS
+from realfake.mock.layout import mock_brick_names, mock_rsdir_names
+from realfake.conventions import PIXEL_BINS
+from realfake.model.views import VIEWS
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -35,7 +35,7 @@ def check_stage_settings():
     strength out of its mismatch's range, matching on a text column: see
     dataclass_problems). Checked before any job runs, not at the stage that fails."""
     from realfake.cutouts import catalog_columns
-    from realfake.selection import SELECTION_BANDS, missing_selection_bands
+    from realfake.survey.selection import SELECTION_BANDS, missing_selection_bands
 
     problems = []
     selection = config["cutouts"]["selection"]
@@ -72,11 +72,11 @@ def dataclass_problems(left_out=()):
     package's defaults. The mock's settings are checked only when the mock is the
     input. Paths are placeholders: the dataclasses do not check them, the rules
     give the real ones. Imports no TensorFlow: planning stays quick."""
-    from realfake.architectures import model_config
+    from realfake.model.architectures import model_config
     from realfake.cutouts import CutoutSettings
-    from realfake.mock import MockSettings
-    from realfake.shards import ShardSettings
-    from realfake.stats import StatisticsSettings
+    from realfake.mock.settings import MockSettings
+    from realfake.shards.build import ShardSettings
+    from realfake.stats.settings import StatisticsSettings
     from realfake.training.settings import TrainSettings
 
     here = Path(".")
@@ -476,7 +476,7 @@ def check_input_files():
 def check_split_bricks():
     """Raise WorkflowError when shards.split is brick and there are too few bricks
     to give each split (test, validation, train) whole bricks of its own."""
-    from realfake.placement import bricks_needed_for_split
+    from realfake.shards.placement import bricks_needed_for_split
 
     needed = bricks_needed_for_split(config["shards"]["validation_fraction"])
     if config["shards"]["split"] == "brick" and len(bricks()) < needed:

@@ -4,7 +4,7 @@
 
 # Captions: the report page's prose, one file per figure (the package's src/realfake/report/text/).
 CAPTIONS = "../../src/realfake/report/text"
-# The magnitude bins of the pixel figures (realfake.pixels.PIXEL_BINS): one figure of each kind per bin.
+# The magnitude bins of the pixel figures (realfake.conventions.PIXEL_BINS): one figure of each kind per bin.
 PIXEL_FIGURE_BINS = range(PIXEL_BINS)
 
 

@@ -1,5 +1,5 @@
 # Training: the CNN on the shards, once per view: "full" for the verdict, and each
-# restricted view of evaluate.audit for the shortcut audit (src/realfake/views.py). Checkpoints (results/train/ckpts), TensorBoard
+# restricted view of evaluate.audit for the shortcut audit (src/realfake/model/views.py). Checkpoints (results/train/ckpts), TensorBoard
 # logs (results/train/logs) and the profiler trace (results/train/prof) are not
 # declared outputs on purpose: Snakemake deletes a failed job's outputs, and the
 # checkpoints are what lets a re-run resume at the exact epoch and batch.

@@ -5,7 +5,7 @@ real stamp from a fake one (``docs/data_layout.md`` lists what went wrong in the
 original obiwan code when they did not):
 
 - Position: ``x, y`` come from the catalog's ``ra, dec`` through the WCS of
-  the coadd the stamp is cut from (:func:`realfake.survey.wcs_pixel`, origin 0:
+  the coadd the stamp is cut from (:func:`realfake.survey.legacy.wcs_pixel`, origin 0:
   0-indexed pixels, pixel centres at integers). Tractor ``bx, by`` and simcat
   ``x, y`` are never used.
 - Stamp: centred on the nearest pixel, ``centre = floor(coordinate + 0.5)``;
@@ -21,8 +21,8 @@ original obiwan code when they did not):
   inverse variance 0 in any band is dropped as ``no_coverage``.
 
 Real sources are the tractor catalog of the DR5 brick passing a named
-selection (:mod:`realfake.selection`, default ``elg_padded``). Fakes are every
-simcat row of every rs dir of the brick (:func:`realfake.survey.find_rsdirs`),
+selection (:mod:`realfake.survey.selection`, default ``elg_padded``). Fakes are every
+simcat row of every rs dir of the brick (:func:`realfake.survey.legacy.find_rsdirs`),
 each cut from the coadd of the rs dir it was injected in. Fakes are *not* cut
 by the selection unless ``select_fakes``: a simcat holds the *true* parameters
 obiwan drew (already in the parameter space of interest), while the selection
@@ -48,10 +48,10 @@ from realfake.cutouts.brick import (
     read_survey_bricks,
     run_cutouts,
 )
-from realfake.cutouts.file import CATALOG_DESCRIPTION, catalog_columns, column_descriptions
 from realfake.cutouts.settings import DEFAULT_SELECTION, CutoutCounts, CutoutSettings
 from realfake.cutouts.sources import fake_source_table, fake_type, real_source_table
 from realfake.cutouts.stamps import KEPT, NO_COVERAGE, OFF_IMAGE, StampCut, cut_stamps
+from realfake.formats.cutouts import CATALOG_DESCRIPTION, catalog_columns, column_descriptions
 
 # The catalog columns (CATALOG_DESCRIPTION) a cutouts file stores as text; every other one holds numbers or booleans.
 # The workflow's planning reads it to refuse matching on text (shards.match) before any job runs.

@@ -9,9 +9,9 @@ from typing import TextIO
 
 from realfake.conventions import parse_brick_list
 from realfake.cutouts.brick import cutouts_path, expected_attributes, read_survey_bricks, run_cutouts
-from realfake.cutouts.file import catalog_columns, cutouts_file_is_complete
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 from realfake.errors import RealfakeError
+from realfake.formats.cutouts import catalog_columns, cutouts_file_is_complete
 from realfake.progress import say
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake import __version__, paths, survey
+from realfake import __version__, paths
 from realfake.conventions import BANDS, brick_directory, channel_names
-from realfake.cutouts.file import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 from realfake.cutouts.sources import _select, fake_selection_view, fake_source_table, real_source_table
 from realfake.cutouts.stamps import cut_sources
 from realfake.errors import RealfakeError
+from realfake.formats.cutouts import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
+from realfake.survey import legacy
 
 
 def cutouts_path(out_dir: Path, brick_name: str) -> Path:
@@ -37,7 +38,7 @@ class _Cutouts:
 
 def _real_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     tractor_path = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
-    tractor = survey.read_tractor(tractor_path, settings.bands)
+    tractor = legacy.read_tractor(tractor_path, settings.bands)
     selected = _select(tractor, settings.selection, tractor_path)
     sources = real_source_table(tractor[selected], brick_name, settings.bands)
     read = CutoutCounts(sources_read=len(tractor))
@@ -46,20 +47,20 @@ def _real_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
         return _Cutouts(
             made.catalog, made.stamps, read + made.counts, [str(tractor_path), *made.inputs], made.attributes
         )
-    coadd = survey.read_coadd(paths.dr5_file(settings.dr5_dir, "coadd_dir", brick_name), brick_name, settings.bands)
+    coadd = legacy.read_coadd(paths.dr5_file(settings.dr5_dir, "coadd_dir", brick_name), brick_name, settings.bands)
     catalog, stamps, counts = cut_sources(coadd, sources, settings)
     return _Cutouts(catalog, stamps, read + counts, [str(tractor_path), *map(str, coadd.paths)], {})
 
 
-def _near_fakes(sources: pd.DataFrame, simcat: pd.DataFrame, coadd: survey.Coadd, radius: int) -> np.ndarray:
+def _near_fakes(sources: pd.DataFrame, simcat: pd.DataFrame, coadd: legacy.Coadd, radius: int) -> np.ndarray:
     """Whether each source has a fake of ``simcat`` within ``radius`` pixels in x and in y (both positions
     through the coadd's WCS, as the stamps are cut)."""
     if len(simcat) == 0 or len(sources) == 0:
         return np.zeros(len(sources), dtype=bool)
     from scipy.spatial import cKDTree
 
-    source_x, source_y = survey.wcs_pixel(coadd.wcs, sources["ra"], sources["dec"])
-    fake_x, fake_y = survey.wcs_pixel(coadd.wcs, simcat["ra"], simcat["dec"])
+    source_x, source_y = legacy.wcs_pixel(coadd.wcs, sources["ra"], sources["dec"])
+    fake_x, fake_y = legacy.wcs_pixel(coadd.wcs, simcat["ra"], simcat["dec"])
     distance, _ = cKDTree(np.column_stack([fake_x, fake_y])).query(np.column_stack([source_x, source_y]), p=np.inf)
     return distance <= radius
 
@@ -71,8 +72,8 @@ def _reals_from_rsdirs(settings: CutoutSettings, brick_name: str, sources: pd.Da
     remaining = sources
     rsdirs = _rsdirs(settings, brick_name)
     for rsdir in rsdirs:
-        simcat = survey.read_simcat(rsdir.simcat_path)
-        coadd = survey.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
+        simcat = legacy.read_simcat(rsdir.simcat_path)
+        coadd = legacy.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
         inputs += [str(rsdir.simcat_path), *map(str, coadd.paths)]
         near = _near_fakes(remaining, simcat, coadd, settings.real_exclusion_radius)
         catalog, rsdir_stamps, rsdir_counts = cut_sources(coadd, remaining[~near].assign(rsdir=rsdir.name), settings)
@@ -95,7 +96,7 @@ def _median_transmission(tractor_path: Path, bands: Sequence[str]) -> dict[str, 
     """
     if not tractor_path.is_file():
         return None
-    tractor = survey.read_fits_table(tractor_path)
+    tractor = legacy.read_fits_table(tractor_path)
     medians = {
         band: float(np.median(tractor[f"mw_transmission_{band}"]))
         for band in BANDS
@@ -105,20 +106,20 @@ def _median_transmission(tractor_path: Path, bands: Sequence[str]) -> dict[str, 
     return medians if usable else None
 
 
-def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: survey.RsDir) -> tuple[pd.DataFrame, list[str], str]:
+def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: legacy.RsDir) -> tuple[pd.DataFrame, list[str], str]:
     """The simcat of ``rsdir`` with Milky Way transmissions, the files read, and where the transmissions came from.
 
     An older-schema simcat has no transmissions: they are the per-band median
     of the rs dir's tractor catalog if it has them, else of the DR5 brick's.
     """
-    simcat = survey.read_simcat(rsdir.simcat_path)
+    simcat = legacy.read_simcat(rsdir.simcat_path)
     if simcat.attrs["schema"] != "older":
         return simcat, [str(rsdir.simcat_path)], f"{rsdir.name}: simcat"
     dr5_tractor = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
     for tractor_path in (rsdir.tractor_path, dr5_tractor):
         transmission = _median_transmission(tractor_path, settings.bands)
         if transmission is not None:
-            simcat = survey.read_simcat(rsdir.simcat_path, transmission)
+            simcat = legacy.read_simcat(rsdir.simcat_path, transmission)
             return simcat, [str(rsdir.simcat_path), str(tractor_path)], f"{rsdir.name}: median of {tractor_path}"
     columns = ", ".join(f"mw_transmission_{band}" for band in settings.bands)
     raise RealfakeError(
@@ -127,8 +128,8 @@ def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: survey.RsDir) 
     )
 
 
-def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[survey.RsDir]:
-    rsdirs = survey.find_rsdirs(settings.obiwan_dir, brick_name)
+def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[legacy.RsDir]:
+    rsdirs = legacy.find_rsdirs(settings.obiwan_dir, brick_name)
     if not rsdirs:
         raise _no_rsdirs(settings, brick_name)
     return rsdirs
@@ -146,13 +147,13 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
         simcat, files_read, transmission_source = _read_fakes(settings, brick_name, rsdir)
         tractor = None
         if rsdir.tractor_path.is_file():
-            tractor = survey.read_tractor(rsdir.tractor_path, settings.bands)
+            tractor = legacy.read_tractor(rsdir.tractor_path, settings.bands)
             files_read = list(dict.fromkeys([*files_read, str(rsdir.tractor_path)]))
         fits_from.append("" if tractor is None else str(rsdir.tractor_path))
         sources = fake_source_table(simcat, brick_name, rsdir.name, settings.bands, tractor)
         if settings.select_fakes:
             sources = sources[_select(fake_selection_view(simcat), settings.selection, rsdir.simcat_path)]
-        coadd = survey.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
+        coadd = legacy.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
         catalog, rsdir_stamps, rsdir_counts = cut_sources(coadd, sources, settings)
         inputs += [*files_read, *map(str, coadd.paths)]
         del coadd  # one rs dir's images in memory at a time
@@ -181,10 +182,10 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
     dry run: scripts/bench_dryrun.py).
     """
     dr5_dir = str(settings.dr5_dir)
-    files = [str(survey.find_brick_table(dr5_dir))]
+    files = [str(legacy.find_brick_table(dr5_dir))]
     if settings.cuts_reals_from_rsdirs:
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
-        rsdirs = survey.rsdir_locations(settings.obiwan_dir, brick_name)
+        rsdirs = legacy.rsdir_locations(settings.obiwan_dir, brick_name)
         if not rsdirs:
             raise _no_rsdirs(settings, brick_name)
         coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
@@ -193,7 +194,7 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
         coadd_dirs = [paths.dr5_file(dr5_dir, "coadd_dir", brick_name)]
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
     else:
-        rsdirs = survey.rsdir_locations(settings.obiwan_dir, brick_name)
+        rsdirs = legacy.rsdir_locations(settings.obiwan_dir, brick_name)
         if not rsdirs:
             raise _no_rsdirs(settings, brick_name)
         coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
@@ -234,22 +235,22 @@ def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, 
     return expected
 
 
-def read_survey_bricks(dr5_dir: Path) -> tuple[Path, dict[str, survey.Brick]]:
+def read_survey_bricks(dr5_dir: Path) -> tuple[Path, dict[str, legacy.Brick]]:
     """The path of the DR5 brick table and its bricks by name."""
-    table_path = survey.find_brick_table(dr5_dir)
-    return table_path, survey.read_brick_table(table_path)
+    table_path = legacy.find_brick_table(dr5_dir)
+    return table_path, legacy.read_brick_table(table_path)
 
 
 def run_cutouts(
     settings: CutoutSettings,
     brick_name: str,
     out: Path,
-    survey_bricks: tuple[Path, dict[str, survey.Brick]] | None = None,
+    survey_bricks: tuple[Path, dict[str, legacy.Brick]] | None = None,
 ) -> CutoutCounts:
     """Write the cutouts file of one brick and kind to ``out``; return its counts.
 
-    The file (see :mod:`realfake.cutouts.file`) has ``stamps`` float32
-    (N, S, S, 2B), ``catalog/<column>`` (:data:`realfake.cutouts.file.CATALOG_DESCRIPTION`, N rows),
+    The file (see :mod:`realfake.formats.cutouts`) has ``stamps`` float32
+    (N, S, S, 2B), ``catalog/<column>`` (:data:`realfake.formats.cutouts.CATALOG_DESCRIPTION`, N rows),
     and attributes: ``kind``, ``brickname``, ``bands``, ``channels``,
     ``stamp_size``, ``pixel_convention``, ``selection`` (the one these sources
     passed; "none" for fakes without ``select_fakes``), ``select_fakes``,
@@ -267,7 +268,7 @@ def run_cutouts(
     """
     brick_directory(brick_name)
     table_path, bricks = survey_bricks or read_survey_bricks(settings.dr5_dir)
-    survey.lookup_brick(bricks, brick_name, table_path)
+    legacy.lookup_brick(bricks, brick_name, table_path)
     made = _real_cutouts(settings, brick_name) if settings.kind == "real" else _sim_cutouts(settings, brick_name)
     attributes = {
         **expected_attributes(settings, brick_name),

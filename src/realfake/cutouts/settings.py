@@ -7,7 +7,7 @@ from pathlib import Path
 
 from realfake.conventions import BANDS, KINDS, STAMP_SIZE
 from realfake.errors import RealfakeError
-from realfake.selection import SELECTION_BANDS, SELECTIONS, missing_selection_bands
+from realfake.survey.selection import SELECTION_BANDS, SELECTIONS, missing_selection_bands
 
 DEFAULT_SELECTION = "elg_padded"
 # Where the real stamps are cut: the DR5 coadds, or the obiwan rs dir coadds the fakes are in.
@@ -23,7 +23,7 @@ class CutoutSettings:
     ``real_source``: "dr5" cuts the real sources from the DR5 coadds; "rsdir" from the
     obiwan rs dir coadds, the images the fakes are in (the same-image control:
     ``docs/audit.md``). Then a real source is cut from the first rs dir (in
-    :func:`realfake.survey.find_rsdirs` order) with no fake within
+    :func:`realfake.survey.legacy.find_rsdirs` order) with no fake within
     ``real_exclusion_radius`` pixels of it in x and in y (chessboard distance; the
     default, half a stamp, keeps every fake's centre out of every real stamp), and
     dropped as ``near_fake`` when every rs dir has one.

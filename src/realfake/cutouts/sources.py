@@ -1,6 +1,6 @@
 """Source tables: real (tractor) and fake (obiwan simcat) sources described by the same columns.
 
-The one magnitude definition (:func:`realfake.survey.nanomaggies_to_mag` of
+The one magnitude definition (:func:`realfake.survey.legacy.nanomaggies_to_mag` of
 the dereddened flux) is applied here for both kinds; each fake gets the tractor
 fit legacypipe found for it in its rs dir (the ``measured_*`` columns), as a
 real source's are its own.
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake import survey
 from realfake.conventions import BANDS
 from realfake.errors import RealfakeError
-from realfake.selection import select, tractor_half_light_radius
+from realfake.survey import legacy
+from realfake.survey.selection import select, tractor_half_light_radius
 
 # Real types whose profile is an exponential (REX is DR5's round exponential, SIMP its predecessor).
 EXPONENTIAL_TYPES = ("REX", "EXP", "SIMP")
@@ -55,7 +55,7 @@ def _source_table(
     for band in bands:
         table[f"mw_transmission_{band}"] = catalog[f"mw_transmission_{band}"].to_numpy(np.float64)
     for band in bands:
-        table[f"mag_dered_{band}"] = survey.nanomaggies_to_mag(
+        table[f"mag_dered_{band}"] = legacy.nanomaggies_to_mag(
             table[f"flux_{band}"].to_numpy() / table[f"mw_transmission_{band}"].to_numpy()
         )
     table["type"] = np.asarray(source_type, dtype=object)
@@ -67,7 +67,7 @@ def _source_table(
 
 
 def real_source_table(tractor: pd.DataFrame, brick_name: str, bands: Sequence[str]) -> pd.DataFrame:
-    """Source table of tractor rows (as :func:`realfake.survey.read_tractor` returns them)."""
+    """Source table of tractor rows (as :func:`realfake.survey.legacy.read_tractor` returns them)."""
     source_type = tractor["type"].to_numpy().astype(str)
     is_exponential = np.isin(source_type, EXPONENTIAL_TYPES)
     is_dev = source_type == "DEV"
@@ -101,7 +101,7 @@ def fake_type(sersic_n: np.ndarray, rhalf: np.ndarray) -> np.ndarray:
 def fake_source_table(
     simcat: pd.DataFrame, brick_name: str, rsdir: str, bands: Sequence[str], tractor: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Source table of simcat rows (as :func:`realfake.survey.read_simcat` returns them).
+    """Source table of simcat rows (as :func:`realfake.survey.legacy.read_simcat` returns them).
 
     ``tractor``, the rs dir's tractor catalog (legacypipe re-run on the images
     with the fakes), gives each fake its fit: the tractor source nearest to the
@@ -144,7 +144,7 @@ def _with_fit(table: pd.DataFrame, fits: pd.DataFrame, measured: np.ndarray, ban
 
 
 def fake_selection_view(simcat: pd.DataFrame) -> pd.DataFrame:
-    """Simcat rows (as :func:`realfake.survey.read_simcat` returns them) dressed as a tractor catalog,
+    """Simcat rows (as :func:`realfake.survey.legacy.read_simcat` returns them) dressed as a tractor catalog,
     so that a named selection can cut fakes.
 
     True values stand in for the measured ones: fluxes and transmissions of all

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from realfake import survey
 from realfake.conventions import STAMP_SIZE
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
+from realfake.survey import legacy
 
 KEPT, OFF_IMAGE, NO_COVERAGE = 0, 1, 2
 # distance_to_no_coverage is exact up to this many pixels and this value beyond (two stamp half-widths).
@@ -39,14 +39,14 @@ class StampCut:
 
 
 def cut_stamps(
-    coadd: survey.Coadd, ra: np.ndarray, dec: np.ndarray, stamp_size: int = STAMP_SIZE, pad_edges: bool = False
+    coadd: legacy.Coadd, ra: np.ndarray, dec: np.ndarray, stamp_size: int = STAMP_SIZE, pad_edges: bool = False
 ) -> StampCut:
     """Cut an S x S stamp around each (ra, dec) from ``coadd``; see the module docstring for the conventions.
 
     Works on the coadd arrays already in memory: one gather of S x S windows
     per channel for all stamps at once.
     """
-    x, y = survey.wcs_pixel(coadd.wcs, ra, dec, origin=0)
+    x, y = legacy.wcs_pixel(coadd.wcs, ra, dec, origin=0)
     count = len(x)
     bands, height, width = coadd.image.shape
     half = stamp_size // 2
@@ -91,7 +91,7 @@ def cut_stamps(
 
 
 def cut_sources(
-    coadd: survey.Coadd, sources: pd.DataFrame, settings: CutoutSettings
+    coadd: legacy.Coadd, sources: pd.DataFrame, settings: CutoutSettings
 ) -> tuple[pd.DataFrame, np.ndarray, CutoutCounts]:
     """Stamps of ``sources`` (a source table, see :func:`realfake.cutouts.sources.real_source_table`) in ``coadd``.
 

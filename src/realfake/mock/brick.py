@@ -30,8 +30,8 @@ from astropy.wcs import WCS
 from realfake import paths
 from realfake.conventions import STAMP_SIZE, brick_directory
 from realfake.errors import RealfakeError
-from realfake.mock import BrickGeometry, MockSettings, effective_strength, mock_rsdir_names, seed_sequence
 from realfake.mock.files import write_compressed_image, write_table, write_text
+from realfake.mock.layout import BrickGeometry, mock_rsdir_names, seed_sequence
 from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE, Observing, draw_truth, measure
 from realfake.mock.render import (
     SINGLE_EXPOSURE_SIGMA,
@@ -42,7 +42,8 @@ from realfake.mock.render import (
     render_sources,
     sky_noise,
 )
-from realfake.selection import select
+from realfake.mock.settings import MockSettings, effective_strength
+from realfake.survey.selection import select
 
 SCENE_MARGIN = 40  # pixels: sources just outside the image still spill light into it
 FAKE_SELECTION = "elg_padded"

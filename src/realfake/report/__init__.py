@@ -43,17 +43,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy.optimize import linear_sum_assignment
 
-from realfake import figures, pixel_figures
 from realfake.atomic import atomic_directory, atomic_output
-from realfake.attribution import surest_mistakes
-from realfake.baselines import baseline_title
-from realfake.conventions import bands_of
+from realfake.conventions import PIXEL_BINS, bands_of
 from realfake.errors import RealfakeError
-from realfake.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME, PREDICTIONS_NAME
-from realfake.pixels import PIXEL_BINS
+from realfake.evaluation.attribution import surest_mistakes
+from realfake.evaluation.baselines import baseline_title
+from realfake.evaluation.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME, PREDICTIONS_NAME
+from realfake.formats.shardset import ShardSet, open_shard_set, short_identity
 from realfake.progress import say
+from realfake.report import figures, pixel_figures
 from realfake.report.page import PageContent, ordinal, render_html
-from realfake.shardset import ShardSet, open_shard_set, short_identity
 
 BRIGHTNESS_PERCENTILES = (99, 75, 50, 25, 1)
 # The predictions' columns the report reads besides label and p_fake: the baselines' scores (ROC) and the

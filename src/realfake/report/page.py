@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake import stats
-from realfake.baselines import FEATURE_SET_EXPLANATIONS, FEATURE_SETS, baseline_title
-from realfake.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME
-from realfake.verdict import OUTCOME_WORDS
+from realfake.evaluation.baselines import FEATURE_SET_EXPLANATIONS, FEATURE_SETS, baseline_title
+from realfake.evaluation.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME
+from realfake.stats import corrections
+from realfake.stats.verdict import OUTCOME_WORDS
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -189,7 +189,7 @@ def fake_parameters_section(content: PageContent) -> list[str]:
     if flagged:
         rows = [
             [record["parameter"], record["bin"], str(record["fakes"]), record.get("compared_with", ""),
-             _interval(record, "auc"), stats.format_p(_float(record["p_adjusted"])),
+             _interval(record, "auc"), corrections.format_p(_float(record["p_adjusted"])),
              OUTCOME_WORDS.get(record.get("outcome"), "")]
             for record in flagged
         ]  # fmt: skip
@@ -232,7 +232,7 @@ def sensitivity_section(content: PageContent) -> list[str]:
             f"{row['strength']:g}",
             str(row["examples"]),
             _interval(row, "auc"),
-            stats.format_p(_float(row["auc_p_value"])),
+            corrections.format_p(_float(row["auc_p_value"])),
             OUTCOME_WORDS.get(row["outcome"], str(row["outcome"])),
             _number(row["minimum_detectable_auc"]),
         ]
@@ -257,12 +257,12 @@ def baselines_section(content: PageContent) -> list[str]:
             [
                 baseline_title(record),
                 _interval(record, "auc"),
-                stats.format_p(record["p_adjusted"]),
+                corrections.format_p(record["p_adjusted"]),
                 _interval(record, "accuracy"),
                 _number(record["chance"]),
                 _interval(comparison, "auc_difference"),
-                stats.format_p(comparison.get("p_value", math.nan)),
-                stats.format_p(comparison.get("mcnemar_p_value", math.nan)),
+                corrections.format_p(comparison.get("p_value", math.nan)),
+                corrections.format_p(comparison.get("mcnemar_p_value", math.nan)),
             ]
         )
         classes.append("flagged" if record["significant"] else "")
@@ -275,7 +275,7 @@ def baselines_section(content: PageContent) -> list[str]:
             if item["feature"] in seen:
                 continue
             seen.add(item["feature"])
-            feature_rows.append([item["feature"], _number(item["statistic"]), stats.format_p(item["p_adjusted"])])
+            feature_rows.append([item["feature"], _number(item["statistic"]), corrections.format_p(item["p_adjusted"])])
             feature_classes.append("flagged" if item["differs"] else "")
     if feature_rows:
         parts.append(_note(prose("feature_differences")))
@@ -300,7 +300,7 @@ def breakdowns_section(content: PageContent) -> list[str]:
                 row["bin"],
                 f"{row['examples']} ({row['real']} / {row['fake']})",
                 _interval(row, "auc"),
-                stats.format_p(_float(row["p_adjusted"])),
+                corrections.format_p(_float(row["p_adjusted"])),
                 OUTCOME_WORDS.get(row.get("outcome"), ""),
                 _interval(row, "accuracy"),
                 _number(row["chance"]),
@@ -342,7 +342,7 @@ def _verdict_rows(verdict: dict) -> list[list[str]]:
         ["tolerance: AUC that does not matter", f"up to {0.5 + verdict['tolerance']:.3f}"],
         [
             f"p-value, AUC above 0.5 (Mann-Whitney, {verdict.get('auc_test_method', '')}, one-sided)",
-            stats.format_p(verdict["auc_p_value"]),
+            corrections.format_p(verdict["auc_p_value"]),
         ],
         [
             f"minimum detectable AUC (power {verdict['power']:g}, level {verdict['significance']:g})",
@@ -360,7 +360,10 @@ def _verdict_rows(verdict: dict) -> list[list[str]]:
     rows += [
         ["accuracy [Clopper-Pearson interval]", _interval(verdict, "accuracy")],
         ["chance (majority share)", _number(verdict["chance"])],
-        ["p-value, accuracy above chance (exact binomial, one-sided)", stats.format_p(verdict["accuracy_p_value"])],
+        [
+            "p-value, accuracy above chance (exact binomial, one-sided)",
+            corrections.format_p(verdict["accuracy_p_value"]),
+        ],
         ["log loss (nats)", _number(verdict["log_loss"])],
         ["significance level", f"{verdict['significance']:g}"],
         ["interval confidence", f"{verdict['confidence']:g}"],

@@ -11,13 +11,13 @@
 | ``logs.py`` | the TensorBoard logs, steps never repeated across restarts |
 | ``trace.py`` | the profiler window and its XSpace as a Trace Event JSON file |
 
-The shard set is read through :mod:`realfake.shardset`.
+The shard set is read through :mod:`realfake.formats.shardset`.
 
-The model itself is in ``realfake.model``. Importing this package does not
+The model itself is in ``realfake.model.network``. Importing this package does not
 import TensorFlow (``run_train`` does), so the command line stays quick.
 """
 
-from realfake.shardset import open_shard_set
+from realfake.formats.shardset import open_shard_set
 from realfake.training.settings import TrainSettings
 
 __all__ = ["TrainSettings", "run_train"]

@@ -24,7 +24,7 @@ A non-finite loss stops training before any save, so a checkpoint never holds
 the diverged state.
 
 Provenance. Each checkpoint records the identity of the shard set it was
-trained on (the manifest's ``identity``, :mod:`realfake.shards`), and so do
+trained on (the manifest's ``identity``, :mod:`realfake.shards.build`), and so do
 ``model.keras`` (in its normalisation layer) and ``history.json``. A
 checkpoint of another shard set is never resumed: the run starts from scratch
 and moves the previous run's ``ckpts/``, ``logs/``, ``prof/``, ``model.keras``
@@ -82,9 +82,9 @@ import tensorflow as tf
 
 from realfake.atomic import atomic_output, remove_stale_temporaries, temporary_path
 from realfake.errors import RealfakeError
-from realfake.model import build_model, normalization_from_manifest
+from realfake.formats.shardset import ShardSet, short_identity
+from realfake.model.network import build_model, normalization_from_manifest
 from realfake.progress import say
-from realfake.shardset import ShardSet, short_identity
 from realfake.training.checkpoints import (
     CHECKPOINT_PREFIX,
     Progress,

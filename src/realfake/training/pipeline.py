@@ -48,7 +48,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from realfake.shardset import NON_FINITE_INPUT, Shard
+from realfake.formats.shardset import NON_FINITE_INPUT, Shard
 
 
 def epoch_order(shard_sizes: Sequence[int], seed: int, epoch: int, shuffle_shards: int) -> np.ndarray:

@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from realfake.architectures import COMPACT, ModelConfig
 from realfake.errors import RealfakeError
-from realfake.views import check_view
+from realfake.model.architectures import COMPACT, ModelConfig
+from realfake.model.views import check_view
 
 # Settings that change the sequence of weights; a checkpoint only resumes a run with the same values.
 RESUME_KEYS = ("batch_size", "model", "seed", "learning_rate", "shuffle_shards", "augment", "view", "steps_per_epoch")
@@ -31,9 +31,9 @@ class TrainSettings:
       for benchmarks that time a fixed number of steps.
     - ``batch_size``: global batch (all workers together); must divide by the
       number of workers.
-    - ``model``: the architecture (``realfake.model.MODEL_CONFIGS``): ``compact``
+    - ``model``: the architecture (``realfake.model.network.MODEL_CONFIGS``): ``compact``
       by default, the one that learns the mock's controls (``lenet``, the original
-      obiwan code's table, is ``--model lenet`` away; ``realfake.model`` has the
+      obiwan code's table, is ``--model lenet`` away; ``realfake.model.network`` has the
       measurements).
     - ``seed``: initial weights, the per-epoch example order and augmentation.
     - ``learning_rate``: Adam's (constant) learning rate.
@@ -51,7 +51,7 @@ class TrainSettings:
       in ``best/``; a well-trained but not over-trained CNN is the more powerful
       test, and every control gets the same chance) or ``last``. Not a resume
       setting: the best epoch is tracked either way.
-    - ``view``: what the CNN sees of each stamp (:mod:`realfake.views`):
+    - ``view``: what the CNN sees of each stamp (:mod:`realfake.model.views`):
       ``full`` for the verdict, a restricted view for the shortcut audit.
     - ``keep_checkpoints``: checkpoints kept in ``ckpts/``.
     - ``intra_op_threads``, ``inter_op_threads``: TensorFlow's thread pools

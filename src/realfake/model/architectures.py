@@ -1,7 +1,7 @@
 """Named classifier architectures as frozen dataclasses (no TensorFlow import).
 
-``realfake.model.build_model`` turns a :class:`ModelConfig` into a Keras model;
-the architectures themselves are described in ``realfake.model``'s docstring.
+``realfake.model.network.build_model`` turns a :class:`ModelConfig` into a Keras model;
+the architectures themselves are described in ``realfake.model.network``'s docstring.
 Keeping them here lets the command line and ``TrainSettings`` name a model
 without importing Keras (several seconds).
 """

@@ -2,12 +2,12 @@
 
 ``realfake predict`` writes one predictions file (parquet): for each test
 example, in shard order, its catalog row, its stamp statistics
-(:func:`realfake.features.stamp_statistics`) and ``p_fake``, the model's
+(:func:`realfake.evaluation.features.stamp_statistics`) and ``p_fake``, the model's
 probability of fake. The file's metadata (``realfake`` key) records the shard
 set's identity, the model (its path, and ``model_sha256``, the SHA-256 of its
 weights, :func:`model_digest`: a model is identified by its content, so that
 parts predicted by a model replaced at the same path are told apart and one
-model reached by two paths, or saved twice, is one), the view it was trained on (:mod:`realfake.views`), and which
+model reached by two paths, or saved twice, is one), the view it was trained on (:mod:`realfake.model.views`), and which
 test shards it covers; whoever reads it (``realfake evaluate``) checks them.
 """
 
@@ -26,9 +26,16 @@ import pyarrow.parquet as pq
 from realfake.atomic import atomic_output
 from realfake.digests import digest_array
 from realfake.errors import RealfakeError
-from realfake.features import stamp_statistics
+from realfake.evaluation.features import stamp_statistics
+from realfake.formats.shardset import (
+    NON_FINITE_INPUT,
+    ShardSet,
+    catalog_name,
+    load_stamps,
+    open_shard_set,
+    short_identity,
+)
 from realfake.progress import say
-from realfake.shardset import NON_FINITE_INPUT, ShardSet, catalog_name, load_stamps, open_shard_set, short_identity
 
 PROVENANCE_KEY = "realfake"
 # Rows per parquet row group: a predictions file of millions of rows is written and read in pieces.
@@ -205,7 +212,7 @@ def load_model(path: Path, channel_names: tuple[str, ...], stamp_size: int, shar
         raise RealfakeError(f"model file {path} does not exist (run `realfake train` first)")
     import keras
 
-    import realfake.model  # noqa: F401  registers InputNormalization for deserialisation
+    import realfake.model.network  # noqa: F401  registers InputNormalization for deserialisation
 
     try:
         model = keras.saving.load_model(path, compile=False)
@@ -240,7 +247,7 @@ def load_model(path: Path, channel_names: tuple[str, ...], stamp_size: int, shar
 
 
 def model_view(model) -> str:
-    """The view a model was trained on (:mod:`realfake.views`): its ``view`` layer's, else "full"."""
+    """The view a model was trained on (:mod:`realfake.model.views`): its ``view`` layer's, else "full"."""
     for layer in model.layers:
         view = getattr(layer, "view", None)
         if isinstance(view, str):
@@ -293,7 +300,7 @@ def predict_test_split(
     """The test predictions of ``model`` (:func:`load_model_with_digest`, from ``model_path``, whose
     :func:`model_digest` is ``model_sha256``; computed when None): for each example of the test shards numbered
     in ``shards`` (default all), in shard order, its catalog row, its stamp statistics
-    (:func:`realfake.features.stamp_statistics`) and ``p_fake``. Reads one batch of stamps at a time."""
+    (:func:`realfake.evaluation.features.stamp_statistics`) and ``p_fake``. Reads one batch of stamps at a time."""
     shards = range(len(shard_set.test)) if shards is None else shards
     test_catalog = shard_set.catalog("test")
     probabilities, statistics, labels, rows = [], [], [], []

@@ -16,7 +16,7 @@ higher) is kept beside it.
   approximation with the tie correction. The interval is DeLong's (the
   variance of the AUC from its structural components, computed from midranks
   in O(N log N)) from ``BOOTSTRAP_BELOW`` examples up, and the class-stratified
-  percentile bootstrap (:func:`realfake.stats.bootstrap_aucs`) below.
+  percentile bootstrap (:func:`realfake.stats.bootstrap.bootstrap_aucs`) below.
 - :func:`paired_auc_difference`: two scorers on the same examples.
 - :func:`tolerance_outcome`: indistinguishable, within tolerance,
   distinguishable or inconclusive, from the interval, the p-value and the
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from realfake.stats import bootstrap_aucs, percentile_interval, predicted_labels
+from realfake.stats.accuracy import predicted_labels
+from realfake.stats.bootstrap import bootstrap_aucs, percentile_interval
 
 # The Mann-Whitney p-value is exact up to this many real-fake pairs (and no tied scores): scipy's
 # exact distribution costs 10 ms at 100 x 100 pairs and seconds at 400 x 400.

@@ -3,7 +3,7 @@
 A pure function of the index of examples (one row per stamp: its label, its
 brick, its matching values) and a seeded generator, so the shard set's
 placement can be reasoned about, and tested, without any stamp. The steps, as
-:func:`place_examples` runs them, are in :mod:`realfake.shards`' docstring;
+:func:`place_examples` runs them, are in :mod:`realfake.shards.build`' docstring;
 their cost is O(N log N) in the examples, whatever the number of bins or bricks.
 """
 
@@ -20,7 +20,7 @@ from realfake.errors import RealfakeError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from realfake.shards import ShardSettings
+    from realfake.shards.build import ShardSettings
 
 BALANCE_CHOICES = ("subsample", "none")
 # example: each example goes to a split on its own; brick: whole bricks do (no sky in two splits).

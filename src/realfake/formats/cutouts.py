@@ -22,7 +22,7 @@ the workflow) holds:
 
 The content identity is what later stages tie their state to: the shard set
 records the identity of every cutouts file it was made from
-(:mod:`realfake.shards`), so a changed stamp or catalog value gives another
+(:mod:`realfake.shards.build`), so a changed stamp or catalog value gives another
 shard set, and a model trained on the old one is never reused for it.
 """
 
@@ -274,3 +274,29 @@ def cutouts_file_is_complete(path: Path, expected: Mapping[str, object], catalog
             return all(name in catalog and catalog[name].shape == (written,) for name in catalog_columns)
     except (OSError, KeyError, ValueError, TypeError):
         return False
+
+
+def ordered_bands(table: pd.DataFrame) -> tuple[str, ...]:
+    """Bands with a ``mag_dered_<b>`` column, in column order."""
+    return tuple(column.removeprefix("mag_dered_") for column in table.columns if column.startswith("mag_dered_"))
+
+
+def measured_view(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``mag_dered_<b>``, ``size`` and ``type`` from the tractor fit wherever there is one.
+
+    Cutouts catalogs carry ``measured`` and ``measured_*`` columns (a real
+    source's own values; a fake's fit in its rs dir's tractor catalog). Rows
+    with ``measured`` true take the ``measured_*`` values, so both classes are
+    compared on legacypipe's measurements and measurement noise cannot tell
+    them apart; rows without a fit keep their values. A table without the
+    columns is returned as it is.
+    """
+    if "measured" not in table.columns:
+        return table
+    measured = table["measured"].to_numpy(dtype=bool)
+    view = table.copy()
+    for column in table.columns:
+        target = column.removeprefix("measured_")
+        if column.startswith("measured_") and target in table.columns:
+            view[target] = np.where(measured, table[column].to_numpy(), table[target].to_numpy())
+    return view

@@ -1,7 +1,7 @@
 """Evaluation: the verdict, its breakdowns, the shortcut baselines and the audit of a trained CNN.
 
 ``realfake evaluate`` takes the CNN's test predictions, either by running the
-model (``--model``: :func:`realfake.predict.predict_test_split`) or from a
+model (``--model``: :func:`realfake.evaluation.predict.predict_test_split`) or from a
 predictions file ``realfake predict`` wrote (``--predictions``), and the
 predictions of CNNs trained on restricted views for the shortcut audit
 (``--audit VIEW=FILE``), and writes to ``settings.out``:
@@ -17,10 +17,10 @@ predictions of CNNs trained on restricted views for the shortcut audit
 
 The statistics live in :func:`evaluate_predictions`, a pure function of the
 predictions (and the training split's features for the baselines), so they can
-be checked without TensorFlow: the verdict (:mod:`realfake.verdict`), the
-baselines (:mod:`realfake.baselines`, trained on the training split's catalog
+be checked without TensorFlow: the verdict (:mod:`realfake.stats.verdict`), the
+baselines (:mod:`realfake.evaluation.baselines`, trained on the training split's catalog
 and stamp statistics, read shard by shard, only the central pixels) and the
-audit (:mod:`realfake.audit`).
+audit (:mod:`realfake.evaluation.audit`).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ import numpy as np
 import pandas as pd
 
 from realfake.atomic import atomic_output, output_directory
-from realfake.attribution import attribution_maps
-from realfake.audit import audit_cause, audit_records, audit_sentence
-from realfake.baselines import shortcut_baselines, shortcut_sentence
 from realfake.errors import RealfakeError
-from realfake.fake_parameters import fake_parameter_breakdowns, most_fake_looking
-from realfake.features import statistics_of_examples
-from realfake.pixels import pixel_statistics, summary_record
-from realfake.predict import (
+from realfake.evaluation.attribution import attribution_maps
+from realfake.evaluation.audit import audit_cause, audit_records, audit_sentence
+from realfake.evaluation.baselines import shortcut_baselines, shortcut_sentence
+from realfake.evaluation.fake_parameters import fake_parameter_breakdowns, most_fake_looking
+from realfake.evaluation.features import statistics_of_examples
+from realfake.evaluation.pixels import pixel_statistics, summary_record
+from realfake.evaluation.predict import (
     PROVENANCE_KEY,
     load_model_with_digest,
     model_identity,
@@ -50,17 +50,21 @@ from realfake.predict import (
     read_predictions,
     write_predictions,
 )
+from realfake.formats.shardset import catalog_name, open_shard_set
+from realfake.model.views import check_view
 from realfake.progress import say
-from realfake.shardset import catalog_name, open_shard_set
-from realfake.stats import StatisticsSettings
-from realfake.verdict import BREAKDOWN_COLUMNS, breakdowns, brick_labels, verdict
-from realfake.views import check_view
+from realfake.stats.settings import StatisticsSettings
+from realfake.stats.verdict import BREAKDOWN_COLUMNS, breakdowns, brick_labels, verdict
 
 PREDICTIONS_NAME = "predictions.parquet"
 METRICS_NAME = "metrics.json"
 BREAKDOWNS_NAME = "breakdowns.csv"
-MEAN_STAMPS_NAME = "mean_stamps.npz"  # realfake.pixels: class-mean stamps, difference, significance, profiles
-ATTRIBUTION_NAME = "attribution.npz"  # realfake.attribution: integrated gradients of the surest and the galleries
+MEAN_STAMPS_NAME = (
+    "mean_stamps.npz"  # realfake.evaluation.pixels: class-mean stamps, difference, significance, profiles
+)
+ATTRIBUTION_NAME = (
+    "attribution.npz"  # realfake.evaluation.attribution: integrated gradients of the surest and the galleries
+)
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,12 @@ def evaluate_predictions(
 
     ``predictions``: one row per test example with ``label`` (int, fake = 1)
     and ``p_fake`` (float, the CNN's probability of fake), plus any catalog
-    columns and :func:`realfake.features.stamp_statistics` columns. ``train``: the training
+    columns and :func:`realfake.evaluation.features.stamp_statistics` columns. ``train``: the training
     split's catalog and stamp statistics, for the shortcut baselines (skipped
     when None). Returns a JSON-ready dict: ``verdict`` (:func:`verdict`),
     ``breakdowns`` (records of :func:`breakdowns`), ``correction``,
     ``baselines`` (:func:`shortcut_baselines` records), ``shortcut_sentence``,
-    ``audit`` (:func:`realfake.audit.audit_records` of the full CNN, the
+    ``audit`` (:func:`realfake.evaluation.audit.audit_records` of the full CNN, the
     restricted ``views``' fake probabilities and the placement columns),
     ``audit_cause``, ``audit_sentence``, and ``baseline_scores`` (name -> test
     fake probabilities, float64 arrays, not for JSON).

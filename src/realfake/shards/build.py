@@ -47,17 +47,17 @@ sorted by an external sort in buckets of positions (:class:`_CatalogBuckets`).
 Every step costs the same per example at any N (``scripts/bench_scale.py``).
 The same inputs and seed give byte-identical shard sets.
 
-Identity. ``manifest["identity"]`` (:func:`realfake.shardset.shard_set_identity`)
+Identity. ``manifest["identity"]`` (:func:`realfake.formats.shardset.shard_set_identity`)
 is a SHA-256 of what defines the shard set: the format, the settings that shape
 it, the content identity of every input cutouts file
-(:func:`realfake.cutouts.file.file_content_digest`) and which input stamp went
+(:func:`realfake.formats.cutouts.file_content_digest`) and which input stamp went
 to which place in which split. Re-making the same set (same inputs, same
 settings) gives the same identity; anything that changes a stamp, a label, a
 catalog value or the split gives another. Training and evaluation tie their
 state to it: a checkpoint or model of another shard set is never reused.
 Computing it costs a hash of a few bytes per example, not of the pixels.
 
-The format itself (its reader and the writer's pieces) is :mod:`realfake.shardset`.
+The format itself (its reader and the writer's pieces) is :mod:`realfake.formats.shardset`.
 """
 
 from __future__ import annotations
@@ -79,21 +79,11 @@ import pyarrow.parquet as pq
 
 from realfake import __version__
 from realfake.atomic import out_of_space, output_directory, remove_stale_temporaries, temporary_path, write_failure
-from realfake.auc import smallest_decisive_split
 from realfake.conventions import KIND_OF_LABEL, LABELS, SPLITS
 from realfake.cutouts import TEXT_CATALOG_COLUMNS, cutouts_path, read_brick_list
-from realfake.cutouts.file import file_content_digest, read_attribute_text, read_cutouts_catalog
 from realfake.errors import RealfakeError
-from realfake.placement import (
-    BALANCE_CHOICES,
-    EXCLUSION_RULE,
-    SPLIT_CHOICES,
-    matching_values,
-    place_examples,
-    split_record,
-)
-from realfake.progress import say
-from realfake.shardset import (
+from realfake.formats.cutouts import file_content_digest, read_attribute_text, read_cutouts_catalog
+from realfake.formats.shardset import (
     FLOAT16_MAX,
     FORMAT_VERSION,
     catalog_name,
@@ -103,6 +93,16 @@ from realfake.shardset import (
     storage_record,
     write_manifest,
 )
+from realfake.progress import say
+from realfake.shards.placement import (
+    BALANCE_CHOICES,
+    EXCLUSION_RULE,
+    SPLIT_CHOICES,
+    matching_values,
+    place_examples,
+    split_record,
+)
+from realfake.stats.auc import smallest_decisive_split
 
 DTYPE_CHOICES = ("float32", "float16")
 NORMALIZATION_EXAMPLES = 2048  # training examples sampled for the normalisation statistics
@@ -128,7 +128,7 @@ class ShardSettings:
 
     ``dtype``: how the stamps are stored, ``float32`` or ``float16`` (half the
     bytes, each channel divided by a scale the manifest records:
-    :data:`realfake.shardset.STORAGE_SCALES`); every reader gets float32 in
+    :data:`realfake.formats.shardset.STORAGE_SCALES`); every reader gets float32 in
     physical units either way.
     """
 
@@ -327,7 +327,7 @@ def _brick_names(catalog: pd.DataFrame, attributes: dict, path: Path, count: int
 
 
 def _identity(settings: ShardSettings, sources: list[_Source], index: pd.DataFrame, order, reference: dict) -> str:
-    """:func:`realfake.shardset.shard_set_identity` of a shard set being made (see the module docstring)."""
+    """:func:`realfake.formats.shardset.shard_set_identity` of a shard set being made (see the module docstring)."""
     definition = {
         "format_version": FORMAT_VERSION,
         "channel_names": list(reference["channels"]),
@@ -405,7 +405,7 @@ class _ShardWriter:
 
 
 def _normalization(samples: list[np.ndarray], channels: list[str]) -> dict:
-    """The normalisation record of sampled training pixels (:func:`realfake.shardset.normalization_record`)."""
+    """The normalisation record of sampled training pixels (:func:`realfake.formats.shardset.normalization_record`)."""
     pixels = np.concatenate(samples, axis=0) if samples else np.zeros((0, len(channels)), dtype=np.float32)
     return normalization_record(pixels, channels, len(samples), NORMALIZATION_PIXELS)
 
@@ -586,7 +586,7 @@ def _split_summary(manifest: dict) -> str:
 
 def check_test_split(settings: ShardSettings, index: pd.DataFrame, order: dict, progress: TextIO) -> None:
     """Refuse a test split too small to support any outcome: with fewer than
-    :func:`realfake.auc.smallest_decisive_split` examples of a class (4 at the verdict's default level 0.05),
+    :func:`realfake.stats.auc.smallest_decisive_split` examples of a class (4 at the verdict's default level 0.05),
     even a perfect separation is not significant. Say so when bricks held whole put the test share far from
     the one asked for."""
     labels = index["label"].to_numpy()[order["test"]]

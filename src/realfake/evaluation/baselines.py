@@ -18,12 +18,12 @@ shard set's training split and scored on its test split, on two feature sets:
   for real REX and PSF by the model's definition, drawn for fakes). Missing
   values are filled with the training median in both classes, so missingness
   itself carries no label. Both classes are described by legacypipe's
-  measurements where the catalogs have them (:func:`measured_view`: a fake's
+  measurements where the catalogs have them (:func:`realfake.formats.cutouts.measured_view`: a fake's
   fit in its rs dir's tractor catalog); a fake without one keeps its true
   simcat values, and then measurement noise alone can separate the classes
   a little (the report says so, with the share of fakes measured).
 - *pixel* (:func:`pixel_features`): the stamp statistics of
-  :func:`realfake.features.stamp_statistics`: per band the central 3 x 3 flux
+  :func:`realfake.evaluation.features.stamp_statistics`: per band the central 3 x 3 flux
   and the central inverse variance, and the flux-weighted centroid of the
   central 9 x 9 pixels.
 
@@ -45,9 +45,10 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
-from realfake import stats
-from realfake.auc import auc_test, brick_codes, paired_auc_difference
-from realfake.stats import StatisticsSettings
+from realfake.formats.cutouts import measured_view, ordered_bands
+from realfake.stats import accuracy, corrections
+from realfake.stats.auc import auc_test, brick_codes, paired_auc_difference
+from realfake.stats.settings import StatisticsSettings
 
 BASELINE_MODELS = ("logistic", "boosting")
 FEATURE_SETS = ("catalog", "pixel")
@@ -71,32 +72,6 @@ FEATURE_SET_EXPLANATIONS = {
         "flux-weighted centroid of the central 9×9 pixels."
     ),
 }
-
-
-def ordered_bands(table: pd.DataFrame) -> tuple[str, ...]:
-    """Bands with a ``mag_dered_<b>`` column, in column order."""
-    return tuple(column.removeprefix("mag_dered_") for column in table.columns if column.startswith("mag_dered_"))
-
-
-def measured_view(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with ``mag_dered_<b>``, ``size`` and ``type`` from the tractor fit wherever there is one.
-
-    Cutouts catalogs carry ``measured`` and ``measured_*`` columns (a real
-    source's own values; a fake's fit in its rs dir's tractor catalog). Rows
-    with ``measured`` true take the ``measured_*`` values, so both classes are
-    compared on legacypipe's measurements and measurement noise cannot tell
-    them apart; rows without a fit keep their values. A table without the
-    columns is returned as it is.
-    """
-    if "measured" not in table.columns:
-        return table
-    measured = table["measured"].to_numpy(dtype=bool)
-    view = table.copy()
-    for column in table.columns:
-        target = column.removeprefix("measured_")
-        if column.startswith("measured_") and target in table.columns:
-            view[target] = np.where(measured, table[column].to_numpy(), table[target].to_numpy())
-    return view
 
 
 def fakes_measured_share(table: pd.DataFrame) -> float | None:
@@ -128,7 +103,8 @@ def catalog_features(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def pixel_features(table: pd.DataFrame) -> pd.DataFrame:
-    """The *pixel* shortcut features: the :func:`realfake.features.stamp_statistics` columns present in ``table``."""
+    """The *pixel* shortcut features: the :func:`realfake.evaluation.features.stamp_statistics` columns present in
+    ``table``."""
     names = [
         column
         for column in table.columns
@@ -174,7 +150,7 @@ def feature_differences(train: pd.DataFrame, features: pd.DataFrame, settings: S
             continue
         result = scipy_stats.ks_2samp(real, fake)
         records.append({"feature": name, "statistic": float(result.statistic), "p_value": float(result.pvalue)})
-    adjusted = stats.adjust_p_values(
+    adjusted = corrections.adjust_p_values(
         np.array([record["p_value"] for record in records], dtype=np.float64), settings.correction
     )
     for record, value in zip(records, adjusted):
@@ -190,7 +166,7 @@ def shortcut_baselines(
 
     Each record: name, feature_set, model, features, the accuracy test against
     the test majority share (``accuracy_p_value``), the AUC test
-    (:meth:`realfake.auc.AucTest.record`), ``p_adjusted`` (the AUC p-value
+    (:meth:`realfake.stats.auc.AucTest.record`), ``p_adjusted`` (the AUC p-value
     corrected over the baselines), ``significant``, ``feature_differences``
     (:func:`feature_differences`) and, against the CNN (``test['p_fake']``),
     ``cnn_vs_baseline`` (:func:`_paired_comparison`).
@@ -229,7 +205,7 @@ def shortcut_baselines(
             record = {"name": name, "feature_set": feature_set, "model": model_kind, "features": names}
             if feature_set == "catalog":
                 record["fakes_measured"] = fakes_measured_share(test)
-            record.update(stats.accuracy_test(test_labels, probability, settings.confidence).record())
+            record.update(accuracy.accuracy_test(test_labels, probability, settings.confidence).record())
             record["accuracy_p_value"] = record.pop("p_value")
             rng = np.random.default_rng([settings.seed, 2, len(records)])
             record.update(
@@ -243,7 +219,7 @@ def shortcut_baselines(
                     test_labels, test["p_fake"].to_numpy(np.float64), probability, settings, len(records)
                 )
             records.append(record)
-    adjusted = stats.adjust_p_values(
+    adjusted = corrections.adjust_p_values(
         np.array([record["auc_p_value"] for record in records], dtype=np.float64), settings.correction
     )
     for record, value in zip(records, adjusted):
@@ -255,7 +231,7 @@ def shortcut_baselines(
 def _paired_comparison(labels, cnn_scores, baseline_scores, settings: StatisticsSettings, index: int) -> dict:
     """The CNN against a baseline on the same test examples: the paired AUC difference (the verdict's
     statistic; ``p_value``, one-sided, decides ``cnn_better``) and the McNemar test of the accuracies."""
-    mcnemar = stats.mcnemar_greater(labels, cnn_scores, baseline_scores)
+    mcnemar = accuracy.mcnemar_greater(labels, cnn_scores, baseline_scores)
     rng = np.random.default_rng([settings.seed, 3, index])
     difference = paired_auc_difference(
         labels, cnn_scores, baseline_scores, settings.confidence, settings.bootstrap, rng
@@ -304,7 +280,7 @@ def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
             )
         sentence = (
             f"A simple classifier already separates the classes ({best_text}; adjusted p = "
-            f"{stats.format_p(min(record['p_adjusted'] for record in significant))}): "
+            f"{corrections.format_p(min(record['p_adjusted'] for record in significant))}): "
             f"the difference lies in {'; and in '.join(parts)}."
         )
         catalog = [record for record in significant if record["feature_set"] == "catalog"]
@@ -322,20 +298,20 @@ def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
         if cnn["significant"] and comparison.get("cnn_better"):
             sentence += (
                 f" The CNN still does significantly better than that baseline (AUC higher by "
-                f"{comparison['auc_difference']:.2f}, p = {stats.format_p(comparison['p_value'])}), so the images "
-                f"differ beyond these quantities too."
+                f"{comparison['auc_difference']:.2f}, p = {corrections.format_p(comparison['p_value'])}), so the "
+                f"images differ beyond these quantities too."
             )
         return sentence
     if cnn["significant"] and comparison.get("cnn_better"):
         return (
             f"No shortcut baseline beats chance ({best_text}) and the CNN beats the best of them "
-            f"(AUC higher by {comparison['auc_difference']:.2f}, p = {stats.format_p(comparison['p_value'])}): "
+            f"(AUC higher by {comparison['auc_difference']:.2f}, p = {corrections.format_p(comparison['p_value'])}): "
             f"the difference is in the image structure."
         )
     if cnn["significant"]:
         return (
             f"No shortcut baseline beats chance ({best_text}), but the CNN's AUC is not significantly higher than "
-            f"the best of theirs (p = {stats.format_p(comparison.get('p_value', math.nan))}), so where the "
+            f"the best of theirs (p = {corrections.format_p(comparison.get('p_value', math.nan))}), so where the "
             f"difference lies is not settled."
         )
     return f"Neither the CNN nor any shortcut baseline separates the classes ({best_text})."

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.conventions import bands_of, inverse_variance_channel
-from realfake.shardset import ShardSet
+from realfake.formats.shardset import ShardSet
 
 CENTRAL_FLUX_HALF_WIDTH = 1  # the central 3 x 3 pixels
 CENTROID_HALF_WIDTH = 4  # the central 9 x 9 pixels

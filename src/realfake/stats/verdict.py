@@ -6,14 +6,14 @@ into a measurement (a classifier two-sample test, Lopez-Paz & Oquab 2017):
 - the effect size: the AUC with its interval, which way the scores differ
   (``direction``), and the lower bound on the total variation distance between
   the fake and real examples tested that the held-out accuracy and AUC imply
-  (:func:`realfake.auc.tv_lower_bound`);
+  (:func:`realfake.stats.auc.tv_lower_bound`);
 - the test against "no difference": the two-sided Mann-Whitney test of the
   scores (``auc_p_value``; ``significant`` is this test at the significance
   level; ``auc_p_value_greater`` the one-sided test that fakes score higher),
   which has more power at a fixed number of examples than the binomial test of
   the accuracy, kept as the original method's statistic (``accuracy_p_value``);
 - the outcome against the tolerance, on both sides of 0.5
-  (:func:`realfake.auc.tolerance_outcome`): ``indistinguishable``,
+  (:func:`realfake.stats.auc.tolerance_outcome`): ``indistinguishable``,
   ``within_tolerance``, ``distinguishable`` or ``inconclusive``, with how many
   test examples would settle an inconclusive one with the verdict's power;
 - whether the CNN ranked the examples at all: ``tied_pair_share``, the share
@@ -44,8 +44,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from realfake import stats
-from realfake.auc import (
+from realfake.formats.cutouts import measured_view, ordered_bands
+from realfake.stats import accuracy, corrections
+from realfake.stats.auc import (
     MIN_CLUSTERS,
     auc_test,
     brick_codes,
@@ -56,8 +57,7 @@ from realfake.auc import (
     tolerance_outcome,
     tv_lower_bound,
 )
-from realfake.baselines import measured_view, ordered_bands
-from realfake.stats import StatisticsSettings
+from realfake.stats.settings import StatisticsSettings
 
 BREAKDOWN_COLUMNS = [
     "breakdown",
@@ -105,7 +105,7 @@ def verdict(
 
     Keys: accuracy, accuracy_low, accuracy_high (Clopper-Pearson), chance (the
     majority share), correct, examples, real, fake, accuracy_p_value (exact
-    one-sided binomial), the :class:`realfake.auc.AucTest` keys (auc,
+    one-sided binomial), the :class:`realfake.stats.auc.AucTest` keys (auc,
     auc_low, auc_high, auc_interval_method, auc_standard_error, auc_p_value,
     auc_p_value_greater, auc_test_method), direction, significant (auc_p_value
     < significance), tolerance, outcome, examples_to_settle (inconclusive only,
@@ -116,9 +116,9 @@ def verdict(
 
     ``bricks`` (each test example's brick): the test split's examples are
     whole bricks, and examples of a brick share its sky, depth, PSF and
-    processing run. With at least :data:`realfake.auc.MIN_CLUSTERS` test
+    processing run. With at least :data:`realfake.stats.auc.MIN_CLUSTERS` test
     bricks the interval and p-values are cluster-robust, the brick the unit
-    (:func:`realfake.auc.auc_test`), the independent-example ones beside them
+    (:func:`realfake.stats.auc.auc_test`), the independent-example ones beside them
     (``auc_*_independent``), and ``design_effect`` (the clustered over the
     independent variance, at least 1) scales the minimum detectable AUC; with
     fewer, the examples are taken as independent and the sentence says so.
@@ -126,7 +126,7 @@ def verdict(
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
-    record = stats.accuracy_test(labels, scores, settings.confidence).record()
+    record = accuracy.accuracy_test(labels, scores, settings.confidence).record()
     record["accuracy_p_value"] = record.pop("p_value")
     rng = np.random.default_rng([settings.seed, 0])
     auc = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng, clusters=bricks)
@@ -135,7 +135,7 @@ def verdict(
         real=auc.real,
         fake=auc.fake,
         direction=direction(auc.auc),
-        log_loss=stats.cross_entropy(labels, scores),
+        log_loss=accuracy.cross_entropy(labels, scores),
         constant_log_loss=constant_log_loss(labels),
         significance=settings.significance,
         confidence=settings.confidence,
@@ -171,7 +171,7 @@ def verdict(
 
 
 def design_effect(result) -> float:
-    """The clustered over the independent-example variance of an :class:`realfake.auc.AucTest` whose interval
+    """The clustered over the independent-example variance of an :class:`realfake.stats.auc.AucTest` whose interval
     is the clusters' (at least 1: clustering never adds examples); 1 otherwise."""
     if result.interval != "cluster" or not result.independent:
         return 1.0
@@ -204,7 +204,7 @@ def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
         return f"{subject} cannot be judged: the test split holds one class only ({record['examples']} examples)."
     upper, lower = 0.5 + record["tolerance"], 0.5 - record["tolerance"]
     auc = f"AUC {_interval(record)}"
-    p_text = f"Mann-Whitney p = {stats.format_p(record['auc_p_value'])} against 0.5, two-sided"
+    p_text = f"Mann-Whitney p = {corrections.format_p(record['auc_p_value'])} against 0.5, two-sided"
     accuracy = f"test accuracy {_interval(record, 'accuracy')} against {record['chance']:.2f} by chance"
     detectable = (
         f"at this size the test detects an AUC of {record['minimum_detectable_auc']:.3f} with probability "
@@ -320,10 +320,10 @@ def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
     the catalog has it, else the central inverse variance ``ivar_centre_r``;
     r, or the first band without r) and the sub-pixel offset
     ``hypot(offset_x, offset_y)`` in pixels, and the audit's placement columns
-    (:mod:`realfake.audit`): ``detected`` ("detected" or "undetected") and
+    (:mod:`realfake.evaluation.audit`): ``detected`` ("detected" or "undetected") and
     ``distance_to_no_coverage`` in pixels. Magnitudes, colours, size and
     type are the tractor fit's where the catalog has one
-    (:func:`realfake.baselines.measured_view`), for both classes alike.
+    (:func:`realfake.formats.cutouts.measured_view`), for both classes alike.
     """
     predictions = measured_view(predictions)
     bands = ordered_bands(predictions)
@@ -395,7 +395,7 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
 
     One row per bin (columns :data:`BREAKDOWN_COLUMNS`): the accuracy against
     the bin's majority share (exact binomial), the AUC with its interval and
-    two-sided Mann-Whitney p-value (:func:`realfake.auc.auc_test`; NaN when a
+    two-sided Mann-Whitney p-value (:func:`realfake.stats.auc.auc_test`; NaN when a
     bin holds one class), ``direction`` (fakes score "higher" or "lower"),
     ``p_adjusted``, the AUC p-values corrected over all bins of all breakdowns
     together (``settings.correction``), ``flagged`` for bins significantly
@@ -408,7 +408,7 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
     rows = []
     for name, values in breakdown_variables(predictions).items():
         for label, low, high, mask in _bins(values, settings.bins):
-            test = stats.accuracy_test(labels[mask], scores[mask], settings.confidence)
+            test = accuracy.accuracy_test(labels[mask], scores[mask], settings.confidence)
             rng = np.random.default_rng([settings.seed, 1, len(rows)])
             clusters = None if bricks is None else bricks[mask]
             auc = auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng, clusters=clusters)
@@ -448,7 +448,7 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
 
 
 def brick_labels(predictions: pd.DataFrame) -> np.ndarray | None:
-    """Each example's brick as an integer code (:func:`realfake.auc.brick_codes`); None without ``brickname``."""
+    """Each example's brick as an integer code (:func:`realfake.stats.auc.brick_codes`); None without ``brickname``."""
     return brick_codes(predictions)
 
 
@@ -464,7 +464,7 @@ def with_corrected_outcomes(table: pd.DataFrame, settings: StatisticsSettings) -
     With ~40 bins whose AUC sits on an edge of the tolerance band, the bins' own intervals called some bin
     ``distinguishable`` by chance in up to ~64% of the runs; the simultaneous ones keep that below 5%.
     """
-    table["p_adjusted"] = stats.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
+    table["p_adjusted"] = corrections.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
     table["flagged"] = table["p_adjusted"] < settings.significance
     low, high = table["auc_low"].to_numpy(np.float64), table["auc_high"].to_numpy(np.float64)
     if "auc_standard_error" in table.columns and len(table):

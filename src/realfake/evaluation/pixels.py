@@ -18,7 +18,7 @@ and channel:
 A size error shows as a difference at large radii (wider wings) and a PSF
 error as one in the core (an unconvolved fake has a sharper one); an
 inverse-variance difference shows in the ivar channels. Those are taken, as the
-CNN takes them (:class:`realfake.model.InputNormalization`), as each pixel's
+CNN takes them (:class:`realfake.model.network.InputNormalization`), as each pixel's
 depth relative to its stamp's mean over covered pixels: depth varies by tens of
 percent from stamp to stamp, which would bury a dip of a few percent at a
 fake's centre in the per-pixel scatter (measured on the ``ivar`` control: no
@@ -53,11 +53,10 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from realfake.conventions import is_inverse_variance
+from realfake.conventions import PIXEL_BINS, is_inverse_variance
 from realfake.errors import RealfakeError
-from realfake.shardset import ShardSet, load_stamps
+from realfake.formats.shardset import ShardSet, load_stamps
 
-PIXEL_BINS = 4  # magnitude bins of the class-mean stamps and profiles
 BLOCK = 256  # stamps read and summed at once
 TAIL_UNDERFLOW = 1e-300  # below it a t tail probability is taken from its asymptotic form, not stdtr
 

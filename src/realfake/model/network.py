@@ -14,7 +14,7 @@ statistics in the shard manifest, so a saved ``model.keras`` is self-contained:
 it takes raw shard pixels. The layer also records the identity of that shard
 set (``shard_set``, the manifest's ``identity``), which is the one the model
 was trained on: ``realfake evaluate`` refuses a model of another shard set.
-Reload it with ``keras.saving.load_model(path)`` after ``import realfake.model``
+Reload it with ``keras.saving.load_model(path)`` after ``import realfake.model.network``
 (which registers the layer).
 
 Architectures (``MODEL_CONFIGS``, selected by name):
@@ -48,7 +48,7 @@ Architectures (``MODEL_CONFIGS``, selected by name):
 
 Every piece (maps per block, kernel size, convolutions per block, pooling,
 batch normalisation, dense widths) is a field of :class:`ModelConfig`
-(``realfake.architectures``, which does not import TensorFlow, so the command
+(``realfake.model.architectures``, which does not import TensorFlow, so the command
 line can build settings without starting it).
 """
 
@@ -61,10 +61,10 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from realfake.architectures import COMPACT, DEEP, LENET, MODEL_CONFIGS, ModelConfig, model_config
 from realfake.conventions import is_inverse_variance
 from realfake.errors import RealfakeError
-from realfake.views import view_mask
+from realfake.model.architectures import COMPACT, DEEP, LENET, MODEL_CONFIGS, ModelConfig, model_config
+from realfake.model.views import view_mask
 
 __all__ = [
     "COMPACT",
@@ -232,7 +232,7 @@ class InputNormalization(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="realfake")
 class StampView(keras.layers.Layer):
-    """Hide part of a normalised stamp (:mod:`realfake.views`): multiply by the view's 0/1 mask.
+    """Hide part of a normalised stamp (:mod:`realfake.model.views`): multiply by the view's 0/1 mask.
 
     Input and output: float32 ``(batch, S, S, C)``. The layer records the
     view's name, so a saved model says which view it was trained on.
@@ -262,7 +262,7 @@ def build_model(
 ) -> keras.Model:
     """The classifier for stamps of ``input_shape`` = (S, S, C); see the module docstring.
 
-    ``view`` (:mod:`realfake.views`): with another than ``full``, a
+    ``view`` (:mod:`realfake.model.views`): with another than ``full``, a
     :class:`StampView` layer named ``view`` follows the normalisation, and one
     named ``view_input`` precedes it (a hidden inverse-variance pixel is then 0,
     no coverage, and stays out of the stamp's mean depth).

@@ -1,10 +1,10 @@
 """The report's figures of the difference in pixels: class-mean stamps and their difference, radial
 profiles, the CNN's attribution maps, and the fakes' AUC against their injected parameters.
 
-Drawn like :mod:`realfake.figures` (own Figure, Agg canvas, atomic PNG); the
-arrays come from :mod:`realfake.pixels` (``mean_stamps.npz``),
-:mod:`realfake.attribution` (``attribution.npz``) and
-:mod:`realfake.fake_parameters`.
+Drawn like :mod:`realfake.report.figures` (own Figure, Agg canvas, atomic PNG); the
+arrays come from :mod:`realfake.evaluation.pixels` (``mean_stamps.npz``),
+:mod:`realfake.evaluation.attribution` (``attribution.npz``) and
+:mod:`realfake.evaluation.fake_parameters`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.conventions import INVERSE_VARIANCE_PREFIX, is_inverse_variance
-from realfake.figures import FAKE_COLOUR, REAL_COLOUR, new_figure, save_figure
+from realfake.report.figures import FAKE_COLOUR, REAL_COLOUR, new_figure, save_figure
 
 
 def _title(name: str) -> str:
@@ -165,7 +165,7 @@ def attribution_figure(arrays: dict, path: Path) -> Path:
 
 def fake_parameters_figure(table: pd.DataFrame, tolerance: float, path: Path) -> Path:
     """One panel per injected parameter: the AUC of the fakes in each bin against comparable reals
-    (:mod:`realfake.fake_parameters`), with its 95% interval; bins significant after correction in red."""
+    (:mod:`realfake.evaluation.fake_parameters`), with its 95% interval; bins significant after correction in red."""
     names = list(dict.fromkeys(table["parameter"]))
     columns = 3
     rows = max(1, math.ceil(len(names) / columns))

@@ -1,7 +1,7 @@
 """Restricted views of the stamps, for the shortcut audit: where in the stamp is the difference?
 
 Each view hides part of a stamp from the CNN, the same way for both classes.
-A view acts on the normalised stamp (:class:`realfake.model.InputNormalization`),
+A view acts on the normalised stamp (:class:`realfake.model.network.InputNormalization`),
 where a flux pixel at the training split's median sky is 0 and an
 inverse-variance pixel at the stamp's own mean depth is 0, so hiding a pixel
 is setting it to 0: "sky at its median, depth as the rest of the stamp".
@@ -17,7 +17,7 @@ is setting it to 0: "sky at its median, depth as the rest of the stamp".
 A CNN trained on each view (``realfake train --view``) and compared with the
 full one says whether the difference lies in the galaxy (centre), the sky or
 the processing around it (ring), or the inverse variance
-(:mod:`realfake.audit`). Distances are from the source's pixel (S/2, S/2),
+(:mod:`realfake.evaluation.audit`). Distances are from the source's pixel (S/2, S/2),
 0-indexed.
 """
 

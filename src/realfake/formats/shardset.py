@@ -12,7 +12,7 @@ row per example in shard order) and ``manifest.json``, written last.
 - Writing: :func:`shard_file_names`, :func:`catalog_name`,
   :func:`normalization_record`, :func:`shard_set_identity` and
   :func:`write_manifest` are the pieces every writer uses: the shards stage
-  (:mod:`realfake.shards`, which streams stamps into place) and
+  (:mod:`realfake.shards.build`, which streams stamps into place) and
   :func:`write_shard_set`, which writes a small set held in memory (test
   fixtures, benchmarks).
 """

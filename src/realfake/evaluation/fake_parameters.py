@@ -27,7 +27,7 @@ Which reals are comparable (:data:`COLUMNS`' ``compared_with`` says, per bin):
 Reweighting is a stratified Mann-Whitney comparison (van Elteren): the reals
 are cut into strata of about equal counts by the matching value (up to
 ``MAX_STRATA``, at least ``REALS_PER_STRATUM`` reals each, each stratum's
-scores sorted once: :class:`realfake.auc.AgainstReals`, so a bin costs one pass
+scores sorted once: :class:`realfake.stats.auc.AgainstReals`, so a bin costs one pass
 over the reals), the bin's fakes go to the stratum of their value, and the AUC
 is sum_s w_s AUC_s with w_s the bin's share of fakes in stratum s: the AUC
 against reals that have the fakes' distribution of the matching value. The
@@ -35,11 +35,11 @@ two-sided p-value is the normal one with the strata's null (tie-corrected
 Mann-Whitney) variances, sum_s w_s^2 Var0(AUC_s); the interval, at the
 settings' confidence, uses DeLong's variance of the combined AUC (the fakes'
 components pooled over the bin, the reals' per stratum). Without strata the
-test is :meth:`realfake.auc.AgainstReals.test`, the verdict's.
+test is :meth:`realfake.stats.auc.AgainstReals.test`, the verdict's.
 
 The p-values are corrected over all bins of all parameters together (the
 breakdowns' correction), and each bin gets the verdict's outcome word
-(:func:`realfake.verdict.with_corrected_outcomes`). A size error shows as an
+(:func:`realfake.stats.verdict.with_corrected_outcomes`). A size error shows as an
 AUC that depends on the radius; a profile error as one that depends on the
 Sersic index.
 
@@ -55,10 +55,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from realfake.auc import AgainstReals, AucTest, brick_codes, cluster_robust, clustered_variance
-from realfake.baselines import measured_view, ordered_bands
-from realfake.stats import StatisticsSettings
-from realfake.verdict import with_corrected_outcomes
+from realfake.formats.cutouts import measured_view, ordered_bands
+from realfake.stats.auc import AgainstReals, AucTest, brick_codes, cluster_robust, clustered_variance
+from realfake.stats.settings import StatisticsSettings
+from realfake.stats.verdict import with_corrected_outcomes
 
 MOST_FAKE_LOOKING = 20
 # Strata of the reals for the reweighted comparisons: at most this many, each of at least this many reals. A score
@@ -70,7 +70,7 @@ SAME_BIN = "reals in the same bin"
 COLUMNS = ["parameter", "bin", "low", "high", "fakes", "reals", "compared_with", "auc", "auc_low", "auc_high",
            "auc_p_value", "auc_standard_error", "bricks", "interval", "p_adjusted", "flagged", "auc_low_simultaneous",
            "auc_high_simultaneous", "outcome"]  # fmt: skip
-# Added by realfake.verdict.with_corrected_outcomes.
+# Added by realfake.stats.verdict.with_corrected_outcomes.
 CORRECTED = ("p_adjusted", "flagged", "auc_low_simultaneous", "auc_high_simultaneous", "outcome")
 # The columns of the most fake-looking fakes' table (those present).
 SHOWN = ["id", "brickname", "rsdir", "p_fake", "mag_dered_g", "mag_dered_r", "mag_dered_z", "size", "sersic_n",
@@ -124,7 +124,7 @@ def matching_magnitude(predictions: pd.DataFrame) -> tuple[np.ndarray, str] | No
     None without a ``mag_dered_<b>`` column.
 
     The g band's (else the first band's) ``mag_dered``, taken from the tractor
-    fit wherever there is one (:func:`realfake.baselines.measured_view`:
+    fit wherever there is one (:func:`realfake.formats.cutouts.measured_view`:
     ``measured_mag_dered_g`` for a real and for a fake legacypipe measured, the
     true value for a fake without a fit), the quantity the shard set is
     matched on by default. Non-finite values (a negative flux) form a stratum
@@ -216,7 +216,7 @@ class Strata:
         its interval at ``confidence`` and the van Elteren test. Fakes of a stratum without reals (non-finite
         values no real has) are left out; ``real`` counts the reals of the strata used. With the fakes'
         clusters (and the reals'), the interval and test are cluster-robust from
-        :data:`realfake.auc.MIN_CLUSTERS` clusters on: each fake's influence is (V10 - A) / M, each real's
+        :data:`realfake.stats.auc.MIN_CLUSTERS` clusters on: each fake's influence is (V10 - A) / M, each real's
         w_s (V01 - A_s) / n_s in its stratum s (w_s the bin's share of fakes there), summed by cluster."""
         stratum = self.of(values)
         fake_components, weights, null_variances, real_variances, reals_used = [], [], [], [], 0

@@ -2,7 +2,7 @@
 
 A selection is a pure function of a tractor-like catalog (DR5 column names, one
 row per source) that returns a boolean mask. Magnitudes are *dereddened*
-(``flux_<b> / mw_transmission_<b>``) and use :func:`realfake.survey.nanomaggies_to_mag`,
+(``flux_<b> / mw_transmission_<b>``) and use :func:`realfake.survey.legacy.nanomaggies_to_mag`,
 the one magnitude definition of the project.
 
 ``elg_padded`` is obiwan's "parameter space of interest" for real galaxies
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.errors import RealfakeError
-from realfake.survey import nanomaggies_to_mag
+from realfake.survey.legacy import nanomaggies_to_mag
 
 ELG_BANDS = ("g", "r", "z")
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realfake.shardset import ShardSet
+from realfake.formats.shardset import ShardSet
 
 STEPS = 32  # points on the path from the baseline (midpoint rule)
 SUREST = 64  # stamps per class averaged for the class maps

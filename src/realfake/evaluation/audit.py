@@ -2,9 +2,9 @@
 
 A difference the CNN finds may come from the galaxies or from the plumbing
 around them (``docs/data_layout.md``). The audit measures, on the same test
-split and with the verdict's statistic (:func:`realfake.auc.auc_test`):
+split and with the verdict's statistic (:func:`realfake.stats.auc.auc_test`):
 
-- one CNN per restricted view (:mod:`realfake.views`): what it finds when it
+- one CNN per restricted view (:mod:`realfake.model.views`): what it finds when it
   sees only the images, only the inverse variances, only the centre or only the
   ring around it;
 - the placement columns as scores: ``detected`` (fakes: found by legacypipe's
@@ -15,7 +15,7 @@ split and with the verdict's statistic (:func:`realfake.auc.auc_test`):
   verdict's, two-sided).
 
 Views and columns are compared with the paired DeLong test on the same test
-examples (:func:`realfake.auc.paired_auc_difference`, one-sided at the
+examples (:func:`realfake.stats.auc.paired_auc_difference`, one-sided at the
 verdict's significance level): the full CNN against each placement column,
 and the centre view against the ring view, both ways. A record's ``paired``
 holds its comparisons: other view -> ``difference`` (this AUC - the other's,
@@ -57,8 +57,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from realfake.auc import auc_test, brick_codes, paired_auc_difference, tolerance_outcome
-from realfake.stats import StatisticsSettings
+from realfake.stats.auc import auc_test, brick_codes, paired_auc_difference, tolerance_outcome
+from realfake.stats.settings import StatisticsSettings
 
 AUDIT_COLUMNS = ("detected", "distance_to_no_coverage")
 RESTRICTED_VIEWS = ("image_only", "ivar_only", "centre_only", "ring_only")
@@ -103,7 +103,7 @@ def audit_record(
 ) -> dict:
     """One view's or column's measurement: view, auc, auc_low, auc_high, auc_p_value, bricks, interval, outcome.
 
-    The outcome is the verdict's (:func:`realfake.auc.tolerance_outcome`, two-sided), so a placement difference
+    The outcome is the verdict's (:func:`realfake.stats.auc.tolerance_outcome`, two-sided), so a placement difference
     in either direction counts; a column with one value for every example has p = 1 (no evidence), not 0.
     With ``bricks`` (each example's), the interval and p-value are cluster-robust as the verdict's are.
     """

@@ -1,0 +1,99 @@
+"""The mock survey's settings: the named mismatches, their strengths, :class:`MockSettings`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from realfake.errors import RealfakeError
+
+MISMATCHES = {
+    "none": "fakes drawn from the same population as the selected real sources (negative control)",
+    "size": "fake half-light radii times the strength (standard 2; 1 = none)",
+    "psf": "fakes convolved with the survey PSF scaled in FWHM by the strength (standard 0: unconvolved; 1 = none)",
+    "profile": "Sersic index moved the strength's fraction of the way to the wrong profile, exponential <-> "
+    "de Vaucouleurs (standard 1: swapped; 0 = none)",
+    "noise": "the strength's fraction of the variance of the fakes' own photon noise left out (obiwan add_sim_noise; "
+    "standard 1: all; 0 = none)",
+    "background": "the rs dirs' sky offset from the DR5 coadds' by the strength times the per-pixel sky noise "
+    "(another processing run's sky subtraction; standard 0.1; 0 = none)",
+    "ivar": "the rs dirs' inverse variance includes the strength's fraction of each fake's own photon variance "
+    "(obiwan's get_srcimg_invvar; standard 1; 0 = none)",
+    "undetected": "the fakes include the strength's fraction of those the measurement would not detect, with no "
+    "re-fit in their rs dir (reals are all detections; standard 1; 0 = none)",
+    "edges": "fakes are never placed within the strength times half a stamp of a chip gap, an uncovered region or "
+    "the image edge (obiwan's whole-stamp-on-the-CCD rule; standard 1; 0 = none)",
+}
+
+
+# The strength a mismatch has when none is given: the mismatches as the controls were first run.
+STANDARD_STRENGTH = {
+    "size": 2.0, "psf": 0.0, "profile": 1.0, "noise": 1.0, "background": 0.1, "ivar": 1.0, "undetected": 1.0,
+    "edges": 1.0,
+}  # fmt: skip
+
+
+# The strength at which a mismatch changes nothing: its fakes are those of "none".
+IDENTITY_STRENGTH = {
+    "size": 1.0, "psf": 1.0, "profile": 0.0, "noise": 0.0, "background": 0.0, "ivar": 0.0, "undetected": 0.0,
+    "edges": 0.0,
+}  # fmt: skip
+
+
+# Mismatches of the processing, not of the galaxies: what the shortcut audit and the same-image control are for.
+PROCESSING_MISMATCHES = ("background", "ivar", "undetected", "edges")
+
+
+# The strengths a mismatch accepts, (lowest, highest); None: no upper bound. psf stops at 4: its FWHM (at most
+# 4 x 1.5" = 6", 23 pixels) stays under half a stamp; a fake blurred past that is no test of a PSF difference.
+STRENGTH_RANGE = {
+    "size": (0.1, None), "psf": (0.0, 4.0), "profile": (0.0, 1.0), "noise": (0.0, 1.0), "background": (0.0, None),
+    "ivar": (0.0, 1.0), "undetected": (0.0, 1.0), "edges": (0.0, 2.0),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MockSettings:
+    """What mock survey to write. Brick k's content depends only on (seed, brick), not on ``bricks``."""
+
+    out: Path
+    bricks: int = 12
+    size: int = 836  # pixels per side (DR5 bricks are 3600)
+    seed: int = 1
+    mismatch: str = "none"
+    strength: float | None = None
+    rsdirs: int = 2
+    fakes_per_rsdir: int = 50
+    bands: tuple[str, ...] = field(default=("g", "r", "z"))
+
+    def __post_init__(self) -> None:
+        if self.mismatch not in MISMATCHES:
+            raise RealfakeError(f"unknown mismatch {self.mismatch!r}; choose one of {', '.join(MISMATCHES)}")
+        if self.strength is not None:
+            if self.mismatch == "none":
+                named = [name for name in MISMATCHES if name != "none"]
+                raise RealfakeError(
+                    f"a mismatch strength needs a named mismatch ({', '.join(named[:-1])} or {named[-1]}), not none"
+                )
+            if not math.isfinite(self.strength):
+                raise RealfakeError(f"mismatch {self.mismatch} strength must be a finite number, got {self.strength}")
+            low, high = STRENGTH_RANGE[self.mismatch]
+            if not (self.strength >= low and (high is None or self.strength <= high)):
+                bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+                raise RealfakeError(f"mismatch {self.mismatch} strength must be {bounds}, got {self.strength}")
+        for name in ("bricks", "rsdirs", "fakes_per_rsdir"):
+            if getattr(self, name) < 1:
+                raise RealfakeError(f"mock setting {name} must be at least 1, got {getattr(self, name)}")
+        if not 128 <= self.size <= 4096:
+            raise RealfakeError(f"mock setting size must be between 128 and 4096 pixels, got {self.size}")
+        unknown = set(self.bands) - {"g", "r", "z"}
+        if unknown:
+            raise RealfakeError(f"the mock survey renders g, r, z only; unknown bands {sorted(unknown)}")
+
+
+def effective_strength(settings: MockSettings) -> float | None:
+    """The strength the fakes get: the one given, or the mismatch's standard one; None for ``none``."""
+    if settings.mismatch == "none":
+        return None
+    return STANDARD_STRENGTH[settings.mismatch] if settings.strength is None else float(settings.strength)
