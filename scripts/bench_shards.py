@@ -69,7 +69,8 @@ CHILD = """
 import os, sys, time
 from pathlib import Path
 import realfake.cutouts  # imported before timing: a one-time cost of about 0.5 s (astropy)
-from realfake.shards.build import ShardSettings, run_shards
+from realfake.shards.build import run_shards
+from realfake.shards.settings import ShardSettings
 root = Path(sys.argv[1])
 start = time.perf_counter()
 run_shards(ShardSettings(real_dir=root / "real", sim_dir=root / "sim", out=root / "shards", balance="none", match=()),

@@ -15,7 +15,8 @@ from cutoutsfixture import BRICKS, CHANNELS, SIZE, code, write_fixture
 
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
-from realfake.shards.build import ShardSettings, run_shards
+from realfake.shards.build import run_shards
+from realfake.shards.settings import ShardSettings
 
 
 @pytest.fixture
@@ -440,11 +441,11 @@ def test_a_cutouts_file_with_text_in_a_matching_column_is_refused_naming_it(cuto
 
 
 def test_the_text_catalog_columns_are_those_a_cutouts_file_stores_as_text(tmp_path, capsys):
-    """realfake.cutouts.TEXT_CATALOG_COLUMNS (what planning and ShardSettings refuse to match on) against the
+    """realfake.formats.cutouts.TEXT_CATALOG_COLUMNS (what planning and ShardSettings refuse to match on) against the
     files `realfake cutouts` writes, of both kinds."""
     from tinysurvey import TinySurvey, cutouts_cli
 
-    from realfake.cutouts import TEXT_CATALOG_COLUMNS
+    from realfake.formats.cutouts import TEXT_CATALOG_COLUMNS
 
     tiny = TinySurvey(tmp_path / "survey")
     tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())

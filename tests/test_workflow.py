@@ -524,7 +524,7 @@ def test_every_config_default_is_the_packages_default():
     """One source of defaults: a hand-run `realfake <stage>` with no flags does what the workflow's defaults do."""
     from realfake.cutouts import CutoutSettings
     from realfake.mock.settings import MockSettings
-    from realfake.shards.build import ShardSettings
+    from realfake.shards.settings import ShardSettings
     from realfake.stats.settings import StatisticsSettings
     from realfake.training import TrainSettings
 

@@ -195,7 +195,7 @@ def _run_cutouts(args: argparse.Namespace) -> None:
 
 
 def _add_shards(subparsers) -> None:
-    from realfake.shards.build import BALANCE_CHOICES, DTYPE_CHOICES, SPLIT_CHOICES, ShardSettings
+    from realfake.shards.settings import BALANCE_CHOICES, DTYPE_CHOICES, SPLIT_CHOICES, ShardSettings
 
     defaults = ShardSettings(real_dir=Path("."), sim_dir=Path("."), out=Path("."))
     parser = subparsers.add_parser(
@@ -266,7 +266,8 @@ def _add_shards(subparsers) -> None:
 
 
 def _run_shards(args: argparse.Namespace) -> None:
-    from realfake.shards.build import ShardSettings, run_shards
+    from realfake.shards.build import run_shards
+    from realfake.shards.settings import ShardSettings
 
     match = () if args.match.strip().lower() in ("", "none") else tuple(name.strip() for name in args.match.split(","))
     settings = ShardSettings(

@@ -75,7 +75,7 @@ def dataclass_problems(left_out=()):
     from realfake.model.architectures import model_config
     from realfake.cutouts import CutoutSettings
     from realfake.mock.settings import MockSettings
-    from realfake.shards.build import ShardSettings
+    from realfake.shards.settings import ShardSettings
     from realfake.stats.settings import StatisticsSettings
     from realfake.training.settings import TrainSettings
 

@@ -51,11 +51,7 @@ from realfake.cutouts.brick import (
 from realfake.cutouts.settings import DEFAULT_SELECTION, CutoutCounts, CutoutSettings
 from realfake.cutouts.sources import fake_source_table, fake_type, real_source_table
 from realfake.cutouts.stamps import KEPT, NO_COVERAGE, OFF_IMAGE, StampCut, cut_stamps
-from realfake.formats.cutouts import CATALOG_DESCRIPTION, catalog_columns, column_descriptions
-
-# The catalog columns (CATALOG_DESCRIPTION) a cutouts file stores as text; every other one holds numbers or booleans.
-# The workflow's planning reads it to refuse matching on text (shards.match) before any job runs.
-TEXT_CATALOG_COLUMNS = ("brickname", "rsdir", "type", "measured_type")
+from realfake.formats.cutouts import CATALOG_DESCRIPTION, TEXT_CATALOG_COLUMNS, catalog_columns, column_descriptions
 
 __all__ = [
     "CATALOG_DESCRIPTION",

@@ -102,6 +102,10 @@ CATALOG_DESCRIPTION = {
     ),
 }
 
+# The catalog columns (CATALOG_DESCRIPTION) a cutouts file stores as text; every other one holds numbers or booleans.
+# The workflow's planning reads it to refuse matching on text (shards.match) before any job runs.
+TEXT_CATALOG_COLUMNS = ("brickname", "rsdir", "type", "measured_type")
+
 
 def catalog_columns(bands: Sequence[str]) -> list[str]:
     """The catalog columns of a cutouts file, in order, for ``bands``."""

@@ -20,11 +20,7 @@ from realfake.errors import RealfakeError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from realfake.shards.build import ShardSettings
-
-BALANCE_CHOICES = ("subsample", "none")
-# example: each example goes to a split on its own; brick: whole bricks do (no sky in two splits).
-SPLIT_CHOICES = ("example", "brick")
+    from realfake.shards.settings import ShardSettings
 
 
 def matching_values(catalog: pd.DataFrame, name: str, path: Path) -> np.ndarray:
