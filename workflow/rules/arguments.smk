@@ -4,136 +4,46 @@ validated config. Config reaches the package only through these (as params:)."""
 import shlex
 
 
+def settings_arguments(section, **values):
+    """The `realfake` flags of the settings of one config section, made by
+    realfake.settings.command_line from the stage's settings dataclass
+    (section_settings), where each flag is declared once; values: settings that
+    come from elsewhere (the bands, the trees), flagged first."""
+    from realfake.settings import command_line
+
+    settings = section_settings()[section]
+    return shlex.join(command_line(settings, {**values, **stage_settings(section)}))
+
+
 def mock_survey_arguments():
     """The mock-survey settings as `realfake mock-survey` flags. Every mock rule
     passes the same flags, so the brick table and each brick belong to one survey."""
-    mock = config["mock"]
-    arguments = [
-        "--bricks",
-        str(mock["bricks"]),
-        "--size",
-        str(mock["size"]),
-        "--seed",
-        str(mock["seed"]),
-        "--mismatch",
-        mock["mismatch"],
-        "--rsdirs",
-        str(mock["rsdirs"]),
-        "--fakes-per-rsdir",
-        str(mock["fakes_per_rsdir"]),
-    ]
-    if mock["strength"] is not None:
-        arguments += ["--strength", str(mock["strength"])]
-    return shlex.join(arguments)
+    return settings_arguments("mock")
 
 
 def cutouts_arguments():
     """The `realfake cutouts` flags every cutouts job shares: bands, the two trees
     and the cutouts settings of the config."""
-    cutouts = config["cutouts"]
-    arguments = [
-        "--bands",
-        "".join(bands()),
-        "--dr5-dir",
-        dr5_dir(),
-        "--obiwan-dir",
-        obiwan_dir(),
-        "--selection",
-        cutouts["selection"],
-        "--real-source",
-        cutouts["real_source"],
-        "--real-exclusion-radius",
-        str(cutouts["real_exclusion_radius"]),
-    ]
-    if cutouts["select_fakes"]:
-        arguments.append("--select-fakes")
-    if cutouts["pad_edges"]:
-        arguments.append("--pad-edges")
-    return shlex.join(arguments)
+    return settings_arguments(
+        "cutouts", bands=bands(), dr5_dir=dr5_dir(), obiwan_dir=obiwan_dir()
+    )
 
 
 def shards_arguments():
     """The `realfake shards` flags from the shards section of the config, and the
     trees the cutouts must come from (a cutouts file left by a run on other
     inputs is refused: Snakemake keeps an existing file whose job it cannot plan)."""
-    shards = config["shards"]
-    return shlex.join(
-        [
-            "--dr5-dir",
-            dr5_dir(),
-            "--obiwan-dir",
-            obiwan_dir(),
-            "--seed",
-            str(shards["seed"]),
-            "--test-fraction",
-            str(shards["test_fraction"]),
-            "--validation-fraction",
-            str(shards["validation_fraction"]),
-            "--shard-size",
-            str(shards["shard_size"]),
-            "--balance",
-            shards["balance"],
-            "--match",
-            ",".join(shards["match"]) or "none",
-            "--match-bin-width",
-            str(shards["match_bin_width"]),
-            "--split",
-            shards["split"],
-            "--dtype",
-            shards["dtype"],
-        ]
-    )
+    return settings_arguments("shards", dr5_dir=dr5_dir(), obiwan_dir=obiwan_dir())
 
 
 def train_arguments():
     """The `realfake train` flags from the train section of the config."""
-    train = config["train"]
-    arguments = [
-        "--model",
-        train["model"],
-        "--epochs",
-        str(train["epochs"]),
-        "--batch-size",
-        str(train["batch_size"]),
-        "--learning-rate",
-        str(train["learning_rate"]),
-        "--seed",
-        str(train["seed"]),
-        "--checkpoint-every",
-        str(train["checkpoint_every"]),
-        "--log-every",
-        str(train["log_every"]),
-        "--select",
-        train["select"],
-    ]
-    arguments.append("--augment" if train["augment"] else "--no-augment")
-    arguments.append(
-        "--deterministic" if train["deterministic"] else "--no-deterministic"
-    )
-    return shlex.join(arguments)
+    return settings_arguments("train")
 
 
 def evaluate_arguments():
     """The `realfake evaluate` flags from the evaluate section of the config."""
-    evaluate = config["evaluate"]
-    return shlex.join(
-        [
-            "--significance",
-            str(evaluate["significance"]),
-            "--bootstrap",
-            str(evaluate["bootstrap"]),
-            "--bins",
-            str(evaluate["bins"]),
-            "--correction",
-            evaluate["correction"],
-            "--seed",
-            str(evaluate["seed"]),
-            "--tolerance",
-            str(evaluate["tolerance"]),
-            "--baseline-rows",
-            str(evaluate["baseline_rows"]),
-        ]
-    )
+    return settings_arguments("evaluate")
 
 
 def sensitivity_table():

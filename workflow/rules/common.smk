@@ -65,55 +65,86 @@ def check_stage_settings():
         raise WorkflowError("\n".join(problems))
 
 
-def dataclass_problems(left_out=()):
-    """What each stage's settings dataclass (the one its `realfake` command builds
-    from the flags of arguments.smk) refuses in the config, one line per key:
-    "config <key>: <the dataclass's message>". Config keys in left_out stay at the
-    package's defaults. The mock's settings are checked only when the mock is the
-    input. Paths are placeholders: the dataclasses do not check them, the rules
-    give the real ones. Imports no TensorFlow: planning stays quick."""
-    from realfake.model.architectures import model_config
-    from realfake.cutouts import CutoutSettings
+def section_settings():
+    """{config section: the settings dataclass of its stage's `realfake` command}.
+    The command builds it from the flags arguments.smk makes of the section, and
+    planning checks the section with it (dataclass_problems). Imports no
+    TensorFlow: planning stays quick."""
+    from realfake.cutouts.settings import CutoutSettings
     from realfake.mock.settings import MockSettings
     from realfake.shards.settings import ShardSettings
     from realfake.stats.settings import StatisticsSettings
     from realfake.training.settings import TrainSettings
 
+    return {
+        "mock": MockSettings,
+        "cutouts": CutoutSettings,
+        "shards": ShardSettings,
+        "train": TrainSettings,
+        "evaluate": StatisticsSettings,
+    }
+
+
+def stage_settings(section):
+    """{setting: config value} of the settings of a config section, in the order of
+    the fields of its settings dataclass (whatever order the config files give), so
+    that a stage's command does not change with it. Keys that are not settings of
+    the stage (evaluate.audit, evaluate.sensitivity_table) are the workflow's own."""
+    fields = dataclasses.fields(section_settings()[section])
+    return {
+        field.name: config[section][field.name]
+        for field in fields
+        if field.name in config[section]
+    }
+
+
+def config_settings(section):
+    """{config key: (setting, value)} of the settings a section's stage takes from
+    the config, in the order of its dataclass's fields: the section's keys and, for
+    cutouts, the top-level bands. Values as the command line gives them
+    (realfake.settings.from_config: lists as tuples, train.model as its config)."""
+    from realfake.settings import from_config
+
+    settings_class = section_settings()[section]
+    values = {
+        name: (f"{section}.{name}", value)
+        for name, value in stage_settings(section).items()
+    }
+    if section == "cutouts":
+        values["bands"] = ("bands", config["bands"])
+    return {
+        values[field.name][0]: (
+            field.name,
+            from_config(settings_class, field.name, values[field.name][1]),
+        )
+        for field in dataclasses.fields(settings_class)
+        if field.name in values
+    }
+
+
+def dataclass_problems(left_out=()):
+    """What each stage's settings dataclass (section_settings) refuses in the
+    config, one line per key: "config <key>: <the dataclass's message>". Config
+    keys in left_out stay at the package's defaults. The mock's settings are
+    checked only when the mock is the input. Paths are placeholders: the
+    dataclasses do not check them, the rules give the real ones."""
     here = Path(".")
-    stages = [
-        ("cutouts", CutoutSettings, dict(kind=kind, dr5_dir=here, obiwan_dir=here))
-        for kind in KINDS
-    ]
-    stages += [
-        ("shards", ShardSettings, dict(real_dir=here, sim_dir=here, out=here)),
-        ("train", TrainSettings, dict(shards=here, out=here)),
-        ("evaluate", StatisticsSettings, {}),
-    ]
-    if uses_mock_survey():
-        stages.insert(0, ("mock", MockSettings, dict(out=here)))
-    # The dataclass fields set by a top-level key, not by a key of the stage's section.
-    top_level = {("cutouts", "bands")}
-    # Config values as the command line gives them to the dataclasses.
-    converters = {"bands": tuple, "shards.match": tuple, "train.model": model_config}
+    placeholders = {
+        "mock": [dict(out=here)],
+        "cutouts": [dict(kind=kind, dr5_dir=here, obiwan_dir=here) for kind in KINDS],
+        "shards": [dict(real_dir=here, sim_dir=here, out=here)],
+        "train": [dict(shards=here, out=here)],
+        "evaluate": [{}],
+    }
     problems = []
-    for section, settings_class, placeholders in stages:
-        values = {}
-        for field in dataclasses.fields(settings_class):
-            if (section, field.name) in top_level:
-                key, value = field.name, config[field.name]
-            elif field.name in config[section]:
-                key, value = f"{section}.{field.name}", config[section][field.name]
-            else:
-                continue
-            if key in left_out:
-                continue
-            if key in converters:
-                value = converters[key](value)
-            elif "float" in str(field.type) and type(value) is int:
-                value = float(value)  # as argparse's type=float reads it: 5 is 5.0
-            values[key] = (field.name, value)
-        build = functools.partial(settings_class, **placeholders)
-        problems += settings_problems(build, values)
+    for section, settings_class in section_settings().items():
+        if section == "mock" and not uses_mock_survey():
+            continue
+        values = config_settings(section)
+        values = {key: value for key, value in values.items() if key not in left_out}
+        for fixed in placeholders[section]:
+            build = functools.partial(settings_class, **fixed)
+            problems += settings_problems(build, values)
     # The cutouts settings of both kinds refuse the same keys alike: name each once.
     return list(dict.fromkeys(problems))
 
@@ -291,18 +322,9 @@ def brick_input_files(kind, brick):
 def cutout_settings(kind):
     """The realfake CutoutSettings of one kind that planning needs (made once: a
     survey has 100k bricks)."""
-    from realfake.cutouts import CutoutSettings
-
-    return CutoutSettings(
-        kind=kind,
-        dr5_dir=Path(dr5_dir()),
-        obiwan_dir=Path(obiwan_dir()),
-        bands=tuple(bands()),
-        selection=config["cutouts"]["selection"],
-        select_fakes=config["cutouts"]["select_fakes"],
-        pad_edges=config["cutouts"]["pad_edges"],
-        real_source=config["cutouts"]["real_source"],
-        real_exclusion_radius=config["cutouts"]["real_exclusion_radius"],
+    settings = dict(config_settings("cutouts").values())
+    return section_settings()["cutouts"](
+        kind=kind, dr5_dir=Path(dr5_dir()), obiwan_dir=Path(obiwan_dir()), **settings
     )
 
 

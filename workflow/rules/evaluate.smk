@@ -5,7 +5,7 @@
 # Prediction is a scatter/gather: a profile's `set-scatter: predict=N` makes N predict
 # jobs per view, each over 1/N of the test shards (parts "1-of-N" to "N-of-N"), on GPU
 # or KNL nodes; the evaluate job reads their files together, checked to cover the test
-# split once (realfake.evaluation.predict.read_predictions). With 1 part it is one predict job.
+# split once (realfake.formats.predictions.read_predictions). With 1 part it is one predict job.
 
 
 # Parts of each view's prediction.

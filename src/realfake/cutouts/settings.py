@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from realfake.conventions import BANDS, KINDS, STAMP_SIZE
 from realfake.errors import RealfakeError
+from realfake.settings import check_settings, letters_text, parse_letters, setting, spaced
 from realfake.survey.selection import SELECTION_BANDS, SELECTIONS, missing_selection_bands
 
 DEFAULT_SELECTION = "elg_padded"
@@ -16,50 +17,68 @@ REAL_SOURCES = ("dr5", "rsdir")
 
 @dataclass(frozen=True)
 class CutoutSettings:
-    """What cutouts to make. ``obiwan_dir`` is needed for kind "sim", and for kind "real"
-    with ``real_source="rsdir"``; ``dr5_dir`` always (brick table, tractor catalog; for
-    fakes with an older simcat, the fallback Milky Way transmission).
+    """What cutouts to make: of which kind, from which trees, of which sources. Real sources cut from the rs
+    dirs (``real_source="rsdir"``, the same-image control: ``docs/audit.md``) come from the first rs dir, in
+    :func:`realfake.survey.obiwan.find_rsdirs` order, with no fake within ``real_exclusion_radius`` of them, and
+    are dropped as ``near_fake`` when every rs dir has one."""
 
-    ``real_source``: "dr5" cuts the real sources from the DR5 coadds; "rsdir" from the
-    obiwan rs dir coadds, the images the fakes are in (the same-image control:
-    ``docs/audit.md``). Then a real source is cut from the first rs dir (in
-    :func:`realfake.survey.legacy.find_rsdirs` order) with no fake within
-    ``real_exclusion_radius`` pixels of it in x and in y (chessboard distance; the
-    default, half a stamp, keeps every fake's centre out of every real stamp), and
-    dropped as ``near_fake`` when every rs dir has one.
-    """
-
-    kind: str
-    dr5_dir: Path
-    obiwan_dir: Path | None = None
-    bands: tuple[str, ...] = field(default=BANDS)
-    selection: str = DEFAULT_SELECTION
-    select_fakes: bool = False
-    pad_edges: bool = False
-    stamp_size: int = STAMP_SIZE
-    real_source: str = "dr5"
-    real_exclusion_radius: int = STAMP_SIZE // 2
+    kind: str = setting(help="real (tractor sources) or sim (obiwan fakes)", choices=KINDS)
+    dr5_dir: Path = setting(
+        help="DR5 tree: coadd/, tractor/, survey-bricks.fits[.gz] (the brick table and tractor catalog; for fakes "
+        "with an older simcat, the fallback Milky Way transmission)"
+    )
+    obiwan_dir: Path | None = setting(
+        None, help="obiwan output tree with the rs dirs (needed for --kind sim and for --real-source rsdir)"
+    )
+    bands: tuple[str, ...] = setting(
+        BANDS, help="bands, e.g. grz or z, each at most once", choices=BANDS, parse=parse_letters, text=letters_text
+    )
+    selection: str = setting(
+        DEFAULT_SELECTION,
+        help="named selection of the real sources (realfake.survey.selection.SELECTIONS)",
+        choices=tuple(sorted(SELECTIONS)),
+    )
+    select_fakes: bool = setting(
+        False, help="also cut the fakes with the selection, applied to their true simcat values"
+    )
+    pad_edges: bool = setting(
+        False,
+        help="keep stamps that leave the image, padded with image 0 and inverse variance 0 (off: drop them, "
+        "counted as off_image)",
+    )
+    stamp_size: int = setting(
+        STAMP_SIZE,
+        help="stamp side in pixels, even (realfake.conventions.STAMP_SIZE; no flag: the convention)",
+        command_line=False,
+    )
+    real_source: str = setting(
+        "dr5",
+        help="cut the real sources from the DR5 coadds (dr5) or from the obiwan rs dir coadds the fakes are in "
+        "(rsdir: the same-image control, needs --obiwan-dir)",
+        choices=REAL_SOURCES,
+    )
+    real_exclusion_radius: int = setting(
+        STAMP_SIZE // 2,
+        help="with --real-source rsdir, skip an rs dir for a real source with a fake within this many pixels in x "
+        "and y (chessboard distance; the default, half a stamp, keeps every fake's centre out of every real stamp)",
+        minimum=0,
+        unit="pixels",
+        metavar="PIXELS",
+    )
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise RealfakeError(f"cutouts kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        check_settings(self, describe=spaced)
         if not self.bands or len(set(self.bands)) != len(self.bands):
             raise RealfakeError(f"bands {''.join(self.bands)!r}: give each of g, r, z at most once, at least one")
         unknown = [band for band in self.bands if band not in BANDS]
         if unknown:
             raise RealfakeError(f"unknown band(s) {', '.join(unknown)}; the survey has g, r, z")
-        if self.selection not in SELECTIONS:
-            raise RealfakeError(f"unknown selection {self.selection!r}; choose one of {', '.join(sorted(SELECTIONS))}")
         missing = missing_selection_bands(self.selection, self.bands)
         if missing and (self.kind == "real" or self.select_fakes):
             raise RealfakeError(
                 f"selection {self.selection} cuts on bands {', '.join(SELECTION_BANDS[self.selection])}, but the bands "
                 f"are {', '.join(self.bands)}: add {', '.join(missing)} to the bands or choose another selection"
             )
-        if self.real_source not in REAL_SOURCES:
-            raise RealfakeError(f"real source {self.real_source!r} is not one of {', '.join(REAL_SOURCES)}")
-        if self.real_exclusion_radius < 0:
-            raise RealfakeError(f"real exclusion radius must be at least 0 pixels, got {self.real_exclusion_radius}")
         if self.kind == "sim" and self.obiwan_dir is None:
             raise RealfakeError("cutouts of kind sim need the obiwan output tree (--obiwan-dir)")
         if self.cuts_reals_from_rsdirs and self.obiwan_dir is None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from realfake.conventions import BANDS
 from realfake.errors import RealfakeError
+from realfake.settings import check_settings, setting
 
 MISMATCHES = {
     "none": "fakes drawn from the same population as the selected real sources (negative control)",
@@ -57,19 +59,40 @@ STRENGTH_RANGE = {
 class MockSettings:
     """What mock survey to write. Brick k's content depends only on (seed, brick), not on ``bricks``."""
 
-    out: Path
-    bricks: int = 12
-    size: int = 836  # pixels per side (DR5 bricks are 3600)
-    seed: int = 1
-    mismatch: str = "none"
-    strength: float | None = None
-    rsdirs: int = 2
-    fakes_per_rsdir: int = 50
-    bands: tuple[str, ...] = field(default=("g", "r", "z"))
+    out: Path = setting(help="output directory")
+    bricks: int = setting(12, help="number of bricks", minimum=1)
+    size: int = setting(
+        836, help="pixels per side of each brick (DR5 bricks are 3600)", minimum=128, maximum=4096, unit="pixels"
+    )
+    seed: int = setting(1, help="random seed; the same seed gives the same survey", minimum=0)
+    mismatch: str = setting(
+        "none",
+        help="how the fakes differ from the real population: none, of the galaxies size, psf, profile or noise, of "
+        "the processing background, ivar, undetected or edges (realfake.mock.settings.MISMATCHES)",
+        choices=tuple(MISMATCHES),
+    )
+    strength: float | None = setting(
+        None,
+        help="how strong the mismatch is (size: radius factor, standard 2; psf: PSF FWHM factor, standard 0 = "
+        "unconvolved; profile: fraction of the way to the wrong Sersic index, standard 1; noise: fraction of the "
+        "fakes' own photon noise variance left out, standard 1; background: the rs dirs' sky offset in units of "
+        "the per-pixel sky noise, standard 0.1; ivar: fraction of each fake's own photon variance in the rs dirs' "
+        "inverse variance, standard 1; undetected: fraction of the undetected fakes kept, standard 1; edges: how "
+        "far fakes are kept from uncovered pixels and the image edge, in half stamps, standard 1); each "
+        "mismatch's range is realfake.mock.settings.STRENGTH_RANGE (psf 0 to 4, size at least 0.1); the identity "
+        "value (size and psf 1, the others 0) gives the fakes of none; none: the mismatch's standard strength",
+    )
+    rsdirs: int = setting(2, help="obiwan rs dirs per brick", minimum=1)
+    fakes_per_rsdir: int = setting(50, help="fakes injected in each rs dir", minimum=1)
+    bands: tuple[str, ...] = setting(
+        BANDS,
+        help="bands rendered: all of g, r, z (no flag: the mock's population is drawn and selected in all three)",
+        choices=BANDS,
+        command_line=False,
+    )
 
     def __post_init__(self) -> None:
-        if self.mismatch not in MISMATCHES:
-            raise RealfakeError(f"unknown mismatch {self.mismatch!r}; choose one of {', '.join(MISMATCHES)}")
+        check_settings(self, describe="mock setting {}".format)
         if self.strength is not None:
             if self.mismatch == "none":
                 named = [name for name in MISMATCHES if name != "none"]
@@ -82,14 +105,11 @@ class MockSettings:
             if not (self.strength >= low and (high is None or self.strength <= high)):
                 bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
                 raise RealfakeError(f"mismatch {self.mismatch} strength must be {bounds}, got {self.strength}")
-        for name in ("bricks", "rsdirs", "fakes_per_rsdir"):
-            if getattr(self, name) < 1:
-                raise RealfakeError(f"mock setting {name} must be at least 1, got {getattr(self, name)}")
-        if not 128 <= self.size <= 4096:
-            raise RealfakeError(f"mock setting size must be between 128 and 4096 pixels, got {self.size}")
-        unknown = set(self.bands) - {"g", "r", "z"}
-        if unknown:
-            raise RealfakeError(f"the mock survey renders g, r, z only; unknown bands {sorted(unknown)}")
+        if tuple(self.bands) != BANDS:
+            # The population is drawn and selected in all three bands (realfake.mock.population).
+            raise RealfakeError(
+                f"the mock survey renders all of {', '.join(BANDS)}, in that order; got {list(self.bands)}"
+            )
 
 
 def effective_strength(settings: MockSettings) -> float | None:
