@@ -68,7 +68,6 @@ def copy_once(inputs: list[Path], copy_dir: Path) -> float:
 CHILD = """
 import os, sys, time
 from pathlib import Path
-import realfake.cutouts  # imported before timing: a one-time cost of about 0.5 s (astropy)
 from realfake.shards.build import run_shards
 from realfake.shards.settings import ShardSettings
 root = Path(sys.argv[1])

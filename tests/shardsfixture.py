@@ -79,6 +79,5 @@ def write_shard_set(
         splits[split] = (stamps, labels, catalog)
     definition = {"fixture": "tests/shardsfixture.py", "train": train_shards, "validation": validation_shards,
                   "test": test_shards, "shard_size": shard_size, "stamp_size": stamp_size, "seed": seed}  # fmt: skip
-    extra = {"bands": list(BANDS), "seed": seed, "inputs": "tests/shardsfixture.py"}
-    write_shard_set_arrays(directory, splits, list(CHANNEL_NAMES), definition, shard_size, extra)
+    write_shard_set_arrays(directory, splits, list(CHANNEL_NAMES), definition, shard_size)
     return Path(directory)

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from cutoutsfixture import BRICKS, CHANNELS, SIZE, code, write_fixture
+from shardsfixture import write_shard_set as write_training_shards
 
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
+from realfake.formats.shardset import open_shard_set
 from realfake.shards.build import run_shards
 from realfake.shards.settings import ShardSettings
 
@@ -83,9 +85,7 @@ def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
     union = []
     for split in ("train", "validation", "test"):
         _, y, catalog = load_split(out, split)
-        assert (
-            (y == 0).sum() == (y == 1).sum() == manifest["splits"][split]["real"] == manifest["splits"][split]["fake"]
-        )
+        assert (y == 0).sum() == (y == 1).sum() == manifest.splits[split]["real"] == manifest.splits[split]["fake"]
         union.append(catalog)
         first_shard = catalog[catalog["shard"] == 0]
         assert first_shard["brickname"].nunique() >= 3
@@ -95,13 +95,13 @@ def test_balanced_matched_and_globally_shuffled(cutouts, tmp_path):
     real_bins = bins[union["label"] == 0].value_counts().sort_index()
     fake_bins = bins[union["label"] == 1].value_counts().sort_index()
     pd.testing.assert_series_equal(real_bins, fake_bins, check_names=False)
-    assert manifest["matching"]["columns"] == ["measured_mag_dered_g"] and manifest["matching"]["bin_width"] == 0.25
-    assert manifest["matching"]["excluded"] == {"real": 0, "fake": 0}
-    train = manifest["splits"]["train"]
+    assert manifest.matching["columns"] == ["measured_mag_dered_g"] and manifest.matching["bin_width"] == 0.25
+    assert manifest.matching["excluded"] == {"real": 0, "fake": 0}
+    train = manifest.splits["train"]
     assert all(shard["examples"] == 16 for shard in train["shards"][:-1])
     assert 0 < train["shards"][-1]["examples"] <= 16
-    total = sum(manifest["splits"][split]["examples"] for split in ("train", "validation", "test"))
-    assert manifest["splits"]["test"]["examples"] == pytest.approx(0.2 * total, abs=2)
+    total = sum(manifest.splits[split]["examples"] for split in ("train", "validation", "test"))
+    assert manifest.splits["test"]["examples"] == pytest.approx(0.2 * total, abs=2)
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def twelve_bricks(tmp_path) -> Path:
 def test_a_brick_split_keeps_each_brick_in_one_split_and_every_example_once(twelve_bricks, tmp_path):
     out = tmp_path / "shards"
     manifest = run_shards(settings_for(twelve_bricks, out))
-    assert manifest["split"]["by"] == "brick"
+    assert manifest.split["by"] == "brick"
     bricks_of, seen = {}, []
     for split in ("train", "validation", "test"):
         x, y, catalog = load_split(out, split)
@@ -135,20 +135,20 @@ def test_a_brick_split_keeps_each_brick_in_one_split_and_every_example_once(twel
         seen.append(keys(catalog))
     assert not bricks_of["train"] & bricks_of["test"], "a brick in both train and test"
     assert not bricks_of["train"] & bricks_of["validation"] and not bricks_of["validation"] & bricks_of["test"]
-    assert manifest["split"]["bricks"] == {split: len(bricks) for split, bricks in bricks_of.items()}
+    assert manifest.split["bricks"] == {split: len(bricks) for split, bricks in bricks_of.items()}
     union = seen[0] | seen[1] | seen[2]
     assert len(union) == sum(len(part) for part in seen), "an example in two splits"
-    total = sum(manifest["splits"][split]["examples"] for split in ("train", "validation", "test"))
-    assert manifest["split"]["test_share"] == pytest.approx(manifest["splits"]["test"]["examples"] / total)
-    assert 0.1 < manifest["split"]["test_share"] < 0.3
+    total = sum(manifest.splits[split]["examples"] for split in ("train", "validation", "test"))
+    assert manifest.split["test_share"] == pytest.approx(manifest.splits["test"]["examples"] / total)
+    assert 0.1 < manifest.split["test_share"] < 0.3
     # The undetected fakes (no measured magnitude) are excluded and counted, never in a split.
-    assert manifest["matching"]["excluded"] == {"real": 0, "fake": 3 * 12}
-    assert "not detect" in manifest["matching"]["excluded_rule"]
+    assert manifest.matching["excluded"] == {"real": 0, "fake": 3 * 12}
+    assert "not detect" in manifest.matching["excluded_rule"]
     assert not any(kind == "sim" and (brick, identifier) in {(b, i) for b in BRICKS for i in range(3)}
                    for kind, brick, identifier in union)  # fmt: skip
     # The same inputs split by example put most bricks in both splits.
     by_example = run_shards(settings_for(twelve_bricks, tmp_path / "by_example", split="example"))
-    assert by_example["split"]["by"] == "example" and by_example["identity"] != manifest["identity"]
+    assert by_example.split["by"] == "example" and by_example.identity != manifest.identity
     _, _, train = load_split(tmp_path / "by_example", "train")
     _, _, test = load_split(tmp_path / "by_example", "test")
     assert len(set(train["brickname"]) & set(test["brickname"])) >= 6
@@ -165,7 +165,7 @@ def test_a_brick_split_needs_three_bricks(tmp_path):
     assert not (tmp_path / "shards").exists()
     # Without a validation split two bricks do: one for test, one for train.
     manifest = run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards", validation_fraction=0))
-    assert manifest["split"]["bricks"] == {"train": 1, "validation": 0, "test": 1}
+    assert manifest.split["bricks"] == {"train": 1, "validation": 0, "test": 1}
 
 
 def test_a_test_split_too_small_for_any_outcome_is_refused_with_the_number_it_needs(cutouts, tmp_path, capsys):
@@ -186,15 +186,15 @@ def test_a_test_split_too_small_for_any_outcome_is_refused_with_the_number_it_ne
 def test_a_brick_split_far_from_the_test_fraction_asked_for_says_so(tmp_path, capsys):
     write_fixture(tmp_path / "cutouts", {"real": [40, 40, 40], "sim": [40, 40, 40]})
     manifest = run_shards(settings_for(tmp_path / "cutouts", tmp_path / "shards", test_fraction=0.01))
-    assert manifest["split"]["test_share"] == pytest.approx(1 / 3, abs=0.05)
+    assert manifest.split["test_share"] == pytest.approx(1 / 3, abs=0.05)
     err = capsys.readouterr().err
-    assert f"the test split holds {manifest['split']['test_share']:.3f} of the examples, not the 0.01 asked for: a " \
+    assert f"the test split holds {manifest.split['test_share']:.3f} of the examples, not the 0.01 asked for: a " \
         "brick split keeps each of the 3 bricks whole" in err  # fmt: skip
 
 
 def test_matching_on_true_magnitudes_keeps_the_undetected_fakes(twelve_bricks, tmp_path):
     manifest = run_shards(settings_for(twelve_bricks, tmp_path / "shards", match=("mag_dered_g",)))
-    assert manifest["matching"]["excluded"] == {"real": 0, "fake": 0}
+    assert manifest.matching["excluded"] == {"real": 0, "fake": 0}
     catalogs = pd.concat([load_split(tmp_path / "shards", split)[2] for split in ("train", "validation", "test")])
     assert (~catalogs["detected"]).sum() > 0
 
@@ -216,11 +216,54 @@ def test_same_seed_same_bytes_other_seed_other_order(cutouts, tmp_path):
     assert (first / "xtrain_0.npy").read_bytes() != (third / "xtrain_0.npy").read_bytes()
 
 
+def test_the_manifest_read_is_the_one_written_and_returned(cutouts, tmp_path):
+    out = tmp_path / "shards"
+    manifest = run_shards(settings_for(cutouts, out, split="example"))
+    written = json.loads((out / "manifest.json").read_text())
+    assert written == json.loads(json.dumps(manifest.to_json()))
+    assert open_shard_set(out).manifest.to_json() == written
+
+
+def test_both_writers_write_one_manifest_but_for_how_the_stage_made_its_set(cutouts, tmp_path):
+    stage = run_shards(settings_for(cutouts, tmp_path / "stage", split="example")).to_json()
+    write_training_shards(tmp_path / "memory", train_shards=1, test_shards=1, shard_size=8, stamp_size=16)
+    in_memory = json.loads((tmp_path / "memory" / "manifest.json").read_text())
+    how_made = {"seed", "test_fraction", "validation_fraction", "balance", "matching", "split", "real_source",
+                "inputs", "settings"}  # fmt: skip
+    assert set(stage) - set(in_memory) == how_made and set(in_memory) <= set(stage)
+    assert in_memory["storage"] == {"dtype": "float32"} and in_memory["bands"] == ["g", "r", "z"]
+    assert in_memory["available"] == {"real": 12, "fake": 12}  # 3 splits of one shard of 8, half of each class
+    assert open_shard_set(tmp_path / "memory").manifest.to_json() == in_memory
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (("identity",), "missing key identity (the shard set was made by an older realfake)"),
+        (("normalization",), "missing key normalization"),
+        (("splits", "test", "shards"), "missing key splits.test.shards"),
+        (("storage", "channel_scales"), "storage.channel_scales has no scale for channel g"),
+    ],
+)
+def test_a_manifest_lacking_a_key_is_refused_naming_it(cutouts, tmp_path, key, message):
+    out = tmp_path / "shards"
+    run_shards(settings_for(cutouts, out, split="example", dtype="float16"))
+    record = json.loads((out / "manifest.json").read_text())
+    parent = record
+    for name in key[:-1]:
+        parent = parent[name]
+    del parent[key[-1]]
+    (out / "manifest.json").write_text(json.dumps(record))
+    with pytest.raises(RealfakeError) as raised:
+        open_shard_set(out)
+    assert str(raised.value).startswith(f"{out / 'manifest.json'}: {message}")
+
+
 def test_normalisation_comes_from_the_training_split(cutouts, tmp_path):
     out = tmp_path / "shards"
     manifest = run_shards(settings_for(cutouts, out))
-    statistics = manifest["normalization"]["channels"]
-    assert manifest["normalization"]["computed_on"] == "train"
+    statistics = manifest.normalization["channels"]
+    assert manifest.normalization["computed_on"] == "train"
     x, _, _ = load_split(out, "train")
     for channel in (1, 2, 4):
         name = CHANNELS[channel]
@@ -237,7 +280,7 @@ def test_bricks_file_restricts_the_inputs(cutouts, tmp_path):
     bricks.write_text("1238p245\n1244p245\n")
     out = tmp_path / "shards"
     manifest = run_shards(settings_for(cutouts, out, bricks_file=bricks, split="example"))
-    assert len(manifest["inputs"]["files"]) == 4
+    assert len(manifest.inputs["files"]) == 4
     _, _, catalog = load_split(out, "train")
     assert set(catalog["brickname"]) == {"1238p245", "1244p245"}
     bricks.write_text("1238p245\n1250p245\n")
@@ -275,8 +318,8 @@ def test_no_fakes_is_an_error_and_empty_bricks_are_fine(tmp_path):
     write_fixture(tmp_path / "more", {"real": [20, 0], "sim": [0, 30]})
     manifest = run_shards(settings_for(tmp_path / "more", tmp_path / "shards", match=(), split="example"))
     # 20 per class: 4 to test, round(0.1 x 16) = 2 to validation, 14 to train.
-    assert manifest["splits"]["train"]["real"] == manifest["splits"]["train"]["fake"] == 14
-    assert manifest["splits"]["validation"]["real"] == manifest["splits"]["validation"]["fake"] == 2
+    assert manifest.splits["train"]["real"] == manifest.splits["train"]["fake"] == 14
+    assert manifest.splits["validation"]["real"] == manifest.splits["validation"]["fake"] == 2
 
 
 def test_command_line_error_is_one_line(tmp_path):
@@ -304,19 +347,19 @@ def test_command_line_error_is_one_line(tmp_path):
 def test_the_identity_is_that_of_the_inputs_and_settings(cutouts, tmp_path):
     first = run_shards(settings_for(cutouts, tmp_path / "a"))
     again = run_shards(settings_for(cutouts, tmp_path / "b"))
-    assert first["identity"] == again["identity"]  # re-made from the same inputs: the same shard set
-    assert len(first["identity"]) == 64
-    assert first["inputs"]["content_sha256"] == [file_content_digest(Path(name)) for name in first["inputs"]["files"]]
-    assert run_shards(settings_for(cutouts, tmp_path / "c", seed=2))["identity"] != first["identity"]
-    assert run_shards(settings_for(cutouts, tmp_path / "d", test_fraction=0.3))["identity"] != first["identity"]
+    assert first.identity == again.identity  # re-made from the same inputs: the same shard set
+    assert len(first.identity) == 64
+    assert first.inputs["content_sha256"] == [file_content_digest(Path(name)) for name in first.inputs["files"]]
+    assert run_shards(settings_for(cutouts, tmp_path / "c", seed=2)).identity != first.identity
+    assert run_shards(settings_for(cutouts, tmp_path / "d", test_fraction=0.3)).identity != first.identity
     # One pixel of one input stamp changed: another shard set, though every count stays the same.
     path = cutouts / "sim" / "124" / "1241p245.h5"
     stamps, catalog = load_cutouts(path)
     stamps[3, 4, 4, 1] += 1e-3
     rewrite_cutouts(path, stamps, catalog)
     changed = run_shards(settings_for(cutouts, tmp_path / "e"))
-    assert changed["splits"]["train"]["examples"] == first["splits"]["train"]["examples"]
-    assert changed["identity"] != first["identity"]
+    assert changed.splits["train"]["examples"] == first.splits["train"]["examples"]
+    assert changed.identity != first.identity
 
 
 def test_the_content_digest_survives_the_file_and_older_files_get_one_computed(tmp_path):
@@ -362,8 +405,6 @@ def test_float16_storage_round_trips_real_depths_and_halves_the_bytes(cutouts, t
     """Inverse variances of deep DR5 regions (up to 1e6, past float16's 65504) and fluxes from the sky noise to a
     bright core survive float16 storage to its precision; a pixel beyond float16's range is clipped and counted;
     every reader gets float32 in physical units."""
-    from realfake.formats.shardset import open_shard_set
-
     rng = np.random.default_rng(5)
     for path in sorted((cutouts / "real").rglob("*.h5")) + sorted((cutouts / "sim").rglob("*.h5")):
         stamps, catalog = load_cutouts(path)
@@ -379,10 +420,10 @@ def test_float16_storage_round_trips_real_depths_and_halves_the_bytes(cutouts, t
     single, half = tmp_path / "float32", tmp_path / "float16"
     run_shards(settings_for(cutouts, single, split="example"))
     manifest = run_shards(settings_for(cutouts, half, split="example", dtype="float16"))
-    storage = manifest["storage"]
+    storage = manifest.storage
     assert storage["dtype"] == "float16"
     assert storage["channel_scales"] == dict.fromkeys(CHANNELS[:3], 1.0) | dict.fromkeys(CHANNELS[3:], 1024.0)
-    assert manifest["identity"] != json.loads((single / "manifest.json").read_text())["identity"]
+    assert manifest.identity != json.loads((single / "manifest.json").read_text())["identity"]
     exact, stored = open_shard_set(single), open_shard_set(half)
     clipped = 0
     for split in ("train", "validation", "test"):

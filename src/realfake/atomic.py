@@ -156,19 +156,20 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
+def atomic_output(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
 
     The temporary name keeps the directory (same filesystem, so the rename is
-    atomic) and is removed if the block raises. Temporaries of ``path`` left by
-    killed processes are removed first. A refused write (full disk or quota,
-    read-only file system, no permission), of the directory or the file,
-    becomes a :class:`WriteFailure` naming ``path``.
+    atomic) and is removed if the block raises; it ends in ``suffix`` for a
+    writer that insists on one (Keras: ``.keras``, ``.weights.h5``). Temporaries
+    of ``path`` left by killed processes are removed first. A refused write
+    (full disk or quota, read-only file system, no permission), of the
+    directory or the file, becomes a :class:`WriteFailure` naming ``path``.
     """
     path = Path(path)
     output_directory(path.parent, path)
-    remove_stale_temporaries(path)
-    temporary = temporary_path(path)
+    remove_stale_temporaries(path, suffix=suffix)
+    temporary = temporary_path(path, suffix=suffix)
     try:
         yield temporary
         os.replace(temporary, path)

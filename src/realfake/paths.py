@@ -13,13 +13,20 @@ strings, not ``pathlib.Path``: planning lists them for every brick of a survey
   (``<out>/{coadd,obiwan,tractor}/<AAA>/<brick>/<rsdir>/``) or the ``older`` one
   (``<out>/<objtype>/<AAA>/<brick>/<rsdir>/{coadd,obiwan,tractor}/``).
 - :func:`coadd_name`: ``legacysurvey-<brick>-{image,invvar}-<band>.fits.fz``.
+
+And this project's own files of a brick list:
+
+- :func:`cutouts_path`: a brick's cutouts file, ``<out>/<AAA>/<brick>.h5`` (a ``Path``: it is
+  opened, not planned; the workflow writes its pattern out in full).
+- :func:`read_brick_list`: the brick names of a brick-list file.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from realfake.conventions import brick_directory
+from realfake.conventions import brick_directory, parse_brick_list
 from realfake.errors import RealfakeError
 
 COADD_KINDS = ("image", "invvar")
@@ -98,3 +105,17 @@ def obiwan_rsdir_parent(obiwan_dir: str, brick_name: str, layout: str, objtype: 
     """The directory whose children are a brick's rs dirs in ``layout`` (where their simcats are found)."""
     product = "obiwan" if layout == "current" else objtype
     return os.path.join(str(obiwan_dir), product, brick_directory(brick_name), brick_name)
+
+
+def cutouts_path(out_dir: Path, brick_name: str) -> Path:
+    """``<out_dir>/<AAA>/<brick>.h5``, the batch mode's (and the workflow's) file of a brick."""
+    return Path(out_dir) / brick_directory(brick_name) / f"{brick_name}.h5"
+
+
+def read_brick_list(path: Path) -> list[str]:
+    """Brick names from a text file, one per line; blank lines and text after # are ignored
+    (:func:`realfake.conventions.parse_brick_list`: a bad or repeated name is an error naming its line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"brick list not found: {path}")
+    return parse_brick_list(path.read_text(), str(path))
