@@ -6,7 +6,7 @@ Usage: .venv/bin/python scripts/bench_train.py [--shards-train N] [--shard-size 
 In one process, on one synthetic shard set (noise stamps written through
 ``realfake.formats.shardset.write_shard_set``; by default 4 shards of 512 stamps, the
 original obiwan code's 2048-image training set), driving the
-training step of ``realfake train`` (``loop.make_train_step``):
+training step of ``realfake train`` (``realfake.training.steps.make_train_step``):
 
 1. disk: the training pipeline (``realfake.training.pipeline``: memory-mapped
    shards, per-batch gathers in parallel, prefetch), with the shard files
@@ -116,8 +116,8 @@ def main() -> None:
 
     from realfake.formats.shardset import open_shard_set
     from realfake.model.network import build_model, forward_flops_per_example, model_config, normalization_from_manifest
-    from realfake.training.loop import make_train_step
     from realfake.training.pipeline import ShardReader, epoch_order, training_dataset
+    from realfake.training.steps import make_train_step
 
     if args.intra_op_threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)

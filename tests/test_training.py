@@ -25,8 +25,10 @@ from trainingruns import CLUSTER_VARIABLES, child_environment, free_ports, train
 
 from realfake.cli import main
 from realfake.errors import RealfakeError
+from realfake.formats.history import HISTORY_NAME, read_history, read_training_record, write_history
 from realfake.formats.shardset import Shard, open_shard_set
 from realfake.training import TrainSettings
+from realfake.training.checkpoints import Progress, progress_variables
 from realfake.training.cluster import (
     cluster_from_environment,
     cluster_from_slurm,
@@ -343,11 +345,49 @@ def test_steps_per_epoch_caps_each_epoch_at_the_start_of_its_order(shard_directo
     arguments = ["--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "5", "--profile-steps", "none",
                  "--select", "last", "--model", "lenet"]  # fmt: skip
     assert main(["train", "--shards", str(shard_directory), "--out", str(out), *arguments]) == 0
-    history = json.loads((out / "history.json").read_text())
+    history = read_training_record(out / HISTORY_NAME)
     assert history["steps_per_epoch"] == 5 and len(history["epochs"]) == 2
     assert int(tf.train.latest_checkpoint(str(out / "ckpts")).rsplit("-", 1)[1]) == 10
     with pytest.raises(RealfakeError, match="steps_per_epoch"):
         TrainSettings(shards=Path("s"), out=Path("o"), steps_per_epoch=-1)
+
+
+# -- the checkpointed running means, the history file ------------------------------------------
+
+
+def test_running_means_add_as_python_floats_and_come_back_from_a_checkpoint(tmp_path):
+    """The means are metric objects whose float64 sums are bitwise those kept in Python floats, and whose own
+    variables the checkpoint holds, under the names it has always used."""
+    progress = Progress()
+    steps = [(0.6931471805599453 * 16, 9.0, 16), (0.1 * 16, 13.0, 16), (0.7 * 16, 16.0, 16)]
+    for step in steps:
+        progress.record_step(*step)
+    loss_sum, correct = sum(loss for loss, _, _ in steps), sum(right for _, right, _ in steps)
+    assert progress.epoch_means.result() == {"loss": loss_sum / 48, "accuracy": correct / 48}
+    assert progress.step_in_epoch == progress.global_step == 3
+    checkpoint = tf.train.Checkpoint(**progress_variables(progress))
+    path = checkpoint.save(tmp_path / "ckpt")
+    saved = progress.window_means.result()
+    progress.window_means.reset_state()
+    assert progress.window_means.result() == {"loss": 0.0, "accuracy": 0.0}
+    checkpoint.restore(path).assert_existing_objects_matched()
+    assert progress.window_means.result() == saved
+    assert tf.train.load_checkpoint(path).get_tensor("window_examples/.ATTRIBUTES/VARIABLE_VALUE") == 48
+    progress.end_epoch({"epoch": 1})
+    assert progress.epoch_means.result() == {"loss": 0.0, "accuracy": 0.0} and progress.window_means.result() == saved
+
+
+def test_the_history_written_is_the_history_read(tmp_path):
+    path = tmp_path / HISTORY_NAME
+    epoch = {"epoch": 1, "global_step": 12, "train_loss": 0.5, "train_accuracy": 0.75}
+    record = {"select": "last", "shard_set": "0123", "epochs": [{**epoch, "validation_loss": None}]}
+    write_history(path, record)
+    assert read_training_record(path) == record
+    history = read_history(path)
+    assert history["train_loss"].tolist() == [0.5] and np.isnan(history["validation_loss"][0])
+    with pytest.raises(RealfakeError, match=r"other\.json: not a `realfake train` history"):
+        write_history(tmp_path / "other.json", {"epochs": {"epoch": 1}})
+    assert not (tmp_path / "other.json").exists()
 
 
 # -- bad input: one line, exit status 2 -------------------------------------------------------
@@ -436,7 +476,7 @@ def resumed_run(shard_directory, tmp_path_factory):
 
 @pytest.mark.slow
 def test_training_learns_and_records_its_history(reference_run):
-    history = json.loads((reference_run / "history.json").read_text())
+    history = read_training_record(reference_run / HISTORY_NAME)
     epochs = history["epochs"]
     assert [record["global_step"] for record in epochs] == [12, 24, 36]
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
@@ -452,7 +492,7 @@ def test_saved_model_takes_raw_shard_pixels_and_is_the_best_validation_epoch(ref
     model = keras.saving.load_model(reference_run / "model.keras")
     stamps, labels = np.load(shard_directory / "xvalidation_0.npy"), np.load(shard_directory / "yvalidation_0.npy")
     loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, model.predict(stamps, verbose=0))))
-    history = json.loads((reference_run / "history.json").read_text())
+    history = read_training_record(reference_run / HISTORY_NAME)
     losses = [record["validation_loss"] for record in history["epochs"]]
     best = int(np.argmin(losses)) + 1
     assert history["select"] == "best_validation" and history["selected_epoch"] == best
@@ -469,7 +509,7 @@ def test_select_last_writes_the_last_epochs_weights_without_retraining(reference
     assert result.returncode == 0, result.stderr[-3000:]
     assert "has finished 3 epochs: nothing to train" in result.stderr
     assert "(the weights of the last epoch, 3)" in result.stderr
-    history = json.loads((out / "history.json").read_text())
+    history = read_training_record(out / HISTORY_NAME)
     assert history["select"] == "last" and history["selected_epoch"] == 3
     model = keras.saving.load_model(out / "model.keras")
     stamps, labels = np.load(shard_directory / "xvalidation_0.npy"), np.load(shard_directory / "yvalidation_0.npy")
@@ -497,7 +537,7 @@ def test_tensorboard_logs_hold_train_and_validation_curves_and_the_graph(referen
     assert {tag for tag, _, _ in train} == {"loss", "accuracy", "learning_rate"}
     assert [step for tag, step, _ in train if tag == "loss"] == list(range(2, 37, 2))
     validation = scalar_events(reference_run / "logs" / "validation")
-    history = json.loads((reference_run / "history.json").read_text())["epochs"]
+    history = read_training_record(reference_run / HISTORY_NAME)["epochs"]
     assert [(step, value) for tag, step, value in validation if tag == "accuracy"] == [
         (record["global_step"], pytest.approx(record["validation_accuracy"])) for record in history
     ]
@@ -593,7 +633,7 @@ def test_two_workers_match_one_worker_with_the_same_global_batch(shard_directory
     )
     assert "checkpoint saved" in outputs[0] and "checkpoint saved" not in outputs[1], "only the chief saves"
     assert len(list((out / "logs" / "train").glob("events.out.tfevents.*"))) == 1
-    assert json.loads((out / "history.json").read_text())["workers"] == 2
+    assert read_training_record(out / HISTORY_NAME)["workers"] == 2
     one_worker = checkpoint_values(tmp_path / "one" / "ckpts" / f"ckpt-{STEPS_PER_EPOCH}")
     two_workers = checkpoint_values(out / "ckpts" / f"ckpt-{STEPS_PER_EPOCH}")
     assert one_worker.keys() == two_workers.keys()
@@ -618,6 +658,6 @@ def test_tensorboard_reads_the_logs_back(reference_run):
     assert loss_steps == sorted(loss_steps) and len(loss_steps) > 1
     validation = EventAccumulator(str(reference_run / "logs" / "validation"), size_guidance={"tensors": 0})
     validation.Reload()
-    history = json.loads((reference_run / "history.json").read_text())["epochs"]
+    history = read_training_record(reference_run / HISTORY_NAME)["epochs"]
     accuracy = [float(tf.make_ndarray(event.tensor_proto)) for event in validation.Tensors("accuracy")]
     assert accuracy == pytest.approx([record["validation_accuracy"] for record in history])

@@ -22,6 +22,7 @@ from trainingruns import child_environment, free_ports, train_command
 
 from realfake.cli import build_parser
 from realfake.errors import RealfakeError
+from realfake.formats.history import HISTORY_NAME, read_training_record
 from realfake.training import TrainSettings
 from realfake.training.cluster import ClusterInfo
 from realfake.training.startup import SIGTERM_EXIT_STATUS, host_and_port, probe, wait_for_peers
@@ -266,7 +267,7 @@ def test_a_single_process_stopped_by_sigterm_resumes_from_its_checkpoint(shard_d
     assert resumed_from is not None, resumed.stderr[-3000:]
     # A save can complete after its line was printed and before the signal; never an older one.
     assert int(resumed_from.group(1)) >= last_saved
-    history = json.loads((out / "history.json").read_text())
+    history = read_training_record(out / HISTORY_NAME)
     assert [epoch["epoch"] for epoch in history["epochs"]] == [1, 2, 3]
 
 
@@ -286,4 +287,4 @@ def test_a_peer_that_answers_but_never_joins_tensorflow_ends_start_up_after_the_
     assert result.returncode == 1, result.stderr[-3000:]
     assert time.monotonic() - start < 60
     assert "Timeout (0:00:10)!" in result.stderr
-    assert re.search(r'File ".*realfake/training/loop\.py", line \d+ in _make_strategy', result.stderr)
+    assert re.search(r'File ".*realfake/training/distribution\.py", line \d+ in make_strategy', result.stderr)

@@ -6,12 +6,17 @@
 | ``pipeline.py`` | the per-epoch example order and the tf.data pipeline over memory-mapped shards |
 | ``cluster.py`` | the multi-worker cluster from ``TF_CONFIG`` or SLURM |
 | ``startup.py`` | waiting for the other workers (with a timeout), and stopping on SIGTERM |
-| ``loop.py`` | ``run_train``: the custom loop, exact resume, validation and selection, outputs |
-| ``checkpoints.py`` | the checkpointed training state, finding the checkpoint to resume, moving a stale run aside |
+| ``loop.py`` | ``run_train``: how the custom loop works (exact resume, atomicity, provenance, multi-worker) |
+| ``distribution.py`` | the thread pools and the ``tf.distribute`` strategy, made before training |
+| ``steps.py`` | the training and validation steps, summed across replicas |
+| ``trainer.py`` | the run: restore, epochs, validation, checkpoints, logs, outputs |
+| ``selection.py`` | the best-validation weights in ``best/`` |
+| ``checkpoints.py`` | the checkpointed state (running means as metrics), finding the one to resume, moving aside |
 | ``logs.py`` | the TensorBoard logs, steps never repeated across restarts |
 | ``trace.py`` | the profiler window and its XSpace as a Trace Event JSON file |
 
-The shard set is read through :mod:`realfake.formats.shardset`.
+The shard set is read through :mod:`realfake.formats.shardset`; ``model.keras`` and ``history.json`` are
+written through :mod:`realfake.formats.model` and :mod:`realfake.formats.history`.
 
 The model itself is in ``realfake.model.network``. Importing this package does not
 import TensorFlow (``run_train`` does), so the command line stays quick.

@@ -41,6 +41,7 @@ the single-worker batch.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from realfake.errors import RealfakeError
 from realfake.formats.shardset import NON_FINITE_INPUT, Shard
 
 
@@ -125,7 +127,7 @@ class ShardReader:
     Shards are memory-mapped when first read, and at most ``max_open`` stay
     mapped (each mapping holds a file descriptor; a full survey has ~10^5
     shards). A batch with a NaN or infinite pixel raises ValueError naming the
-    file and row (the training loop turns it into a RealfakeError). ``read``
+    file and row (:func:`input_error` turns it into a RealfakeError). ``read``
     may be called from several threads at once.
     """
 
@@ -252,3 +254,12 @@ def _pipeline_position(input_context: tf.distribute.InputContext | None) -> tupl
     if input_context is None:
         return 0, 1, 1
     return input_context.input_pipeline_id, input_context.num_input_pipelines, input_context.num_replicas_in_sync
+
+
+def input_error(error: tf.errors.OpError) -> Exception:
+    """A data-reading failure (the ValueError of :class:`ShardReader`, raised inside tf.data) as one RealfakeError
+    line; anything else stays a TensorFlow error."""
+    match = re.search(rf"{NON_FINITE_INPUT} in \S+ row \d+", str(error))
+    if match:
+        return RealfakeError(f"{match.group(0)}")
+    return error
