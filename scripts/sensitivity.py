@@ -11,8 +11,9 @@ once in a fresh directory (``scripts/controls.py``). Writes to ``--out`` (defaul
 
 - ``sensitivity.csv``: one row per run: bricks, mismatch, strength, test
   examples, AUC with its interval and p-value, outcome, minimum detectable AUC,
-  wall time; ``realfake report --sensitivity-table`` shows it
-  (``evaluate.sensitivity_table`` in the workflow's config);
+  wall time (:mod:`realfake.formats.sensitivity`); ``realfake report
+  --sensitivity-table`` shows it (``evaluate.sensitivity_table`` in the
+  workflow's config);
 - ``sensitivity.md``: the table, and per size the sentence the README quotes:
   "With N test examples the CNN detects half-light radii wrong by >= X% and PSF
   FWHM wrong by >= Y%" (the smallest tested error whose AUC is significantly
@@ -23,31 +24,19 @@ once in a fresh directory (``scripts/controls.py``). Writes to ``--out`` (defaul
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+import results_page
 from controls import run_control
 
+from realfake.formats.sensitivity import write_sensitivity_table
 from realfake.report import figures
 
 IDENTITY = {"size": 1.0, "psf": 1.0}
-COLUMNS = [
-    "bricks",
-    "mismatch",
-    "strength",
-    "examples",
-    "auc",
-    "auc_low",
-    "auc_high",
-    "auc_p_value",
-    "outcome",
-    "minimum_detectable_auc",
-    "seconds",
-]
 ERROR_WORDS = {"size": "half-light radii", "psf": "PSF FWHM"}
 
 
@@ -102,13 +91,6 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(sentences) + "\n"
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mismatch", nargs="+", default=["size", "psf"], choices=sorted(IDENTITY))
@@ -118,6 +100,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("sensitivity"))
     parser.add_argument("--workdir", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the run directories")
+    parser.add_argument(
+        "--results-page", action="store_true", help="also write the table into its block of docs/results/sensitivity.md"
+    )
     args = parser.parse_args()
     strengths = {"size": args.size_strengths, "psf": args.psf_strengths}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +123,7 @@ def main() -> None:
                     row = {"bricks": bricks, "strength": strength, **verdict}
                     rows.append(row)
                     print(f"{name}: {verdict['sentence']} ({verdict['seconds']:.0f} s)", file=sys.stderr, flush=True)
-                    write_csv(rows, args.out / "sensitivity.csv")  # as it goes: a long run keeps what it has
+                    write_sensitivity_table(rows, args.out / "sensitivity.csv")  # as it goes: a long run keeps it
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -147,6 +132,8 @@ def main() -> None:
     (args.out / "sensitivity.md").write_text(markdown(rows))
     figures.sensitivity_figure(rows, args.out / "sensitivity.png")
     print(markdown(rows))
+    if args.results_page:
+        results_page.write_blocks(results_page.RESULTS / "sensitivity.md", {"sensitivity.py:table": markdown(rows)})
     if any(not math.isfinite(row["auc"]) for row in rows):
         sys.exit("some runs gave no AUC")
 

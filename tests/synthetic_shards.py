@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.conventions import channel_names as channel_names_of_bands
+from realfake.formats.model import save_model as save_model_file
 from realfake.formats.shardset import write_shard_set as write_shard_set_arrays
 
 STAMP_SIZE = 64
@@ -78,7 +79,8 @@ def write_shard_set(
     seed: int = 0,
 ) -> dict:
     """Write a complete shard set to ``directory`` through the format's own writer
-    (:func:`realfake.formats.shardset.write_shard_set`); returns its manifest."""
+    (:func:`realfake.formats.shardset.write_shard_set`); returns its manifest as in ``manifest.json``
+    (:meth:`realfake.formats.manifest.Manifest.to_json`)."""
     rng = np.random.default_rng(seed)
     channel_names = channel_names_of_bands(bands)
     splits = {}
@@ -88,7 +90,7 @@ def write_shard_set(
         splits[split] = (_stamps(rng, catalog, bands), labels, catalog)
     definition = {"fixture": "tests/synthetic_shards.py", "train": train_examples, "validation": validation_examples,
                   "test": test_examples, "bands": list(bands), "shard_size": shard_size, "seed": seed}  # fmt: skip
-    return write_shard_set_arrays(directory, splits, channel_names, definition, shard_size, {"bands": list(bands)})
+    return write_shard_set_arrays(directory, splits, channel_names, definition, shard_size).to_json()
 
 
 def read_test_stamps(directory: Path) -> np.ndarray:
@@ -98,9 +100,9 @@ def read_test_stamps(directory: Path) -> np.ndarray:
 
 
 def save_model(path: Path, manifest: dict, channels: int | None = None, shard_set: str | None = None) -> None:
-    """A small Keras model for ``manifest``'s shard set, saved to ``path``: its normalisation layer records
-    the manifest's identity (or ``shard_set``); with ``channels``, a model of that many input channels and no
-    normalisation layer."""
+    """A small Keras model for ``manifest``'s shard set, saved to ``path`` by the model file's writer
+    (:func:`realfake.formats.model.save_model`): its normalisation layer records the manifest's identity (or
+    ``shard_set``); with ``channels``, a model of that many input channels and no normalisation layer."""
     import keras
 
     from realfake.model.network import InputNormalization, normalization_from_manifest
@@ -118,4 +120,4 @@ def save_model(path: Path, manifest: dict, channels: int | None = None, shard_se
         )(features)
     features = keras.layers.GlobalAveragePooling2D()(features)
     outputs = keras.layers.Dense(2, activation="softmax")(features)
-    keras.Model(inputs, outputs).save(path)
+    save_model_file(keras.Model(inputs, outputs), path)

@@ -14,7 +14,9 @@ from realfake.cli import main
 from realfake.conventions import channel_names
 from realfake.errors import RealfakeError
 from realfake.evaluation.audit import CAUSES, audit_cause, audit_records, audit_sentence
-from realfake.evaluation.predict import read_predictions
+from realfake.formats.model import model_view, read_model
+from realfake.formats.model import save_model as save_model_file
+from realfake.formats.predictions import read_predictions
 from realfake.formats.shardset import open_shard_set
 from realfake.model.views import CENTRE_RADIUS, RING_RADIUS, VIEWS, view_mask
 from realfake.stats.settings import StatisticsSettings
@@ -47,7 +49,6 @@ def test_a_view_model_sees_nothing_of_what_its_view_hides(tmp_path):
     through saving and loading."""
     import keras
 
-    from realfake.evaluation.predict import model_view
     from realfake.model.architectures import COMPACT
     from realfake.model.network import build_model, normalization_from_manifest
 
@@ -69,8 +70,8 @@ def test_a_view_model_sees_nothing_of_what_its_view_hides(tmp_path):
             shown[:, radius <= CENTRE_RADIUS, 0] += 1.0  # a shown pixel changes the output
             assert not np.allclose(model.predict(shown, verbose=0), model.predict(stamps, verbose=0))
         path = tmp_path / f"{view}.keras"
-        model.save(path)
-        assert model_view(keras.saving.load_model(path, compile=False)) == view
+        save_model_file(model, path)
+        assert model_view(read_model(path)) == view
 
 
 def _scores(rng: np.random.Generator, labels: np.ndarray, shift: float) -> np.ndarray:
@@ -227,9 +228,8 @@ def predicted(tmp_path_factory):
     manifest = write_shard_set(root / "shards", train_examples=64, test_examples=96, shard_size=32)
     save_model(root / "full.keras", manifest)
     keras.utils.set_random_seed(2)
-    build_model((64, 64, 6), COMPACT, normalization_from_manifest(manifest, "manifest"), view="ivar_only").save(
-        root / "ivar_only.keras"
-    )
+    model = build_model((64, 64, 6), COMPACT, normalization_from_manifest(manifest, "manifest"), view="ivar_only")
+    save_model_file(model, root / "ivar_only.keras")
     for view in ("full", "ivar_only"):
         status = main(["predict", "--shards", str(root / "shards"), "--model", str(root / f"{view}.keras"), "--out",
                        str(root / view / "predictions.parquet"), "--batch-size", "40"])  # fmt: skip
@@ -291,7 +291,7 @@ def test_predictions_of_another_shard_set_or_view_are_refused(predicted, tmp_pat
 
 
 def test_the_breakdowns_bin_by_detection_and_by_distance_to_no_coverage():
-    from realfake.stats.verdict import breakdown_variables, breakdowns
+    from realfake.stats.breakdowns import breakdown_variables, breakdowns
 
     rng = np.random.default_rng(4)
     labels = np.repeat([0, 1], 400)

@@ -13,12 +13,15 @@ from synthetic_shards import read_test_stamps, save_model, write_shard_set
 
 from realfake.cli import main
 from realfake.evaluation.baselines import catalog_features, shortcut_baselines
-from realfake.evaluation.evaluate import baseline_rows, evaluate_predictions
+from realfake.evaluation.evaluate import baseline_rows, evaluate_predictions, storage_record
 from realfake.evaluation.features import stamp_statistics, statistics_of_examples
 from realfake.formats.cutouts import measured_view
+from realfake.formats.evaluation import BREAKDOWNS_NAME, METRICS_NAME, PREDICTIONS_NAME, read_metrics
+from realfake.formats.model import read_model
+from realfake.formats.predictions import read_predictions
 from realfake.formats.shardset import open_shard_set
+from realfake.stats.breakdowns import BREAKDOWN_COLUMNS, breakdown_variables
 from realfake.stats.settings import StatisticsSettings
-from realfake.stats.verdict import BREAKDOWN_COLUMNS, breakdown_variables
 
 SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
 
@@ -195,10 +198,6 @@ def test_the_baselines_train_on_a_capped_stratified_sample_of_the_training_split
 
 
 def test_evaluate_cli_writes_predictions_metrics_and_breakdowns(tmp_path, capsys):
-    import keras
-
-    import realfake.model.network  # noqa: F401
-
     shards = tmp_path / "shards"
     manifest = write_shard_set(shards, train_examples=120, test_examples=200, shard_size=64)
     save_model(tmp_path / "model.keras", manifest)
@@ -219,22 +218,22 @@ def test_evaluate_cli_writes_predictions_metrics_and_breakdowns(tmp_path, capsys
         ]
     )
     assert status == 0
-    predictions = pd.read_parquet(out / "predictions.parquet")
+    predictions = read_predictions(out / PREDICTIONS_NAME, open_shard_set(shards), view="full")
     catalog = pd.read_parquet(shards / "test_catalog.parquet")
     assert len(predictions) == 200
     pd.testing.assert_frame_equal(predictions[catalog.columns], catalog)
-    expected = keras.saving.load_model(tmp_path / "model.keras").predict(read_test_stamps(shards), verbose=0)[:, 1]
+    expected = read_model(tmp_path / "model.keras").predict(read_test_stamps(shards), verbose=0)[:, 1]
     np.testing.assert_allclose(predictions["p_fake"], expected, rtol=1e-5, atol=1e-6)
     for column in ("ivar_centre_r", "pixel_flux3x3_g", "centroid_dx", "p_fake_catalog_boosting"):
         assert column in predictions.columns
-    metrics = json.loads((out / "metrics.json").read_text())  # strict JSON: no NaN
+    metrics = read_metrics(out / METRICS_NAME)
     assert metrics["verdict"]["examples"] == 200
     assert metrics["verdict"]["accuracy"] == pytest.approx(
         np.mean((predictions["p_fake"] > 0.5) == (predictions["label"] == 1))
     )
     assert len(metrics["baselines"]) == 4
     assert metrics["settings"]["statistics"]["bootstrap"] == 200
-    table = pd.read_csv(out / "breakdowns.csv")
+    table = pd.read_csv(out / BREAKDOWNS_NAME)
     assert list(table.columns) == BREAKDOWN_COLUMNS
     assert len(table) == len(metrics["breakdowns"])
     assert f"evaluate: {metrics['verdict']['sentence']}" in capsys.readouterr().err
@@ -303,8 +302,6 @@ def test_a_shard_set_of_another_format_version_is_refused(tmp_path, capsys):
 
 
 def test_pixels_clipped_to_float16_are_told_in_the_metrics():
-    from realfake.evaluation.evaluate import storage_record
-
     clipped = storage_record({"storage": {"dtype": "float16", "scales": {}, "clipped_pixels": 3}})
     assert clipped["dtype"] == "float16" and clipped["clipped"] == 3
     assert clipped["sentence"].startswith("3 pixel(s) of the shard set were beyond float16's range")

@@ -1,5 +1,5 @@
-"""realfake.evaluation.predict: predictions identify their model by content, and scattered parts must cover the test
-split once, from one model (issue 20, items 3-5)."""
+"""realfake predict and its files (realfake.formats.predictions, realfake.formats.model): predictions identify
+their model by content, and scattered parts must cover the test split once, from one model (issue 20, items 3-5)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from synthetic_shards import save_model, write_shard_set
 
 from realfake.cli import main
-from realfake.evaluation.predict import model_digest, read_predictions
+from realfake.formats.model import model_digest, read_model
+from realfake.formats.model import save_model as save_model_file
+from realfake.formats.predictions import read_predictions
 from realfake.formats.shardset import open_shard_set
 
 
@@ -26,12 +28,8 @@ def two_models(tmp_path_factory) -> Path:
 
 
 def weights_sha256(path: Path) -> str:
-    """A model file's :func:`realfake.evaluation.predict.model_digest` (its weights' SHA-256)."""
-    import keras
-
-    import realfake.model.network  # noqa: F401  registers the normalisation layer
-
-    return model_digest(keras.saving.load_model(path, compile=False))
+    """A model file's :func:`realfake.formats.model.model_digest` (its weights' SHA-256)."""
+    return model_digest(read_model(path))
 
 
 def predict(root: Path, model: Path, part: str, out: Path) -> None:
@@ -85,11 +83,7 @@ def test_one_model_reached_by_two_paths_is_one_model(two_models, tmp_path, capsy
 
 def test_one_model_saved_twice_is_one_model(two_models, tmp_path):
     # A .keras file records when it was saved: two saves of one model differ in bytes, not in weights.
-    import keras
-
-    import realfake.model.network  # noqa: F401
-
-    keras.saving.load_model(two_models / "a.keras", compile=False).save(tmp_path / "again.keras")
+    save_model_file(read_model(two_models / "a.keras"), tmp_path / "again.keras")
     assert (tmp_path / "again.keras").read_bytes() != (two_models / "a.keras").read_bytes()
     predict(two_models, two_models / "a.keras", "1-of-2", tmp_path / "1.parquet")
     predict(two_models, tmp_path / "again.keras", "2-of-2", tmp_path / "2.parquet")

@@ -22,31 +22,20 @@ channels, and adds three dependencies for what is here a few lines of
 
 Computed for the test stamps the CNN is surest about in each class (correctly
 classified, highest confidence) and for the report's galleries (the surest
-mistakes, :func:`surest_mistakes`); only those stamps are read.
+mistakes, :func:`realfake.formats.evaluation.surest_mistakes`); only those stamps are read.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from realfake.formats.evaluation import surest_mistakes
 from realfake.formats.shardset import ShardSet
 
 STEPS = 32  # points on the path from the baseline (midpoint rule)
 SUREST = 64  # stamps per class averaged for the class maps
 GALLERY = 8  # stamps per gallery
 PATH_BATCH = 256  # stamps on the path evaluated at once
-
-
-def surest_mistakes(labels: np.ndarray, scores: np.ndarray, label: int, size: int) -> list[int]:
-    """The ``size`` examples of class ``label`` the model is surest belong to the other class.
-
-    Reals (label 0) by decreasing P(fake), fakes (label 1) by increasing P(fake).
-    """
-    labels = np.asarray(labels)
-    scores = np.asarray(scores, dtype=np.float64)
-    members = np.flatnonzero(labels == label)
-    wrongness = scores[members] if label == 0 else 1.0 - scores[members]
-    return [int(position) for position in members[np.argsort(-wrongness, kind="stable")[:size]]]
 
 
 def surest_right(labels: np.ndarray, scores: np.ndarray, label: int, size: int) -> list[int]:
@@ -61,7 +50,7 @@ def surest_right(labels: np.ndarray, scores: np.ndarray, label: int, size: int) 
 
 def baseline_stamp(shard_set: ShardSet) -> np.ndarray:
     """The empty-sky baseline (S, S, C): each channel at its training median (the manifest's normalisation)."""
-    channels = shard_set.manifest["normalization"]["channels"]
+    channels = shard_set.manifest.normalization["channels"]
     medians = np.array([float(channels[name]["median"]) for name in shard_set.channel_names], dtype=np.float32)
     return np.broadcast_to(medians, shard_set.stamp_shape).astype(np.float32)
 

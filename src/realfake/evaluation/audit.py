@@ -57,8 +57,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from realfake.stats.auc import auc_test, brick_codes, paired_auc_difference, tolerance_outcome
+from realfake.stats.auc import auc_test, paired_auc_difference
+from realfake.stats.clusters import brick_codes
 from realfake.stats.settings import StatisticsSettings
+from realfake.stats.tolerance import tolerance_outcome
 
 AUDIT_COLUMNS = ("detected", "distance_to_no_coverage")
 RESTRICTED_VIEWS = ("image_only", "ivar_only", "centre_only", "ring_only")
@@ -103,8 +105,8 @@ def audit_record(
 ) -> dict:
     """One view's or column's measurement: view, auc, auc_low, auc_high, auc_p_value, bricks, interval, outcome.
 
-    The outcome is the verdict's (:func:`realfake.stats.auc.tolerance_outcome`, two-sided), so a placement difference
-    in either direction counts; a column with one value for every example has p = 1 (no evidence), not 0.
+    The outcome is the verdict's (:func:`realfake.stats.tolerance.tolerance_outcome`, two-sided), so a placement
+    difference in either direction counts; a column with one value for every example has p = 1 (no evidence), not 0.
     With ``bricks`` (each example's), the interval and p-value are cluster-robust as the verdict's are.
     """
     rng = np.random.default_rng([settings.seed, 4, index])

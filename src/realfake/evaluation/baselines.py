@@ -46,8 +46,10 @@ from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
 from realfake.formats.cutouts import measured_view, ordered_bands
+from realfake.formats.evaluation import baseline_title
 from realfake.stats import accuracy, corrections
-from realfake.stats.auc import auc_test, brick_codes, paired_auc_difference
+from realfake.stats.auc import auc_test, paired_auc_difference
+from realfake.stats.clusters import brick_codes
 from realfake.stats.settings import StatisticsSettings
 
 BASELINE_MODELS = ("logistic", "boosting")
@@ -56,21 +58,6 @@ SINGLE_THREAD_BELOW = 20_000  # training examples below which the baselines fit 
 FEATURE_SET_DESCRIPTIONS = {
     "catalog": "catalog quantities (dereddened magnitudes, colours, size, sub-pixel offset)",
     "pixel": "simple pixel statistics (central flux, central inverse variance, centroid)",
-}
-# What each feature set holds and why, for the report (HTML).
-FEATURE_SET_EXPLANATIONS = {
-    "catalog": (
-        "<b>Catalog</b> features: dereddened magnitudes, colours, size (missing for type PSF, whose size is defined "
-        "differently for the two classes) and sub-pixel offsets; identifiers, type, Sérsic index and ellipticities "
-        "are left out because they name the class or are defined differently for reals (measured tractor models) "
-        "and fakes (true simcat values). Magnitudes, colours and size are legacypipe's measurements for both classes "
-        "where the fake has a fit in its rs dir's tractor catalog; fakes without one keep their true values, and "
-        "measurement noise alone can then separate the classes slightly."
-    ),
-    "pixel": (
-        "<b>Pixel</b> features: per band the central 3×3 flux and the central inverse variance, and the "
-        "flux-weighted centroid of the central 9×9 pixels."
-    ),
 }
 
 
@@ -171,8 +158,6 @@ def shortcut_baselines(
     (:func:`feature_differences`) and, against the CNN (``test['p_fake']``),
     ``cnn_vs_baseline`` (:func:`_paired_comparison`).
     """
-    from sklearn.exceptions import ConvergenceWarning
-
     train_labels = train["label"].to_numpy()
     test_labels = test["label"].to_numpy()
     records, scores = [], {}
@@ -192,15 +177,9 @@ def shortcut_baselines(
         differences = feature_differences(train, train_features[names], settings)
         for model_kind in BASELINE_MODELS:
             name = f"{feature_set}_{model_kind}"
-            model = _baseline_model(model_kind, len(train), settings.seed)
-            # OpenMP start-up costs more than it saves on small training sets (seconds for a few hundred rows).
-            threads = 1 if len(train) < SINGLE_THREAD_BELOW else None
-            with warnings.catch_warnings(), threadpool_limits(limits=threads, user_api="openmp"):
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(train_features[names].to_numpy(np.float64), train_labels)
-                probability = model.predict_proba(test_features[names].to_numpy(np.float64))[
-                    :, list(model.classes_).index(1)
-                ]
+            probability = _fit_and_score(
+                model_kind, train_features[names], train_labels, test_features[names], settings.seed
+            )
             scores[name] = probability
             record = {"name": name, "feature_set": feature_set, "model": model_kind, "features": names}
             if feature_set == "catalog":
@@ -226,6 +205,22 @@ def shortcut_baselines(
         record["p_adjusted"] = float(value)
         record["significant"] = bool(value < settings.significance)
     return records, scores
+
+
+def _fit_and_score(
+    model_kind: str, train_features: pd.DataFrame, train_labels: np.ndarray, test_features: pd.DataFrame, seed: int
+) -> np.ndarray:
+    """A ``model_kind`` baseline fitted on the training features and labels; its fake probabilities (float64) of
+    the test features."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = _baseline_model(model_kind, len(train_features), seed)
+    # OpenMP start-up costs more than it saves on small training sets (seconds for a few hundred rows).
+    threads = 1 if len(train_features) < SINGLE_THREAD_BELOW else None
+    with warnings.catch_warnings(), threadpool_limits(limits=threads, user_api="openmp"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(train_features.to_numpy(np.float64), train_labels)
+        return model.predict_proba(test_features.to_numpy(np.float64))[:, list(model.classes_).index(1)]
 
 
 def _paired_comparison(labels, cnn_scores, baseline_scores, settings: StatisticsSettings, index: int) -> dict:
@@ -263,45 +258,7 @@ def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
     )
     significant = [record for record in baselines if record["significant"]]
     if significant:
-        parts = []
-        # The feature set whose best baseline is most accurate comes first.
-        order = sorted(
-            {record["feature_set"] for record in significant},
-            key=lambda name: -max(record["auc"] for record in significant if record["feature_set"] == name),
-        )
-        for feature_set in order:
-            hits = [record for record in significant if record["feature_set"] == feature_set]
-            differing = [item["feature"] for item in hits[0]["feature_differences"] if item["differs"]]
-            description = FEATURE_SET_DESCRIPTIONS[feature_set]
-            parts.append(
-                f"{description}, chiefly {', '.join(differing)}"
-                if differing
-                else f"{description}, jointly (no single one differs significantly on its own)"
-            )
-        sentence = (
-            f"A simple classifier already separates the classes ({best_text}; adjusted p = "
-            f"{corrections.format_p(min(record['p_adjusted'] for record in significant))}): "
-            f"the difference lies in {'; and in '.join(parts)}."
-        )
-        catalog = [record for record in significant if record["feature_set"] == "catalog"]
-        if catalog and (catalog[0].get("fakes_measured") or 0) < 1:
-            share = catalog[0].get("fakes_measured")
-            fakes = (
-                "fake ones true"
-                if share is None
-                else f"{1 - share:.0%} of the fakes have no tractor fit and keep true values"
-            )
-            sentence += (
-                f" Real catalog values are measured and {fakes}, so measurement noise accounts for part of a "
-                "catalog difference."
-            )
-        if cnn["significant"] and comparison.get("cnn_better"):
-            sentence += (
-                f" The CNN still does significantly better than that baseline (AUC higher by "
-                f"{comparison['auc_difference']:.2f}, p = {corrections.format_p(comparison['p_value'])}), so the "
-                f"images differ beyond these quantities too."
-            )
-        return sentence
+        return _difference_sentence(cnn, significant, best_text, comparison)
     if cnn["significant"] and comparison.get("cnn_better"):
         return (
             f"No shortcut baseline beats chance ({best_text}) and the CNN beats the best of them "
@@ -317,8 +274,45 @@ def shortcut_sentence(cnn: dict, baselines: list[dict]) -> str:
     return f"Neither the CNN nor any shortcut baseline separates the classes ({best_text})."
 
 
-def baseline_title(record: dict) -> str:
-    """'logistic regression on catalog quantities' for a baseline record."""
-    model = {"logistic": "logistic regression", "boosting": "gradient boosting"}[record["model"]]
-    features = {"catalog": "catalog quantities", "pixel": "pixel statistics"}[record["feature_set"]]
-    return f"{model} on {features}"
+def _difference_sentence(cnn: dict, significant: list[dict], best_text: str, comparison: dict) -> str:
+    """:func:`shortcut_sentence` when the ``significant`` baselines separate the classes: in which quantities the
+    difference lies, and whether the CNN sees more than the best baseline (``comparison``)."""
+    parts = []
+    # The feature set whose best baseline is most accurate comes first.
+    order = sorted(
+        {record["feature_set"] for record in significant},
+        key=lambda name: -max(record["auc"] for record in significant if record["feature_set"] == name),
+    )
+    for feature_set in order:
+        hits = [record for record in significant if record["feature_set"] == feature_set]
+        differing = [item["feature"] for item in hits[0]["feature_differences"] if item["differs"]]
+        description = FEATURE_SET_DESCRIPTIONS[feature_set]
+        parts.append(
+            f"{description}, chiefly {', '.join(differing)}"
+            if differing
+            else f"{description}, jointly (no single one differs significantly on its own)"
+        )
+    sentence = (
+        f"A simple classifier already separates the classes ({best_text}; adjusted p = "
+        f"{corrections.format_p(min(record['p_adjusted'] for record in significant))}): "
+        f"the difference lies in {'; and in '.join(parts)}."
+    )
+    catalog = [record for record in significant if record["feature_set"] == "catalog"]
+    if catalog and (catalog[0].get("fakes_measured") or 0) < 1:
+        share = catalog[0].get("fakes_measured")
+        fakes = (
+            "fake ones true"
+            if share is None
+            else f"{1 - share:.0%} of the fakes have no tractor fit and keep true values"
+        )
+        sentence += (
+            f" Real catalog values are measured and {fakes}, so measurement noise accounts for part of a "
+            "catalog difference."
+        )
+    if cnn["significant"] and comparison.get("cnn_better"):
+        sentence += (
+            f" The CNN still does significantly better than that baseline (AUC higher by "
+            f"{comparison['auc_difference']:.2f}, p = {corrections.format_p(comparison['p_value'])}), so the "
+            f"images differ beyond these quantities too."
+        )
+    return sentence

@@ -4,7 +4,8 @@
 model (``--model``: :func:`realfake.evaluation.predict.predict_test_split`) or from a
 predictions file ``realfake predict`` wrote (``--predictions``), and the
 predictions of CNNs trained on restricted views for the shortcut audit
-(``--audit VIEW=FILE``), and writes to ``settings.out``:
+(``--audit VIEW=FILE``), and writes to ``settings.out``
+(:func:`realfake.formats.evaluation.write_evaluation`, whose readers the report uses):
 
 - ``predictions.parquet``: one row per test example, in shard order: the test
   catalog row, the stamp statistics, ``p_fake`` (the CNN's probability of
@@ -26,15 +27,12 @@ audit (:mod:`realfake.evaluation.audit`).
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from realfake.atomic import atomic_output, output_directory
 from realfake.errors import RealfakeError
 from realfake.evaluation.attribution import attribution_maps
 from realfake.evaluation.audit import audit_cause, audit_records, audit_sentence
@@ -42,48 +40,50 @@ from realfake.evaluation.baselines import shortcut_baselines, shortcut_sentence
 from realfake.evaluation.fake_parameters import fake_parameter_breakdowns, most_fake_looking
 from realfake.evaluation.features import statistics_of_examples
 from realfake.evaluation.pixels import pixel_statistics, summary_record
-from realfake.evaluation.predict import (
-    PROVENANCE_KEY,
-    load_model_with_digest,
-    model_identity,
-    predict_test_split,
-    read_predictions,
-    write_predictions,
-)
+from realfake.evaluation.predict import predict_test_split
+from realfake.formats.evaluation import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, write_evaluation
+from realfake.formats.model import load_model_with_digest
+from realfake.formats.predictions import PROVENANCE_KEY, model_identity, read_predictions
 from realfake.formats.shardset import catalog_name, open_shard_set
 from realfake.model.views import check_view
 from realfake.progress import say
+from realfake.settings import check_settings, parse_name_path, setting, spaced
+from realfake.stats.breakdowns import breakdowns, brick_labels
 from realfake.stats.settings import StatisticsSettings
-from realfake.stats.verdict import BREAKDOWN_COLUMNS, breakdowns, brick_labels, verdict
-
-PREDICTIONS_NAME = "predictions.parquet"
-METRICS_NAME = "metrics.json"
-BREAKDOWNS_NAME = "breakdowns.csv"
-MEAN_STAMPS_NAME = (
-    "mean_stamps.npz"  # realfake.evaluation.pixels: class-mean stamps, difference, significance, profiles
-)
-ATTRIBUTION_NAME = (
-    "attribution.npz"  # realfake.evaluation.attribution: integrated gradients of the surest and the galleries
-)
+from realfake.stats.verdict import verdict
 
 
 @dataclass(frozen=True)
 class EvaluateSettings:
-    """``realfake evaluate``: the shard set, the CNN's predictions (``model`` to run, or a ``predictions``
-    file), the audited views' predictions files (``audit``: (view, file) pairs), the output directory and the
-    statistics."""
+    """``realfake evaluate``: the shard set, the CNN's predictions (a model to run, its predictions files, or
+    both), the audited views' predictions, the output directory and the statistics."""
 
-    shards: Path
-    out: Path
-    model: Path | None = None
-    predictions: tuple[Path, ...] | None = None
-    audit: tuple[tuple[str, Path], ...] = ()
-    batch_size: int = 256
+    shards: Path = setting(help="shard set directory (docs/shards_format.md)")
+    out: Path = setting(help="output directory")
+    model: Path | None = setting(
+        None,
+        help="trained model (model.keras): run over the test split unless --predictions is given; its attribution "
+        "maps are computed either way",
+    )
+    predictions: tuple[Path, ...] | None = setting(
+        None,
+        help="its test predictions, from realfake predict: one file, or the files of its parts (--part)",
+        parse=Path,
+        nargs="+",
+    )
+    audit: tuple[tuple[str, Path], ...] = setting(
+        (),
+        help="predictions of a CNN trained on a restricted view (realfake train --view), for the shortcut audit; "
+        "repeatable, and once per part for the parts of a scattered prediction",
+        parse=parse_name_path,
+        repeatable=True,
+        metavar="VIEW=FILE",
+    )
+    batch_size: int = setting(256, help="stamps per batch", minimum=1)
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise RealfakeError(f"batch size must be at least 1, got {self.batch_size}")
+        check_settings(self, describe=spaced)
         if self.model is None and self.predictions is None:
             raise RealfakeError("give the model to evaluate (--model), its predictions (--predictions), or both")
         views = [view for view, _ in self.audit]
@@ -178,21 +178,6 @@ def baseline_training_set(shard_set, statistics: StatisticsSettings, batch_size:
     return pd.concat([catalog, features], axis=1), record
 
 
-def json_ready(value):
-    """``value`` with NaN and infinities as None and numpy scalars as Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def run_evaluate(settings: EvaluateSettings) -> dict:
     """Predict (or read the predictions), evaluate and write predictions.parquet, metrics.json and
     breakdowns.csv; returns the metrics."""
@@ -228,7 +213,7 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     metrics["settings"] = dataclasses.asdict(settings)
     metrics["shard_set"] = shard_set.identity
     metrics["model_sha256"] = predictions.attrs[PROVENANCE_KEY].get("model_sha256")
-    metrics["storage"] = storage_record(shard_set.manifest)
+    metrics["storage"] = storage_record(shard_set.manifest.to_json())
     if metrics["storage"]["sentence"]:
         say("evaluate", metrics["storage"]["sentence"])
     write_evaluation(settings.out, predictions, metrics, arrays)
@@ -267,25 +252,3 @@ def _check_same_model(provenance: dict, settings: EvaluateSettings, digest: str 
             f"the predictions {files} come from {model_identity(provenance)}, but --model {settings.model} is "
             f"model sha256 {digest[:12]}: give the model that made them, or predict again with this one"
         )
-
-
-def write_evaluation(out: Path, predictions: pd.DataFrame, metrics: dict, arrays: dict | None = None) -> None:
-    """Write predictions.parquet (with a ``p_fake_<name>`` column per baseline and audited view), breakdowns.csv,
-    the ``arrays`` (file name -> dict of arrays, as .npz) and, last, metrics.json (strict JSON: NaN as null), each
-    atomically; ``metrics`` as :func:`evaluate_predictions` returns it."""
-    predictions = predictions.copy()
-    metrics = dict(metrics)
-    for name, scores in metrics.pop("baseline_scores", {}).items():
-        predictions[f"p_fake_{name}"] = scores
-    arrays = arrays or {}
-    metrics["files"] = {"predictions": PREDICTIONS_NAME, "breakdowns": BREAKDOWNS_NAME, "arrays": sorted(arrays)}
-    out = output_directory(Path(out))
-    for name, contents in arrays.items():
-        with atomic_output(out / name) as temporary:
-            with open(temporary, "wb") as handle:
-                np.savez_compressed(handle, **contents)
-    write_predictions(out / PREDICTIONS_NAME, predictions)
-    with atomic_output(out / BREAKDOWNS_NAME) as temporary:
-        pd.DataFrame(metrics["breakdowns"], columns=BREAKDOWN_COLUMNS).to_csv(temporary, index=False)
-    with atomic_output(out / METRICS_NAME) as temporary:
-        temporary.write_text(json.dumps(json_ready(metrics), indent=2, allow_nan=False) + "\n")

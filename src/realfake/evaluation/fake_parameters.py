@@ -39,7 +39,7 @@ test is :meth:`realfake.stats.auc.AgainstReals.test`, the verdict's.
 
 The p-values are corrected over all bins of all parameters together (the
 breakdowns' correction), and each bin gets the verdict's outcome word
-(:func:`realfake.stats.verdict.with_corrected_outcomes`). A size error shows as an
+(:func:`realfake.stats.breakdowns.with_corrected_outcomes`). A size error shows as an
 AUC that depends on the radius; a profile error as one that depends on the
 Sersic index.
 
@@ -56,9 +56,10 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from realfake.formats.cutouts import measured_view, ordered_bands
-from realfake.stats.auc import AgainstReals, AucTest, brick_codes, cluster_robust, clustered_variance
+from realfake.stats.auc import AgainstReals, AucTest
+from realfake.stats.breakdowns import with_corrected_outcomes
+from realfake.stats.clusters import brick_codes, cluster_robust, clustered_variance
 from realfake.stats.settings import StatisticsSettings
-from realfake.stats.verdict import with_corrected_outcomes
 
 MOST_FAKE_LOOKING = 20
 # Strata of the reals for the reweighted comparisons: at most this many, each of at least this many reals. A score
@@ -70,7 +71,7 @@ SAME_BIN = "reals in the same bin"
 COLUMNS = ["parameter", "bin", "low", "high", "fakes", "reals", "compared_with", "auc", "auc_low", "auc_high",
            "auc_p_value", "auc_standard_error", "bricks", "interval", "p_adjusted", "flagged", "auc_low_simultaneous",
            "auc_high_simultaneous", "outcome"]  # fmt: skip
-# Added by realfake.stats.verdict.with_corrected_outcomes.
+# Added by realfake.stats.breakdowns.with_corrected_outcomes.
 CORRECTED = ("p_adjusted", "flagged", "auc_low_simultaneous", "auc_high_simultaneous", "outcome")
 # The columns of the most fake-looking fakes' table (those present).
 SHOWN = ["id", "brickname", "rsdir", "p_fake", "mag_dered_g", "mag_dered_r", "mag_dered_z", "size", "sersic_n",
@@ -216,7 +217,7 @@ class Strata:
         its interval at ``confidence`` and the van Elteren test. Fakes of a stratum without reals (non-finite
         values no real has) are left out; ``real`` counts the reals of the strata used. With the fakes'
         clusters (and the reals'), the interval and test are cluster-robust from
-        :data:`realfake.stats.auc.MIN_CLUSTERS` clusters on: each fake's influence is (V10 - A) / M, each real's
+        :data:`realfake.stats.clusters.MIN_CLUSTERS` clusters on: each fake's influence is (V10 - A) / M, each real's
         w_s (V01 - A_s) / n_s in its stratum s (w_s the bin's share of fakes there), summed by cluster."""
         stratum = self.of(values)
         fake_components, weights, null_variances, real_variances, reals_used = [], [], [], [], 0

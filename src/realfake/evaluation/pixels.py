@@ -315,7 +315,7 @@ def pixel_summary(sums: PixelSums, channel_names: tuple[str, ...], significance:
 def pixel_statistics(shard_set: ShardSet, significance: float = 0.05, bins: int = PIXEL_BINS) -> dict:
     """:func:`pixel_summary` of the test split, binned in :func:`magnitude_column` (plus ``column``)."""
     catalog = shard_set.catalog("test")
-    matching = shard_set.manifest.get("matching", {}).get("columns", [])
+    matching = (shard_set.manifest.matching or {}).get("columns", [])
     column = magnitude_column(catalog, matching)
     edges = magnitude_edges(catalog[column].to_numpy(np.float64), bins)
     summary = pixel_summary(accumulate(shard_set, column, edges), shard_set.channel_names, significance)

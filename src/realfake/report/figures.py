@@ -53,8 +53,9 @@ def save_figure(figure, path: Path) -> Path:
 
 
 def training_curves(history: pd.DataFrame, path: Path, selected_epoch: int | None = None) -> Path:
-    """Loss and accuracy per epoch, training and validation (``history`` as :func:`realfake.report.read_history`);
-    ``selected_epoch``, the epoch whose weights the model holds, is marked."""
+    """Loss and accuracy per epoch, training and validation (``history`` as
+    :func:`realfake.formats.history.read_history`); ``selected_epoch``, the epoch whose weights the model holds, is
+    marked."""
     from matplotlib.ticker import MaxNLocator
 
     figure = new_figure(10, 4)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.evaluation.baselines import FEATURE_SET_EXPLANATIONS, FEATURE_SETS, baseline_title
-from realfake.evaluation.evaluate import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME
+from realfake.formats.evaluation import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, METRICS_NAME, baseline_title
+from realfake.report import markup
 from realfake.stats import corrections
 from realfake.stats.verdict import OUTCOME_WORDS
 
@@ -118,12 +118,12 @@ def verdict_section(content: PageContent) -> list[str]:
         parts.append(f'<p class="verdict">{html.escape(storage)}</p>')
     parts += [
         "<h2>The verdict</h2>",
-        _note(prose("verdict")),
-        _table(["quantity", "value"], _verdict_rows(verdict)),
+        markup.note(prose("verdict")),
+        markup.table(["quantity", "value"], _verdict_rows(verdict)),
     ]
     for key in ("training_curves", "roc"):
         if key in content.figures:
-            parts.append(_image(content.figures[key], key.replace("_", " "), prose(key)))
+            parts.append(markup.image(content.figures[key], key.replace("_", " "), prose(key)))
     return parts
 
 
@@ -132,45 +132,52 @@ def audit_section(content: PageContent) -> list[str]:
     if not records:
         return []
     rows = [
-        [record["view"], _interval(record, "auc"), OUTCOME_WORDS.get(record.get("outcome"), "")] for record in records
+        [record["view"], markup.interval(record, "auc"), OUTCOME_WORDS.get(record.get("outcome"), "")]
+        for record in records
     ]
     classes = ["flagged" if record.get("outcome") == "distinguishable" else "" for record in records]
     return [
         "<h2>Where the difference lies</h2>",
         f'<p class="verdict">{html.escape(content.metrics.get("audit_sentence", ""))}</p>',
-        _note(prose("audit")),
-        _table(["view or column", "AUC [interval]", "outcome"], rows, classes),
+        markup.note(prose("audit")),
+        markup.table(["view or column", "AUC [interval]", "outcome"], rows, classes),
     ]
 
 
 def pixels_section(content: PageContent) -> list[str]:
     record = content.metrics.get("pixels") or {}
     if not content.pixels.get("mean_difference"):
-        return ["<h2>The difference in pixels</h2>", _note(prose("pixels_absent", **_array_names(MEAN_STAMPS_NAME)))]
-    parts = ["<h2>The difference in pixels</h2>", _note(prose("pixels", column=str(record.get("column", ""))))]
+        return [
+            "<h2>The difference in pixels</h2>",
+            markup.note(prose("pixels_absent", **_array_names(MEAN_STAMPS_NAME))),
+        ]
+    parts = ["<h2>The difference in pixels</h2>", markup.note(prose("pixels", column=str(record.get("column", ""))))]
     bins = record.get("bins", [])
     passed = sum(sum(entry["significant_pixels"].values()) for entry in bins)
     parts.append(
         f'<p class="verdict">{passed} pixel(s) of the significance maps pass the Bonferroni threshold '
-        f"|z| &gt; {_number(record.get('bonferroni_z'), 2)} (over every pixel, channel and magnitude bin; by chance "
-        "alone none does with probability 0.95).</p>"
+        f"|z| &gt; {markup.number(record.get('bonferroni_z'), 2)} (over every pixel, channel and magnitude bin; "
+        "by chance alone none does with probability 0.95).</p>"
     )
     for index, (difference, profile) in enumerate(
         zip(content.pixels["mean_difference"], content.pixels.get("radial_profile", []))
     ):
         label = _bin_label(bins, index, str(record.get("column", "magnitude")))
         parts.append(f"<h3>{html.escape(label)}</h3>")
-        parts.append(_image(difference, f"mean stamps, {label}", prose("mean_difference")))
-        parts.append(_image(profile, f"radial profiles, {label}", prose("radial_profile")))
+        parts.append(markup.image(difference, f"mean stamps, {label}", prose("mean_difference")))
+        parts.append(markup.image(profile, f"radial profiles, {label}", prose("radial_profile")))
     return parts
 
 
 def attribution_section(content: PageContent) -> list[str]:
     if not content.pixels.get("attribution"):
-        return ["<h2>What the CNN looks at</h2>", _note(prose("attribution_absent", **_array_names(ATTRIBUTION_NAME)))]
+        return [
+            "<h2>What the CNN looks at</h2>",
+            markup.note(prose("attribution_absent", **_array_names(ATTRIBUTION_NAME))),
+        ]
     return [
         "<h2>What the CNN looks at</h2>",
-        _image(content.pixels["attribution"][0], "attribution maps", prose("attribution")),
+        markup.image(content.pixels["attribution"][0], "attribution maps", prose("attribution")),
     ]
 
 
@@ -178,10 +185,10 @@ def fake_parameters_section(content: PageContent) -> list[str]:
     records = content.metrics.get("fake_parameters") or []
     if not records:
         return []
-    parts = ["<h2>Which fakes look fake</h2>", _note(prose("fake_parameters", correction=_correction(content)))]
+    parts = ["<h2>Which fakes look fake</h2>", markup.note(prose("fake_parameters", correction=_correction(content)))]
     if content.pixels.get("fake_parameters"):
         parts.append(
-            _image(
+            markup.image(
                 content.pixels["fake_parameters"][0], "AUC against injected parameters", prose("fake_parameters_figure")
             )
         )
@@ -189,18 +196,18 @@ def fake_parameters_section(content: PageContent) -> list[str]:
     if flagged:
         rows = [
             [record["parameter"], record["bin"], str(record["fakes"]), record.get("compared_with", ""),
-             _interval(record, "auc"), corrections.format_p(_float(record["p_adjusted"])),
+             markup.interval(record, "auc"), corrections.format_p(markup.to_float(record["p_adjusted"])),
              OUTCOME_WORDS.get(record.get("outcome"), "")]
             for record in flagged
         ]  # fmt: skip
         parts.append("<h3>Bins where the fakes look fake (significant after correction)</h3>")
         header = ["parameter", "bin", "fakes", "compared with", "AUC [interval]", "adjusted p", "outcome"]
-        parts.append(_table(header, rows, ["flagged"] * len(rows)))
+        parts.append(markup.table(header, rows, ["flagged"] * len(rows)))
     most = content.metrics.get("most_fake_looking") or []
     if most:
         columns = list(most[0])
         parts.append(f"<h3>The {len(most)} fakes the CNN finds most fake-looking</h3>")
-        parts.append(_table(columns, [[_cell(record.get(column)) for column in columns] for record in most]))
+        parts.append(markup.table(columns, [[_cell(record.get(column)) for column in columns] for record in most]))
     return parts
 
 
@@ -215,32 +222,34 @@ def _bin_label(bins: list[dict], index: int, column: str) -> str:
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return _number(value, 3)
+        return markup.number(value, 3)
     return "" if value is None else str(value)
 
 
 def sensitivity_section(content: PageContent) -> list[str]:
     if content.sensitivity is None:
         return []
-    parts = ["<h2>What the test can see</h2>", _note(prose("sensitivity"))]
+    parts = ["<h2>What the test can see</h2>", markup.note(prose("sensitivity"))]
     if "sensitivity" in content.figures:
-        parts.append(_image(content.figures["sensitivity"], "sensitivity", "AUC with its interval against strength."))
+        parts.append(
+            markup.image(content.figures["sensitivity"], "sensitivity", "AUC with its interval against strength.")
+        )
     rows = [
         [
             str(row["bricks"]),
             str(row["mismatch"]),
             f"{row['strength']:g}",
             str(row["examples"]),
-            _interval(row, "auc"),
-            corrections.format_p(_float(row["auc_p_value"])),
+            markup.interval(row, "auc"),
+            corrections.format_p(markup.to_float(row["auc_p_value"])),
             OUTCOME_WORDS.get(row["outcome"], str(row["outcome"])),
-            _number(row["minimum_detectable_auc"]),
+            markup.number(row["minimum_detectable_auc"]),
         ]
         for row in content.sensitivity.to_dict(orient="records")
     ]
     header = ["mock bricks", "mismatch", "strength", "test examples", "AUC [interval]", "p", "outcome",
               "minimum detectable AUC"]  # fmt: skip
-    return parts + [_table(header, rows)]
+    return parts + [markup.table(header, rows)]
 
 
 def baselines_section(content: PageContent) -> list[str]:
@@ -248,19 +257,18 @@ def baselines_section(content: PageContent) -> list[str]:
     baselines = content.metrics.get("baselines", [])
     if not baselines:
         return parts + ["<p>No shortcut baselines were run.</p>"]
-    features = " ".join(FEATURE_SET_EXPLANATIONS[name] for name in FEATURE_SETS)
-    parts.append(_note(prose("baselines", features=features, correction=_correction(content))))
+    parts.append(markup.note(prose("baselines", correction=_correction(content))))
     rows, classes = [], []
     for record in baselines:
         comparison = record.get("cnn_vs_baseline", {})
         rows.append(
             [
                 baseline_title(record),
-                _interval(record, "auc"),
+                markup.interval(record, "auc"),
                 corrections.format_p(record["p_adjusted"]),
-                _interval(record, "accuracy"),
-                _number(record["chance"]),
-                _interval(comparison, "auc_difference"),
+                markup.interval(record, "accuracy"),
+                markup.number(record["chance"]),
+                markup.interval(comparison, "auc_difference"),
                 corrections.format_p(comparison.get("p_value", math.nan)),
                 corrections.format_p(comparison.get("mcnemar_p_value", math.nan)),
             ]
@@ -268,26 +276,28 @@ def baselines_section(content: PageContent) -> list[str]:
         classes.append("flagged" if record["significant"] else "")
     header = ["baseline", "AUC [interval]", "adjusted p (AUC)", "accuracy [interval]", "chance",
               "AUC CNN − baseline [interval]", "CNN better: p", "McNemar p"]  # fmt: skip
-    parts.append(_table(header, rows, classes))
+    parts.append(markup.table(header, rows, classes))
     seen, feature_rows, feature_classes = set(), [], []
     for record in baselines:
         for item in record.get("feature_differences", []):
             if item["feature"] in seen:
                 continue
             seen.add(item["feature"])
-            feature_rows.append([item["feature"], _number(item["statistic"]), corrections.format_p(item["p_adjusted"])])
+            feature_rows.append(
+                [item["feature"], markup.number(item["statistic"]), corrections.format_p(item["p_adjusted"])]
+            )
             feature_classes.append("flagged" if item["differs"] else "")
     if feature_rows:
-        parts.append(_note(prose("feature_differences")))
-        parts.append(_table(["feature", "KS statistic", "adjusted p"], feature_rows, feature_classes))
+        parts.append(markup.note(prose("feature_differences")))
+        parts.append(markup.table(["feature", "KS statistic", "adjusted p"], feature_rows, feature_classes))
     return parts
 
 
 def breakdowns_section(content: PageContent) -> list[str]:
-    parts = ["<h2>Breakdowns</h2>", _note(prose("breakdowns", correction=_correction(content)))]
+    parts = ["<h2>Breakdowns</h2>", markup.note(prose("breakdowns", correction=_correction(content)))]
     for key, text in (("accuracy_vs_g", "accuracy_vs_g"), ("breakdowns", "breakdowns_figure")):
         if key in content.figures:
-            parts.append(_image(content.figures[key], key.replace("_", " "), prose(text)))
+            parts.append(markup.image(content.figures[key], key.replace("_", " "), prose(text)))
     table = content.table
     if not len(table):
         return parts
@@ -299,33 +309,37 @@ def breakdowns_section(content: PageContent) -> list[str]:
             [
                 row["bin"],
                 f"{row['examples']} ({row['real']} / {row['fake']})",
-                _interval(row, "auc"),
-                corrections.format_p(_float(row["p_adjusted"])),
+                markup.interval(row, "auc"),
+                corrections.format_p(markup.to_float(row["p_adjusted"])),
                 OUTCOME_WORDS.get(row.get("outcome"), ""),
-                _interval(row, "accuracy"),
-                _number(row["chance"]),
+                markup.interval(row, "accuracy"),
+                markup.number(row["chance"]),
             ]
             for row in (_clean(record) for record in rows_frame.to_dict(orient="records"))
         ]
         parts.append(f"<h3>{html.escape(str(name))}</h3>")
-        parts.append(_table(header, rows, ["flagged" if flagged else "" for flagged in rows_frame["flagged"]]))
+        parts.append(markup.table(header, rows, ["flagged" if flagged else "" for flagged in rows_frame["flagged"]]))
     return parts
 
 
 def mosaics_section(content: PageContent) -> list[str]:
     bands = content.bands
     band = "g" if "g" in bands else (bands[0] if bands else "")
-    parts = ["<h2>Mosaics</h2>", _note(prose("mosaics", band=band))]
+    parts = ["<h2>Mosaics</h2>", markup.note(prose("mosaics", band=band))]
     for percentile, path, pairs in content.mosaics:
         differences = [abs(content.magnitudes[real] - content.magnitudes[fake]) for real, fake in pairs]
         detail = f"largest pair difference {max(differences):.2f} mag" if differences else "no pairs available"
-        parts.append(_image(path, f"mosaic {percentile}", f"{ordinal(percentile)} percentile in brightness; {detail}."))
+        parts.append(
+            markup.image(
+                path, f"mosaic {percentile}", f"{markup.ordinal(percentile)} percentile in brightness; {detail}."
+            )
+        )
     return parts
 
 
 def galleries_section(content: PageContent) -> list[str]:
-    return ["<h2>Galleries</h2>", _note(prose("galleries"))] + [
-        _image(path, title, title + "; P(fake) on the right.") for title, path in content.galleries
+    return ["<h2>Galleries</h2>", markup.note(prose("galleries"))] + [
+        markup.image(path, title, title + "; P(fake) on the right.") for title, path in content.galleries
     ]
 
 
@@ -338,7 +352,7 @@ def _verdict_rows(verdict: dict) -> list[list[str]]:
     rows = [
         ["outcome", OUTCOME_WORDS.get(verdict.get("outcome"), "")],
         ["test examples (real / fake)", f"{verdict['examples']} ({verdict['real']} / {verdict['fake']})"],
-        [f"AUC [{verdict.get('auc_interval_method', '')} interval]", _interval(verdict, "auc")],
+        [f"AUC [{verdict.get('auc_interval_method', '')} interval]", markup.interval(verdict, "auc")],
         ["tolerance: AUC that does not matter", f"up to {0.5 + verdict['tolerance']:.3f}"],
         [
             f"p-value, AUC above 0.5 (Mann-Whitney, {verdict.get('auc_test_method', '')}, one-sided)",
@@ -346,25 +360,25 @@ def _verdict_rows(verdict: dict) -> list[list[str]]:
         ],
         [
             f"minimum detectable AUC (power {verdict['power']:g}, level {verdict['significance']:g})",
-            _number(verdict["minimum_detectable_auc"]),
+            markup.number(verdict["minimum_detectable_auc"]),
         ],
         [
             f"minimum AUC found distinguishable (power {verdict['power']:g})",
-            _number(verdict["minimum_distinguishable_auc"]),
+            markup.number(verdict["minimum_distinguishable_auc"]),
         ],
-        ["total-variation distance, lower bound", _number(verdict["tv_lower_bound"])],
+        ["total-variation distance, lower bound", markup.number(verdict["tv_lower_bound"])],
     ]
     if settle is not None:
         settled = "never" if not math.isfinite(settle) else f"{settle:,.0f}"
         rows.append(["test examples that would settle it (about)", settled])
     rows += [
-        ["accuracy [Clopper-Pearson interval]", _interval(verdict, "accuracy")],
-        ["chance (majority share)", _number(verdict["chance"])],
+        ["accuracy [Clopper-Pearson interval]", markup.interval(verdict, "accuracy")],
+        ["chance (majority share)", markup.number(verdict["chance"])],
         [
             "p-value, accuracy above chance (exact binomial, one-sided)",
             corrections.format_p(verdict["accuracy_p_value"]),
         ],
-        ["log loss (nats)", _number(verdict["log_loss"])],
+        ["log loss (nats)", markup.number(verdict["log_loss"])],
         ["significance level", f"{verdict['significance']:g}"],
         ["interval confidence", f"{verdict['confidence']:g}"],
     ]
@@ -380,61 +394,10 @@ def _correction(content: PageContent) -> str:
     return html.escape(content.metrics.get("correction", ""))
 
 
-def _note(text: str) -> str:
-    return f'<p class="note">{text}</p>'
-
-
-def ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
-
-
-def _number(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
-def _interval(record: dict, key: str, digits: int = 3) -> str:
-    low, high = _number(record.get(key + "_low"), digits), _number(record.get(key + "_high"), digits)
-    return f"{_number(record.get(key), digits)} [{low}, {high}]"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] | None = None) -> str:
-    text_columns = {0}
-    head = "".join(
-        f'<th class="text">{html.escape(h)}</th>' if i in text_columns else f"<th>{html.escape(h)}</th>"
-        for i, h in enumerate(header)
-    )
-    body = []
-    for index, row in enumerate(rows):
-        cells = "".join(
-            (
-                f'<td class="text">{html.escape(str(cell))}</td>'
-                if i in text_columns
-                else f"<td>{html.escape(str(cell))}</td>"
-            )
-            for i, cell in enumerate(row)
-        )
-        css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
-        body.append(f"<tr{css}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _image(path: Path, alt: str, caption: str = "") -> str:
-    caption_html = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="{html.escape(Path(path).name)}" alt="{html.escape(alt)}">{caption_html}</figure>'
-
-
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _clean(record: dict) -> dict:
     return {
-        key: (_float(value) if key not in ("bin", "breakdown", "flagged", "examples", "real", "fake") else value)
+        key: (
+            markup.to_float(value) if key not in ("bin", "breakdown", "flagged", "examples", "real", "fake") else value
+        )
         for key, value in record.items()
     }

@@ -16,8 +16,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.conventions import INVERSE_VARIANCE_PREFIX, is_inverse_variance
+from realfake.conventions import INVERSE_VARIANCE_PREFIX, PIXEL_BINS, is_inverse_variance
 from realfake.report.figures import FAKE_COLOUR, REAL_COLOUR, new_figure, save_figure
+
+
+def draw_pixel_figures(
+    summary: dict | None, attribution: dict | None, metrics: dict, out: Path
+) -> dict[str, list[Path]]:
+    """The figures of the difference in pixels, by section: ``mean_difference`` and ``radial_profile`` (one
+    per magnitude bin, :data:`PIXEL_BINS` of them, a bin the test split lacks drawn as empty) from the mean
+    stamps, ``attribution`` and ``fake_parameters``; a section whose inputs the evaluation did not make is left
+    out (the page says so)."""
+    written: dict[str, list[Path]] = {}
+    if summary is not None:
+        present = summary["counts"].shape[0]
+        for name, draw in (("mean_difference", mean_difference_figure),
+                           ("radial_profile", radial_profile_figure)):  # fmt: skip
+            written[name] = [
+                draw(summary, index, out / f"{name}_{index}.png")
+                if index < present
+                else empty_figure(f"magnitude bin {index}: no test examples", out / f"{name}_{index}.png")
+                for index in range(PIXEL_BINS)
+            ]
+    if attribution is not None:
+        written["attribution"] = [attribution_figure(attribution, out / "attribution.png")]
+    records = metrics.get("fake_parameters") or []
+    if records:
+        tolerance = float(metrics.get("verdict", {}).get("tolerance", 0.0))
+        written["fake_parameters"] = [
+            fake_parameters_figure(pd.DataFrame(records), tolerance, out / "fake_parameters.png")
+        ]
+    return written
 
 
 def _title(name: str) -> str:
