@@ -31,7 +31,7 @@ from realfake.cutouts import CutoutSettings, run_cutouts
 from realfake.mock.layout import mock_brick_names
 from realfake.mock.settings import MockSettings
 from realfake.mock.survey import run_mock_survey
-from realfake.survey import legacy
+from realfake.survey import legacy, obiwan
 
 BRICK_SIZE = 3600
 ORIGINAL_EXAMPLES_PER_SECOND_PER_CORE = 0.17
@@ -70,7 +70,7 @@ def read_coadds(coadd_dirs: list[Path], brick: str, bands: tuple[str, ...]) -> f
 def coadd_dirs_of(settings: CutoutSettings, brick: str) -> list[Path]:
     if settings.kind == "real":
         return [settings.dr5_dir / "coadd" / brick[:3] / brick]
-    return [rsdir.coadd_dir for rsdir in legacy.find_rsdirs(settings.obiwan_dir, brick)]
+    return [rsdir.coadd_dir for rsdir in obiwan.find_rsdirs(settings.obiwan_dir, brick)]
 
 
 def image_paths(coadd_dirs: list[Path], brick: str, bands: tuple[str, ...]) -> list[Path]:

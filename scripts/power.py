@@ -1,6 +1,6 @@
 """Power of the verdict's statistics, and the coverage of its AUC intervals, on synthetic scores.
 
-Usage: .venv/bin/python scripts/power.py [--replications 1000] [--per-class 188] [--seed 1]
+Usage: .venv/bin/python scripts/power.py [--replications 1000] [--per-class 188] [--seed 1] [--results-page]
 
 Scores: a real galaxy's logit is N(0, 1), a fake's N(shift, 1), and the
 probability of fake is the logistic of the logit (a calibrated classifier
@@ -15,7 +15,8 @@ AUC, Phi(shift / sqrt(2)).
    DeLong's, at several sizes: the switch-over point of ``auc.BOOTSTRAP_BELOW``.
 3. The time of each interval at a large size, to show what the switch saves.
 
-The numbers in docs/verdict.md come from this script.
+The numbers in docs/verdict.md come from this script; with ``--results-page`` it
+writes its two tables into their blocks there (scripts/results_page.py).
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ import math
 import time
 
 import numpy as np
+import results_page
 from scipy import stats as scipy_stats
 
-from realfake.stats import auc
+from realfake.stats import auc, tolerance
 from realfake.stats.accuracy import accuracy_test
+
+RESULTS_PAGE = results_page.DOCS / "verdict.md"
+RESULTS_BLOCKS = ("power.py:rejection", "power.py:coverage")
 
 
 def synthetic(rng: np.random.Generator, per_class: int, auc_value: float) -> tuple[np.ndarray, np.ndarray]:
@@ -73,26 +78,34 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=1000)
     parser.add_argument("--per-class", type=int, default=188)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--results-page", action="store_true", help="also write the two tables into their blocks of docs/verdict.md"
+    )
     args = parser.parse_args()
+    if args.results_page:
+        results_page.check_blocks(RESULTS_PAGE, RESULTS_BLOCKS)
     rng = np.random.default_rng(args.seed)
 
     print(f"Rejection rate at level 0.05, {args.per_class} examples per class, {args.replications} replications")
-    print("| true AUC | accuracy (binomial) | AUC (Mann-Whitney) |")
-    print("| --- | --- | --- |")
+    rejection = [
+        "| true AUC | rejection rate, accuracy (binomial) | rejection rate, AUC (Mann-Whitney) |",
+        "| --- | --- | --- |",
+    ]
     for auc_value, accuracy, rank in rejection_rates(rng, args.per_class, (0.5, 0.53, 0.56, 0.6), args.replications):
-        print(f"| {auc_value:.2f} | {accuracy:.3f} | {rank:.3f} |")
+        rejection.append(f"| {auc_value:.2f} | {accuracy:.3f} | {rank:.3f} |")
+    print("\n".join(rejection))
     for per_class in (args.per_class, 4 * args.per_class):
         print(
             f"minimum detectable AUC at {per_class} per class (power 0.8, level 0.05): "
-            f"{auc.minimum_detectable_auc(per_class, per_class):.4f}"
+            f"{tolerance.minimum_detectable_auc(per_class, per_class):.4f}"
         )
 
     replications = max(args.replications // 4, 50)
     print(f"\nCoverage of the 95% AUC interval at true AUC 0.6, {replications} replications (1000 resamples)")
-    print("| examples per class | bootstrap | DeLong |")
-    print("| --- | --- | --- |")
+    coverage = ["| examples per class | bootstrap | DeLong |", "| --- | --- | --- |"]
     for per_class, bootstrap, delong in interval_coverage(rng, (25, 100, 500, 1000), 0.6, replications, 1000):
-        print(f"| {per_class} | {bootstrap:.3f} | {delong:.3f} |")
+        coverage.append(f"| {per_class} | {bootstrap:.3f} | {delong:.3f} |")
+    print("\n".join(coverage))
 
     labels, scores = synthetic(rng, 500_000, 0.55)
     start = time.perf_counter()
@@ -105,6 +118,8 @@ def main() -> None:
         f"\nOne million examples: DeLong interval {delong_seconds:.2f} s; a 1000-resample bootstrap "
         f"{bootstrap_seconds:.0f} s (from 20 resamples); ratio {bootstrap_seconds / delong_seconds:.0f}"
     )
+    if args.results_page:
+        results_page.write_blocks(RESULTS_PAGE, dict(zip(RESULTS_BLOCKS, ("\n".join(rejection), "\n".join(coverage)))))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from realfake import __version__
 from realfake.cutouts import (
     CutoutSettings,
     catalog_columns,
-    cutouts_path,
     expected_attributes,
     input_files,
     run_cutouts,
@@ -47,7 +46,9 @@ from realfake.mock.layout import mock_brick_names, mock_rsdir_names
 from realfake.mock.render import render_sources
 from realfake.mock.settings import MockSettings
 from realfake.mock.survey import run_mock_survey
+from realfake.paths import cutouts_path
 from realfake.survey import legacy
+from realfake.survey.obiwan import find_rsdirs, read_simcat
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -550,7 +551,7 @@ def test_fakes_carry_their_rs_dir_fit_and_reals_their_own_values(mock_survey, tm
     run_cutouts(settings, BRICK, tmp_path / "sim.h5")
     _, sim, attributes = load(tmp_path / "sim.h5")
     assert sim["measured"].all() and len(attributes["fits_from"]) == 4
-    for rsdir in legacy.find_rsdirs(mock_survey / "obiwan", BRICK):
+    for rsdir in find_rsdirs(mock_survey / "obiwan", BRICK):
         tractor = legacy.read_tractor(rsdir.tractor_path)
         fakes = sim[sim["rsdir"] == rsdir.name]
         for _, fake in fakes.iterrows():
@@ -621,7 +622,7 @@ def test_mock_magnitudes_are_the_catalogs_dereddened_magnitudes_for_both_kinds(m
     run_cutouts(CutoutSettings(kind="sim", dr5_dir=dr5, obiwan_dir=obiwan), BRICK, tmp_path / "sim.h5")
     _, sim_catalog, _ = load(tmp_path / "sim.h5")
     for rsdir in sim_catalog["rsdir"].unique():
-        simcat = legacy.read_simcat(obiwan / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
+        simcat = read_simcat(obiwan / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
         simcat = simcat.set_index("id")
         rows = sim_catalog[sim_catalog["rsdir"] == rsdir]
         np.testing.assert_allclose(rows["mag_dered_g"], simcat.loc[rows["id"], "mag_dered_g"], rtol=1e-12)

@@ -16,12 +16,12 @@ from scipy import stats
 from realfake.cli import main
 from realfake.conventions import brick_directory
 from realfake.errors import RealfakeError
-from realfake.mock.brick import MIN_FAKE_SEPARATION
+from realfake.mock.fakes import MIN_FAKE_SEPARATION
 from realfake.mock.layout import mock_brick_names, mock_rsdir_names
 from realfake.mock.render import render_sources
 from realfake.mock.settings import STANDARD_STRENGTH, MockSettings
 from realfake.mock.survey import run_mock_survey
-from realfake.survey import legacy
+from realfake.survey import legacy, obiwan
 from realfake.survey.selection import select
 
 SIZE = 384
@@ -63,10 +63,10 @@ def test_layout_matches_dr5_and_obiwan(mock_none):
     coadd = legacy.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK)
     assert coadd.image.shape == (3, SIZE, SIZE)
     assert coadd.image.dtype == np.float32
-    rsdirs = legacy.find_rsdirs(mock_none / "obiwan", BRICK)
+    rsdirs = obiwan.find_rsdirs(mock_none / "obiwan", BRICK)
     assert [rsdir.name for rsdir in rsdirs] == ["rs0", "rs40"] == mock_rsdir_names(2, 40)
     assert {rsdir.layout for rsdir in rsdirs} == {"current"}
-    simcat = legacy.read_simcat(rsdirs[1].simcat_path)
+    simcat = obiwan.read_simcat(rsdirs[1].simcat_path)
     assert simcat.attrs["schema"] == "current"
     assert list(simcat["id"]) == list(range(40, 80))
     with fits.open(coadd.paths[0]) as hdus:
@@ -140,8 +140,8 @@ def test_catalog_is_measured_not_truth(mock_none):
 def test_fakes_sit_where_the_simcat_says_and_carry_their_flux(mock_none):
     real = legacy.read_coadd(mock_none / "dr5" / "coadd" / "123" / BRICK, BRICK, bands=("r",))
     recovered = []
-    for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK):
-        simcat = legacy.read_simcat(rsdir.simcat_path)
+    for rsdir in obiwan.find_rsdirs(mock_none / "obiwan", BRICK):
+        simcat = obiwan.read_simcat(rsdir.simcat_path)
         sim = legacy.read_coadd(rsdir.coadd_dir, BRICK, bands=("r",))
         x_fits, y_fits = legacy.wcs_pixel(sim.wcs, simcat["ra"], simcat["dec"], origin=1)
         np.testing.assert_allclose(x_fits, simcat["x_fits"], atol=0.01)
@@ -181,14 +181,14 @@ def test_none_fakes_follow_the_selected_real_population(mock_none):
     real_truth = truth[truth["objid"] >= 0].set_index("objid").loc[selected["objid"]]
     fakes = np.concatenate(
         [
-            legacy.read_simcat(rsdir.simcat_path)["flux_dered_r"]
-            for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK)
+            obiwan.read_simcat(rsdir.simcat_path)["flux_dered_r"]
+            for rsdir in obiwan.find_rsdirs(mock_none / "obiwan", BRICK)
         ]
     )
     assert stats.ks_2samp(real_truth["flux_dered_r"], fakes).pvalue > 0.01
     real_radius = real_truth["rhalf"].to_numpy()
     fake_radius = np.concatenate(
-        [legacy.read_simcat(rsdir.simcat_path)["rhalf"] for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK)]
+        [obiwan.read_simcat(rsdir.simcat_path)["rhalf"] for rsdir in obiwan.find_rsdirs(mock_none / "obiwan", BRICK)]
     )
     assert stats.ks_2samp(real_radius, fake_radius).pvalue > 0.01
 
@@ -203,8 +203,8 @@ def test_rs_dir_tractor_catalogs_hold_the_dr5_sources_and_the_fakes_as_selected(
         tractor = legacy.read_tractor(root / rsdir.tractor_path.relative_to(mock_none))
         return tractor.iloc[len(dr5) :].reset_index(drop=True), tractor
 
-    for rsdir in legacy.find_rsdirs(mock_none / "obiwan", BRICK):
-        simcat = legacy.read_simcat(rsdir.simcat_path)
+    for rsdir in obiwan.find_rsdirs(mock_none / "obiwan", BRICK):
+        simcat = obiwan.read_simcat(rsdir.simcat_path)
         fakes, tractor = fits(mock_none, rsdir)
         assert len(tractor) == len(dr5) + len(simcat)
         np.testing.assert_array_equal(tractor["flux_r"].iloc[: len(dr5)], dr5["flux_r"])
@@ -213,7 +213,7 @@ def test_rs_dir_tractor_catalogs_hold_the_dr5_sources_and_the_fakes_as_selected(
         assert select(fakes, "elg_padded").all()
         noise = fakes["flux_r"] - simcat["flux_r"]
         assert (noise != 0).all() and np.abs(noise).median() < 0.2 * simcat["flux_r"].median()
-    rs0 = legacy.find_rsdirs(mock_none / "obiwan", BRICK)[0]
+    rs0 = obiwan.find_rsdirs(mock_none / "obiwan", BRICK)[0]
     none, _ = fits(mock_none, rs0)
     size, _ = fits(mock_variants["size"], rs0)
     exponential = none["type"].isin(["REX", "EXP"]).to_numpy()
@@ -226,16 +226,16 @@ def test_rs_dir_tractor_catalogs_hold_the_dr5_sources_and_the_fakes_as_selected(
 
 def test_no_fake_lies_in_another_fakes_stamp(mock_none):
     """Fakes of one rs dir share its images: they keep apart, so no fake gains neighbours that reals lack."""
-    rsdirs = legacy.find_rsdirs(mock_none / "obiwan", BRICK)
+    rsdirs = obiwan.find_rsdirs(mock_none / "obiwan", BRICK)
     for rsdir in rsdirs:
-        simcat = legacy.read_simcat(rsdir.simcat_path)
+        simcat = obiwan.read_simcat(rsdir.simcat_path)
         assert len(simcat) == 40
         xy = np.stack([simcat["x_fits"], simcat["y_fits"]], axis=1)
         separation = np.abs(xy[:, None] - xy[None, :]).max(axis=2)
         np.fill_diagonal(separation, np.inf)
         assert separation.min() >= MIN_FAKE_SEPARATION > 32  # half a 64-pixel stamp
     # Across rs dirs (separate images) fakes may fall anywhere.
-    ids = [set(legacy.read_simcat(rsdir.simcat_path)["id"]) for rsdir in rsdirs]
+    ids = [set(obiwan.read_simcat(rsdir.simcat_path)["id"]) for rsdir in rsdirs]
     assert not ids[0] & ids[1]
 
 
@@ -243,7 +243,7 @@ def test_mismatches_change_one_thing(mock_none, mock_variants):
     rsdir = "rs0"
 
     def simcat(root):
-        return legacy.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
+        return obiwan.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / rsdir / f"simcat-elg-{BRICK}.fits")
 
     none = simcat(mock_none)
     galaxies = none["rhalf"] > 0
@@ -433,7 +433,7 @@ def _dr5_coadd(root: Path, bands=("r",)):
 
 
 def _rs0_simcat(root: Path):
-    return legacy.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / "rs0" / f"simcat-elg-{BRICK}.fits")
+    return obiwan.read_simcat(root / "obiwan" / "obiwan" / "123" / BRICK / "rs0" / f"simcat-elg-{BRICK}.fits")
 
 
 def _far_from_fakes(root: Path, shape, distance: int = 20) -> np.ndarray:
@@ -484,7 +484,7 @@ def test_edges_keeps_every_fake_half_a_stamp_from_uncovered_pixels(processing_va
         coadd = _dr5_coadd(root, bands=("g", "r", "z"))
         covered = np.pad((coadd.inverse_variance > 0).all(axis=0), 1, constant_values=False)
         margin = distance_transform_cdt(covered, metric="chessboard")[1:-1, 1:-1]
-        fakes = pd.concat([legacy.read_simcat(path) for path in sorted(root.rglob("simcat-elg-*.fits"))])
+        fakes = pd.concat([obiwan.read_simcat(path) for path in sorted(root.rglob("simcat-elg-*.fits"))])
         return margin[np.rint(fakes["y"]).astype(int), np.rint(fakes["x"]).astype(int)]
 
     assert margins(processing_variants["edges"]).min() > 32
@@ -507,3 +507,11 @@ def test_a_strength_that_is_not_a_finite_number_or_past_its_bound_is_refused_say
     with pytest.raises(RealfakeError) as error:
         MockSettings(out=tmp_path, mismatch=mismatch, strength=strength)
     assert str(error.value) == expected
+
+
+@pytest.mark.parametrize("bands", [("z",), ("g", "r"), ("z", "r", "g")])
+def test_the_mock_refuses_any_bands_but_all_of_grz(bands):
+    """The population is drawn and selected in g, r and z: a subset used to pass the settings and fail in the
+    catalogs with a KeyError."""
+    with pytest.raises(RealfakeError, match=r"renders all of g, r, z, in that order; got \["):
+        MockSettings(out=Path("."), bands=bands)

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from realfake.stats import accuracy, auc, bootstrap, corrections
+from realfake.stats import accuracy, auc, bootstrap, corrections, tolerance
 from realfake.stats.auc import AgainstReals, auc_test
 from realfake.stats.settings import StatisticsSettings
 
@@ -147,7 +147,7 @@ def test_the_tolerance_verdict_errs_at_most_at_its_level_on_either_side_of_the_l
     for _ in range(REPLICATIONS):
         labels, scores = shifted_scores(rng, 1000, 0.6)
         result = auc.auc_test(labels, scores, resamples=1)
-        outcomes.append(auc.tolerance_outcome(result.low, result.high, result.p_value, 0.1, 0.05))
+        outcomes.append(tolerance.tolerance_outcome(result.low, result.high, result.p_value, 0.1, 0.05))
     _, high = binomial_band(REPLICATIONS, 0.025)
     assert outcomes.count("distinguishable") <= high
     assert outcomes.count("within_tolerance") + outcomes.count("indistinguishable") <= high
@@ -158,7 +158,7 @@ def test_the_tolerance_verdict_errs_at_most_at_its_level_on_either_side_of_the_l
 def test_the_minimum_detectable_auc_is_detected_with_the_stated_power():
     # The two-sided test at 0.05 rejects on the side of the difference at 0.025.
     per_class = 150
-    detectable = auc.minimum_detectable_auc(per_class, per_class, significance=0.025, power=0.8)
+    detectable = tolerance.minimum_detectable_auc(per_class, per_class, significance=0.025, power=0.8)
     assert 0.55 < detectable < 0.6
     rng = np.random.default_rng(10)
     rejections = sum(
@@ -168,10 +168,10 @@ def test_the_minimum_detectable_auc_is_detected_with_the_stated_power():
     low, high = binomial_band(REPLICATIONS, 0.8)
     assert low <= rejections <= high
     # Four times the examples halve the detectable excess, about.
-    assert auc.minimum_detectable_auc(4 * per_class, 4 * per_class, significance=0.025) - 0.5 == pytest.approx(
+    assert tolerance.minimum_detectable_auc(4 * per_class, 4 * per_class, significance=0.025) - 0.5 == pytest.approx(
         (detectable - 0.5) / 2, rel=0.05
     )
-    assert auc.minimum_detectable_auc(per_class, per_class, significance=0.025, above=0.51) > detectable
+    assert tolerance.minimum_detectable_auc(per_class, per_class, significance=0.025, above=0.51) > detectable
 
 
 def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
@@ -207,7 +207,7 @@ def test_the_mann_whitney_test_has_more_power_than_the_accuracy_test():
     ],
 )
 def test_tolerance_outcomes(low, high, p_value, outcome):
-    assert auc.tolerance_outcome(low, high, p_value, tolerance=0.01, significance=0.05) == outcome
+    assert tolerance.tolerance_outcome(low, high, p_value, tolerance=0.01, significance=0.05) == outcome
 
 
 def test_examples_to_settle_scale_the_interval_as_one_over_root_n_at_the_verdicts_power():
@@ -215,9 +215,9 @@ def test_examples_to_settle_scale_the_interval_as_one_over_root_n_at_the_verdict
     # clearing it with power 0.8 needs ((1.96 + 0.84) / 1.96)^2 times that.
     z_interval, z_power = scipy_stats.norm.ppf(0.975), scipy_stats.norm.ppf(0.8)
     expected = 2500 * ((z_interval + z_power) / z_interval) ** 2
-    assert auc.examples_to_settle(0.53, 0.48, 0.58, 400, 0.01) == pytest.approx(expected)
-    assert auc.examples_to_settle(0.51, 0.46, 0.56, 400, 0.01) == math.inf
-    assert auc.examples_to_settle(0.47, 0.42, 0.52, 400, 0.01) == pytest.approx(expected)  # below: from 0.49
+    assert tolerance.examples_to_settle(0.53, 0.48, 0.58, 400, 0.01) == pytest.approx(expected)
+    assert tolerance.examples_to_settle(0.51, 0.46, 0.56, 400, 0.01) == math.inf
+    assert tolerance.examples_to_settle(0.47, 0.42, 0.52, 400, 0.01) == pytest.approx(expected)  # below: from 0.49
 
 
 def test_the_examples_to_settle_settle_it_with_the_stated_power():
@@ -225,13 +225,13 @@ def test_the_examples_to_settle_settle_it_with_the_stated_power():
     # at that size the verdict is distinguishable in 80% of repetitions (the old formula gave ~50%).
     rng = np.random.default_rng(21)
     pilot = auc.auc_test(*shifted_scores(rng, 500, 0.54), resamples=1, bootstrap_below=0)
-    needed = auc.examples_to_settle(0.54, pilot.auc - (pilot.high - pilot.low) / 2, pilot.auc + (pilot.high -
+    needed = tolerance.examples_to_settle(0.54, pilot.auc - (pilot.high - pilot.low) / 2, pilot.auc + (pilot.high -
                                     pilot.low) / 2, 1000, 0.01)  # fmt: skip
     per_class = int(round(needed / 2))
     settled = 0
     for _ in range(REPLICATIONS // 2):
         result = auc.auc_test(*shifted_scores(rng, per_class, 0.54), resamples=1, bootstrap_below=0)
-        settled += auc.tolerance_outcome(result.low, result.high, result.p_value, 0.01, 0.05) == "distinguishable"
+        settled += tolerance.tolerance_outcome(result.low, result.high, result.p_value, 0.01, 0.05) == "distinguishable"
     low, high = binomial_band(REPLICATIONS // 2, 0.8)
     assert low <= settled <= high, (per_class, settled)
 
@@ -243,8 +243,8 @@ def test_tied_pair_share_and_the_smallest_decisive_split():
     scores = np.where(np.arange(100) % 2 == 0, 0.5, np.arange(100.0))  # half of each class at 0.5
     assert auc.tied_pair_share(labels, scores) == pytest.approx(0.25)
     # m of each: a perfect split's exact two-sided p is 2 / C(2m, m): 0.1 at 3, 0.029 at 4.
-    assert auc.smallest_decisive_split(0.05) == 4
-    assert auc.smallest_decisive_split(0.01) == 5
+    assert tolerance.smallest_decisive_split(0.05) == 4
+    assert tolerance.smallest_decisive_split(0.01) == 5
     perfect = auc.auc_test(np.repeat([0, 1], 4), np.arange(8.0))
     assert perfect.p_value < 0.05
     assert auc.auc_test(np.repeat([0, 1], 3), np.arange(6.0)).p_value >= 0.05
@@ -254,10 +254,10 @@ def test_total_variation_bound_from_the_accuracy_and_the_auc():
     # Each bound at 97.5%, so that the larger of the two holds at 95%.
     labels = np.repeat([0, 1], 100)
     perfect = np.where(labels == 1, 0.9, 0.1)
-    assert auc.tv_lower_bound(labels, perfect) == pytest.approx(2 * 0.025 ** (1 / 200) - 1)
-    assert auc.tv_lower_bound(labels, np.full(200, 0.3)) == 0.0  # always "real": no evidence
+    assert tolerance.tv_lower_bound(labels, perfect) == pytest.approx(2 * 0.025 ** (1 / 200) - 1)
+    assert tolerance.tv_lower_bound(labels, np.full(200, 0.3)) == 0.0  # always "real": no evidence
     unbalanced = np.repeat([0, 1], [150, 50])
-    bound = auc.tv_lower_bound(unbalanced, np.where(unbalanced == 1, 0.9, 0.1))
+    bound = tolerance.tv_lower_bound(unbalanced, np.where(unbalanced == 1, 0.9, 0.1))
     assert bound == pytest.approx(0.0125 ** (1 / 50) + 0.0125 ** (1 / 150) - 1)
     # Unbalanced classes whose scores rank well but sit below 0.5: the accuracy says almost nothing, the AUC
     # (TV >= AUC - 0.5, from its interval's lower end) a lot.
@@ -266,10 +266,10 @@ def test_total_variation_bound_from_the_accuracy_and_the_auc():
     scores = 1 / (1 + np.exp(-(rng.normal(size=labels.size) + 1.9 * labels - 3.0)))
     test = auc.auc_test(labels, scores)
     assert test.auc > 0.88
-    from_accuracy = auc.tv_lower_bound(labels, scores)
-    both = auc.tv_lower_bound(labels, scores, auc_interval=(test.low, test.high))
+    from_accuracy = tolerance.tv_lower_bound(labels, scores)
+    both = tolerance.tv_lower_bound(labels, scores, auc_interval=(test.low, test.high))
     assert from_accuracy < 0.1 and both == pytest.approx(test.low - 0.5)
-    assert auc.tv_lower_bound(labels, -scores + 1, auc_interval=(1 - test.high, 1 - test.low)) >= test.low - 0.5
+    assert tolerance.tv_lower_bound(labels, -scores + 1, auc_interval=(1 - test.high, 1 - test.low)) >= test.low - 0.5
 
 
 # -- the older tests of the accuracy and comparisons ------------------------------------------

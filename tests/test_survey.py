@@ -12,21 +12,21 @@ from astropy.io import fits
 
 from realfake import paths
 from realfake.errors import RealfakeError
-from realfake.survey import legacy
+from realfake.survey import legacy, obiwan
 
 OBIWAN_BRICK = "1238p245"
 ZOOM_BRICK = "1102p240"
 
 
 @pytest.fixture(scope="module")
-def obiwan_rs0(realdata: Path) -> legacy.RsDir:
-    rsdirs = legacy.find_rsdirs(realdata / "obiwan_1238p245_dr5", OBIWAN_BRICK)
+def obiwan_rs0(realdata: Path) -> obiwan.RsDir:
+    rsdirs = obiwan.find_rsdirs(realdata / "obiwan_1238p245_dr5", OBIWAN_BRICK)
     assert len(rsdirs) == 1
     return rsdirs[0]
 
 
 @pytest.fixture(scope="module")
-def obiwan_coadd(obiwan_rs0: legacy.RsDir) -> legacy.Coadd:
+def obiwan_coadd(obiwan_rs0: obiwan.RsDir) -> legacy.Coadd:
     return legacy.read_coadd(obiwan_rs0.coadd_dir, OBIWAN_BRICK, bands=("z",))
 
 
@@ -121,7 +121,7 @@ def _make_rsdirs(root: Path, layout: str, names: list[str], brick_name: str = OB
 # --------------------------------------------------------------------------- real files
 
 
-def test_find_rsdirs_on_real_obiwan_run_finds_rs0_older_layout(obiwan_rs0: legacy.RsDir, realdata: Path) -> None:
+def test_find_rsdirs_on_real_obiwan_run_finds_rs0_older_layout(obiwan_rs0: obiwan.RsDir, realdata: Path) -> None:
     base = realdata / "obiwan_1238p245_dr5" / "elg" / "123" / OBIWAN_BRICK / "rs0"
     assert (obiwan_rs0.name, obiwan_rs0.layout) == ("rs0", "older")
     assert obiwan_rs0.coadd_dir == base / "coadd"
@@ -129,7 +129,7 @@ def test_find_rsdirs_on_real_obiwan_run_finds_rs0_older_layout(obiwan_rs0: legac
     assert obiwan_rs0.tractor_path == base / "tractor" / "tractor-1238p245.fits"
 
 
-def test_read_tractor_on_real_catalog(obiwan_rs0: legacy.RsDir) -> None:
+def test_read_tractor_on_real_catalog(obiwan_rs0: obiwan.RsDir) -> None:
     tractor = legacy.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
     assert list(tractor["type"]) == ["PSF", "PSF"]
     assert list(tractor["brickname"]) == [OBIWAN_BRICK] * 2
@@ -144,7 +144,7 @@ def test_read_tractor_on_real_catalog(obiwan_rs0: legacy.RsDir) -> None:
     np.testing.assert_allclose(tractor["mag_dered_z"], 22.5 - 2.5 * np.log10(expected))
 
 
-def test_real_tractor_bx_by_are_the_0_indexed_wcs_pixel(obiwan_rs0: legacy.RsDir, obiwan_coadd: legacy.Coadd) -> None:
+def test_real_tractor_bx_by_are_the_0_indexed_wcs_pixel(obiwan_rs0: obiwan.RsDir, obiwan_coadd: legacy.Coadd) -> None:
     tractor = legacy.read_tractor(obiwan_rs0.tractor_path, bands=("z",))
     x, y = legacy.wcs_pixel(obiwan_coadd.wcs, tractor["ra"], tractor["dec"], origin=0)
     assert x.dtype == np.float64
@@ -152,8 +152,8 @@ def test_real_tractor_bx_by_are_the_0_indexed_wcs_pixel(obiwan_rs0: legacy.RsDir
     np.testing.assert_allclose(y, tractor["by"], atol=0.01)
 
 
-def test_real_simcat_x_y_are_1_indexed_fits_pixels(obiwan_rs0: legacy.RsDir, obiwan_coadd: legacy.Coadd) -> None:
-    simcat = legacy.read_simcat(obiwan_rs0.simcat_path)
+def test_real_simcat_x_y_are_1_indexed_fits_pixels(obiwan_rs0: obiwan.RsDir, obiwan_coadd: legacy.Coadd) -> None:
+    simcat = obiwan.read_simcat(obiwan_rs0.simcat_path)
     x_fits, y_fits = legacy.wcs_pixel(obiwan_coadd.wcs, simcat["ra"], simcat["dec"], origin=1)
     np.testing.assert_allclose(simcat["x_fits"], x_fits, atol=0.01)
     np.testing.assert_allclose(simcat["y_fits"], y_fits, atol=0.01)
@@ -162,9 +162,9 @@ def test_real_simcat_x_y_are_1_indexed_fits_pixels(obiwan_rs0: legacy.RsDir, obi
     np.testing.assert_allclose(simcat["y"], y, atol=0.01)
 
 
-def test_real_older_simcat_normalised_columns_and_units(obiwan_rs0: legacy.RsDir) -> None:
+def test_real_older_simcat_normalised_columns_and_units(obiwan_rs0: obiwan.RsDir) -> None:
     raw = fits.getdata(obiwan_rs0.simcat_path, ext=1)
-    simcat = legacy.read_simcat(obiwan_rs0.simcat_path)
+    simcat = obiwan.read_simcat(obiwan_rs0.simcat_path)
     assert simcat.attrs["schema"] == "older" and (simcat["schema"] == "older").all()
     assert simcat.attrs["path"] == str(obiwan_rs0.simcat_path)
     assert simcat["id"].dtype == np.int64 and list(simcat["id"]) == list(raw["id"])
@@ -178,14 +178,14 @@ def test_real_older_simcat_normalised_columns_and_units(obiwan_rs0: legacy.RsDir
     assert simcat[["mw_transmission_z", "flux_dered_z", "mag_dered_z"]].isna().all().all()
 
     transmission = {"g": 0.8, "r": 0.9, "z": 0.95}
-    dereddened = legacy.read_simcat(obiwan_rs0.simcat_path, mw_transmission=transmission)
+    dereddened = obiwan.read_simcat(obiwan_rs0.simcat_path, mw_transmission=transmission)
     for band in ("g", "r", "z"):
         expected = raw[f"{band}flux"] / transmission[band]
         np.testing.assert_allclose(dereddened[f"flux_dered_{band}"], expected)
         np.testing.assert_allclose(dereddened[f"mag_dered_{band}"], 22.5 - 2.5 * np.log10(expected))
 
 
-def test_read_coadd_on_real_z_only_brick(obiwan_rs0: legacy.RsDir, obiwan_coadd: legacy.Coadd) -> None:
+def test_read_coadd_on_real_z_only_brick(obiwan_rs0: obiwan.RsDir, obiwan_coadd: legacy.Coadd) -> None:
     assert obiwan_coadd.bands == ("z",)
     assert obiwan_coadd.image.shape == (1, 3600, 3600) and obiwan_coadd.image.dtype == np.float32
     assert obiwan_coadd.inverse_variance.shape == (1, 3600, 3600) and obiwan_coadd.inverse_variance.dtype == np.float32
@@ -202,7 +202,7 @@ def test_read_coadd_on_real_z_only_brick(obiwan_rs0: legacy.RsDir, obiwan_coadd:
     assert obiwan_coadd.paths[0].name == "legacysurvey-1238p245-image-z.fits.fz"
 
 
-def test_read_coadd_of_missing_band_names_the_missing_file(obiwan_rs0: legacy.RsDir) -> None:
+def test_read_coadd_of_missing_band_names_the_missing_file(obiwan_rs0: obiwan.RsDir) -> None:
     with pytest.raises(RealfakeError, match="legacysurvey-1238p245-image-g.fits.fz"):
         legacy.read_coadd(obiwan_rs0.coadd_dir, OBIWAN_BRICK, bands=("g", "r", "z"))
 
@@ -341,9 +341,9 @@ def test_read_tractor_without_flux_g_names_file_and_column(tmp_path: Path) -> No
 
 
 def test_current_simcat_normalises_to_the_older_columns(tmp_path: Path) -> None:
-    older = legacy.read_simcat(_write_table(tmp_path / "older.fits", _older_simcat_columns()))
+    older = obiwan.read_simcat(_write_table(tmp_path / "older.fits", _older_simcat_columns()))
     current_path = _write_table(tmp_path / "current.fits", _current_simcat_columns())
-    current = legacy.read_simcat(current_path, mw_transmission={"g": 0.1, "r": 0.1, "z": 0.1})
+    current = obiwan.read_simcat(current_path, mw_transmission={"g": 0.1, "r": 0.1, "z": 0.1})
     assert list(current.columns) == list(older.columns)
     assert current.attrs["schema"] == "current" and (current["schema"] == "current").all()
     assert current.dtypes.drop("schema").equals(older.dtypes.drop("schema"))
@@ -361,7 +361,7 @@ def test_simcat_of_neither_schema_names_file_and_columns(tmp_path: Path) -> None
     del columns["phi"]
     path = _write_table(tmp_path / "simcat-elg-1238p245.fits", columns)
     with pytest.raises(RealfakeError, match="phi") as error:
-        legacy.read_simcat(path)
+        obiwan.read_simcat(path)
     assert str(path) in str(error.value)
 
 
@@ -376,7 +376,7 @@ def test_find_rsdirs_sorts_and_ignores_other_dirs(tmp_path: Path, layout: str) -
     _make_rsdirs(tmp_path, layout, RSDIR_NAMES_SHUFFLED + ["rs0_old", "rsx", "extra_rs5"])
     brick_dir = tmp_path / ("obiwan" if layout == "current" else "elg") / "123" / OBIWAN_BRICK
     (brick_dir / "rs2000").mkdir()  # no simcat: not a finished rs dir
-    rsdirs = legacy.find_rsdirs(tmp_path, OBIWAN_BRICK)
+    rsdirs = obiwan.find_rsdirs(tmp_path, OBIWAN_BRICK)
     assert [rsdir.name for rsdir in rsdirs] == RSDIR_NAMES_SORTED
     assert {rsdir.layout for rsdir in rsdirs} == {layout}
     assert all(rsdir.simcat_path.is_file() for rsdir in rsdirs)
@@ -390,9 +390,9 @@ def test_find_rsdirs_sorts_and_ignores_other_dirs(tmp_path: Path, layout: str) -
 
 
 def test_find_rsdirs_refuses_both_layouts_and_returns_empty_for_none(tmp_path: Path) -> None:
-    assert legacy.find_rsdirs(tmp_path, OBIWAN_BRICK) == []
+    assert obiwan.find_rsdirs(tmp_path, OBIWAN_BRICK) == []
     _make_rsdirs(tmp_path, "current", ["rs0"])
     _make_rsdirs(tmp_path, "older", ["rs500"])
     with pytest.raises(RealfakeError, match=f"brick {OBIWAN_BRICK} .*both layouts"):
-        legacy.find_rsdirs(tmp_path, OBIWAN_BRICK)
-    assert legacy.find_rsdirs(tmp_path, "1102p240") == []
+        obiwan.find_rsdirs(tmp_path, OBIWAN_BRICK)
+    assert obiwan.find_rsdirs(tmp_path, "1102p240") == []

@@ -10,9 +10,10 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from realfake.stats import auc, corrections
+from realfake.stats import auc, corrections, tolerance
+from realfake.stats.breakdowns import BREAKDOWN_COLUMNS, breakdowns
 from realfake.stats.settings import StatisticsSettings
-from realfake.stats.verdict import BREAKDOWN_COLUMNS, breakdowns, verdict
+from realfake.stats.verdict import verdict
 
 SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
 
@@ -68,7 +69,7 @@ def test_chance_scores_at_the_demo_size_are_inconclusive_and_say_what_would_sett
     assert record["outcome"] == "inconclusive" and not record["significant"]
     assert record["auc_low"] < 0.51 < record["auc_high"]
     # The test is two-sided: each side at half the level.
-    assert record["minimum_detectable_auc"] == pytest.approx(auc.minimum_detectable_auc(188, 188, 0.025))
+    assert record["minimum_detectable_auc"] == pytest.approx(tolerance.minimum_detectable_auc(188, 188, 0.025))
     assert record["examples_to_settle"] > record["examples"]
     assert record["sentence"].startswith(
         "Not settled whether the CNN tells fakes from real galaxies beyond the tolerance"
@@ -290,7 +291,7 @@ def test_bins_on_the_edge_of_the_band_are_rarely_called_distinguishable_by_chanc
     # 40 bins whose true AUC is exactly 0.5 + tolerance: with the bins' own 95% intervals some bin came out
     # distinguishable in most runs (63 of 100 here); the simultaneous (Bonferroni) intervals keep it at most 5%
     # (band: the 99.9% binomial limit at 100 runs).
-    from realfake.stats.verdict import with_corrected_outcomes
+    from realfake.stats.breakdowns import with_corrected_outcomes
 
     rng = np.random.default_rng(44)
     settings = StatisticsSettings(tolerance=0.01)

@@ -1,9 +1,9 @@
 """Content digests: SHA-256 of arrays, fed without copying them, and of files.
 
 The cutouts files' ``content_sha256`` (:func:`realfake.formats.cutouts.content_digest`)
-and the shard set's identity (:func:`realfake.formats.shardset.shard_set_identity`) are
+and the shard set's identity (:func:`realfake.formats.manifest.shard_set_identity`) are
 built from these, so the two stages hash arrays the same way, and so is a
-model's identity (:func:`realfake.evaluation.predict.model_digest`, of its weights).
+model's identity (:func:`realfake.formats.model.model_digest`, of its weights).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ original obiwan code when they did not):
 
 Real sources are the tractor catalog of the DR5 brick passing a named
 selection (:mod:`realfake.survey.selection`, default ``elg_padded``). Fakes are every
-simcat row of every rs dir of the brick (:func:`realfake.survey.legacy.find_rsdirs`),
+simcat row of every rs dir of the brick (:func:`realfake.survey.obiwan.find_rsdirs`),
 each cut from the coadd of the rs dir it was injected in. Fakes are *not* cut
 by the selection unless ``select_fakes``: a simcat holds the *true* parameters
 obiwan drew (already in the parameter space of interest), while the selection
@@ -40,9 +40,8 @@ shape the two classes' distributions differently.
 """
 
 from realfake.conventions import KINDS
-from realfake.cutouts.batch import read_brick_list, run_cutouts_batch
+from realfake.cutouts.batch import run_cutouts_batch
 from realfake.cutouts.brick import (
-    cutouts_path,
     expected_attributes,
     input_files,
     read_survey_bricks,
@@ -67,14 +66,12 @@ __all__ = [
     "catalog_columns",
     "column_descriptions",
     "cut_stamps",
-    "cutouts_path",
     "expected_attributes",
     "fake_source_table",
     "fake_type",
     "input_files",
     "run_cutouts",
     "run_cutouts_batch",
-    "read_brick_list",
     "read_survey_bricks",
     "real_source_table",
 ]

@@ -7,21 +7,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from realfake.conventions import parse_brick_list
-from realfake.cutouts.brick import cutouts_path, expected_attributes, read_survey_bricks, run_cutouts
+from realfake.cutouts.brick import expected_attributes, read_survey_bricks, run_cutouts
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import catalog_columns, cutouts_file_is_complete
+from realfake.paths import cutouts_path, read_brick_list
 from realfake.progress import say
-
-
-def read_brick_list(path: Path) -> list[str]:
-    """Brick names from a text file, one per line; blank lines and text after # are ignored
-    (:func:`realfake.conventions.parse_brick_list`: a bad or repeated name is an error naming its line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise RealfakeError(f"brick list not found: {path}")
-    return parse_brick_list(path.read_text(), str(path))
 
 
 def _mpi_rank_and_size() -> tuple[int, int]:

@@ -17,12 +17,7 @@ from realfake.cutouts.sources import _select, fake_selection_view, fake_source_t
 from realfake.cutouts.stamps import cut_sources
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
-from realfake.survey import legacy
-
-
-def cutouts_path(out_dir: Path, brick_name: str) -> Path:
-    """``<out_dir>/<AAA>/<brick>.h5``, the batch mode's (and the workflow's) file of a brick."""
-    return Path(out_dir) / brick_directory(brick_name) / f"{brick_name}.h5"
+from realfake.survey import legacy, obiwan
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +67,7 @@ def _reals_from_rsdirs(settings: CutoutSettings, brick_name: str, sources: pd.Da
     remaining = sources
     rsdirs = _rsdirs(settings, brick_name)
     for rsdir in rsdirs:
-        simcat = legacy.read_simcat(rsdir.simcat_path)
+        simcat = obiwan.read_simcat(rsdir.simcat_path)
         coadd = legacy.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
         inputs += [str(rsdir.simcat_path), *map(str, coadd.paths)]
         near = _near_fakes(remaining, simcat, coadd, settings.real_exclusion_radius)
@@ -106,20 +101,20 @@ def _median_transmission(tractor_path: Path, bands: Sequence[str]) -> dict[str, 
     return medians if usable else None
 
 
-def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: legacy.RsDir) -> tuple[pd.DataFrame, list[str], str]:
+def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: obiwan.RsDir) -> tuple[pd.DataFrame, list[str], str]:
     """The simcat of ``rsdir`` with Milky Way transmissions, the files read, and where the transmissions came from.
 
     An older-schema simcat has no transmissions: they are the per-band median
     of the rs dir's tractor catalog if it has them, else of the DR5 brick's.
     """
-    simcat = legacy.read_simcat(rsdir.simcat_path)
+    simcat = obiwan.read_simcat(rsdir.simcat_path)
     if simcat.attrs["schema"] != "older":
         return simcat, [str(rsdir.simcat_path)], f"{rsdir.name}: simcat"
     dr5_tractor = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
     for tractor_path in (rsdir.tractor_path, dr5_tractor):
         transmission = _median_transmission(tractor_path, settings.bands)
         if transmission is not None:
-            simcat = legacy.read_simcat(rsdir.simcat_path, transmission)
+            simcat = obiwan.read_simcat(rsdir.simcat_path, transmission)
             return simcat, [str(rsdir.simcat_path), str(tractor_path)], f"{rsdir.name}: median of {tractor_path}"
     columns = ", ".join(f"mw_transmission_{band}" for band in settings.bands)
     raise RealfakeError(
@@ -128,8 +123,8 @@ def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: legacy.RsDir) 
     )
 
 
-def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[legacy.RsDir]:
-    rsdirs = legacy.find_rsdirs(settings.obiwan_dir, brick_name)
+def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[obiwan.RsDir]:
+    rsdirs = obiwan.find_rsdirs(settings.obiwan_dir, brick_name)
     if not rsdirs:
         raise _no_rsdirs(settings, brick_name)
     return rsdirs
@@ -185,7 +180,7 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
     files = [str(legacy.find_brick_table(dr5_dir))]
     if settings.cuts_reals_from_rsdirs:
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
-        rsdirs = legacy.rsdir_locations(settings.obiwan_dir, brick_name)
+        rsdirs = obiwan.rsdir_locations(settings.obiwan_dir, brick_name)
         if not rsdirs:
             raise _no_rsdirs(settings, brick_name)
         coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
@@ -194,7 +189,7 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
         coadd_dirs = [paths.dr5_file(dr5_dir, "coadd_dir", brick_name)]
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
     else:
-        rsdirs = legacy.rsdir_locations(settings.obiwan_dir, brick_name)
+        rsdirs = obiwan.rsdir_locations(settings.obiwan_dir, brick_name)
         if not rsdirs:
             raise _no_rsdirs(settings, brick_name)
         coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]

@@ -101,7 +101,7 @@ def fake_type(sersic_n: np.ndarray, rhalf: np.ndarray) -> np.ndarray:
 def fake_source_table(
     simcat: pd.DataFrame, brick_name: str, rsdir: str, bands: Sequence[str], tractor: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Source table of simcat rows (as :func:`realfake.survey.legacy.read_simcat` returns them).
+    """Source table of simcat rows (as :func:`realfake.survey.obiwan.read_simcat` returns them).
 
     ``tractor``, the rs dir's tractor catalog (legacypipe re-run on the images
     with the fakes), gives each fake its fit: the tractor source nearest to the
@@ -144,7 +144,7 @@ def _with_fit(table: pd.DataFrame, fits: pd.DataFrame, measured: np.ndarray, ban
 
 
 def fake_selection_view(simcat: pd.DataFrame) -> pd.DataFrame:
-    """Simcat rows (as :func:`realfake.survey.legacy.read_simcat` returns them) dressed as a tractor catalog,
+    """Simcat rows (as :func:`realfake.survey.obiwan.read_simcat` returns them) dressed as a tractor catalog,
     so that a named selection can cut fakes.
 
     True values stand in for the measured ones: fluxes and transmissions of all

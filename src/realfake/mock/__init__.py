@@ -21,6 +21,6 @@ Layout written under ``out`` (``AAA`` = first three characters of the brick):
 - ``obiwan/tractor/AAA/<brick>/<rsdir>/tractor-<brick>.fits``: legacypipe's
   re-fit of the rs dir images: the DR5 sources and the fakes, measured (the
   fakes' measured values are those they were selected on, see
-  :func:`realfake.mock.brick.draw_fakes`);
+  :func:`realfake.mock.fakes.draw_fakes`);
 - ``truth/AAA/truth-<brick>.fits``: the true scene (mock only).
 """

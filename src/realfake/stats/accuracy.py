@@ -2,8 +2,9 @@
 
 Pure numpy/scipy/scikit-learn functions on arrays of labels (int, fake = 1,
 real = 0) and scores (float, the predicted probability of fake). Nothing here
-knows about models, shards or files. The AUC test, its intervals, power and
-the tolerance outcome are in :mod:`realfake.stats.auc`.
+knows about models, shards or files. The AUC test and its intervals are in
+:mod:`realfake.stats.auc`, its power and the tolerance outcome in
+:mod:`realfake.stats.tolerance`.
 
 - Accuracy is tested against chance with an *exact* one-sided binomial test
   (``scipy.stats.binomtest``, ``alternative="greater"``), chance being the

@@ -1,4 +1,4 @@
-"""The AUC as the verdict's statistic: its test, its intervals, its power, and the outcome against a tolerance.
+"""The AUC as the verdict's statistic: its test and its intervals.
 
 The AUC is the probability that a random fake scores higher than a random real
 (ties count half): 0.5 when the CNN sees no difference, 1 when it separates
@@ -17,18 +17,17 @@ higher) is kept beside it.
   variance of the AUC from its structural components, computed from midranks
   in O(N log N)) from ``BOOTSTRAP_BELOW`` examples up, and the class-stratified
   percentile bootstrap (:func:`realfake.stats.bootstrap.bootstrap_aucs`) below.
+  With clusters (test bricks) the interval and p-values are the cluster-robust
+  ones (:mod:`realfake.stats.clusters`).
+- :class:`AgainstReals`: many sets of fakes tested against the same reals.
 - :func:`paired_auc_difference`: two scorers on the same examples.
-- :func:`tolerance_outcome`: indistinguishable, within tolerance,
-  distinguishable or inconclusive, from the interval, the p-value and the
-  tolerance, on both sides of 0.5.
-- :func:`minimum_detectable_auc`: the AUC the test detects with a given power.
-- :func:`tv_lower_bound`: the lower bound on the total-variation distance
-  between the classes implied by the held-out accuracy.
+
+The outcome against the tolerance and the test's power are
+:mod:`realfake.stats.tolerance`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -36,8 +35,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from realfake.stats.accuracy import predicted_labels
 from realfake.stats.bootstrap import bootstrap_aucs, percentile_interval
+from realfake.stats.clusters import (
+    MIN_CLUSTERS,
+    cluster_codes,
+    cluster_robust,
+    cluster_standard_error,
+    clustered_variance,
+)
 
 # The Mann-Whitney p-value is exact up to this many real-fake pairs (and no tied scores): scipy's
 # exact distribution costs 10 ms at 100 x 100 pairs and seconds at 400 x 400.
@@ -47,11 +52,6 @@ EXACT_MAX_PAIRS = 10_000
 # permutation one (enumerated), where the normal approximation is poor (3 + 3 perfectly split: 0.047 against
 # the exact 0.1).
 EXACT_TIED_ARRANGEMENTS = 20_000
-
-# From this many clusters (test bricks) on, the interval and p-value are the cluster-robust ones, with the brick
-# as the unit (Obuchowski 1997, Student t on clusters - 1 degrees of freedom); with fewer, a brick-level variance
-# rests on too few bricks to mean much, and the examples are taken as independent (the verdict says so).
-MIN_CLUSTERS = 20
 
 # From this many examples on, AUC intervals are DeLong's (O(N log N)) rather than bootstrapped
 # (O(resamples x N)): see the module docstring and scripts/power.py for the coverage of both.
@@ -245,103 +245,6 @@ def auc_test(
     return cluster_robust(result, standard_error, count, confidence, min_clusters)
 
 
-def cluster_standard_error(components: _Components, labels: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
-    """The AUC's standard error with clusters as the independent units, and the number of clusters.
-
-    Obuchowski (1997): with K clusters, S10_k and S01_k the sums of the fakes' and
-    the reals' DeLong components in cluster k, m_k and n_k its fakes and reals,
-    Var = K / (K - 1) [sum (S10_k - m_k A)^2 / N_f^2 + sum (S01_k - n_k A)^2 / N_r^2
-    + 2 sum (S10_k - m_k A)(S01_k - n_k A) / (N_f N_r)]: :func:`clustered_variance`
-    of the influences (V10 - A) / N_f and (V01 - A) / N_r. O(N) given the components.
-    """
-    codes = _cluster_codes(clusters)
-    fakes, reals = labels == 1, labels == 0
-    value = components.auc
-    return clustered_variance(
-        (components.fake - value) / components.fake.size,
-        codes[fakes],
-        (components.real - value) / components.real.size,
-        codes[reals],
-    )
-
-
-def clustered_variance(
-    fake_influence: np.ndarray, fake_codes: np.ndarray, real_influence: np.ndarray, real_codes: np.ndarray
-) -> tuple[float, int]:
-    """The standard error of a statistic that is, to first order, the sum of per-example influences, with
-    clusters (integer ``*_codes``) as the independent units: sqrt(K / (K - 1) sum_k (influences in k)^2), and
-    K, the clusters holding an example. NaN with fewer than 2 clusters."""
-    fake_codes, real_codes = _cluster_codes(fake_codes), _cluster_codes(real_codes)
-    slots = int(max(fake_codes.max(initial=-1), real_codes.max(initial=-1))) + 1
-    if slots < 2:
-        return math.nan, max(slots, 0)
-    occupied = np.bincount(fake_codes, minlength=slots) + np.bincount(real_codes, minlength=slots)
-    count = int(np.count_nonzero(occupied))
-    if count < 2:
-        return math.nan, count
-    sums = np.bincount(fake_codes, weights=fake_influence, minlength=slots) + np.bincount(
-        real_codes, weights=real_influence, minlength=slots
-    )
-    return math.sqrt(max(float(count / (count - 1) * np.dot(sums, sums)), 0.0)), count
-
-
-def _cluster_codes(clusters: np.ndarray) -> np.ndarray:
-    """Non-negative integer codes of cluster labels: integer labels as they are (:func:`brick_codes` gives
-    them once for a whole table, so that its subsets are not sorted again), anything else numbered."""
-    clusters = np.asarray(clusters)
-    if np.issubdtype(clusters.dtype, np.integer) and (clusters.size == 0 or clusters.min() >= 0):
-        return clusters.astype(np.int64, copy=False)
-    return np.unique(clusters, return_inverse=True)[1].reshape(-1)
-
-
-def brick_codes(table) -> np.ndarray | None:
-    """Each row's brick (``brickname``) as an integer code, the unit of the cluster-robust statistics; None
-    without the column. Hashed once (O(N)), where sorting 12 million brick names per bin would cost minutes."""
-    if "brickname" not in table.columns:
-        return None
-    import pandas as pd
-
-    codes = pd.factorize(table["brickname"], sort=False)[0].astype(np.int64)
-    codes[codes < 0] = codes.max(initial=-1) + 1  # rows without a brick name: one cluster of their own
-    return codes
-
-
-def cluster_robust(
-    result: AucTest, standard_error: float, count: int, confidence: float, min_clusters: int = MIN_CLUSTERS
-) -> AucTest:
-    """``result`` with the interval and p-values of the cluster-robust ``standard_error`` over ``count``
-    clusters (Student t on count - 1 degrees of freedom) when there are at least ``min_clusters`` (see
-    :func:`auc_test`), the independent ones kept in ``independent``; else ``result`` with ``clusters`` set."""
-    if count < min_clusters or not math.isfinite(standard_error):
-        return dataclasses.replace(result, clusters=count)
-    freedom = count - 1
-    half_width = stats.t.ppf(0.5 + confidence / 2.0, freedom) * standard_error
-    value = result.auc
-    if standard_error > 0:
-        statistic = (value - 0.5) / standard_error
-        p_value, greater = float(2.0 * stats.t.sf(abs(statistic), freedom)), float(stats.t.sf(statistic, freedom))
-    else:  # every cluster the same: no spread to test against
-        p_value, greater = (1.0, 1.0) if value == 0.5 else (0.0, float(value < 0.5))
-    independent = {
-        "low": result.low,
-        "high": result.high,
-        "standard_error": result.standard_error,
-        "p_value": result.p_value,
-    }
-    return dataclasses.replace(
-        result,
-        low=max(0.0, value - half_width),
-        high=min(1.0, value + half_width),
-        interval="cluster",
-        standard_error=standard_error,
-        p_value=min(1.0, p_value),
-        p_value_greater=greater,
-        test="cluster",
-        clusters=count,
-        independent=independent,
-    )
-
-
 class AgainstReals:
     """The reals' scores sorted once, to test many sets of fakes against all of them.
 
@@ -361,7 +264,7 @@ class AgainstReals:
         _, counts = np.unique(self.sorted, return_counts=True)
         self.tie_sum = float(np.sum(counts.astype(np.float64) ** 3 - counts))
         # Each real's cluster (integer code), in the order of the sorted scores and of the components.
-        self.clusters = None if clusters is None else _cluster_codes(clusters)
+        self.clusters = None if clusters is None else cluster_codes(clusters)
         self.sorted_clusters = None if clusters is None else self.clusters[order]
 
     def components(self, fakes: np.ndarray) -> _Components:
@@ -403,7 +306,7 @@ class AgainstReals:
         clustered = fake_clusters is not None and self.clusters is not None
         if n_fake == 0 or n_real == 0 or n_fake + n_real < bootstrap_below or n_fake * n_real <= EXACT_MAX_PAIRS:
             labels = np.concatenate([np.zeros(n_real, dtype=np.int8), np.ones(n_fake, dtype=np.int8)])
-            clusters = np.concatenate([self.clusters, _cluster_codes(fake_clusters)]) if clustered else None
+            clusters = np.concatenate([self.clusters, cluster_codes(fake_clusters)]) if clustered else None
             return auc_test(
                 labels, np.concatenate([self.reals, fakes]), confidence, resamples, rng, bootstrap_below, clusters
             )
@@ -418,7 +321,7 @@ class AgainstReals:
             return result
         cluster_error, count = clustered_variance(
             (components.fake - value) / n_fake,
-            _cluster_codes(fake_clusters),
+            cluster_codes(fake_clusters),
             (components.real - value) / n_real,
             self.sorted_clusters,
         )
@@ -458,112 +361,6 @@ def paired_auc_difference(
     return {"difference": difference, "low": low, "high": high, "p_value": p_value, "method": method}
 
 
-def null_auc_standard_error(n_real: int, n_fake: int) -> float:
-    """The standard error of the AUC when both classes come from one continuous distribution:
-    sqrt((n_real + n_fake + 1) / (12 n_real n_fake)) (the Mann-Whitney U variance, scaled)."""
-    return math.sqrt((n_real + n_fake + 1) / (12.0 * n_real * n_fake))
-
-
-def hanley_mcneil_standard_error(auc_value: float, n_real: int, n_fake: int) -> float:
-    """The standard error of an AUC of ``auc_value`` (Hanley & McNeil 1982, exponential score model)."""
-    q1 = auc_value / (2.0 - auc_value)
-    q2 = 2.0 * auc_value**2 / (1.0 + auc_value)
-    variance = (
-        auc_value * (1 - auc_value) + (n_fake - 1) * (q1 - auc_value**2) + (n_real - 1) * (q2 - auc_value**2)
-    ) / (n_fake * n_real)
-    return math.sqrt(max(variance, 0.0))
-
-
-def minimum_detectable_auc(
-    n_real: int, n_fake: int, significance: float = 0.05, power: float = 0.8, above: float = 0.5
-) -> float:
-    """The AUC that a one-sided test at level ``significance`` tells from ``above`` with probability ``power``.
-
-    Solves A = above + z(1 - significance) SE0 + z(power) SE(A), SE0 the
-    standard error at ``above`` (the null one at 0.5) and SE(A) Hanley and
-    McNeil's at A (normal approximations; good from a few tens of examples per
-    class). With ``above`` = 0.5 + tolerance this is the AUC whose interval's
-    lower bound clears the tolerance with that power. NaN without both classes.
-    """
-    if n_real < 1 or n_fake < 1:
-        return math.nan
-    z_level, z_power = stats.norm.ppf(1 - significance), stats.norm.ppf(power)
-    at_start = (
-        null_auc_standard_error(n_real, n_fake) if above == 0.5 else hanley_mcneil_standard_error(above, n_real, n_fake)
-    )
-    value = above + (z_level + z_power) * at_start
-    for _ in range(50):  # fixed point: SE(A) changes slowly with A
-        value = min(
-            1.0, above + z_level * at_start + z_power * hanley_mcneil_standard_error(min(value, 1.0), n_real, n_fake)
-        )
-    return float(value)
-
-
-def tolerance_outcome(low: float, high: float, p_value: float, tolerance: float, significance: float) -> str:
-    """The outcome against the tolerance band [0.5 - tolerance, 0.5 + tolerance], on both sides of 0.5.
-
-    ``low`` and ``high`` are the AUC's two-sided interval at confidence 1 -
-    ``significance`` and ``p_value`` the two-sided test against 0.5, so that the
-    interval and the test speak at one level; an outcome never contradicts the
-    test:
-
-    - ``distinguishable``: the whole interval lies outside the band (above it:
-      the fakes score higher; below it: lower) and the test is significant;
-    - ``within_tolerance``: the interval lies inside the band but excludes 0.5,
-      and the test is significant;
-    - ``indistinguishable``: the interval lies inside the band, and the test
-      finds no difference from 0.5 (or the interval includes 0.5);
-    - ``inconclusive``: anything else: the interval straddles an edge of the
-      band, is undefined, or lies outside the band with a test that is not
-      significant (a test split too small to decide: a few examples can give an
-      interval of zero width).
-    """
-    upper, lower = 0.5 + tolerance, 0.5 - tolerance
-    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(p_value)):
-        return "inconclusive"
-    significant = p_value < significance
-    if low > upper or high < lower:
-        return "distinguishable" if significant else "inconclusive"
-    if low >= lower and high <= upper:
-        return "within_tolerance" if significant and (low > 0.5 or high < 0.5) else "indistinguishable"
-    return "inconclusive"
-
-
-def direction(auc_value: float) -> str | None:
-    """Which way the scores differ: "higher" (fakes score higher than reals, AUC above 0.5), "lower", or
-    None at 0.5 or without an AUC."""
-    if not math.isfinite(auc_value) or auc_value == 0.5:
-        return None
-    return "higher" if auc_value > 0.5 else "lower"
-
-
-def examples_to_settle(
-    auc_value: float,
-    low: float,
-    high: float,
-    examples: int,
-    tolerance: float,
-    confidence: float = 0.95,
-    power: float = 0.8,
-) -> float:
-    """About how many test examples in all would settle an inconclusive outcome with probability ``power``.
-
-    The interval's half-width h shrinks as 1 / sqrt(N). With the AUC at a
-    distance d from the nearer edge of the tolerance band, the interval clears
-    the edge with probability ``power`` once z(conf) SE' + z(power) SE' = d, SE'
-    the standard error at N': N' = N ((z(conf) + z(power)) (h / z(conf)) / d)^2,
-    z(conf) the interval's normal quantile. (Clearing it only half the time
-    needs the smaller N (h / d)^2.) Infinite when the AUC sits on an edge.
-    """
-    distance = min(abs(auc_value - (0.5 + tolerance)), abs(auc_value - (0.5 - tolerance)))
-    half_width = (high - low) / 2.0
-    if not math.isfinite(half_width) or not math.isfinite(distance) or distance == 0:
-        return math.inf
-    z_interval, z_power = stats.norm.ppf(0.5 + confidence / 2.0), stats.norm.ppf(power)
-    standard_error = half_width / z_interval
-    return float(examples * ((z_interval + z_power) * standard_error / distance) ** 2)
-
-
 def tied_pair_share(labels: np.ndarray, scores: np.ndarray) -> float:
     """The share of (real, fake) pairs whose scores are equal: 1 when the scorer gives every example the same
     score (it ranks nothing), 0 when no real ties a fake. NaN without both classes."""
@@ -573,59 +370,3 @@ def tied_pair_share(labels: np.ndarray, scores: np.ndarray) -> float:
     reals = np.bincount(group, weights=(labels == 0).astype(np.float64))
     pairs = fakes.sum() * reals.sum()
     return float(np.dot(fakes, reals) / pairs) if pairs else math.nan
-
-
-def smallest_decisive_split(significance: float = 0.05) -> int:
-    """The fewest test examples per class at which the two-sided exact Mann-Whitney test can reject at
-    ``significance`` at all: with m of each, even a perfect separation gives p = 2 / C(2m, m) (4 at 0.05)."""
-    per_class = 1
-    while 2.0 / math.comb(2 * per_class, per_class) >= significance:
-        per_class += 1
-    return per_class
-
-
-def tv_lower_bound(labels: np.ndarray, scores: np.ndarray, confidence: float = 0.95, auc_interval=None) -> float:
-    """A lower confidence bound on the total-variation distance between the fake and real examples tested.
-
-    Two bounds, each at 1 - (1 - ``confidence``) / 2, so that the larger holds
-    at ``confidence`` (Bonferroni):
-
-    - from the accuracy: any classifier's held-out rule A = {P(fake) > 0.5}
-      gives TV >= P_fake(A) - P_real(A) = TPR + TNR - 1 = 2 x balanced accuracy
-      - 1. With balanced classes the balanced accuracy is the accuracy (its
-      one-sided Clopper-Pearson lower limit); otherwise the lower limits of TPR
-      and TNR, each at half that error rate, are added and 1 subtracted;
-    - from the AUC (``auc_interval``, its two-sided (low, high) at
-      ``confidence``, whose ends are one-sided bounds at that level): TV >=
-      |AUC - 0.5|, since AUC - 0.5 = E[sign(S_fake - S_real)] / 2 is the
-      integral of a function bounded by 1/2 against the difference of the two
-      score distributions. It is the stronger bound when the scores rank well
-      but the 0.5 threshold sits badly (unbalanced classes).
-
-    Floored at 0. The distance is that of the examples tested (the matched
-    test population), not of all stamps.
-    """
-    labels = np.asarray(labels)
-    predicted = predicted_labels(scores)
-    fakes, reals = labels == 1, labels == 0
-    n_fake, n_real = int(fakes.sum()), int(reals.sum())
-    if n_fake == 0 or n_real == 0:
-        return math.nan
-    level = 1.0 - (1.0 - confidence) / 2.0
-
-    def lower(successes: int, trials: int, level: float) -> float:
-        return float(stats.binomtest(successes, trials, alternative="greater").proportion_ci(level, "exact").low)
-
-    if n_fake == n_real:
-        bound = 2.0 * lower(int(np.sum(predicted == labels)), labels.size, level) - 1.0
-    else:
-        each = 1.0 - (1.0 - level) / 2.0
-        bound = (
-            lower(int(np.sum(predicted[fakes] == 1)), n_fake, each)
-            + lower(int(np.sum(predicted[reals] == 0)), n_real, each)
-            - 1.0
-        )
-    if auc_interval is not None and all(math.isfinite(end) for end in auc_interval):
-        low, high = auc_interval
-        bound = max(bound, low - 0.5, 0.5 - high)
-    return max(0.0, bound)

@@ -6,14 +6,14 @@ into a measurement (a classifier two-sample test, Lopez-Paz & Oquab 2017):
 - the effect size: the AUC with its interval, which way the scores differ
   (``direction``), and the lower bound on the total variation distance between
   the fake and real examples tested that the held-out accuracy and AUC imply
-  (:func:`realfake.stats.auc.tv_lower_bound`);
+  (:func:`realfake.stats.tolerance.tv_lower_bound`);
 - the test against "no difference": the two-sided Mann-Whitney test of the
   scores (``auc_p_value``; ``significant`` is this test at the significance
   level; ``auc_p_value_greater`` the one-sided test that fakes score higher),
   which has more power at a fixed number of examples than the binomial test of
   the accuracy, kept as the original method's statistic (``accuracy_p_value``);
 - the outcome against the tolerance, on both sides of 0.5
-  (:func:`realfake.stats.auc.tolerance_outcome`): ``indistinguishable``,
+  (:func:`realfake.stats.tolerance.tolerance_outcome`): ``indistinguishable``,
   ``within_tolerance``, ``distinguishable`` or ``inconclusive``, with how many
   test examples would settle an inconclusive one with the verdict's power;
 - whether the CNN ranked the examples at all: ``tied_pair_share``, the share
@@ -32,8 +32,8 @@ At survey scale (~12 million test examples) any difference at all is
 significant; the tolerance is what keeps the verdict useful there. At demo
 scale a non-significant result is only as strong as the minimum detectable AUC.
 
-:func:`breakdowns` gives the same measurement in bins of catalog quantities,
-with the p-values corrected over all bins.
+:func:`realfake.stats.breakdowns.breakdowns` gives the same measurement in bins
+of catalog quantities, with the p-values corrected over all bins.
 """
 
 from __future__ import annotations
@@ -41,51 +41,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
-from scipy import stats as scipy_stats
 
-from realfake.formats.cutouts import measured_view, ordered_bands
 from realfake.stats import accuracy, corrections
-from realfake.stats.auc import (
-    MIN_CLUSTERS,
-    auc_test,
-    brick_codes,
+from realfake.stats.auc import auc_test, tied_pair_share
+from realfake.stats.clusters import MIN_CLUSTERS
+from realfake.stats.settings import StatisticsSettings
+from realfake.stats.tolerance import (
     direction,
     examples_to_settle,
     minimum_detectable_auc,
-    tied_pair_share,
     tolerance_outcome,
     tv_lower_bound,
 )
-from realfake.stats.settings import StatisticsSettings
 
-BREAKDOWN_COLUMNS = [
-    "breakdown",
-    "bin",
-    "low",
-    "high",
-    "examples",
-    "real",
-    "fake",
-    "chance",
-    "accuracy",
-    "accuracy_low",
-    "accuracy_high",
-    "accuracy_p_value",
-    "auc",
-    "auc_low",
-    "auc_high",
-    "auc_p_value",
-    "auc_standard_error",
-    "direction",
-    "bricks",
-    "interval",
-    "p_adjusted",
-    "flagged",
-    "auc_low_simultaneous",
-    "auc_high_simultaneous",
-    "outcome",
-]
 # Above this share of tied real-fake pairs a scorer is taken not to rank the examples: a verdict that would read as
 # "no difference" is inconclusive instead.
 TIED_PAIRS_LIMIT = 0.5
@@ -116,7 +84,7 @@ def verdict(
 
     ``bricks`` (each test example's brick): the test split's examples are
     whole bricks, and examples of a brick share its sky, depth, PSF and
-    processing run. With at least :data:`realfake.stats.auc.MIN_CLUSTERS` test
+    processing run. With at least :data:`realfake.stats.clusters.MIN_CLUSTERS` test
     bricks the interval and p-values are cluster-robust, the brick the unit
     (:func:`realfake.stats.auc.auc_test`), the independent-example ones beside them
     (``auc_*_independent``), and ``design_effect`` (the clustered over the
@@ -143,6 +111,24 @@ def verdict(
         power=settings.power,
         statistic="AUC; two-sided Mann-Whitney test of the scores",
     )
+    _add_outcome(record, auc, labels, scores, settings)
+    record["tv_lower_bound"] = tv_lower_bound(labels, scores, settings.confidence, (auc.low, auc.high))
+    record["design_effect"] = design_effect(auc)
+    # The test is two-sided: a difference either way is detected at half the level on each side. Clustered
+    # examples count as fewer independent ones (the design effect).
+    real, fake = auc.real / record["design_effect"], auc.fake / record["design_effect"]
+    record["minimum_detectable_auc"] = minimum_detectable_auc(real, fake, settings.significance / 2, settings.power)
+    record["minimum_distinguishable_auc"] = minimum_detectable_auc(
+        real, fake, (1 - settings.confidence) / 2, settings.power, above=0.5 + settings.tolerance
+    )
+    record["sentence"] = verdict_sentence(record)
+    return record
+
+
+def _add_outcome(record: dict, auc, labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings) -> None:
+    """Add :func:`verdict`'s significant, tied_pair_share, ranked, outcome and examples_to_settle to ``record``,
+    from ``auc`` (an :class:`realfake.stats.auc.AucTest` of ``labels`` and ``scores``): the outcome against the
+    tolerance, inconclusive unless distinguishable when the scorer does not rank the examples."""
     record["significant"] = bool(auc.p_value < settings.significance)
     record["tied_pair_share"] = tied_pair_share(labels, scores)
     record["ranked"] = bool(record["tied_pair_share"] <= TIED_PAIRS_LIMIT)
@@ -157,17 +143,6 @@ def verdict(
         if outcome == "inconclusive" and record["ranked"]
         else None
     )
-    record["tv_lower_bound"] = tv_lower_bound(labels, scores, settings.confidence, (auc.low, auc.high))
-    record["design_effect"] = design_effect(auc)
-    # The test is two-sided: a difference either way is detected at half the level on each side. Clustered
-    # examples count as fewer independent ones (the design effect).
-    real, fake = auc.real / record["design_effect"], auc.fake / record["design_effect"]
-    record["minimum_detectable_auc"] = minimum_detectable_auc(real, fake, settings.significance / 2, settings.power)
-    record["minimum_distinguishable_auc"] = minimum_detectable_auc(
-        real, fake, (1 - settings.confidence) / 2, settings.power, above=0.5 + settings.tolerance
-    )
-    record["sentence"] = verdict_sentence(record)
-    return record
 
 
 def design_effect(result) -> float:
@@ -215,15 +190,7 @@ def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
     outcome = record["outcome"]
     below = record.get("direction") == "lower"
     if record.get("ranked", True) is False and outcome != "distinguishable":
-        if record.get("tied_pair_share", 0.0) >= 1.0:
-            what = f"gave all {record['examples']} test examples the same score"
-        else:
-            what = f"gave {record['tied_pair_share']:.0%} of the real-fake pairs the same score"
-        return (
-            f"{subject} {what}: it did not rank the examples, so the test has no power and says nothing about "
-            f"the fakes ({auc}; {p_text}). Check its training: a validation loss that never fell below a constant "
-            f"guess's (ln 2 = 0.693 for balanced classes) means it learned nothing; {tail}"
-        )
+        return _unranked_sentence(record, subject, auc, p_text, tail)
     if outcome == "distinguishable" and below:
         sentence = (
             f"{subject} tells fakes from real galaxies beyond the tolerance, but the wrong way round: {auc}, below "
@@ -251,36 +218,62 @@ def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
             f"{lower:.3f}-{upper:.3f} and not significantly different from 0.5 ({p_text}); {detectable}; {tail}"
         )
     else:
-        settle = record.get("examples_to_settle")
-        outside = record["auc_low"] > upper or record["auc_high"] < lower
-        if outside:
-            position = "lies outside the tolerance band, but the test is not significant: the test split is too small"
-        else:
-            position = f"straddles {lower if below else upper:.3f}"
-        if outside or settle is None or not math.isfinite(settle):
-            more = "" if outside else "; no number of examples settles an AUC this close to the tolerance"
-        else:
-            more = (
-                f"; about {_round_count(max(settle - record['examples'], 0))} more test examples would settle it "
-                f"with probability {record['power']:g}"
-            )
-        sentence = (
-            f"Not settled whether {lowered} tells fakes from real galaxies beyond the tolerance: {auc} {position} "
-            f"({p_text}); {detectable}{more}; {tail}"
+        sentence = _inconclusive_sentence(record, lowered, auc, p_text, detectable, tail)
+    return sentence + _bricks_clause(record) + _log_loss_clause(record)
+
+
+def _unranked_sentence(record: dict, subject: str, auc: str, p_text: str, tail: str) -> str:
+    """The sentence of a scorer that did not rank the examples (more than :data:`TIED_PAIRS_LIMIT` of the
+    real-fake pairs tie): the test has no power."""
+    if record.get("tied_pair_share", 0.0) >= 1.0:
+        what = f"gave all {record['examples']} test examples the same score"
+    else:
+        what = f"gave {record['tied_pair_share']:.0%} of the real-fake pairs the same score"
+    return (
+        f"{subject} {what}: it did not rank the examples, so the test has no power and says nothing about "
+        f"the fakes ({auc}; {p_text}). Check its training: a validation loss that never fell below a constant "
+        f"guess's (ln 2 = 0.693 for balanced classes) means it learned nothing; {tail}"
+    )
+
+
+def _inconclusive_sentence(record: dict, lowered: str, auc: str, p_text: str, detectable: str, tail: str) -> str:
+    """The sentence of an inconclusive outcome: where the interval lies against the tolerance band, and about how
+    many more test examples would settle it."""
+    upper, lower = 0.5 + record["tolerance"], 0.5 - record["tolerance"]
+    below = record.get("direction") == "lower"
+    settle = record.get("examples_to_settle")
+    outside = record["auc_low"] > upper or record["auc_high"] < lower
+    if outside:
+        position = "lies outside the tolerance band, but the test is not significant: the test split is too small"
+    else:
+        position = f"straddles {lower if below else upper:.3f}"
+    if outside or settle is None or not math.isfinite(settle):
+        more = "" if outside else "; no number of examples settles an AUC this close to the tolerance"
+    else:
+        more = (
+            f"; about {_round_count(max(settle - record['examples'], 0))} more test examples would settle it "
+            f"with probability {record['power']:g}"
         )
-    sentence += _bricks_clause(record)
+    return (
+        f"Not settled whether {lowered} tells fakes from real galaxies beyond the tolerance: {auc} {position} "
+        f"({p_text}); {detectable}{more}; {tail}"
+    )
+
+
+def _log_loss_clause(record: dict) -> str:
+    """Unless the outcome is distinguishable, what a test log loss no better than a constant guess's means."""
     if (
-        outcome != "distinguishable"
+        record["outcome"] != "distinguishable"
         and math.isfinite(record.get("constant_log_loss", math.nan))
         and record.get("log_loss", math.nan) >= record["constant_log_loss"]
     ):
-        sentence += (
+        return (
             f" Its test log loss, {record['log_loss']:.3f}, is no better than a constant guess's "
             f"({record['constant_log_loss']:.3f}): the CNN learned nothing that holds on the test bricks, which is "
             f"what fakes that look real give, and also what a CNN that cannot learn gives (the positive controls "
             f"show which)."
         )
-    return sentence
+    return ""
 
 
 def _bricks_clause(record: dict) -> str:
@@ -307,181 +300,3 @@ def _round_count(count: float) -> str:
         return f"{count:.0f}"
     rounded = float(f"{count:.2g}")
     return f"{rounded:,.0f}"
-
-
-# -- breakdowns -------------------------------------------------------------------------------
-
-
-def breakdown_variables(predictions: pd.DataFrame) -> dict[str, pd.Series]:
-    """The quantities the accuracy is broken down by, those whose columns exist.
-
-    g magnitude (``mag_dered_g``, or the first band's), the colours g - r and
-    r - z, ``size``, ``type`` (categorical), the local depth (``galdepth_r`` if
-    the catalog has it, else the central inverse variance ``ivar_centre_r``;
-    r, or the first band without r) and the sub-pixel offset
-    ``hypot(offset_x, offset_y)`` in pixels, and the audit's placement columns
-    (:mod:`realfake.evaluation.audit`): ``detected`` ("detected" or "undetected") and
-    ``distance_to_no_coverage`` in pixels. Magnitudes, colours, size and
-    type are the tractor fit's where the catalog has one
-    (:func:`realfake.formats.cutouts.measured_view`), for both classes alike.
-    """
-    predictions = measured_view(predictions)
-    bands = ordered_bands(predictions)
-    variables: dict[str, pd.Series] = {}
-    if bands:
-        magnitude_band = "g" if "g" in bands else bands[0]
-        variables[f"{magnitude_band} magnitude"] = predictions[f"mag_dered_{magnitude_band}"]
-    for blue, red in (("g", "r"), ("r", "z")):
-        if blue in bands and red in bands:
-            variables[f"{blue} - {red}"] = predictions[f"mag_dered_{blue}"] - predictions[f"mag_dered_{red}"]
-    for column in ("size", "type"):
-        if column in predictions.columns:
-            variables[column] = predictions[column]
-    depth_bands = [
-        band
-        for band in ("r", *bands)
-        if f"ivar_centre_{band}" in predictions.columns or f"galdepth_{band}" in predictions.columns
-    ]
-    if depth_bands:
-        band = depth_bands[0]
-        column = f"galdepth_{band}" if f"galdepth_{band}" in predictions.columns else f"ivar_centre_{band}"
-        variables[f"depth ({column})"] = predictions[column]
-    if "offset_x" in predictions.columns and "offset_y" in predictions.columns:
-        variables["sub-pixel offset"] = pd.Series(
-            np.hypot(predictions["offset_x"].to_numpy(np.float64), predictions["offset_y"].to_numpy(np.float64)),
-            index=predictions.index,
-        )
-    if "detected" in predictions.columns:
-        detected = predictions["detected"].astype(bool).to_numpy()
-        variables["detected"] = pd.Series(np.where(detected, "detected", "undetected"), index=predictions.index)
-    if "distance_to_no_coverage" in predictions.columns:
-        variables["distance to no coverage"] = predictions["distance_to_no_coverage"].astype(np.float64)
-    return variables
-
-
-def _bins(values: pd.Series, count: int) -> list[tuple[str, float, float, np.ndarray]]:
-    """(label, low, high, mask) per bin: quantile bins of numbers, one bin per category, a 'missing' bin."""
-    if not pd.api.types.is_numeric_dtype(values):
-        text = values.astype("string").fillna("missing")
-        order = text.value_counts().index
-        return [(str(category), math.nan, math.nan, (text == category).to_numpy()) for category in order]
-    numbers = values.to_numpy(np.float64)
-    finite = np.isfinite(numbers)
-    bins = []
-    if finite.any():
-        edges = np.unique(np.quantile(numbers[finite], np.linspace(0, 1, count + 1)))
-        if edges.size == 1:
-            bins.append((_edge_text(edges[0]), float(edges[0]), float(edges[0]), finite))
-        else:
-            # Bin i holds edges[i] <= x < edges[i+1]; the last bin also holds its upper edge.
-            position = np.clip(np.searchsorted(edges, numbers, side="right") - 1, 0, edges.size - 2)
-            for index in range(edges.size - 1):
-                mask = finite & (position == index)
-                if mask.any():
-                    low, high = float(edges[index]), float(edges[index + 1])
-                    bins.append((f"{_edge_text(low)} to {_edge_text(high)}", low, high, mask))
-    if (~finite).any():
-        bins.append(("missing", math.nan, math.nan, ~finite))
-    return bins
-
-
-def _edge_text(value: float) -> str:
-    """A bin edge for a label: three significant digits, whole numbers from 1000 up (no exponents)."""
-    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-
-
-def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
-    """The verdict's measurement in bins of each breakdown variable (:func:`breakdown_variables`).
-
-    One row per bin (columns :data:`BREAKDOWN_COLUMNS`): the accuracy against
-    the bin's majority share (exact binomial), the AUC with its interval and
-    two-sided Mann-Whitney p-value (:func:`realfake.stats.auc.auc_test`; NaN when a
-    bin holds one class), ``direction`` (fakes score "higher" or "lower"),
-    ``p_adjusted``, the AUC p-values corrected over all bins of all breakdowns
-    together (``settings.correction``), ``flagged`` for bins significantly
-    different from 0.5 after it (either way), and the bin's ``outcome`` against
-    the tolerance on both sides.
-    """
-    labels = predictions["label"].to_numpy()
-    scores = predictions["p_fake"].to_numpy(np.float64)
-    bricks = brick_labels(predictions)
-    rows = []
-    for name, values in breakdown_variables(predictions).items():
-        for label, low, high, mask in _bins(values, settings.bins):
-            test = accuracy.accuracy_test(labels[mask], scores[mask], settings.confidence)
-            rng = np.random.default_rng([settings.seed, 1, len(rows)])
-            clusters = None if bricks is None else bricks[mask]
-            auc = auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng, clusters=clusters)
-            rows.append(
-                {
-                    "breakdown": name,
-                    "bin": label,
-                    "low": low,
-                    "high": high,
-                    "examples": test.trials,
-                    "real": auc.real,
-                    "fake": auc.fake,
-                    "chance": test.chance,
-                    "accuracy": test.accuracy,
-                    "accuracy_low": test.low,
-                    "accuracy_high": test.high,
-                    "accuracy_p_value": test.p_value,
-                    "auc": auc.auc,
-                    "auc_low": auc.low,
-                    "auc_high": auc.high,
-                    "auc_p_value": auc.p_value,
-                    "auc_standard_error": auc.standard_error,
-                    "direction": direction(auc.auc),
-                    "bricks": auc.clusters,
-                    "interval": auc.interval,
-                }
-            )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            column
-            for column in BREAKDOWN_COLUMNS
-            if column not in ("p_adjusted", "flagged", "auc_low_simultaneous", "auc_high_simultaneous", "outcome")
-        ],
-    )
-    return with_corrected_outcomes(table, settings)[BREAKDOWN_COLUMNS]
-
-
-def brick_labels(predictions: pd.DataFrame) -> np.ndarray | None:
-    """Each example's brick as an integer code (:func:`realfake.stats.auc.brick_codes`); None without ``brickname``."""
-    return brick_codes(predictions)
-
-
-def with_corrected_outcomes(table: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
-    """``table`` (one row per bin: ``auc``, ``auc_low``, ``auc_high``, ``auc_p_value`` and, where known,
-    ``auc_standard_error``) with ``p_adjusted`` (corrected over all its rows, ``settings.correction``),
-    ``flagged`` (significant after it), ``auc_low_simultaneous`` and ``auc_high_simultaneous`` and each bin's
-    ``outcome``.
-
-    The outcome words come from corrected figures on both counts: the corrected p-value, and intervals that
-    hold for all m bins at once (Bonferroni: each bin's AUC +- z(1 - (1 - confidence) / 2m) SE, SE its
-    DeLong or cluster-robust standard error; the bin's own interval where the table has no standard error).
-    With ~40 bins whose AUC sits on an edge of the tolerance band, the bins' own intervals called some bin
-    ``distinguishable`` by chance in up to ~64% of the runs; the simultaneous ones keep that below 5%.
-    """
-    table["p_adjusted"] = corrections.adjust_p_values(table["auc_p_value"].to_numpy(np.float64), settings.correction)
-    table["flagged"] = table["p_adjusted"] < settings.significance
-    low, high = table["auc_low"].to_numpy(np.float64), table["auc_high"].to_numpy(np.float64)
-    if "auc_standard_error" in table.columns and len(table):
-        tested = max(int(np.isfinite(table["auc_p_value"].to_numpy(np.float64)).sum()), 1)
-        z = scipy_stats.norm.ppf(1.0 - (1.0 - settings.confidence) / (2.0 * tested))
-        value, error = table["auc"].to_numpy(np.float64), table["auc_standard_error"].to_numpy(np.float64)
-        low, high = np.maximum(0.0, value - z * error), np.minimum(1.0, value + z * error)
-        # A bin too small for a standard error (a few examples) keeps its own, wider, bootstrap interval.
-        own = ~np.isfinite(error)
-        low[own], high[own] = table["auc_low"].to_numpy(np.float64)[own], table["auc_high"].to_numpy(np.float64)[own]
-        low, high = (
-            np.minimum(low, table["auc_low"].to_numpy(np.float64)),
-            np.maximum(high, table["auc_high"].to_numpy(np.float64)),
-        )
-    table["auc_low_simultaneous"], table["auc_high_simultaneous"] = low, high
-    table["outcome"] = [
-        tolerance_outcome(bin_low, bin_high, p_value, settings.tolerance, settings.significance)
-        for bin_low, bin_high, p_value in zip(low, high, table["p_adjusted"])
-    ]
-    return table
