@@ -1,7 +1,7 @@
 """How often the shortcut audit's rules name the cause that was simulated, against the rules that compared point
 estimates.
 
-Usage: .venv/bin/python scripts/audit_rules.py [--replications 1000] [--bootstrap 200] [--seed 1]
+Usage: .venv/bin/python scripts/audit_rules.py [--replications 1000] [--bootstrap 200] [--seed 1] [--results-page]
 
 Each view's (and the full CNN's) scores are independent synthetic scores: a
 real galaxy's logit is N(0, 1), a fake's N(shift, 1), the score its logistic,
@@ -14,7 +14,8 @@ below 2,000 examples. Each scenario prints the share of replications giving
 each cause, under the rules as they are and under the rules that compared
 point estimates (a placement column that finds a difference first; the ivar
 view when its AUC beats the image view's; the ring when its AUC is at least
-the centre's). The numbers in docs/audit.md come from this script.
+the centre's). The numbers in docs/results/audit.md come from this script; with
+``--results-page`` it writes its table into its block there (scripts/results_page.py).
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import results_page
 from scipy import stats as scipy_stats
 
 from realfake.evaluation.audit import AUDIT_COLUMNS, audit_cause, audit_records
 from realfake.stats.settings import StatisticsSettings
+
+RESULTS_PAGE = results_page.RESULTS / "audit.md"
+RESULTS_BLOCK = "audit_rules.py:table"
 
 # name, examples per class, true AUC per view, placement column -> its AUC, whether the full CNN sees only it,
 # the cause that was simulated
@@ -126,11 +131,16 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=1000)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--results-page", action="store_true", help="also write the table into its block of docs/results/audit.md"
+    )
     arguments = parser.parse_args()
+    if arguments.results_page:
+        results_page.check_blocks(RESULTS_PAGE, [RESULTS_BLOCK])
     settings = StatisticsSettings(bootstrap=arguments.bootstrap)
     print(f"{arguments.replications} replications per scenario; share of them naming each cause")
-    print("| scenario | per class | simulated | paired rules | point estimates |")
-    print("| --- | --- | --- | --- | --- |")
+    lines = ["| scenario | per class | simulated | paired rules | point estimates |", "| --- | --- | --- | --- | --- |"]
+    print("\n".join(lines))
     for index, (name, per_class, views, columns, full_sees, simulated) in enumerate(SCENARIOS):
         rng = np.random.default_rng([arguments.seed, index])
         paired, point = Counter(), Counter()
@@ -142,7 +152,10 @@ def main() -> None:
         def shares(counts: Counter) -> str:
             return ", ".join(f"{cause} {count / arguments.replications:.2f}" for cause, count in counts.most_common())
 
-        print(f"| {name} | {per_class:,} | {simulated} | {shares(paired)} | {shares(point)} |", flush=True)
+        lines.append(f"| {name} | {per_class:,} | {simulated} | {shares(paired)} | {shares(point)} |")
+        print(lines[-1], flush=True)
+    if arguments.results_page:
+        results_page.write_blocks(RESULTS_PAGE, {RESULTS_BLOCK: "\n".join(lines)})
 
 
 if __name__ == "__main__":

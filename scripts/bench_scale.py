@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import results_page
 
 from realfake.conventions import channel_names
 from realfake.formats.cutouts import catalog_columns, column_descriptions, write_cutouts_file
@@ -189,6 +190,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="training steps (batch 32) at every size")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
+    parser.add_argument(
+        "--results-page", action="store_true", help="also write both tables into their blocks of docs/results/scale.md"
+    )
     args = parser.parse_args()
     realfake = str(Path(sys.executable).parent / "realfake")
     root = Path(tempfile.mkdtemp(prefix="realfake-scale-", dir=args.workdir))
@@ -216,6 +220,11 @@ def main() -> None:
     print(table(rows))
     print()
     print(growth(rows))
+    if args.results_page:
+        results_page.write_blocks(
+            results_page.RESULTS / "scale.md",
+            {"bench_scale.py:stages": table(rows), "bench_scale.py:growth": growth(rows)},
+        )
 
 
 def table(rows: list[dict]) -> str:

@@ -1,7 +1,8 @@
 """The control experiments: the whole workflow on the default mock survey, once per mismatch.
 
 Usage: .venv/bin/python scripts/controls.py [--mismatch none psf size ...] [--bricks N] [--seeds 1 2 ...]
-    [--audit [VIEW ...]] [--real-source dr5 rsdir] [--workdir DIR] [--keep]
+    [--audit [VIEW ...]] [--real-source dr5 rsdir] [--dtype float32 float16] [--workdir DIR] [--keep]
+    [--results-page {verdicts,audit,audit-real-source,seeds,dtype}]
 
 For each mismatch (and each real source), a copy of the workflow (Snakefile,
 workflow/, config/, profiles/) runs `snakemake --profile profiles/local` with
@@ -10,15 +11,21 @@ the default config except ``mock.mismatch`` (and ``cutouts.real_source``,
 ``results/evaluate/metrics.json``. Prints a Markdown table (the AUC with its
 95% interval and Mann-Whitney p-value, the outcome against the tolerance, the
 minimum detectable AUC, the accuracy with its interval and binomial p-value,
-test examples, wall time): the table in the README comes from this script.
-With ``--audit`` a second table gives each audited view's AUC and outcome and
-the audit's cause. ``none`` is the negative control (never distinguishable).
+test examples, wall time). With ``--audit`` a second table gives each audited
+view's AUC and outcome and the audit's cause; with several ``--seeds`` a table per
+seed, and with ``--dtype float32 float16`` a table of the verdict per shard dtype.
+``none`` is the negative control (never distinguishable).
+
+``--results-page TABLE`` also writes that table into its block of docs/results/
+(scripts/results_page.py): ``verdicts`` (controls.md), ``audit`` and
+``audit-real-source`` (audit.md, with ``--audit``), ``seeds`` (sensitivity.md: one
+mismatch, several ``--seeds``), ``dtype`` (cost.md: several ``--dtype``). Each page
+says which command wrote its tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -28,6 +35,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from realfake.formats.evaluation import METRICS_NAME, read_metrics
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # src: the report rule takes its captions from the package's prose (src/realfake/report/text).
@@ -87,7 +96,7 @@ def run_workflow(workdir: Path, overrides: dict) -> dict:
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"workflow with {overrides} failed:\n{result.stdout[-5000:]}")
-    metrics = json.loads((workdir / "results" / "evaluate" / "metrics.json").read_text())
+    metrics = read_metrics(workdir / "results" / "evaluate" / METRICS_NAME)
     return {
         "seconds": elapsed,
         **metrics["verdict"],
@@ -137,6 +146,79 @@ def audit_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def auc_cell(row: dict) -> str:
+    """The AUC with its interval, ``0.515 (0.451-0.575)``."""
+    return f"{row['auc']:.3f} ({row['auc_low']:.3f}-{row['auc_high']:.3f})"
+
+
+def seeds_table(rows: list[dict]) -> str:
+    """One row per mock seed: the AUC with its interval, the Mann-Whitney p-value, test examples, outcome."""
+    lines = [
+        "| mock seed | AUC (95% CI) | Mann-Whitney p | test examples | outcome |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['seed']} | {auc_cell(row)} | {row['auc_p_value']:#.2g} | {row['examples']} "
+            f"| {row['outcome'].replace('_', ' ')} |"
+        )
+    return "\n".join(lines)
+
+
+def dtype_table(rows: list[dict]) -> str:
+    """One row per control, one column per shard dtype: the AUC with its interval and the outcome."""
+    dtypes = list(dict.fromkeys(row["dtype"] for row in rows))
+    controls = list(dict.fromkeys(row["control"] for row in rows))
+    by_key = {(row["control"], row["dtype"]): row for row in rows}
+    lines = [
+        "| control | " + " | ".join(f"{dtype}: AUC (95% CI), outcome" for dtype in dtypes) + " |",
+        "| --- | " + " | ".join("---" for _ in dtypes) + " |",
+    ]
+    for control in controls:
+        cells = []
+        for dtype in dtypes:
+            row = by_key.get((control, dtype))
+            cells.append("" if row is None else f"{auc_cell(row)} {row['outcome'].replace('_', ' ')}")
+        lines.append(f"| `{control}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --results-page TABLE: the page of docs/results/ and the table written into its block controls.py:TABLE.
+RESULTS_TABLES = {
+    "verdicts": ("controls.md", markdown_table),
+    "audit": ("audit.md", audit_table),
+    "audit-real-source": ("audit.md", audit_table),
+    "seeds": ("sensitivity.md", seeds_table),
+    "dtype": ("cost.md", dtype_table),
+}
+
+
+def results_block(table: str) -> tuple[Path, str]:
+    """The page and the block name that ``--results-page table`` writes."""
+    return REPOSITORY / "docs" / "results" / RESULTS_TABLES[table][0], f"controls.py:{table}"
+
+
+def check_results_page(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, before any run, a --results-page whose table these arguments do not make, or whose block is missing."""
+    table = args.results_page
+    if table is None:
+        return
+    # Imported here: tests load this file by its path, without scripts/ (where results_page.py is) on sys.path.
+    import results_page
+
+    if table.startswith("audit") and args.audit is None:
+        parser.error(f"--results-page {table} needs --audit")
+    if table == "seeds" and (len(args.seeds) < 2 or len(args.mismatch) != 1):
+        parser.error("--results-page seeds needs one --mismatch and several --seeds")
+    if table == "dtype" and len(args.dtype) < 2:
+        parser.error("--results-page dtype needs several --dtype values (float32 float16)")
+    page, name = results_block(table)
+    try:
+        results_page.check_blocks(page, [name])
+    except (OSError, ValueError) as error:
+        parser.error(f"--results-page {table}: {error}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mismatch", nargs="+", default=DEFAULT_MISMATCHES)
@@ -155,33 +237,31 @@ def main() -> None:
     parser.add_argument(
         "--match", nargs="+", default=None, metavar="COLUMN", help="shards.match (default: the config's)"
     )
-    parser.add_argument("--dtype", choices=["float32", "float16"], default=None, help="shards.dtype")
+    parser.add_argument(
+        "--dtype", nargs="+", choices=["float32", "float16"], default=[None], help="shards.dtype values"
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
+    parser.add_argument(
+        "--results-page",
+        choices=sorted(RESULTS_TABLES),
+        default=None,
+        metavar="TABLE",
+        help="also write this table into its block of docs/results/: "
+        + ", ".join(f"{table} ({page})" for table, (page, _) in RESULTS_TABLES.items()),
+    )
     args = parser.parse_args()
     if args.audit is not None and not args.audit:
         args.audit = AUDIT_VIEWS
+    check_results_page(parser, args)
     root = Path(tempfile.mkdtemp(prefix="realfake-controls-", dir=args.workdir))
     rows = []
     try:
         for seed in args.seeds:
             for mismatch in args.mismatch:
                 for real_source in args.real_source:
-                    mock = {key: value for key, value in (("bricks", args.bricks), ("seed", seed)) if value is not None}
-                    name = "-".join([mismatch, *(f"{key}{value}" for key, value in mock.items())])
-                    if real_source is not None:
-                        name += f" (reals from {real_source})"
-                    if args.match is not None:
-                        name += f" (matched on {', '.join(args.match) or 'nothing'})"
-                    if args.dtype is not None:
-                        name += f" ({args.dtype} shards)"
-                    directory = root / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-                    row = run_control(mismatch, directory, args.audit, real_source, args.match, args.dtype, **mock)
-                    row["mismatch"] = name
-                    print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-                    if args.audit:
-                        print(f"{name}: audit cause {row['audit_cause']}", file=sys.stderr, flush=True)
-                    rows.append(row)
+                    for dtype in args.dtype:
+                        rows.append(run_named_control(root, args, mismatch, seed, real_source, dtype))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -191,6 +271,38 @@ def main() -> None:
     if args.audit:
         print()
         print(audit_table(rows))
+    if len(args.seeds) > 1:
+        print()
+        print(seeds_table(rows))
+    if len(args.dtype) > 1:
+        print()
+        print(dtype_table(rows))
+    if args.results_page is not None:
+        import results_page
+
+        page, name = results_block(args.results_page)
+        results_page.write_blocks(page, {name: RESULTS_TABLES[args.results_page][1](rows)})
+
+
+def run_named_control(
+    root: Path, args: argparse.Namespace, mismatch: str, seed: int | None, real_source: str | None, dtype: str | None
+) -> dict:
+    """One control in its own directory under ``root``; its row, named for what differs from the defaults
+    (``mismatch`` the full name, ``control`` the name without the dtype)."""
+    mock = {key: value for key, value in (("bricks", args.bricks), ("seed", seed)) if value is not None}
+    control = "-".join([mismatch, *(f"{key}{value}" for key, value in mock.items())])
+    if real_source is not None:
+        control += f" (reals from {real_source})"
+    if args.match is not None:
+        control += f" (matched on {', '.join(args.match) or 'nothing'})"
+    name = control if dtype is None else f"{control} ({dtype} shards)"
+    directory = root / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    row = run_control(mismatch, directory, args.audit, real_source, args.match, dtype, **mock)
+    row.update(mismatch=name, control=control, seed=seed, dtype=dtype)
+    print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
+    if args.audit:
+        print(f"{name}: audit cause {row['audit_cause']}", file=sys.stderr, flush=True)
+    return row
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Matching measured against measured: the `none` control with the shards matched on true and on measured magnitudes.
 
-Usage: .venv/bin/python scripts/matching.py [--bricks N] [--workdir DIR] [--keep]
+Usage: .venv/bin/python scripts/matching.py [--bricks N] [--workdir DIR] [--keep] [--results-page]
 
 Runs the default workflow on the `none` mock survey (``mock.bricks`` = N, the
 demo's 12 by default) once with ``shards.match: [measured_mag_dered_g]`` (the
@@ -17,6 +17,9 @@ each it reads the shard set's catalogs (every split) and prints:
 - the fakes' mean measured minus true g magnitude (the scatter the true-magnitude
   matching ignores);
 - the CNN's verdict: AUC with its interval and the outcome.
+
+With ``--results-page`` the table also goes into its block of docs/results/matching.md
+(scripts/results_page.py).
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import results_page
 from controls import run_workflow
 
 from realfake.conventions import SPLITS
 
 MATCHINGS = {"measured": ["measured_mag_dered_g"], "true": ["mag_dered_g"]}
+RESULTS_PAGE = results_page.RESULTS / "matching.md"
+RESULTS_BLOCK = "matching.py:table"
 
 
 def class_difference(shards: Path) -> dict:
@@ -66,7 +72,14 @@ def main() -> None:
     parser.add_argument("--bricks", type=int, default=None, help="mock.bricks (default: the config's)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--results-page",
+        action="store_true",
+        help="also write the table into its block of docs/results/matching.md",
+    )
     args = parser.parse_args()
+    if args.results_page:
+        results_page.check_blocks(RESULTS_PAGE, [RESULTS_BLOCK])
     root = Path(tempfile.mkdtemp(prefix="realfake-matching-", dir=args.workdir))
     mock = {"mismatch": "none", **({"bricks": args.bricks} if args.bricks else {})}
     rows = []
@@ -83,18 +96,27 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
         else:
             print(f"work directory kept in {root}", file=sys.stderr)
-    print(
+    print(markdown_table(rows))
+    if args.results_page:
+        results_page.write_blocks(RESULTS_PAGE, {RESULTS_BLOCK: markdown_table(rows)})
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One row per matching: fakes excluded, examples, the class difference in measured g, the fakes' scatter,
+    the verdict."""
+    lines = [
         "| matched on | fakes excluded | examples | measured g, fake - real (mag) | fakes' measured - true g (mag) "
-        "| AUC (95% CI) | outcome |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+        "| AUC (95% CI) | outcome |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
-        print(
+        lines.append(
             f"| `{row['columns'][0]}` | {row['excluded']['fake']} | {row['examples']} "
             f"| {row['difference']:+.4f} ± {row['error']:.4f} "
             f"| {row['fake_scatter']:+.3f} ± {row['fake_scatter_sd']:.3f} (sd) "
             f"| {row['auc']:.3f} ({row['auc_low']:.3f}-{row['auc_high']:.3f}) | {row['outcome'].replace('_', ' ')} |"
         )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

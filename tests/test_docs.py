@@ -24,7 +24,11 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PACKAGE = REPOSITORY / "src" / "realfake"
-DOCUMENTS = (*sorted((REPOSITORY / "docs").glob("*.md")), REPOSITORY / "config" / "README.md", REPOSITORY / "README.md")
+DOCUMENTS = (
+    *sorted((REPOSITORY / "docs").rglob("*.md")),  # docs/results/ too
+    REPOSITORY / "config" / "README.md",
+    REPOSITORY / "README.md",
+)
 
 # realfake.a.b.c, not as part of a longer dotted name or a path (src/realfake/..., x.realfake.y).
 REFERENCE = re.compile(r"(?<![\w./-])realfake(?:\.[A-Za-z_]\w*)+")

@@ -242,7 +242,7 @@ def _model_and_shards(tmp_path):
 
     shard_set, stamps, labels, catalog = _shard_set(tmp_path / "shards", fake_width=3.0, count=40)
     keras.utils.set_random_seed(4)
-    model = build_model((SIZE, SIZE, 6), COMPACT, normalization_from_manifest(shard_set.manifest, "manifest"))
+    model = build_model((SIZE, SIZE, 6), COMPACT, normalization_from_manifest(shard_set.manifest.to_json(), "manifest"))
     return model, shard_set, stamps, labels
 
 

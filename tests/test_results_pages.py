@@ -1,0 +1,214 @@
+"""The measured tables in the docs, and the links between the pages.
+
+A page of docs/results/ says which script and command measured it; each of its tables sits between markers
+(``<!-- begin: controls.py:verdicts -->``) that the script's ``--results-page`` rewrites through
+scripts/results_page.py, leaving the rest of the page byte for byte. The README stays a short guide, and every
+relative link in it and in docs/ leads to a file that exists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SCRIPTS = REPOSITORY / "scripts"
+DOCS = REPOSITORY / "docs"
+RESULT_PAGES = sorted((DOCS / "results").glob("*.md"))
+MARKDOWN = [REPOSITORY / "README.md", *sorted(DOCS.rglob("*.md"))]
+# [text](target): a Markdown link or image; the target up to the first space or closing parenthesis.
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def load_script(name: str):
+    """A module of scripts/, imported as the scripts import each other (scripts/ on sys.path)."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        specification = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(specification)
+        specification.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module
+
+
+@pytest.fixture(scope="module")
+def results_page():
+    return load_script("results_page")
+
+
+def blocks_of(path: Path, results_page) -> dict[str, str]:
+    text = path.read_text(encoding="utf-8")
+    return {name: results_page.block_content(text, name) for name in results_page.block_names(text)}
+
+
+def table_rows(block: str) -> list[list[str]]:
+    """The cells of a Markdown table's body rows (the header and its rule left out)."""
+    lines = [line for line in block.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[2:]]
+
+
+def numbers(cell: str) -> list[float]:
+    return [float(number) for number in NUMBER.findall(cell)]
+
+
+# -- the writer ----------------------------------------------------------------------------------------------------
+
+
+def test_a_block_is_replaced_and_every_other_byte_kept(tmp_path, results_page):
+    before = (
+        "# Page\r\n\r\nProse with ± and µs, kept.\r\n"
+        "<!-- begin: one.py:table -->\r\n| a |\r\n| --- |\r\n| 1 |\r\n<!-- end: one.py:table -->\r\n"
+        "Between.\r\n<!-- begin: two.py:table -->\r\n| b |\r\n<!-- end: two.py:table -->\r\nno final newline"
+    )
+    page = tmp_path / "page.md"
+    page.write_bytes(before.encode("utf-8"))
+    page.chmod(0o640)
+    results_page.write_blocks(page, {"one.py:table": "| a |\n| --- |\n| 2 |\n| 3 |\n"})
+    after = page.read_bytes().decode("utf-8")
+    begin, end = "<!-- begin: one.py:table -->", "<!-- end: one.py:table -->"
+    assert after[: after.index(begin)] == before[: before.index(begin)]
+    assert after[after.index(end) :] == before[before.index(end) :]
+    assert after[after.index(begin) : after.index(end)] == begin + "\r\n| a |\r\n| --- |\r\n| 2 |\r\n| 3 |\r\n"
+    assert results_page.block_content(after, "two.py:table") == "| b |"
+    assert stat.S_IMODE(page.stat().st_mode) == 0o640
+    assert os.listdir(tmp_path) == ["page.md"]  # no temporary file left beside it
+
+
+def test_rewriting_each_block_with_what_it_holds_leaves_every_page_byte_identical(results_page):
+    """A script that measures the same figures again changes nothing but its figures."""
+    for path in MARKDOWN:
+        text = path.read_bytes().decode("utf-8")
+        for name in results_page.block_names(text):
+            assert results_page.replace_block(text, name, results_page.block_content(text, name)) == text, (
+                f"{path.relative_to(REPOSITORY)}: block {name} is not one line after its begin marker and one "
+                "before its end marker"
+            )
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("<!-- begin: x.py:t -->\n| a |\n", "<!-- end: x.py:t --> is there 0 times"),
+        ("<!-- begin: x.py:t -->\n<!-- end: x.py:t -->\n<!-- begin: x.py:t -->\n", "begin: x.py:t --> is there 2"),
+        ("<!-- end: x.py:t -->\n<!-- begin: x.py:t -->\n", "comes before"),
+    ],
+)
+def test_a_page_without_the_block_exactly_once_is_refused_and_left_alone(tmp_path, results_page, text, why):
+    page = tmp_path / "page.md"
+    page.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(why)) as error:
+        results_page.write_blocks(page, {"x.py:t": "| new |"})
+    assert str(page) in str(error.value)
+    with pytest.raises(ValueError, match=re.escape(why)):
+        results_page.check_blocks(page, ["x.py:t"])
+    assert page.read_text() == text and os.listdir(tmp_path) == ["page.md"]
+
+
+# -- the pages and their scripts ------------------------------------------------------------------------------------
+
+
+def test_every_results_page_names_the_scripts_commands_and_dates_of_its_measurements(results_page):
+    assert {path.stem for path in RESULT_PAGES} >= {"controls", "audit", "sensitivity", "pixels", "scale", "cost"}
+    for path in RESULT_PAGES:
+        text = path.read_text(encoding="utf-8")
+        opening = text.split("\n## ", 1)[0]  # the title and what measured the page, before its first section
+        name = path.relative_to(REPOSITORY)
+        scripts = set(re.findall(r"scripts/(\w+\.py)", opening))
+        assert scripts, f"{name} does not say which script measured it"
+        assert all((SCRIPTS / script).is_file() for script in scripts), f"{name} names a script that is not there"
+        assert re.search(r"`\.venv/bin/python scripts/\w+\.py[^`]*`", opening), f"{name} gives no command"
+        assert re.search(r"\b20\d\d-\d\d-\d\d\b", opening), f"{name} does not say when it was measured"
+        for block in results_page.block_names(text):
+            assert block.split(":")[0] in scripts, f"{name}: the script of block {block} is not named at the top"
+
+
+def test_every_block_in_the_docs_belongs_to_a_script_that_rewrites_it(results_page):
+    found = 0
+    for path in MARKDOWN:
+        for name, content in blocks_of(path, results_page).items():
+            found += 1
+            where = f"{path.relative_to(REPOSITORY)}: block {name}"
+            script_name, table = name.split(":")
+            script = SCRIPTS / script_name
+            assert script.is_file(), f"{where}: scripts/{script_name} does not exist"
+            source = script.read_text(encoding="utf-8")
+            assert '"--results-page"' in source, f"{where}: scripts/{script_name} has no --results-page"
+            assert f'"{name}"' in source or f'"{table}"' in source, f"{where}: scripts/{script_name} never writes it"
+            assert content.startswith("| ") and len(table_rows(content)) >= 1, f"{where} holds no table"
+    assert found >= 12
+
+
+def test_every_block_a_script_names_is_in_the_docs(results_page):
+    """A block name written out in a script (``"matching.py:table"``) has its markers in some page."""
+    names = set()
+    for path in MARKDOWN:
+        names |= set(results_page.block_names(path.read_text(encoding="utf-8")))
+    for script in sorted(SCRIPTS.glob("*.py")):
+        for name in re.findall(r'"(\w+\.py:[\w-]+)"', script.read_text(encoding="utf-8")):
+            assert name in names, f"scripts/{script.name} writes block {name}, which no page holds"
+
+
+def test_the_tables_controls_and_matching_write_are_the_tables_on_their_pages(results_page):
+    """The seeds, dtype and matching blocks are, cell for cell, what the scripts print from the same figures."""
+    controls = load_script("controls")
+    assert sorted(controls.RESULTS_TABLES) == ["audit", "audit-real-source", "dtype", "seeds", "verdicts"]
+    for table, (page, _) in controls.RESULTS_TABLES.items():
+        results_page.check_blocks(DOCS / "results" / page, [f"controls.py:{table}"])
+
+    seeds = blocks_of(DOCS / "results" / "sensitivity.md", results_page)["controls.py:seeds"]
+    rows = []
+    for seed, auc, p_value, examples, outcome in table_rows(seeds):
+        value, low, high = numbers(auc)
+        rows.append({"seed": int(seed), "auc": value, "auc_low": low, "auc_high": high,
+                     "auc_p_value": float(p_value), "examples": int(examples), "outcome": outcome})  # fmt: skip
+    assert len(rows) == 5 and controls.seeds_table(rows) == seeds
+
+    dtype = blocks_of(DOCS / "results" / "cost.md", results_page)["controls.py:dtype"]
+    rows = []
+    for control, *cells in table_rows(dtype):
+        for dtype_name, cell in zip(("float32", "float16"), cells):
+            value, low, high = numbers(cell.split(")")[0])
+            rows.append({"control": control.strip("`"), "dtype": dtype_name, "auc": value, "auc_low": low,
+                         "auc_high": high, "outcome": cell.rsplit(" ", 1)[1]})  # fmt: skip
+    assert len(rows) == 6 and controls.dtype_table(rows) == dtype
+
+    matching = load_script("matching")
+    table = blocks_of(DOCS / "results" / "matching.md", results_page)["matching.py:table"]
+    rows = []
+    for columns, excluded, examples, difference, scatter, auc, outcome in table_rows(table):
+        (difference, error), (fake_scatter, sd), (value, low, high) = map(numbers, (difference, scatter, auc))
+        rows.append({"columns": [columns.strip("`")], "excluded": {"fake": int(excluded)}, "examples": int(examples),
+                     "difference": difference, "error": error, "fake_scatter": fake_scatter, "fake_scatter_sd": sd,
+                     "auc": value, "auc_low": low, "auc_high": high, "outcome": outcome})  # fmt: skip
+    assert len(rows) == 2 and matching.markdown_table(rows) == table
+
+
+# -- the README and the links -------------------------------------------------------------------------------------
+
+
+def test_the_readme_is_a_short_guide_with_the_two_commands():
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 150
+    # .ci/run runs "exactly the README's test command".
+    assert "\n    make demo    #" in readme and "\n    make test    #" in readme
+    assert "make test" in (REPOSITORY / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_every_relative_link_in_the_readme_and_the_docs_leads_to_a_file():
+    broken = []
+    for path in MARKDOWN:
+        for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for target in LINK.findall(line):
+                if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                    continue  # a web address, or a heading of the same page
+                if not (path.parent / target.split("#")[0]).exists():
+                    broken.append(f"{path.relative_to(REPOSITORY)}:{line_number}: {target}")
+    assert broken == [], "links to files that do not exist:\n" + "\n".join(broken)
