@@ -14,7 +14,7 @@ once in a fresh directory (``scripts/controls.py``). Writes to ``--out`` (defaul
   wall time (:mod:`realfake.formats.sensitivity`); ``realfake report
   --sensitivity-table`` shows it (``evaluate.sensitivity_table`` in the
   workflow's config);
-- ``sensitivity.md``: the table, and per size the sentence the README quotes:
+- ``sensitivity.md``: the table, and per size the sentence docs/results/sensitivity.md quotes:
   "With N test examples the CNN detects half-light radii wrong by >= X% and PSF
   FWHM wrong by >= Y%" (the smallest tested error whose AUC is significantly
   above 0.5, and every larger one too);
@@ -46,7 +46,8 @@ def error_percent(mismatch: str, strength: float) -> float:
 
 
 def detection_sentence(rows: list[dict], significance: float = 0.05) -> str:
-    """The README's sentence for one mock size: the smallest error from which every larger tested one is detected."""
+    """The sentence of docs/results/sensitivity.md for one mock size: the smallest error from which every larger
+    tested one is detected."""
     examples = max(int(row["examples"]) for row in rows)
     parts = []
     for mismatch in ("size", "psf"):

@@ -128,4 +128,5 @@ def test_repeated_and_missing_parts_are_named_with_their_files(two_models, tmp_p
         f"test shard 2 is in each of {files['2-of-2']}, {files['3-of-3']}; test shard 0 is in none of them "
         f"(predict those parts)"
     )
-    assert "-1" not in str(error.value)
+    # The old message said "shards 2 to -1"; the paths in the message may hold "-1" (pytest-109), so not them.
+    assert "-1" not in str(error.value).replace(str(tmp_path.parent), "")

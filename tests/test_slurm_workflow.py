@@ -358,7 +358,7 @@ def test_one_brick_reruns_on_its_own_as_one_slurm_job(slurm_run):
     assert re.search(command, result.stdout, re.M), result.stdout[-6000:]
     np.testing.assert_array_equal(stamps(run / target), stamps_before)
     # The batches and the later stages are left as they were (they wait for the batches'
-    # completion markers, not for each brick's file: see README, "Running at NERSC").
+    # completion markers, not for each brick's file: see docs/nersc.md).
     dry = snakemake(run, "-n", "--profile", "profiles/nersc-test", "--configfile", "test-config.yaml")
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout, dry.stdout[-3000:]
 
