@@ -6,10 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fixtures import REALDATA, REPOSITORY
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-# Genuine legacypipe/obiwan outputs, beside the repository (never copied into it).
-REALDATA = REPOSITORY.parent / "shared" / "realdata"
 SLURM_SCRIPT = REPOSITORY / "scripts" / "slurm_local.sh"
 # Generous: a first start installs packages with apt-get.
 SLURM_START_TIMEOUT_S = 600
@@ -46,8 +44,8 @@ def realdata() -> Path:
 
 @pytest.fixture(scope="session")
 def shard_directory(tmp_path_factory) -> Path:
-    """The training tests' synthetic shard set (tests/shardsfixture.py): 3 training shards of 64 stamps, one
+    """The training tests' synthetic shard set (tests/fixtures/training_shards.py): 3 training shards of 64 stamps, one
     validation and one test shard; batch 16 gives 12 steps per epoch."""
-    from shardsfixture import write_shard_set
+    from fixtures.training_shards import write_shard_set
 
     return write_shard_set(tmp_path_factory.mktemp("shards") / "shards", train_shards=3, test_shards=1)

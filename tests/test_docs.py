@@ -22,7 +22,8 @@ import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+from fixtures import REPOSITORY
+
 PACKAGE = REPOSITORY / "src" / "realfake"
 DOCUMENTS = (
     *sorted((REPOSITORY / "docs").rglob("*.md")),  # docs/results/ too

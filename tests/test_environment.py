@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-REPOSITORY = Path(__file__).resolve().parents[1]
+from fixtures import REPOSITORY
 
 # "name==version" with nothing else (no extras, markers or ranges).
 EXACT_PIN = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!-]+)")

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures import REPOSITORY
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 SCRIPTS = REPOSITORY / "scripts"
 DOCS = REPOSITORY / "docs"
 RESULT_PAGES = sorted((DOCS / "results").glob("*.md"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures import REPOSITORY
 
 from realfake.cli import build_parser
 from realfake.cutouts.settings import CutoutSettings
@@ -33,7 +34,6 @@ from realfake.shards.settings import ShardSettings
 from realfake.stats.settings import StatisticsSettings
 from realfake.training.settings import TrainSettings
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 HERE = Path(".")
 # Each command, its settings dataclass and the values of its settings without a default.
 COMMANDS = {

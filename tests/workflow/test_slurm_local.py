@@ -3,7 +3,7 @@
 The session fixture slurm_cluster (tests/conftest.py) starts the cluster (installing
 slurm-wlm and munge on first use, a no-op when it already runs with the same
 configuration) and leaves it running: the workflow tests under the SLURM profiles
-(tests/test_slurm_workflow.py) use it too. A failing start is a test failure, never
+(tests/workflow/test_slurm_workflow.py) use it too. A failing start is a test failure, never
 a skip.
 """
 
@@ -13,10 +13,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fixtures import REPOSITORY
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPOSITORY
 SCRIPT = REPO / "scripts" / "slurm_local.sh"
 
 JOB_TIMEOUT_S = 120

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_shards import save_model, write_shard_set
+from fixtures.synthetic_shards import save_model, write_shard_set
 
 from realfake.cli import main
 from realfake.conventions import PIXEL_BINS

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures import REPOSITORY
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml"]
 BRICK_NAME = re.compile(r"\d{4}[pm]\d{3}")

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import REPOSITORY
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "controls.py"
+SCRIPT = REPOSITORY / "scripts" / "controls.py"
 
 
 def load_controls():

@@ -18,7 +18,7 @@ import threading
 import time
 
 import pytest
-from trainingruns import child_environment, free_ports, train_command
+from fixtures.training_runs import child_environment, free_ports, train_command
 
 from realfake.cli import build_parser
 from realfake.errors import RealfakeError

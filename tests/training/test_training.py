@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from fixtures.training_runs import CLUSTER_VARIABLES, child_environment, free_ports, train_command, train_subprocess
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
-from trainingruns import CLUSTER_VARIABLES, child_environment, free_ports, train_command, train_subprocess
 
 from realfake.cli import main
 from realfake.errors import RealfakeError

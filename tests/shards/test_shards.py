@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from cutoutsfixture import BRICKS, CHANNELS, SIZE, code, write_fixture
-from shardsfixture import write_shard_set as write_training_shards
+from fixtures.cutouts_files import BRICKS, CHANNELS, SIZE, code, write_fixture
+from fixtures.training_shards import write_shard_set as write_training_shards
 
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import content_digest, file_content_digest, read_cutouts_catalog, write_cutouts_file
@@ -484,7 +484,7 @@ def test_a_cutouts_file_with_text_in_a_matching_column_is_refused_naming_it(cuto
 def test_the_text_catalog_columns_are_those_a_cutouts_file_stores_as_text(tmp_path, capsys):
     """realfake.formats.cutouts.TEXT_CATALOG_COLUMNS (what planning and ShardSettings refuse to match on) against the
     files `realfake cutouts` writes, of both kinds."""
-    from tinysurvey import TinySurvey, cutouts_cli
+    from fixtures.tinysurvey import TinySurvey, cutouts_cli
 
     from realfake.formats.cutouts import TEXT_CATALOG_COLUMNS
 

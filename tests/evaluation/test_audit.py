@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_shards import save_model, write_shard_set
+from fixtures.synthetic_shards import save_model, write_shard_set
 
 from realfake.cli import main
 from realfake.conventions import channel_names

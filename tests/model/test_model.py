@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from shardsfixture import CHANNEL_NAMES, write_shard_set
+from fixtures.training_shards import CHANNEL_NAMES, write_shard_set
 
 from realfake.errors import RealfakeError
 from realfake.model.network import (

@@ -68,11 +68,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cutoutsfixture import write_fixture
-from shardsfixture import write_shard_set as write_training_shards
-from synthetic_shards import save_model, write_shard_set
-from tinysurvey import BRICK, OTHER_BRICK, TinySurvey, cutouts_cli
-from trainingruns import CLUSTER_VARIABLES, child_environment
+from fixtures.cutouts_files import write_fixture
+from fixtures.synthetic_shards import save_model, write_shard_set
+from fixtures.tinysurvey import BRICK, OTHER_BRICK, TinySurvey, cutouts_cli
+from fixtures.training_runs import CLUSTER_VARIABLES, child_environment
+from fixtures.training_shards import write_shard_set as write_training_shards
 
 from realfake import atomic, paths
 from realfake.cli import main

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_shards import read_test_stamps, save_model, write_shard_set
+from fixtures.synthetic_shards import read_test_stamps, save_model, write_shard_set
 
 from realfake.cli import main
 from realfake.evaluation.baselines import catalog_features, shortcut_baselines

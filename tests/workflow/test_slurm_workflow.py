@@ -14,7 +14,7 @@ The NERSC profile is used as it is, except for what this one 2-CPU node cannot g
 (TEST_PROFILE_CHANGES): no account, a partition that exists here, short time limits,
 one node, two tasks of one CPU, and one batch per kind. The results must match: the
 same shards byte for byte, and the trained weights within the tolerance of two workers
-against one (tests/test_training.py: rtol 1e-4, atol 1e-5; measured here: max
+against one (tests/training/test_training.py: rtol 1e-4, atol 1e-5; measured here: max
 |difference| 1.4e-6).
 
 A dry run with the profile for a 2000-brick list (real files: a synthetic tree of empty
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from fixtures import REPOSITORY
 
 from realfake.mock.layout import mock_brick_names
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml"]
 RUN_TIMEOUT_S = 600
@@ -53,7 +53,7 @@ CONFIG = {
     # Two bricks: split by example (a brick split would leave one brick to train on).
     "shards": {"validation_fraction": 0.0, "split": "example"},
     # lenet: the comparison checks the data-parallel machinery, and Adam turns the last-bit
-    # differences of the compact model's gradients into whole steps (tests/test_training.py).
+    # differences of the compact model's gradients into whole steps (tests/training/test_training.py).
     "train": {"model": "lenet", "epochs": 2, "batch_size": 16, "checkpoint_every": 2, "log_every": 1, "select": "last"},
     "evaluate": {"bootstrap": 50},
 }
@@ -104,7 +104,7 @@ SLURM_OPTIONS = [
 # The rules whose jobs run where Snakemake runs, never submitted.
 LOCAL_RULES = {"all", "cutouts_batch_bricks"}
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/rule_(\w+?)/")
-# Two workers against one, after the same steps: tests/test_training.py's tolerance.
+# Two workers against one, after the same steps: tests/training/test_training.py's tolerance.
 MULTI_WORKER_RTOL, MULTI_WORKER_ATOL = 1e-4, 1e-5
 
 

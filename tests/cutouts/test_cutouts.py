@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
-from tinysurvey import (
+from fixtures import REPOSITORY
+from fixtures.tinysurvey import (
     BRICK,
     HALF,
     OTHER_BRICK,
@@ -50,7 +51,6 @@ from realfake.paths import cutouts_path
 from realfake.survey import legacy
 from realfake.survey.obiwan import find_rsdirs, read_simcat
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from synthetic_shards import save_model, write_shard_set
+from fixtures.synthetic_shards import save_model, write_shard_set
 
 from realfake.cli import main
 from realfake.formats.model import model_digest, read_model
