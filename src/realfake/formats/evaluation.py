@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from realfake.atomic import atomic_output, output_directory
 from realfake.errors import RealfakeError
+from realfake.formats.jsonfile import read_json
 from realfake.formats.predictions import write_predictions
 from realfake.stats.breakdowns import BREAKDOWN_COLUMNS
 
@@ -122,12 +123,7 @@ def read_metrics(path: Path) -> dict:
     """The metrics.json at ``path``, checked by :func:`check_metrics`; RealfakeError naming the file when it is
     missing, not valid JSON or lacks a key."""
     path = Path(path)
-    if not path.is_file():
-        raise RealfakeError(f"{path} is missing (run `realfake evaluate` first)")
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise RealfakeError(f"{path}: not valid JSON ({error})") from None
+    metrics = read_json(path, "(run `realfake evaluate` first)")
     check_metrics(metrics, path)
     return metrics
 

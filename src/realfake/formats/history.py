@@ -30,6 +30,7 @@ import pandas as pd
 
 from realfake.atomic import atomic_output
 from realfake.errors import RealfakeError
+from realfake.formats.jsonfile import read_json
 
 HISTORY_NAME = "history.json"
 # The per-epoch quantities the training curves draw.
@@ -56,12 +57,7 @@ def read_training_record(path: Path) -> dict:
     """The whole ``history.json`` object at ``path``, checked (:func:`check_history`); RealfakeError naming the
     file when it is missing, not JSON or not of that form."""
     path = Path(path)
-    if not path.is_file():
-        raise RealfakeError(f"{path} is missing (run `realfake train` first)")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise RealfakeError(f"{path}: not valid JSON ({error})") from None
+    record = read_json(path, "(run `realfake train` first)")
     check_history(record, path)
     return record
 

@@ -22,7 +22,6 @@ row per example in shard order) and ``manifest.json``, written last.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 
 from realfake.conventions import SPLITS, bands_of
 from realfake.errors import RealfakeError
+from realfake.formats.jsonfile import read_json
 from realfake.formats.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -253,12 +253,7 @@ def open_shard_set(directory: Path) -> ShardSet:
     if not any(directory.iterdir()):
         raise RealfakeError(f"shard directory {directory} is empty")
     manifest_path = directory / MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise RealfakeError(f"{manifest_path} is missing: the shard set is incomplete (the manifest is written last)")
-    try:
-        record = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as error:
-        raise RealfakeError(f"{manifest_path}: not valid JSON ({error})") from None
+    record = read_json(manifest_path, "(the shard set is incomplete: the manifest is written last)")
     manifest = Manifest.from_json(record, manifest_path)
     shape = (manifest.stamp_size, manifest.stamp_size, len(manifest.channel_names))
     dtype, scale = manifest.stored_as()
