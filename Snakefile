@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/checks.smk"
 include: "workflow/rules/arguments.smk"
 include: "workflow/rules/mock.smk"
 include: "workflow/rules/cutouts.smk"

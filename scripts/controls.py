@@ -52,12 +52,15 @@ def run_control(
     real_source: str | None = None,
     match: list[str] | None = None,
     dtype: str | None = None,
+    train: dict | None = None,
     **mock: object,
 ) -> dict:
     """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys; ``evaluate.audit``,
-    ``cutouts.real_source`` and ``shards.match`` when given) in ``workdir``; return the verdict with
-    ``mismatch`` and ``seconds`` added, and ``audit`` (the audit records) and ``audit_cause``."""
+    ``cutouts.real_source``, ``shards.match`` and the ``train`` keys when given) in ``workdir``; return the
+    verdict with ``mismatch`` and ``seconds`` added, and ``audit`` (the audit records) and ``audit_cause``."""
     overrides: dict = {"mock": {"mismatch": mismatch, **mock}}
+    if train is not None:
+        overrides["train"] = dict(train)
     if audit is not None:
         overrides["evaluate"] = {"audit": list(audit)}
     if real_source is not None:

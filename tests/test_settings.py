@@ -45,7 +45,7 @@ COMMANDS = {
     "evaluate": (EvaluateSettings, {"shards": HERE, "out": HERE, "model": HERE}),
     "report": (ReportSettings, {"evaluate": HERE, "shards": HERE, "train": HERE, "out": HERE}),
 }
-# Each config section's stage settings (workflow/rules/common.smk, section_settings), and the top-level keys that
+# Each config section's stage settings (workflow/rules/checks.smk, section_settings), and the top-level keys that
 # are settings of a stage.
 SECTIONS = {
     "mock": MockSettings,

@@ -10,7 +10,7 @@ A field's type is its annotation and its default the field's default; :func:`set
   (:mod:`realfake.cli`), each with its help, default and allowed values;
 - :func:`command_line`: the flags the workflow's rules pass, from a config section
   (``workflow/rules/arguments.smk``), and :func:`from_config`: a config value as the field's value, for the
-  checks at planning (``workflow/rules/common.smk``).
+  checks at planning (``workflow/rules/checks.smk``).
 
 The workflow's schema (``workflow/schemas/config.schema.yaml``) repeats the defaults, allowed values and bounds
 for Snakemake's validation; ``tests/test_settings.py`` checks that it agrees with the dataclasses, key by key.
