@@ -184,7 +184,7 @@ def _add_evaluate(subparsers) -> None:
         help="predict the test split and test whether the CNN tells fakes from reals",
         description=(
             "Run the trained model over the test shards (one batch at a time) and write predictions.parquet, "
-            "metrics.json (the verdict: the AUC with its interval and one-sided Mann-Whitney test, the outcome "
+            "metrics.json (the verdict: the AUC with its interval and two-sided Mann-Whitney test, the outcome "
             "against the tolerance, the minimum detectable AUC, the accuracy's binomial test; breakdowns in bins; "
             "shortcut baselines) and breakdowns.csv."
         ),
