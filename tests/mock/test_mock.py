@@ -357,10 +357,11 @@ def test_a_mismatch_at_its_identity_strength_gives_exactly_the_fakes_of_none(mis
 
 
 def test_the_standard_strength_is_the_mismatch_without_one(mock_variants, tmp_path):
-    standard = _write(tmp_path / "size", mismatch="size", strength=2.0)
-    assert _pixels_and_tables(standard).keys() == _pixels_and_tables(mock_variants["size"]).keys()
-    for key, values in _pixels_and_tables(mock_variants["size"]).items():
-        np.testing.assert_array_equal(_pixels_and_tables(standard)[key], values, err_msg=key)
+    standard = _pixels_and_tables(_write(tmp_path / "size", mismatch="size", strength=2.0))
+    without = _pixels_and_tables(mock_variants["size"])
+    assert standard.keys() == without.keys()
+    for key, values in without.items():
+        np.testing.assert_array_equal(standard[key], values, err_msg=key)
 
 
 def test_the_measured_size_difference_grows_with_the_size_strength(tmp_path):
