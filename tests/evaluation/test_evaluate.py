@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.predictions import prediction_table
 from fixtures.synthetic_shards import read_test_stamps, save_model, write_shard_set
 
 from realfake.cli import main
@@ -26,25 +27,6 @@ from realfake.stats.settings import StatisticsSettings
 SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
 
 
-def _table(labels: np.ndarray, scores: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    count = labels.size
-    g = rng.uniform(20.0, 24.0, count)
-    return pd.DataFrame(
-        {
-            "label": labels,
-            "p_fake": scores,
-            "mag_dered_g": g,
-            "mag_dered_r": g - rng.normal(0.5, 0.2, count),
-            "mag_dered_z": g - rng.normal(1.5, 0.3, count),
-            "size": rng.uniform(0.2, 1.0, count),
-            "type": rng.choice(["EXP", "REX"], count),
-            "offset_x": rng.uniform(-0.5, 0.5, count),
-            "offset_y": rng.uniform(-0.5, 0.5, count),
-            "ivar_centre_r": rng.uniform(500, 2000, count),
-        }
-    )
-
-
 # -- shortcut baselines ------------------------------------------------------------------------
 
 
@@ -52,7 +34,7 @@ def _baseline_tables(rng: np.random.Generator, size_factor: float) -> tuple[pd.D
     tables = []
     for count in (600, 300):
         labels = rng.permutation(np.repeat([0, 1], count // 2))
-        table = _table(labels, np.full(count, 0.5), rng)
+        table = prediction_table(labels, np.full(count, 0.5), rng)
         table.loc[labels == 1, "size"] *= size_factor
         for band in ("g", "r", "z"):
             table[f"pixel_flux3x3_{band}"] = rng.lognormal(0, 1, count)
@@ -124,7 +106,7 @@ def test_catalog_quantities_are_the_tractor_fits_wherever_there_is_one():
 
 def test_catalog_features_leave_out_identifiers_and_per_class_definitions():
     rng = np.random.default_rng(3)
-    table = _table(np.array([0, 1] * 10), np.full(20, 0.5), rng)
+    table = prediction_table(np.array([0, 1] * 10), np.full(20, 0.5), rng)
     table["type"] = ["PSF", "EXP"] * 10
     for column in ("kind", "rsdir", "id", "brickname", "cutouts_file", "sersic_n", "e1", "e2", "ra", "dec"):
         table[column] = 1
@@ -146,7 +128,7 @@ def test_catalog_features_leave_out_identifiers_and_per_class_definitions():
 
 def test_baselines_are_skipped_without_a_training_split():
     rng = np.random.default_rng(4)
-    test = _table(np.repeat([0, 1], 50), rng.uniform(size=100), rng)
+    test = prediction_table(np.repeat([0, 1], 50), rng.uniform(size=100), rng)
     result = evaluate_predictions(test, SETTINGS)
     assert result["baselines"] == []
     assert "No shortcut baselines were run" in result["shortcut_sentence"]

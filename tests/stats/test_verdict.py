@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.predictions import prediction_table
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
@@ -16,25 +17,6 @@ from realfake.stats.settings import StatisticsSettings
 from realfake.stats.verdict import verdict
 
 SETTINGS = StatisticsSettings(bootstrap=300, seed=3)
-
-
-def _table(labels: np.ndarray, scores: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    count = labels.size
-    g = rng.uniform(20.0, 24.0, count)
-    return pd.DataFrame(
-        {
-            "label": labels,
-            "p_fake": scores,
-            "mag_dered_g": g,
-            "mag_dered_r": g - rng.normal(0.5, 0.2, count),
-            "mag_dered_z": g - rng.normal(1.5, 0.3, count),
-            "size": rng.uniform(0.2, 1.0, count),
-            "type": rng.choice(["EXP", "REX"], count),
-            "offset_x": rng.uniform(-0.5, 0.5, count),
-            "offset_y": rng.uniform(-0.5, 0.5, count),
-            "ivar_centre_r": rng.uniform(500, 2000, count),
-        }
-    )
 
 
 def shifted(rng: np.random.Generator, per_class: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +181,7 @@ def test_a_cnn_no_better_than_a_constant_guess_says_so():
 def test_breakdowns_flag_only_the_bins_where_the_classifier_works(correction):
     rng = np.random.default_rng(7)
     labels = rng.permutation(np.repeat([0, 1], 500))
-    table = _table(labels, rng.uniform(0, 1, labels.size), rng)
+    table = prediction_table(labels, rng.uniform(0, 1, labels.size), rng)
     bright = table["mag_dered_g"] < 20.8  # the brightest fifth: the classifier is perfect there
     table.loc[bright, "p_fake"] = np.where(table.loc[bright, "label"] == 1, 0.95, 0.05)
     settings = StatisticsSettings(bootstrap=100, correction=correction)
@@ -234,7 +216,7 @@ def test_breakdowns_flag_only_the_bins_where_the_classifier_works(correction):
 def test_a_bin_with_one_class_has_no_auc():
     labels = np.array([0] * 40 + [1] * 40)
     rng = np.random.default_rng(1)
-    table = _table(labels, rng.uniform(size=80), rng)
+    table = prediction_table(labels, rng.uniform(size=80), rng)
     table["type"] = np.where(labels == 1, "SER", "EXP")
     result = breakdowns(table, StatisticsSettings(bootstrap=50))
     types = result[result["breakdown"] == "type"]
@@ -281,7 +263,7 @@ def test_a_verdict_over_a_few_bricks_says_what_its_interval_rests_on():
 def test_breakdowns_are_cluster_robust_where_their_bins_have_the_bricks():
     rng = np.random.default_rng(43)
     labels, scores, brick = _bricks(rng, 60)
-    table = _table(labels, scores, rng)
+    table = prediction_table(labels, scores, rng)
     table["brickname"] = brick
     rows = breakdowns(table, SETTINGS)
     assert set(rows["interval"]) == {"cluster"} and (rows["bricks"] == 60).all()
