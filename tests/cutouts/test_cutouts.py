@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from fixtures.tinysurvey import (
     write_brick_table,
     write_table,
 )
+from fixtures.tractor_releases import write_tractor_catalog
 
 from realfake import __version__
 from realfake.cutouts import (
@@ -184,6 +186,7 @@ def test_file_attributes_record_what_was_made_and_from_what(tiny, tmp_path, caps
         "sources_read": 2, "sources_selected": 1, "sources_written": 1, "dropped_off_image": 0,
         "dropped_no_coverage": 0, "dropped_near_fake": 0,
     }  # fmt: skip
+    assert (attributes["release"], attributes["dropped_dup"]) == ("dr5", 0)
     with h5py.File(out) as cutouts:
         assert "dereddened" in cutouts["catalog/mag_dered_g"].attrs["description"]
 
@@ -280,6 +283,7 @@ def test_fakes_come_from_every_rsdir_each_cut_from_its_own_coadd(tiny, tmp_path,
     assert attributes["rsdirs"] == ["rs0", "rs2", "more_rs0"]
     assert attributes["selection"] == "none" and not attributes["select_fakes"]
     assert attributes["mw_transmission_source"] == ["rs0: simcat", "rs2: simcat", "more_rs0: simcat"]
+    assert (attributes["release"], attributes["dropped_dup"]) == ("", 0)  # no rs dir tractor catalog was read
     assert counts(attributes)["sources_read"] == counts(attributes)["sources_written"] == 5
     assert list(catalog["type"]) == ["EXP"] * 5
     np.testing.assert_allclose(catalog["size"], 0.5)
@@ -351,6 +355,94 @@ def test_select_fakes_cuts_their_true_values_with_the_selection(tiny, tmp_path, 
     np.testing.assert_allclose(catalog[["mag_dered_g", "mag_dered_r", "mag_dered_z"]].iloc[0], [23.0, 22.6, 22.0])
     assert attributes["selection"] == "elg_padded" and attributes["select_fakes"]
     assert counts(attributes)["sources_read"] == 2 and counts(attributes)["sources_selected"] == 1
+
+
+# --------------------------------------------------------------------------- other releases, selection expressions
+
+
+def _write_dr9_tractor(tiny: TinySurvey, x, y, types: list[str], path: Path | None = None, **overrides) -> Path:
+    """A DR9 tractor catalog (tests/fixtures/tractor_releases.py) of sources at 0-indexed pixels x, y of the tiny
+    survey; each an ELG of elg_padded unless ``overrides`` say otherwise."""
+    ra, dec = tiny.sky(x, y)
+    positions = {"ra": ra, "dec": dec, "bx": np.asarray(x, dtype=np.float64), "by": np.asarray(y, dtype=np.float64)}
+    return write_tractor_catalog(path or tiny.tractor_path(), "dr9", types, **{**positions, **overrides})
+
+
+def _cutouts_arguments(**config) -> list[str]:
+    """The flags the workflow passes for these cutouts config values: one shell word each after shlex.join
+    (workflow/rules/arguments.smk), split again as the shell does."""
+    from realfake.settings import command_line
+
+    return shlex.split(shlex.join(command_line(CutoutSettings, config)))
+
+
+def test_a_dr9_catalog_gives_its_sources_with_their_shapes_release_and_dropped_dups(tiny, tmp_path, capsys):
+    tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())
+    # objid 0 PSF, 1 SER with a bulge-like index, 2 DUP (a Gaia star, no flux), 3 SER disk, 4 EXP.
+    _write_dr9_tractor(
+        tiny, [40.0, 50.0, 64.0, 75.0, 88.0], [64.0] * 5, ["PSF", "SER", "DUP", "SER", "EXP"],
+        shape_r=[0.0, 0.8, 0.0, 0.7, 0.5], shape_e1=[0.0, 0.2, 0.0, -0.1, 0.1], sersic=[0.0, 3.0, 0.0, 1.8, 0.0],
+    )  # fmt: skip
+
+    out = tmp_path / "all.h5"
+    assert cutouts_cli(tiny.arguments("real", out, "--selection", "all_primary"), capsys)[0] == 0
+    _, catalog, attributes = load(out)
+    assert (attributes["release"], attributes["dropped_dup"]) == ("dr9", 1)
+    assert counts(attributes)["sources_read"] == 4 and list(catalog["id"]) == [0, 1, 3, 4]
+    assert list(catalog["type"]) == ["PSF", "SER", "SER", "EXP"]
+    np.testing.assert_allclose(catalog["size"], [0.6, 0.8, 0.7, 0.5], rtol=1e-6)  # PSF: psfsize / 2
+    np.testing.assert_allclose(catalog["sersic_n"], [np.nan, 3.0, 1.8, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(catalog["e1"], [0.0, 0.2, -0.1, 0.1], rtol=1e-6)
+
+    out = tmp_path / "elg.h5"
+    assert cutouts_cli(tiny.arguments("real", out), capsys)[0] == 0
+    assert list(load(out)[1]["id"]) == [0, 3, 4]  # the SER with n = 3 is nearer de Vaucouleurs than exponential
+
+    out = tmp_path / "stars.h5"
+    expression = "brick_primary & (type == 'PSF') | (sersic_n > 2.9)"
+    arguments = [*tiny.arguments("real", out), *_cutouts_arguments(selection=expression)]
+    assert cutouts_cli(arguments, capsys)[0] == 0
+    _, catalog, attributes = load(out)
+    assert list(catalog["id"]) == [0, 1] and attributes["selection"] == expression
+    settings = CutoutSettings(kind="real", dr5_dir=tiny.dr5, selection=expression)
+    assert cutouts_file_is_complete(out, expected_attributes(settings, BRICK), catalog_columns(settings.bands))
+
+
+def test_a_bad_selection_expression_stops_the_brick_naming_it_and_the_catalog(tiny, tmp_path, capsys):
+    tiny.write_coadd(tiny.dr5_coadd_dir(), tiny.constant_planes())
+    _write_dr9_tractor(tiny, [30.0], [40.0], ["PSF"])
+    out = tmp_path / "out.h5"
+    status, stderr = cutouts_cli([*tiny.arguments("real", out), "--selection", "maskbit == 0"], capsys)
+    assert status == 2 and not out.exists()
+    assert "selection expression 'maskbit == 0' names a column" in stderr and str(tiny.tractor_path()) in stderr
+    status, stderr = cutouts_cli([*tiny.arguments("real", out), "--selection", "type =="], capsys)
+    assert status == 2 and "selection 'type ==' is neither a named selection" in stderr
+
+
+def test_fakes_take_their_fits_and_release_from_a_dr9_rs_dir_catalog(tiny, tmp_path, capsys):
+    tiny.write_coadd(tiny.rsdir_coadd_dir("rs0"), tiny.constant_planes())
+    simcat = tiny.write_simcat("rs0", [40.0, 80.0], [40.0, 80.0], n=[1.0, 3.0])
+    with fits.open(simcat, mode="update") as hdus:  # x, y 1-indexed, as obiwan writes them: the fits match
+        hdus[1].data["x"] += 1
+        hdus[1].data["y"] += 1
+    rs_tractor = tiny.obiwan / "tractor" / "123" / BRICK / "rs0" / f"tractor-{BRICK}.fits"
+    # A DUP exactly on fake 0 and its SER fit 0.5 pixel away: the DUP is no fit (it was dropped).
+    _write_dr9_tractor(tiny, [40.0, 40.5, 80.0], [40.0, 40.0, 80.0], ["DUP", "SER", "EXP"], path=rs_tractor)
+
+    out = tmp_path / "sim.h5"
+    assert cutouts_cli(tiny.arguments("sim", out), capsys)[0] == 0
+    _, catalog, attributes = load(out)
+    assert (attributes["release"], attributes["dropped_dup"]) == ("dr9", 1)
+    assert list(catalog["measured_type"]) == ["SER", "EXP"]
+    np.testing.assert_allclose(catalog["measured_size"], 0.5, rtol=1e-6)
+
+    out = tmp_path / "cut.h5"
+    arguments = [*tiny.arguments("sim", out), "--select-fakes", "--selection", "(sersic_n < 2) & (rhalf > 0.4)"]
+    assert cutouts_cli(arguments, capsys)[0] == 0
+    assert list(load(out)[1]["id"]) == [0]
+    arguments = [*tiny.arguments("sim", out), "--select-fakes", "--selection", "maskbits == 0"]
+    status, stderr = cutouts_cli(arguments, capsys)
+    assert status == 2 and "'maskbits == 0'" in stderr and str(tiny.simcat_path("rs0")) in stderr
 
 
 def _write_older_simcat(tiny: TinySurvey, rsdir: str) -> None:
@@ -953,7 +1045,10 @@ def test_config_schema_offers_the_selections_and_defaults_of_the_cutouts_command
 
     schema = yaml.safe_load((REPOSITORY / "workflow" / "schemas" / "config.schema.yaml").read_text())
     cutouts = schema["properties"]["cutouts"]["properties"]
-    assert sorted(cutouts["selection"]["enum"]) == sorted(SELECTIONS)
+    # Any text: a named selection or an expression; the description names the named ones.
+    assert "enum" not in cutouts["selection"] and cutouts["selection"]["type"] == "string"
+    assert all(name in cutouts["selection"]["description"] for name in SELECTIONS)
+    assert "expression" in cutouts["selection"]["description"]
     assert cutouts["selection"]["default"] == DEFAULT_SELECTION == CutoutSettings(kind="real", dr5_dir=Path()).selection
     assert cutouts["select_fakes"]["default"] is False and cutouts["pad_edges"]["default"] is False
 

@@ -20,8 +20,8 @@ original obiwan code when they did not):
   as its centre pixel is on the image); a source whose centre pixel has
   inverse variance 0 in any band is dropped as ``no_coverage``.
 
-Real sources are the tractor catalog of the DR5 brick passing a named
-selection (:mod:`realfake.survey.selection`, default ``elg_padded``). Fakes are every
+Real sources are the tractor catalog (DR5 to DR10: :mod:`realfake.survey.tractor`) of the brick passing
+a selection, named or an expression (:mod:`realfake.survey.selection`, default ``elg_padded``). Fakes are every
 simcat row of every rs dir of the brick (:func:`realfake.survey.obiwan.find_rsdirs`),
 each cut from the coadd of the rs dir it was injected in. Fakes are *not* cut
 by the selection unless ``select_fakes``: a simcat holds the *true* parameters

@@ -13,11 +13,12 @@ import pandas as pd
 from realfake import __version__, paths
 from realfake.conventions import BANDS, brick_directory, channel_names
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
-from realfake.cutouts.sources import _select, fake_selection_view, fake_source_table, real_source_table
+from realfake.cutouts.sources import fake_selection_view, fake_source_table, real_source_table
 from realfake.cutouts.stamps import cut_sources
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
 from realfake.survey import legacy, obiwan
+from realfake.survey.selection import select
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,17 +35,17 @@ class _Cutouts:
 def _real_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     tractor_path = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
     tractor = legacy.read_tractor(tractor_path, settings.bands)
-    selected = _select(tractor, settings.selection, tractor_path)
+    selected = select(tractor, settings.selection, tractor_path)
     sources = real_source_table(tractor[selected], brick_name, settings.bands)
     read = CutoutCounts(sources_read=len(tractor))
+    release = {"release": tractor.attrs["release"], "dropped_dup": tractor.attrs["dropped_dup"]}
     if settings.cuts_reals_from_rsdirs:
         made = _reals_from_rsdirs(settings, brick_name, sources)
-        return _Cutouts(
-            made.catalog, made.stamps, read + made.counts, [str(tractor_path), *made.inputs], made.attributes
-        )
+        inputs = [str(tractor_path), *made.inputs]
+        return _Cutouts(made.catalog, made.stamps, read + made.counts, inputs, {**release, **made.attributes})
     coadd = legacy.read_coadd(paths.dr5_file(settings.dr5_dir, "coadd_dir", brick_name), brick_name, settings.bands)
     catalog, stamps, counts = cut_sources(coadd, sources, settings)
-    return _Cutouts(catalog, stamps, read + counts, [str(tractor_path), *map(str, coadd.paths)], {})
+    return _Cutouts(catalog, stamps, read + counts, [str(tractor_path), *map(str, coadd.paths)], release)
 
 
 def _near_fakes(sources: pd.DataFrame, simcat: pd.DataFrame, coadd: legacy.Coadd, radius: int) -> np.ndarray:
@@ -136,18 +137,20 @@ def _no_rsdirs(settings: CutoutSettings, brick_name: str) -> RealfakeError:
 
 def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     rsdirs = _rsdirs(settings, brick_name)
-    catalogs, stamps, inputs, transmission_sources, fits_from = [], [], [], [], []
-    counts = CutoutCounts()
+    catalogs, stamps, inputs, transmission_sources, fits_from, releases = [], [], [], [], [], []
+    counts, dropped_dup = CutoutCounts(), 0
     for rsdir in rsdirs:
         simcat, files_read, transmission_source = _read_fakes(settings, brick_name, rsdir)
         tractor = None
         if rsdir.tractor_path.is_file():
             tractor = legacy.read_tractor(rsdir.tractor_path, settings.bands)
+            releases.append(tractor.attrs["release"])
+            dropped_dup += tractor.attrs["dropped_dup"]
             files_read = list(dict.fromkeys([*files_read, str(rsdir.tractor_path)]))
         fits_from.append("" if tractor is None else str(rsdir.tractor_path))
         sources = fake_source_table(simcat, brick_name, rsdir.name, settings.bands, tractor)
         if settings.select_fakes:
-            sources = sources[_select(fake_selection_view(simcat), settings.selection, rsdir.simcat_path)]
+            sources = sources[select(fake_selection_view(simcat), settings.selection, rsdir.simcat_path)]
         coadd = legacy.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
         catalog, rsdir_stamps, rsdir_counts = cut_sources(coadd, sources, settings)
         inputs += [*files_read, *map(str, coadd.paths)]
@@ -160,6 +163,9 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
         "rsdirs": [rsdir.name for rsdir in rsdirs],
         "mw_transmission_source": transmission_sources,
         "fits_from": fits_from,
+        # The rs dirs' tractor catalogs the fits come from: their release(s), "" when none was read.
+        "release": ",".join(dict.fromkeys(releases)),
+        "dropped_dup": dropped_dup,
     }
     return _Cutouts(pd.concat(catalogs, ignore_index=True), np.concatenate(stamps), counts, inputs, attributes)
 
@@ -248,13 +254,18 @@ def run_cutouts(
     (N, S, S, 2B), ``catalog/<column>`` (:data:`realfake.formats.cutouts.CATALOG_DESCRIPTION`, N rows),
     and attributes: ``kind``, ``brickname``, ``bands``, ``channels``,
     ``stamp_size``, ``pixel_convention``, ``selection`` (the one these sources
-    passed; "none" for fakes without ``select_fakes``), ``select_fakes``,
+    passed, a name or an expression; "none" for fakes without ``select_fakes``), ``select_fakes``,
     ``pad_edges``, ``inputs`` (every file read), ``dr5_dir``, ``obiwan_dir``,
-    ``package_version``, the counts (:class:`CutoutCounts`), for reals
+    ``package_version``, the counts (:class:`CutoutCounts`), ``release`` and
+    ``dropped_dup`` (the data release, "dr5" ... "dr10", of the tractor catalog
+    read, and the DUP rows dropped from it: for reals the brick's catalog; for
+    fakes the rs dirs' catalogs their fits come from, releases joined by commas,
+    "" and 0 when none was read), for reals
     ``real_source`` (with "rsdir" also ``real_exclusion_radius``, ``rsdirs`` and
-    ``reals_per_rsdir``, the stamps cut from each) and for fakes ``rsdirs``
-    and ``mw_transmission_source`` (per rs dir: "simcat" or the tractor
-    catalog whose median was used).
+    ``reals_per_rsdir``, the stamps cut from each) and for fakes ``rsdirs``,
+    ``mw_transmission_source`` (per rs dir: "simcat" or the tractor
+    catalog whose median was used) and ``fits_from`` (per rs dir: the tractor
+    catalog the fits come from, or "").
 
     Every input is read and checked before anything is written; a problem
     raises RealfakeError naming the file or brick, and no file appears at ``out``.

@@ -8,7 +8,7 @@ from pathlib import Path
 from realfake.conventions import BANDS, KINDS, STAMP_SIZE
 from realfake.errors import RealfakeError
 from realfake.settings import check_settings, letters_text, parse_letters, setting, spaced
-from realfake.survey.selection import SELECTION_BANDS, SELECTIONS, missing_selection_bands
+from realfake.survey.selection import SELECTION_BANDS, SELECTIONS, check_selection, missing_selection_bands
 
 DEFAULT_SELECTION = "elg_padded"
 # Where the real stamps are cut: the DR5 coadds, or the obiwan rs dir coadds the fakes are in.
@@ -35,8 +35,10 @@ class CutoutSettings:
     )
     selection: str = setting(
         DEFAULT_SELECTION,
-        help="named selection of the real sources (realfake.survey.selection.SELECTIONS)",
-        choices=tuple(sorted(SELECTIONS)),
+        help=f"selection of the real sources: a name ({', '.join(sorted(SELECTIONS))}; "
+        "realfake.survey.selection.SELECTIONS) or a pandas expression over the tractor catalog's lower-case "
+        'columns, e.g. "type == \'PSF\'" or "brick_primary & (maskbits // 2**1 % 2 == 0)"',
+        metavar="NAME_OR_EXPRESSION",
     )
     select_fakes: bool = setting(
         False, help="also cut the fakes with the selection, applied to their true simcat values"
@@ -73,6 +75,7 @@ class CutoutSettings:
         unknown = [band for band in self.bands if band not in BANDS]
         if unknown:
             raise RealfakeError(f"unknown band(s) {', '.join(unknown)}; the survey has g, r, z")
+        check_selection(self.selection)
         missing = missing_selection_bands(self.selection, self.bands)
         if missing and (self.kind == "real" or self.select_fakes):
             raise RealfakeError(

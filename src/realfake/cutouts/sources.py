@@ -9,18 +9,14 @@ real source's are its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from realfake.conventions import BANDS
-from realfake.errors import RealfakeError
 from realfake.survey import legacy
-from realfake.survey.selection import select, tractor_half_light_radius
+from realfake.survey.tractor import CANONICAL_COLUMNS, canonical_column
 
-# Real types whose profile is an exponential (REX is DR5's round exponential, SIMP its predecessor).
-EXPONENTIAL_TYPES = ("REX", "EXP", "SIMP")
 # A fake's re-fit in its rs dir's tractor catalog is the source nearest to it within this many pixels.
 FIT_MATCH_RADIUS = 1.0
 
@@ -67,27 +63,16 @@ def _source_table(
 
 
 def real_source_table(tractor: pd.DataFrame, brick_name: str, bands: Sequence[str]) -> pd.DataFrame:
-    """Source table of tractor rows (as :func:`realfake.survey.legacy.read_tractor` returns them)."""
-    source_type = tractor["type"].to_numpy().astype(str)
-    is_exponential = np.isin(source_type, EXPONENTIAL_TYPES)
-    is_dev = source_type == "DEV"
-    is_psf = source_type == "PSF"
-    sersic_n = np.where(is_exponential, 1.0, np.where(is_dev, 4.0, np.nan))
-    e1, e2 = np.full(len(tractor), np.nan), np.full(len(tractor), np.nan)
-    for component, values in (("e1", e1), ("e2", e2)):
-        values[is_exponential] = tractor[f"shapeexp_{component}"].to_numpy(np.float64)[is_exponential]
-        values[is_dev] = tractor[f"shapedev_{component}"].to_numpy(np.float64)[is_dev]
-        values[is_psf] = 0.0
+    """Source table of tractor rows (as :func:`realfake.survey.legacy.read_tractor` returns them, of any release):
+    ``size``, ``sersic_n``, ``e1``, ``e2`` are its canonical shape columns (:mod:`realfake.survey.tractor`;
+    computed here, a PSF's radius over ``bands``, for rows that lack them)."""
     table = _source_table(
         brick_name,
         "",
         tractor.assign(id=tractor["objid"]),
         bands,
-        source_type,
-        tractor_half_light_radius(tractor, bands),
-        sersic_n,
-        e1,
-        e2,
+        tractor["type"].to_numpy().astype(str),
+        *(canonical_column(tractor, name, bands) for name in CANONICAL_COLUMNS),
     )
     return _with_fit(table, table, np.ones(len(table), dtype=bool), bands)
 
@@ -145,23 +130,25 @@ def _with_fit(table: pd.DataFrame, fits: pd.DataFrame, measured: np.ndarray, ban
 
 def fake_selection_view(simcat: pd.DataFrame) -> pd.DataFrame:
     """Simcat rows (as :func:`realfake.survey.obiwan.read_simcat` returns them) dressed as a tractor catalog,
-    so that a named selection can cut fakes.
+    so that a selection (named or expression) can cut fakes.
 
     True values stand in for the measured ones: fluxes and transmissions of all
-    simcat bands; every fake primary, observed once, with positive flux inverse
-    variance (coverage is judged from the pixels instead); ``type`` from the
-    true profile (:func:`fake_type`); ``shapeexp_r = shapedev_r = rhalf`` and
-    ``psfsize = 2 rhalf``, so every type's size is the true half-light radius.
+    simcat bands, with their ``flux_dered_<b>`` and ``mag_dered_<b>``; every fake
+    primary, observed once, with positive flux inverse variance (coverage is judged
+    from the pixels instead); ``type`` from the true profile (:func:`fake_type`);
+    the canonical shape columns (:mod:`realfake.survey.tractor`) from the truth:
+    ``rhalf`` the true half-light radius (for every type), ``sersic_n``, ``e1``,
+    ``e2``; and ``psfsize = 2 rhalf``.
     """
     size = simcat["rhalf"].to_numpy(np.float64)
-    source_type = fake_type(simcat["sersic_n"], size)
     view = pd.DataFrame(
         {
             "brick_primary": np.ones(len(simcat), dtype=bool),
-            "type": source_type,
-            "fracdev": np.where(source_type == "DEV", 1.0, 0.0),
-            "shapeexp_r": size,
-            "shapedev_r": size,
+            "type": fake_type(simcat["sersic_n"], size),
+            "rhalf": size,
+            "sersic_n": simcat["sersic_n"].to_numpy(np.float64),
+            "e1": simcat["e1"].to_numpy(np.float64),
+            "e2": simcat["e2"].to_numpy(np.float64),
         }
     )
     for band in BANDS:
@@ -170,12 +157,6 @@ def fake_selection_view(simcat: pd.DataFrame) -> pd.DataFrame:
         view[f"nobs_{band}"] = 1
         view[f"flux_ivar_{band}"] = 1.0
         view[f"psfsize_{band}"] = 2 * size
+    legacy.add_dereddened(view, BANDS)
+    view.attrs["path"] = simcat.attrs.get("path", "")
     return view
-
-
-def _select(catalog: pd.DataFrame, name: str, path: Path) -> np.ndarray:
-    """Boolean mask of the named selection; a column the selection needs but ``path`` lacks is a user error."""
-    try:
-        return np.asarray(select(catalog, name), dtype=bool)
-    except KeyError as error:
-        raise RealfakeError(f"selection {name} needs column {error.args[0]!r}, which {path} lacks") from None

@@ -17,7 +17,10 @@ the workflow) holds:
 - attributes (see :func:`realfake.cutouts.run_cutouts`): what was made and
   from what, the counts ``sources_read``, ``sources_selected``,
   ``sources_written``, ``dropped_off_image``, ``dropped_no_coverage``,
-  ``dropped_near_fake``, and
+  ``dropped_near_fake``, ``release`` and ``dropped_dup`` (the data release of
+  the tractor catalog read, "dr5" ... "dr10", and its DUP rows dropped before
+  ``sources_read`` was counted; files written before these existed lack them,
+  and nothing requires them), and
   ``content_sha256``, the file's content identity (:func:`content_digest`).
 
 The content identity is what later stages tie their state to: the shard set
@@ -75,15 +78,18 @@ CATALOG_DESCRIPTION = {
     "mw_transmission_{band}": "Milky Way transmission (0-1)",
     "mag_dered_{band}": "dereddened AB magnitude, 22.5 - 2.5 log10(flux / mw_transmission); NaN if flux <= 0",
     "type": (
-        "real: tractor type (PSF, REX, EXP, DEV, COMP); fake: from its true profile "
+        "real: tractor type (PSF, REX, EXP, DEV, and COMP up to DR8 or SER from DR9); fake: from its true profile "
         "(PSF if rhalf = 0, EXP if n = 1, DEV if n = 4, else SER)"
     ),
     "size": (
-        "half-light radius, arcsec; real: as the selection defines it "
-        "(PSF: mean psfsize / 2, REX/EXP: shapeexp_r, DEV: shapedev_r, COMP: fracdev-weighted); fake: simcat rhalf"
+        "half-light radius, arcsec; real: as the selection defines it (PSF: mean psfsize / 2; DR5-DR8 REX/EXP: "
+        "shapeexp_r, DEV: shapedev_r, COMP: fracdev-weighted; DR9+ shape_r); fake: simcat rhalf"
     ),
-    "sersic_n": "Sersic index: real EXP/REX 1, DEV 4, PSF and COMP NaN; fake: simcat n",
-    "e1": "ellipticity component 1: real shapeexp_e1 or shapedev_e1 (PSF 0, COMP NaN); fake: simcat e1",
+    "sersic_n": "Sersic index: real EXP/REX 1, DEV 4, SER its sersic, PSF and COMP NaN; fake: simcat n",
+    "e1": (
+        "ellipticity component 1: real shapeexp_e1 or shapedev_e1 (DR5-DR8; COMP NaN) or shape_e1 (DR9+), PSF 0; "
+        "fake: simcat e1"
+    ),
     "e2": "ellipticity component 2, as e1",
     "measured": (
         "whether the measured_* columns hold a tractor fit: always for a real source; for a fake, when its rs "

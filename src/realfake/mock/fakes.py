@@ -131,6 +131,11 @@ def _true_view(truth: pd.DataFrame) -> pd.DataFrame:
             "fracdev": truth["fracdev"].to_numpy(),
             "shapeexp_r": truth["rhalf"].to_numpy(),
             "shapedev_r": np.where(truth["type"] == "DEV", truth["rhalf"], truth["rhalf_dev"]),
+            # The selections read a catalog's shapes whole, e1 and e2 too.
+            "shapeexp_e1": truth["e1"].to_numpy(),
+            "shapeexp_e2": truth["e2"].to_numpy(),
+            "shapedev_e1": np.where(truth["type"] == "DEV", truth["e1"], truth["e1_dev"]),
+            "shapedev_e2": np.where(truth["type"] == "DEV", truth["e2"], truth["e2_dev"]),
         }
     )
     for band in ("g", "r", "z"):

@@ -1,3 +1,3 @@
-"""The real survey's files: DR5 bricks, coadds and tractor catalogs (:mod:`realfake.survey.legacy`), obiwan's
-rs dirs and simcats (:mod:`realfake.survey.obiwan`), and the named selections of real sources
-(:mod:`realfake.survey.selection`)."""
+"""The real survey's files: bricks, coadds and tractor catalogs (:mod:`realfake.survey.legacy`), which release a
+tractor catalog is and its canonical shape columns (:mod:`realfake.survey.tractor`), obiwan's rs dirs and simcats
+(:mod:`realfake.survey.obiwan`), and the selections of real sources (:mod:`realfake.survey.selection`)."""

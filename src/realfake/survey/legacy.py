@@ -1,9 +1,10 @@
-"""Reading Legacy Surveys DR5 files: FITS access, brick table, coadds, WCS, tractor catalogs.
+"""Reading Legacy Surveys files: FITS access, brick table, coadds, WCS, tractor catalogs (DR5 to DR10).
 
 Every later stage reads survey files through this module and
 :mod:`realfake.survey.obiwan` (rs dirs and simcats; an rs dir's coadds and
-tractor catalog are in DR5's formats and are read here), so the conventions
-live here once (``docs/data_layout.md``):
+tractor catalog are in legacypipe's formats and are read here), so the conventions
+live here once (``docs/data_layout.md``). Which release a tractor catalog is, and
+its shape columns, are :mod:`realfake.survey.tractor`'s.
 
 - Pixels: numpy arrays are indexed ``[band, y, x]``, 0-indexed. Tractor
   ``bx, by`` are 0-indexed (FITS pixel minus 1); simcat ``x, y`` are 1-indexed
@@ -35,6 +36,12 @@ from numpy.typing import ArrayLike
 from realfake.conventions import BANDS
 from realfake.errors import RealfakeError
 from realfake.paths import BRICK_TABLE_NAMES, COADD_KINDS, coadd_name
+from realfake.survey.tractor import (
+    detect_release,
+    drop_duplicates,
+    shape_columns,
+    tractor_required_columns,
+)
 
 BRICK_COLUMNS = ("brickname", "brickid", "ra", "dec", "ra1", "ra2", "dec1", "dec2")
 
@@ -276,14 +283,6 @@ def wcs_pixel(wcs: WCS, ra: ArrayLike, dec: ArrayLike, origin: int = 0) -> tuple
 # --------------------------------------------------------------------------- catalogs
 
 
-def _tractor_required_columns(bands: Sequence[str]) -> list[str]:
-    required = ["objid", "brickname", "ra", "dec", "bx", "by", "type", "brick_primary"]
-    for band in bands:
-        required += [f"flux_{band}", f"flux_ivar_{band}", f"mw_transmission_{band}", f"nobs_{band}", f"psfsize_{band}"]
-    required += ["shapeexp_r", "shapeexp_e1", "shapeexp_e2", "shapedev_r", "shapedev_e1", "shapedev_e2", "fracdev"]
-    return required
-
-
 def add_dereddened(frame: pd.DataFrame, bands: Sequence[str]) -> None:
     """Add ``flux_dered_<b> = flux_<b> / mw_transmission_<b>`` and its ``mag_dered_<b>``, in place.
 
@@ -296,22 +295,35 @@ def add_dereddened(frame: pd.DataFrame, bands: Sequence[str]) -> None:
 
 
 def read_tractor(path: Path, bands: Sequence[str] = BANDS) -> pd.DataFrame:
-    """A DR5 tractor catalog as a DataFrame, one row per source.
+    """A tractor catalog of DR5 to DR10 as a DataFrame, one row per source.
 
-    Column names are DR5's, lower-case; ``type`` ("PSF", "REX", "EXP", "DEV",
-    "COMP") and ``brickname`` are stripped strings; ``bx, by`` are float64,
-    0-indexed pixels (FITS pixel minus 1); ``brick_primary`` is bool.
-    Multi-dimensional columns (``apflux_*``, ``dchisq``) are dropped. Added per
-    band: ``flux_dered_<b> = flux_<b> / mw_transmission_<b>`` (nanomaggies) and
-    ``mag_dered_<b>`` (AB, NaN where the flux is not positive).
+    Column names are the file's, lower-case; ``type`` ("PSF", "REX", "EXP", "DEV", and "COMP" up to DR8, "SER"
+    from DR9) and ``brickname`` are stripped strings; ``bx, by`` are float64, 0-indexed pixels (FITS pixel
+    minus 1); ``brick_primary`` is bool; ``maskbits``, where there is one, int32 (DR10's bit 16 overflows
+    DR9's int16). Multi-dimensional columns (``apflux_*``, ``dchisq``) are dropped. DUP rows (Gaia stars kept
+    as duplicates of a source fitted under another model, no optical flux: DR8 and later) are dropped.
+
+    Added per band: ``flux_dered_<b> = flux_<b> / mw_transmission_<b>`` (nanomaggies) and ``mag_dered_<b>``
+    (AB, NaN where the flux is not positive); once for every release, the canonical shape columns ``rhalf``
+    (arcsec; a PSF's from the mean ``psfsize`` over ``bands``), ``sersic_n``, ``e1``, ``e2``
+    (:mod:`realfake.survey.tractor`). ``attrs``: ``path``, ``release`` (the data release: "dr5" ... "dr10"),
+    ``schema`` (its column layout: "dr5", "dr8", "dr9" or "dr10") and ``dropped_dup`` (the DUP rows dropped).
+
+    A catalog whose release and shape columns disagree is refused (:func:`realfake.survey.tractor.detect_release`).
     """
     path = Path(path)
     table, _ = _read_hdu(path)
     frame = _table_to_frame(table, path)
-    _require_columns(frame, _tractor_required_columns(bands), path, "tractor catalog")
+    _require_columns(frame, tractor_required_columns(bands), path, "tractor catalog")
+    release = detect_release(frame, path)
+    frame, dropped_dup = drop_duplicates(frame)
+    if "maskbits" in frame.columns:
+        frame["maskbits"] = frame["maskbits"].astype(np.int32)
     frame["bx"] = frame["bx"].astype(np.float64)
     frame["by"] = frame["by"].astype(np.float64)
     frame["brick_primary"] = frame["brick_primary"].astype(bool)
     add_dereddened(frame, bands)
-    frame.attrs["path"] = str(path)
+    for name, values in shape_columns(frame, bands, release.schema).items():
+        frame[name] = values.to_numpy()
+    frame.attrs.update(path=str(path), release=release.name, schema=release.schema, dropped_dup=dropped_dup)
     return frame

@@ -1,8 +1,9 @@
 """Reading obiwan's outputs: the rs dirs of a brick (either layout) and their simcats.
 
-The coadds and tractor catalogs of an rs dir are in DR5's formats and are read
-with :mod:`realfake.survey.legacy` (:func:`realfake.survey.legacy.read_coadd`,
-:func:`realfake.survey.legacy.read_tractor`), whose pixel and unit conventions
+The coadds and tractor catalogs of an rs dir are in legacypipe's formats (DR5's for
+obiwan's own runs) and are read with :mod:`realfake.survey.legacy`
+(:func:`realfake.survey.legacy.read_coadd`, :func:`realfake.survey.legacy.read_tractor`,
+which reads the catalogs of any release from DR5 to DR10), whose pixel and unit conventions
 hold here too: simcat ``x, y`` are 1-indexed FITS pixels, exposed as ``x_fits,
 y_fits`` with 0-indexed ``x, y``, and fluxes are dereddened as the reals' are.
 

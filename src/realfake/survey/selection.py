@@ -1,27 +1,37 @@
-"""Named source selections: which catalog sources belong to the parameter space of interest.
+"""Source selections: which catalog sources belong to the parameter space of interest.
 
-A selection is a pure function of a tractor-like catalog (DR5 column names, one
-row per source) that returns a boolean mask. Magnitudes are *dereddened*
+A selection is a named one (:data:`SELECTIONS`: a pure function of a tractor-like catalog, one row per source,
+giving a boolean mask) or an expression over the catalog's lower-case columns, evaluated with pandas
+(``DataFrame.eval``, python engine): ``type == 'PSF'``, ``brick_primary & (maskbits // 2**1 % 2 == 0)``. The
+named ones use the canonical shape columns (``rhalf``, ``sersic_n``: :mod:`realfake.survey.tractor`), so they
+work on catalogs of any release from DR5 to DR10. Magnitudes are *dereddened*
 (``flux_<b> / mw_transmission_<b>``) and use :func:`realfake.survey.legacy.nanomaggies_to_mag`,
 the one magnitude definition of the project.
 
 ``elg_padded`` is obiwan's "parameter space of interest" for real galaxies
 (``TractorStamps.apply_cuts``, docs/data_layout.md): the DESI ELG box padded by
-0.5 mag, with a brightness window, coverage in every band, positive fluxes, no
-COMP/DEV types, and a half-light radius between 0.131" and 2.0".
+0.5 mag, with a brightness window, coverage in every band, positive fluxes, a
+half-light radius between 0.131" and 2.0", and no bulge-like profile: no COMP or
+DEV (DR5-DR8), no DEV and no SER with a Sersic index of 2.5 or more (DR9, DR10;
+docs/data_layout.md, "DR8, DR9 and DR10 catalogs", says why).
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from realfake.errors import RealfakeError
 from realfake.survey.legacy import nanomaggies_to_mag
+from realfake.survey.tractor import canonical_column, half_light_radius
 
 ELG_BANDS = ("g", "r", "z")
+# A SER fit with a Sersic index at least this is nearer de Vaucouleurs (n = 4) than exponential (n = 1).
+BULGE_SERSIC_INDEX = 2.5
 
 
 def dereddened_mag(catalog: pd.DataFrame, band: str) -> np.ndarray:
@@ -32,46 +42,38 @@ def dereddened_mag(catalog: pd.DataFrame, band: str) -> np.ndarray:
 
 
 def tractor_half_light_radius(catalog: pd.DataFrame, bands: Sequence[str] = ELG_BANDS) -> np.ndarray:
-    """Half-light radius in arcsec as obiwan defines it for the size cut.
-
-    PSF: mean ``psfsize`` over the bands divided by 2; REX and EXP:
-    ``shapeexp_r``; DEV: ``shapedev_r``; COMP: the flux-weighted mean of the
-    two (``fracdev``).
-    """
-    source_type = np.asarray(catalog["type"]).astype(str)
-    psf_radius = np.mean([np.asarray(catalog[f"psfsize_{band}"], dtype=np.float64) for band in bands], axis=0) / 2
-    exp_radius = np.asarray(catalog["shapeexp_r"], dtype=np.float64)
-    dev_radius = np.asarray(catalog["shapedev_r"], dtype=np.float64)
-    fracdev = np.asarray(catalog["fracdev"], dtype=np.float64)
-    radius = np.full(len(catalog), np.nan)
-    radius[source_type == "PSF"] = psf_radius[source_type == "PSF"]
-    is_exp = np.isin(source_type, ["REX", "EXP", "SIMP"])
-    radius[is_exp] = exp_radius[is_exp]
-    radius[source_type == "DEV"] = dev_radius[source_type == "DEV"]
-    is_comp = source_type == "COMP"
-    radius[is_comp] = (fracdev * dev_radius + (1 - fracdev) * exp_radius)[is_comp]
-    return radius
+    """Half-light radius in arcsec as obiwan defines it for the size cut, of tractor rows of any release: the
+    canonical ``rhalf`` (:mod:`realfake.survey.tractor`), computed from ``catalog``'s own columns with the PSF
+    radius averaged over ``bands``."""
+    return half_light_radius(catalog, bands)
 
 
 def elg_padded(catalog: pd.DataFrame) -> np.ndarray:
-    """obiwan's padded ELG box on dereddened tractor magnitudes (docs/data_layout.md)."""
+    """obiwan's padded ELG box on dereddened tractor magnitudes (docs/data_layout.md), for DR5 to DR10 catalogs."""
     g, r, z = (dereddened_mag(catalog, band) for band in ELG_BANDS)
     with np.errstate(invalid="ignore"):
         colour_box = (
             (g - r <= 1.15 * (r - z) + 0.6120) & (g - r <= -1.2 * (r - z) + 2.3810) & (r - z >= -0.2) & (r - z <= 2.1)
         )
         brightness = (g < 24.5) & (r < 23.9) & (z < 23.0) & (g >= 20.6766) & (r >= 20.4659) & (z >= 19.4391)
-        radius = tractor_half_light_radius(catalog)
+        radius = canonical_column(catalog, "rhalf", ELG_BANDS)
         size = (radius >= 0.131) & (radius <= 2.0)
     coverage = np.ones(len(catalog), dtype=bool)
     for band in ELG_BANDS:
         coverage &= np.asarray(catalog[f"nobs_{band}"]) >= 1
         coverage &= np.asarray(catalog[f"flux_{band}"]) > 0
         coverage &= np.asarray(catalog[f"flux_ivar_{band}"]) > 0
-    source_type = np.asarray(catalog["type"]).astype(str)
-    morphology = ~np.isin(source_type, ["COMP", "DEV"])
     primary = np.asarray(catalog["brick_primary"]).astype(bool)
-    return colour_box & brightness & size & coverage & morphology & primary
+    return colour_box & brightness & size & coverage & disk_like(catalog) & primary
+
+
+def disk_like(catalog: pd.DataFrame) -> np.ndarray:
+    """elg_padded's morphology cut: not COMP or DEV (a de Vaucouleurs bulge, whole or in part), and a SER only
+    with a canonical ``sersic_n`` below :data:`BULGE_SERSIC_INDEX` (nearer exponential than de Vaucouleurs)."""
+    source_type = np.asarray(catalog["type"]).astype(str)
+    with np.errstate(invalid="ignore"):
+        disky_sersic = canonical_column(catalog, "sersic_n", ELG_BANDS) < BULGE_SERSIC_INDEX
+    return ~np.isin(source_type, ["COMP", "DEV"]) & ((source_type != "SER") | disky_sersic)
 
 
 def all_primary(catalog: pd.DataFrame) -> np.ndarray:
@@ -88,17 +90,62 @@ SELECTIONS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
 SELECTION_BANDS: dict[str, tuple[str, ...]] = {"elg_padded": ELG_BANDS, "all_primary": ()}
 
 
-def missing_selection_bands(name: str, bands: Sequence[str]) -> list[str]:
-    """The bands the named selection cuts on that are not among ``bands`` (empty when it can be applied)."""
-    return [band for band in SELECTION_BANDS.get(name, ()) if band not in bands]
+def missing_selection_bands(selection: str, bands: Sequence[str]) -> list[str]:
+    """The bands the named selection cuts on that are not among ``bands`` (empty when it can be applied, and for
+    an expression, whose bands are not known)."""
+    return [band for band in SELECTION_BANDS.get(selection, ()) if band not in bands]
 
 
-def select(catalog: pd.DataFrame, name: str) -> np.ndarray:
-    """Boolean mask (len(catalog),) of the sources that pass the named selection."""
+def check_selection(selection: str) -> None:
+    """RealfakeError unless ``selection`` is a named selection or at least parses as an expression (whether its
+    columns exist is known only when a catalog is read)."""
+    if selection in SELECTIONS:
+        return
     try:
-        selection = SELECTIONS[name]
-    except KeyError:
-        raise RealfakeError(f"unknown selection {name!r}; choose one of {', '.join(sorted(SELECTIONS))}") from None
+        ast.parse(selection.strip(), mode="eval")
+    except SyntaxError as error:
+        raise RealfakeError(
+            f"selection {selection!r} is neither a named selection ({', '.join(sorted(SELECTIONS))}) nor an "
+            f"expression over the catalog's columns: {error.msg}"
+        ) from None
+
+
+def select(catalog: pd.DataFrame, selection: str, path: Path | str | None = None) -> np.ndarray:
+    """Boolean mask (len(catalog),) of the sources that pass ``selection``: a named one, or an expression.
+
+    ``path`` names the catalog in errors (default: its ``attrs["path"]``). RealfakeError naming the selection and
+    the file when a column it needs is missing, or an expression does not give one boolean per row.
+    """
+    source = path or catalog.attrs.get("path") or "the catalog"
+    if selection not in SELECTIONS:
+        return _evaluate(catalog, selection, source)
     if len(catalog) == 0:
         return np.zeros(0, dtype=bool)
-    return selection(catalog)
+    try:
+        return np.asarray(SELECTIONS[selection](catalog), dtype=bool)
+    except KeyError as error:
+        raise RealfakeError(f"selection {selection} needs column {error.args[0]!r}, which {source} lacks") from None
+
+
+def _evaluate(catalog: pd.DataFrame, expression: str, source: Path | str) -> np.ndarray:
+    """The boolean mask of ``expression`` over the columns of ``catalog`` (read from ``source``)."""
+    named = ", ".join(sorted(SELECTIONS))
+    try:
+        result = catalog.eval(expression, engine="python")
+    except NameError as error:  # pandas' UndefinedVariableError: a name that is no column
+        raise RealfakeError(
+            f"selection expression {expression!r} names a column that {source} lacks ({error}); column names are "
+            f"lower-case, and the named selections are {named}"
+        ) from None
+    except Exception as error:  # pandas reports a bad expression with many exception types
+        raise RealfakeError(
+            f"selection expression {expression!r} cannot be evaluated on {source}: {type(error).__name__}: {error}"
+        ) from None
+    values = result.to_numpy() if isinstance(result, pd.Series) else np.asarray(result)
+    if values.dtype != bool or values.shape != (len(catalog),):
+        shown = f"{values.dtype} values of shape {values.shape}" if values.ndim else f"the single value {result!r}"
+        raise RealfakeError(
+            f"selection expression {expression!r} does not give one boolean per row of {source} "
+            f"({len(catalog)} rows): it gives {shown}"
+        )
+    return values
