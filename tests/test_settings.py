@@ -208,7 +208,7 @@ def test_a_command_with_only_its_required_flags_gets_the_dataclass_defaults(comm
 CONFIGS = [
     {},
     {
-        "mock": {"mismatch": "psf", "strength": 2, "bricks": 3},
+        "mock": {"mismatch": "psf", "strength": 2, "bricks": 3, "release": "dr10"},
         "cutouts": {"select_fakes": True, "pad_edges": True, "real_source": "rsdir", "real_exclusion_radius": 0},
         "shards": {"match": [], "balance": "none", "dtype": "float16", "test_fraction": 0.5},
         "train": {"model": "lenet", "augment": False, "deterministic": False, "learning_rate": 1},
@@ -283,6 +283,8 @@ def test_a_setting_outside_its_choices_or_not_a_finite_number_is_refused_naming_
         StatisticsSettings(tolerance=math.inf)
     with pytest.raises(RealfakeError, match="^mock setting size must be between 128 and 4096 pixels, got 100$"):
         _build(MockSettings, size=100)
+    with pytest.raises(RealfakeError, match="^mock setting release must be one of dr5, dr9, dr10, got 'dr8'$"):
+        _build(MockSettings, release="dr8")
     # A number with a unit says what it must be, whatever is wrong with it.
     with pytest.raises(RealfakeError, match="^startup_timeout must be a positive number of seconds, got nan$"):
         _build(TrainSettings, startup_timeout=math.nan)

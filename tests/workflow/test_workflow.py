@@ -202,7 +202,7 @@ def test_each_mock_brick_job_lists_every_file_of_its_brick(workflow_copy):
 def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
     overrides = {
         "bands": ["z"],
-        "mock": {"bricks": 2, "seed": 7, "mismatch": "psf", "rsdirs": 3, "fakes_per_rsdir": 10},
+        "mock": {"bricks": 2, "seed": 7, "mismatch": "psf", "rsdirs": 3, "fakes_per_rsdir": 10, "release": "dr10"},
         "cutouts": {"selection": "all_primary"},
         "shards": {"match": ["mag_dered_z"], "split": "example"},
     }
@@ -212,7 +212,7 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
     assert job_counts(result.stdout)["mock_brick"] == 2
     assert mock_survey_settings(result.stdout) == {
         "realfake mock-survey --out results/mock --bricks 2 --size 836 --seed 7 --mismatch psf"
-        " --rsdirs 3 --fakes-per-rsdir 10"
+        " --rsdirs 3 --fakes-per-rsdir 10 --release dr10"
     }
     for job in planned_jobs(result.stdout, "mock_brick"):
         outputs = job_field(job, "output").split(", ")

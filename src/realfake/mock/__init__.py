@@ -14,7 +14,8 @@ Layout written under ``out`` (``AAA`` = first three characters of the brick):
 - ``bricks.txt``: the brick names, one per line;
 - ``dr5/survey-bricks.fits``: the brick table;
 - ``dr5/coadd/AAA/<brick>/legacysurvey-<brick>-{image,invvar}-<band>.fits.fz``;
-- ``dr5/tractor/AAA/tractor-<brick>.fits``: measured catalog, DR5 columns;
+- ``dr5/tractor/AAA/tractor-<brick>.fits``: measured catalog, DR5 columns, or DR9's or DR10's with
+  ``release`` (:mod:`realfake.mock.catalogs`; the same for the rs dirs' re-fits);
 - ``obiwan/coadd/AAA/<brick>/<rsdir>/legacysurvey-<brick>-{image,invvar}-<band>.fits.fz``:
   the same scene plus that rs dir's fakes;
 - ``obiwan/obiwan/AAA/<brick>/<rsdir>/simcat-elg-<brick>.fits``: current schema;

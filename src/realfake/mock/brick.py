@@ -1,7 +1,8 @@
 """Generating one mock brick: the DR5 side (scene, coadds, tractor) and the obiwan side (rs dirs with the fakes).
 
 :func:`write_brick` renders the brick's true scene into DR5-like coadds and
-writes its measured tractor catalog; then, for each rs dir, the same scene plus
+writes its measured tractor catalog (in the schema of ``settings.release``,
+:mod:`realfake.mock.catalogs`); then, for each rs dir, the same scene plus
 that rs dir's fakes (:func:`realfake.mock.fakes.draw_fakes`, with the named
 mismatch), its simcat and legacypipe's re-fit. The rendering, the population,
 the fakes and the file formats are :mod:`realfake.mock.render`,
@@ -21,6 +22,7 @@ from astropy.wcs import WCS
 
 from realfake import paths
 from realfake.conventions import brick_directory
+from realfake.mock.catalogs import release_columns
 from realfake.mock.fakes import draw_fakes
 from realfake.mock.files import write_compressed_image, write_table, write_text
 from realfake.mock.layout import BrickGeometry, mock_rsdir_names, seed_sequence
@@ -186,9 +188,12 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     truth, measured, detected = _scene(settings, brick, observing)
     catalog_truth, catalog_measured = truth[detected].reset_index(drop=True), measured[detected].reset_index(drop=True)
     dr5, obiwan = settings.out / "dr5", settings.out / "obiwan"
+    sources = len(catalog_truth)
     write_table(
         Path(paths.dr5_file(dr5, "tractor", brick.name)),
-        _tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv),
+        release_columns(
+            _tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv), settings.release, sources
+        ),
     )
     real_images = _write_dr5_coadds(settings, brick, observing, truth)
     fakes, fakes_measured = draw_fakes(settings, brick, observing)
@@ -204,16 +209,20 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         # legacypipe re-run on the rs dir images: the DR5 sources and the fakes, measured.
         write_table(
             Path(paths.obiwan_file(obiwan, "tractor", brick.name, rsdir)),
-            _tractor_columns(
-                brick,
-                # The re-fit finds only the fakes the measurement detects.
-                pd.concat([catalog_truth, chunk_fakes[chunk_fakes["detected"]]], ignore_index=True),
-                pd.concat(
-                    [catalog_measured, fakes_measured.iloc[rows][chunk_fakes["detected"].to_numpy()]],
-                    ignore_index=True,
+            release_columns(
+                _tractor_columns(
+                    brick,
+                    # The re-fit finds only the fakes the measurement detects.
+                    pd.concat([catalog_truth, chunk_fakes[chunk_fakes["detected"]]], ignore_index=True),
+                    pd.concat(
+                        [catalog_measured, fakes_measured.iloc[rows][chunk_fakes["detected"].to_numpy()]],
+                        ignore_index=True,
+                    ),
+                    wcs,
+                    observing.ebv,
                 ),
-                wcs,
-                observing.ebv,
+                settings.release,
+                sources,
             ),
         )
         _write_rsdir_coadds(settings, brick, observing, chunk, rsdir, chunk_fakes, real_images, fake_rng)

@@ -47,6 +47,11 @@ IDENTITY_STRENGTH = {
 PROCESSING_MISMATCHES = ("background", "ivar", "undetected", "edges")
 
 
+# The Legacy Surveys releases whose tractor catalog schema the mock can write (realfake.mock.catalogs): DR5 as
+# measured, or legacypipe's DR9 (DECam south) and DR10 columns, types, maskbits and DUP rows.
+RELEASES = ("dr5", "dr9", "dr10")
+
+
 # The strengths a mismatch accepts, (lowest, highest); None: no upper bound. psf stops at 4: its FWHM (at most
 # 4 x 1.5" = 6", 23 pixels) stays under half a stamp; a fake blurred past that is no test of a PSF difference.
 STRENGTH_RANGE = {
@@ -84,6 +89,14 @@ class MockSettings:
     )
     rsdirs: int = setting(2, help="obiwan rs dirs per brick", minimum=1)
     fakes_per_rsdir: int = setting(50, help="fakes injected in each rs dir", minimum=1)
+    release: str = setting(
+        "dr5",
+        help="the schema of every tractor catalog written (the DR5 tree's and each rs dir's): dr5, or legacypipe's "
+        "dr9 (release 9010, int16 maskbits) or dr10 (release 10000, int32 maskbits, i-band columns), with "
+        "3-character types, COMP written as SER and a few Gaia DUP rows (realfake.mock.catalogs); the pixels and "
+        "simcats are the same whatever the release",
+        choices=RELEASES,
+    )
     bands: tuple[str, ...] = setting(
         BANDS,
         help="bands rendered: all of g, r, z (no flag: the mock's population is drawn and selected in all three)",
