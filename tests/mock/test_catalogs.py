@@ -1,5 +1,5 @@
 """The mock's tractor catalogs in each release's schema (mock.release): DR5 as before, DR9 and DR10 as legacypipe
-writes them, with nothing but the catalogs changed."""
+writes them, and the fakes selected in that schema, as the cutouts stage selects the reals."""
 
 from __future__ import annotations
 
@@ -7,16 +7,27 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.io import fits
 
 from realfake.cli import main
-from realfake.mock.catalogs import DUPLICATES
+from realfake.mock.brick import brick_observing, brick_wcs, tractor_columns
+from realfake.mock.catalogs import DUPLICATES, release_columns
+from realfake.mock.fakes import draw_fakes
+from realfake.mock.files import write_table
+from realfake.mock.layout import mock_bricks, seed_sequence
+from realfake.mock.population import draw_truth, measure
 from realfake.mock.settings import MockSettings
 from realfake.mock.survey import run_mock_survey
+from realfake.survey import legacy, obiwan
+from realfake.survey.selection import select
 
-# Seed 7 at 256 pixels: the brick's catalog has PSF, REX, EXP, DEV and COMP sources.
+# Seed 7 at 256 pixels: the brick's catalog has PSF, REX, EXP, DEV and COMP sources (no COMP among the fakes).
 SETTINGS = dict(bricks=1, size=256, seed=7, rsdirs=2, fakes_per_rsdir=10)
+# Seed 5 at 256 pixels, ten rs dirs of one fake each: the eighth source of the fake realisations that passes
+# elg_padded in DR9 and DR10 is a COMP of measured fracdev 0.16 (a SER of index 1.5 there), which DR5 excludes.
+DISK_LIKE_COMPOSITE = dict(bricks=1, size=256, seed=5, rsdirs=10, fakes_per_rsdir=1)
 DR5_SHAPES = {"fracdev", "shapeexp_r", "shapeexp_e1", "shapeexp_e2", "shapedev_r", "shapedev_e1", "shapedev_e2"}
 SHAPES = {"sersic", "shape_r", "shape_e1", "shape_e2"}
 RELEASES = {"dr9": (9010, "I"), "dr10": (10000, "J")}  # release number, maskbits' FITS format
@@ -67,14 +78,80 @@ def test_dr5_is_the_default_and_keeps_the_dr5_schema(mocks):
 
 
 @pytest.mark.parametrize("release", ["dr9", "dr10"])
-def test_a_release_changes_the_catalogs_and_no_pixel_or_simcat(mocks, release):
+def test_a_release_changes_the_catalogs_and_the_rs_dirs_only_through_their_fakes(mocks, release):
+    """The DR5 tree's coadds and brick table and the truth are DR5's; an rs dir's simcat and coadds are DR5's
+    unless its fakes differ (the fakes are selected in the release's schema, which here, with no disk-like COMP
+    among them, keeps DR5's: test_the_fakes_are_the_sources_whose_catalog_in_the_release_passes_elg_padded)."""
     dr5, other = _digests(mocks["dr5"]), _digests(mocks[release])
     assert dr5.keys() == other.keys()
     catalogs = {name for name in dr5 if Path(name).name.startswith("tractor-")}
     assert len(catalogs) == 1 + SETTINGS["rsdirs"]
-    assert any(name.endswith(".fits.fz") for name in dr5) and any("simcat" in name for name in dr5)
-    for name in dr5:
-        assert (dr5[name] == other[name]) is (name not in catalogs), name
+    assert all(dr5[name] != other[name] for name in catalogs)
+    dr5_tree = [name for name in dr5 if not name.startswith("obiwan/") and name not in catalogs]
+    assert any(name.endswith(".fits.fz") for name in dr5_tree) and any(name.startswith("truth/") for name in dr5_tree)
+    for name in dr5_tree:
+        assert dr5[name] == other[name], name
+    rs_dir_files = [name for name in dr5 if name.startswith("obiwan/") and name not in catalogs]
+    simcats = {Path(name).parent.name: name for name in rs_dir_files if Path(name).name.startswith("simcat-")}
+    assert len(simcats) == SETTINGS["rsdirs"]
+    for name in rs_dir_files:
+        same_fakes = dr5[simcats[Path(name).parent.name]] == other[simcats[Path(name).parent.name]]
+        assert (dr5[name] == other[name]) is same_fakes, name
+
+
+@pytest.mark.parametrize("release", ["dr9", "dr10"])
+def test_every_fake_passes_elg_padded_as_its_rs_dirs_catalog_is_read(mocks, release):
+    """Each fake's row in its rs dir's re-fit, in the release's schema and read as the cutouts stage reads it,
+    passes the selection the real sources pass."""
+    root = mocks[release]
+    sources = len(legacy.read_tractor(next(root.glob("dr5/tractor/*/tractor-*.fits"))))
+    rsdirs = obiwan.find_rsdirs(root / "obiwan", mock_bricks(1)[0].name)
+    assert len(rsdirs) == SETTINGS["rsdirs"]
+    for rsdir in rsdirs:
+        tractor = legacy.read_tractor(rsdir.tractor_path)
+        assert tractor.attrs["schema"] == release
+        fakes = tractor.iloc[sources:]
+        assert len(fakes) == SETTINGS["fakes_per_rsdir"]
+        assert select(fakes, "elg_padded").all()
+
+
+def _fake_realisations(settings: MockSettings, brick, observing):
+    """The sky realisations draw_fakes measures for the fakes, in its order: (truth, measured DR5 values, detected)."""
+    rng = seed_sequence(settings, brick, "fakes")
+    while True:
+        truth = draw_truth(rng, settings.size, settings.size)
+        measure_rng = np.random.default_rng(int(rng.integers(2**63)))
+        yield truth, *measure(measure_rng, truth, observing, settings.bands)
+
+
+@pytest.mark.parametrize("release", ["dr5", "dr9", "dr10"])
+def test_the_fakes_are_the_sources_whose_catalog_in_the_release_passes_elg_padded(tmp_path, release):
+    """The fakes of none are the detected sources of the fake realisations that the cutouts stage selects from the
+    mock's catalog of the release: each realisation's measured values written as the mock writes its tractor
+    catalogs and read back as the cutouts stage reads them. With one fake per rs dir every such source is a fake,
+    in draw order. From DR9 on that takes in a disk-like COMP (fracdev < 0.5: a SER of index < 2.5), as it takes
+    in such real sources; in DR5 no COMP is selected."""
+    settings = MockSettings(out=tmp_path, release=release, **DISK_LIKE_COMPOSITE)
+    brick = mock_bricks(1)[0]
+    observing = brick_observing(settings, brick)
+    fakes, measured = draw_fakes(settings, brick, observing)
+    wanted = settings.rsdirs * settings.fakes_per_rsdir
+    assert len(fakes) == wanted
+    path = tmp_path / "tractor-realisation.fits"
+    selected = []
+    for truth, values, detected in _fake_realisations(settings, brick, observing):
+        columns = tractor_columns(brick, truth, values, brick_wcs(settings, brick), observing.ebv)
+        write_table(path, release_columns(columns, release, len(truth)))
+        catalog = legacy.read_tractor(path)
+        assert catalog.attrs["schema"] == release and len(catalog) == len(truth)
+        selected.append(truth[detected & select(catalog, "elg_padded")])
+        if sum(map(len, selected)) >= wanted:
+            break
+    expected = pd.concat(selected, ignore_index=True).iloc[:wanted]
+    np.testing.assert_array_equal(fakes[["x", "y"]].to_numpy(), expected[["x", "y"]].to_numpy())
+    composite = measured["type"].to_numpy() == "COMP"
+    assert bool(composite.any()) is (release != "dr5")
+    assert np.all(measured["fracdev"].to_numpy()[composite] < 0.5)
 
 
 @pytest.mark.parametrize("release", ["dr9", "dr10"])

@@ -22,7 +22,7 @@ from astropy.wcs import WCS
 
 from realfake import paths
 from realfake.conventions import brick_directory
-from realfake.mock.catalogs import release_columns
+from realfake.mock.catalogs import RELEASE_NUMBER, release_columns
 from realfake.mock.fakes import draw_fakes
 from realfake.mock.files import write_compressed_image, write_table, write_text
 from realfake.mock.layout import BrickGeometry, mock_rsdir_names, seed_sequence
@@ -39,7 +39,6 @@ from realfake.mock.render import (
 from realfake.mock.settings import MockSettings, effective_strength
 
 SCENE_MARGIN = 40  # pixels: sources just outside the image still spill light into it
-RELEASE = 5000
 PIXEL_DEPTH_SCATTER = 0.02
 
 
@@ -92,7 +91,9 @@ def write_brick_table(settings: MockSettings, bricks: list[BrickGeometry]) -> No
     write_text(settings.out / "bricks.txt", "".join(f"{brick.name}\n" for brick in bricks))
 
 
-def _observing(settings: MockSettings, brick: BrickGeometry) -> Observing:
+def brick_observing(settings: MockSettings, brick: BrickGeometry) -> Observing:
+    """How the brick was observed, per band: PSF FWHM, inverse-variance and exposure maps (``settings.size``
+    square), Milky Way transmission; and its E(B-V). Drawn from the brick's own "observe" stream."""
     rng = seed_sequence(settings, brick, "observe")
     psf_fwhm = psf_fwhm_for_brick(rng, settings.bands)
     ebv = rng.uniform(0.02, 0.06)
@@ -107,14 +108,17 @@ def _observing(settings: MockSettings, brick: BrickGeometry) -> Observing:
     return Observing(psf_fwhm, inverse_variance, exposures, transmission, ebv)
 
 
-def _tractor_columns(
+def tractor_columns(
     brick: BrickGeometry, truth: pd.DataFrame, measured: pd.DataFrame, wcs: WCS, ebv: float
 ) -> dict[str, tuple[str, np.ndarray]]:
+    """The DR5 tractor catalog of the sources ``truth`` (positions) with their ``measured`` values (as
+    :func:`realfake.mock.population.measure` gives them), ``{name: (fits_format, values)}`` in row order, objid the
+    row number; :func:`realfake.mock.catalogs.release_columns` turns it into a release's schema."""
     count = len(truth)
     ra, dec = wcs.all_pix2world(truth["x"].to_numpy(), truth["y"].to_numpy(), 0)
     primary = (ra >= brick.ra1) & (ra < brick.ra2) & (dec >= brick.dec1) & (dec < brick.dec2)
     columns: dict[str, tuple[str, np.ndarray]] = {
-        "release": ("I", np.full(count, RELEASE, dtype=np.int16)),
+        "release": ("I", np.full(count, RELEASE_NUMBER["dr5"], dtype=np.int16)),
         "brickid": ("J", np.full(count, brick.brickid, dtype=np.int32)),
         "brickname": ("8A", np.full(count, brick.name)),
         "objid": ("J", np.arange(count, dtype=np.int32)),
@@ -183,7 +187,7 @@ def _dither_seed(settings: MockSettings, brick: BrickGeometry, band_index: int, 
 
 def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     """Write one brick's DR5 and obiwan files; return a one-line summary."""
-    observing = _observing(settings, brick)
+    observing = brick_observing(settings, brick)
     wcs = brick_wcs(settings, brick)
     truth, measured, detected = _scene(settings, brick, observing)
     catalog_truth, catalog_measured = truth[detected].reset_index(drop=True), measured[detected].reset_index(drop=True)
@@ -192,7 +196,7 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     write_table(
         Path(paths.dr5_file(dr5, "tractor", brick.name)),
         release_columns(
-            _tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv), settings.release, sources
+            tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv), settings.release, sources
         ),
     )
     real_images = _write_dr5_coadds(settings, brick, observing, truth)
@@ -210,7 +214,7 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         write_table(
             Path(paths.obiwan_file(obiwan, "tractor", brick.name, rsdir)),
             release_columns(
-                _tractor_columns(
+                tractor_columns(
                     brick,
                     # The re-fit finds only the fakes the measurement detects.
                     pd.concat([catalog_truth, chunk_fakes[chunk_fakes["detected"]]], ignore_index=True),

@@ -19,19 +19,23 @@ DECam south) or DR10 (DR10.1.3) (docs in ../shared/FORMATS.md section 1):
 - :data:`DUPLICATES` DUP rows appended: Gaia stars already fitted by another model, with no optical
   flux, which readers must drop.
 
-Every other row keeps its values; nothing here draws a random number, so the release changes no
-pixel and no simcat.
+Every other row keeps its values, and nothing here draws a random number. The catalogs are not all the release
+changes: the fakes of an rs dir are selected on their measured values in the release's schema
+(:func:`release_catalog`, :mod:`realfake.mock.fakes`), as the cutouts stage selects the reals, so from DR9 on
+a disk-like COMP (``fracdev`` below 0.5: a SER of index below 2.5) can be a fake, and where one is, the rs dirs'
+simcats, images and re-fits differ from DR5's. The DR5 tree's images and the truth never change.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from realfake.mock.population import PIXEL_SCALE
 
 Columns = dict[str, tuple[str, np.ndarray]]
 
-RELEASE_NUMBER = {"dr9": 9010, "dr10": 10000}  # DR9 DECam south; DR10
+RELEASE_NUMBER = {"dr5": 5000, "dr9": 9010, "dr10": 10000}  # DR5; DR9 DECam south; DR10
 MASKBITS_FORMAT = {"dr9": "I", "dr10": "J"}
 # The mock models no masks: a sprinkle of non-zero maskbits so that readers parse them. WISEM1 (bit 8), a
 # WISE bright-star mask that no optical selection cuts on, and in DR10 SUB_BLOB (bit 16), which needs int32.
@@ -58,6 +62,15 @@ def release_columns(columns: Columns, release: str, sources: int) -> Columns:
     """
     if release == "dr5":
         return columns
+    return _with_duplicates(schema_columns(columns, release), sources)
+
+
+def schema_columns(columns: Columns, release: str) -> Columns:
+    """A DR5 tractor catalog ``columns`` in ``release``'s schema row for row, without the DUP rows that
+    :func:`release_columns` appends; ``columns`` itself for dr5. ``columns`` needs ``type`` (padded or not),
+    ``objid``, the DR5 shape columns with their ``_ivar`` and, for dr10, ``ebv``."""
+    if release == "dr5":
+        return columns
     types = np.char.strip(columns["type"][1].astype(str))
     converted: Columns = {}
     for name, column in columns.items():
@@ -75,7 +88,26 @@ def release_columns(columns: Columns, release: str, sources: int) -> Columns:
     dtype = np.int16 if MASKBITS_FORMAT[release] == "I" else np.int32
     converted["maskbits"] = (MASKBITS_FORMAT[release], np.where(masked, bits, 0).astype(dtype))
     converted["fitbits"] = ("I", np.zeros(count, dtype=np.int16))
-    return _with_duplicates(converted, sources)
+    return converted
+
+
+def release_catalog(measured: pd.DataFrame, release: str, ebv: float) -> pd.DataFrame:
+    """The rows ``measured`` (DR5 tractor columns and types, one row per source, as
+    :func:`realfake.mock.population.measure` gives them) as ``release``'s tractor catalog holds them, without
+    writing it: :func:`schema_columns` of them with ``release`` (the DR5 number for dr5), ``objid`` (the row
+    number) and ``ebv`` (E(B-V) of the brick) added; same index, no DUP rows. The values are converted as the
+    writer converts them (DR9's shapes float32, types unpadded as the reader strips them), so a selection sees
+    what it would see in the catalog written."""
+    count = len(measured)
+    # The FITS formats matter only to the writer; schema_columns keeps the values.
+    columns: Columns = {
+        "release": ("I", np.full(count, RELEASE_NUMBER["dr5"], dtype=np.int16)),
+        "objid": ("J", np.arange(count, dtype=np.int32)),
+        "ebv": ("E", np.full(count, ebv, dtype=np.float32)),
+    }
+    columns.update({name: ("", measured[name].to_numpy()) for name in measured.columns})
+    converted = schema_columns(columns, release)
+    return pd.DataFrame({name: values for name, (_, values) in converted.items()}, index=measured.index)
 
 
 def _shape_columns(columns: Columns, types: np.ndarray) -> Columns:

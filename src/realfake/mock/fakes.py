@@ -5,12 +5,20 @@ independent realisation of the same sky is measured with the brick's depth,
 passed through the same detection and the same ``elg_padded`` selection on
 *measured* catalog values, and the *true* parameters of the survivors become
 the fakes (with their positions). So the fakes follow the true-parameter
-distribution of the real sources that the cutouts stage selects, including the
-stars and non-ELG galaxies that scatter into the box, and their positions
-follow the same coverage and depth. Within an rs dir the fakes keep
-``MIN_FAKE_SEPARATION`` pixels apart, so a fake's stamp holds no other fake
-(real galaxies have no such extra neighbours). Other mismatches then change
-one thing. The brick's files are written by :mod:`realfake.mock.brick`.
+distribution of the real sources that the cutouts stage selects, including
+the stars and non-ELG galaxies that scatter into the box, and their positions
+follow the same coverage and depth. The selection sees the measured values
+as the cutouts stage sees a real source's (:func:`passes_selection`): in the
+schema of the mock's release (``MockSettings.release``, converted by the
+catalog writer's :func:`realfake.mock.catalogs.release_catalog`), with the
+canonical shape columns of the catalog reader (:mod:`realfake.survey.tractor`).
+In DR9 and DR10 a COMP of ``fracdev`` below 0.5, written as a SER of Sersic
+index below 2.5, can therefore be a fake, as it can be a selected real
+source; in DR5 no COMP is either, and the fakes are those of before. Within
+an rs dir the fakes keep ``MIN_FAKE_SEPARATION`` pixels apart, so a fake's
+stamp holds no other fake (real galaxies have no such extra neighbours).
+Other mismatches then change one thing. The brick's files are written by
+:mod:`realfake.mock.brick`.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ import pandas as pd
 
 from realfake.conventions import STAMP_SIZE
 from realfake.errors import RealfakeError
+from realfake.mock.catalogs import DR5_SHAPE_COLUMNS, release_catalog
 from realfake.mock.layout import BrickGeometry, seed_sequence
 from realfake.mock.population import Observing, draw_truth, measure
 from realfake.mock.settings import MockSettings, effective_strength
-from realfake.survey.selection import select
+from realfake.survey.selection import SELECTION_BANDS, select
+from realfake.survey.tractor import detect_release, shape_columns
 
 FAKE_SELECTION = "elg_padded"
 # Fakes of one rs dir share its images, so a fake's stamp would also show the other fakes near
@@ -47,7 +57,8 @@ def draw_fakes(settings: MockSettings, brick: BrickGeometry, observing: Observin
     choice depends on position only, never on the fake's properties. Rows
     come in rs dir order, ``fakes_per_rsdir`` per rs dir.
 
-    The measured values (DR5 tractor columns, as :func:`measure` gives them)
+    The measured values (DR5 tractor columns, as :func:`measure` gives them;
+    the selection sees them in the release's schema, :func:`passes_selection`)
     stand for obiwan's re-fit of each fake: for ``none`` exactly the values the
     fake was selected on, as a real source's catalog values are the ones it was
     selected on; for ``size`` and ``profile`` the same noise draws applied to
@@ -107,11 +118,11 @@ def _survivors(
     pool = draw_truth(rng, settings.size, settings.size)
     measure_seed = int(rng.integers(2**63))
     measured, detected = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
-    keep = detected & select(measured.assign(brick_primary=True), FAKE_SELECTION)
+    keep = detected & passes_selection(measured, settings.release, observing.ebv)
     if settings.mismatch == "undetected":
         # Fakes cut at their input positions whether found or not: sources the measurement misses, drawn
         # from the box on their true values (obiwan draws its fakes' true parameters in it).
-        missed = ~detected & select(_true_view(pool), FAKE_SELECTION)
+        missed = ~detected & passes_selection(_true_catalog(pool), settings.release, observing.ebv)
         keep |= missed & (undetected_rng.random(len(pool)) < strength)
     if margin is not None:
         keep &= _clear_of_edges(pool, margin, strength * STAMP_HALF_WIDTH)
@@ -122,11 +133,25 @@ def _survivors(
     return survivors, measured[keep].reset_index(drop=True)
 
 
-def _true_view(truth: pd.DataFrame) -> pd.DataFrame:
-    """True parameters dressed as a tractor catalog (noise-free fluxes and sizes), for a named selection."""
+def passes_selection(catalog: pd.DataFrame, release: str, ebv: float) -> np.ndarray:
+    """Boolean mask (len(catalog),): which rows of ``catalog`` (DR5 tractor columns and types, one row per source,
+    as :func:`measure` gives them) pass :data:`FAKE_SELECTION` as the cutouts stage would select them from the
+    mock's catalog of ``release``: in that schema as written (:func:`realfake.mock.catalogs.release_catalog`),
+    with the canonical shape columns that :func:`realfake.survey.legacy.read_tractor` adds (the same
+    :mod:`realfake.survey.tractor` functions, so the two cannot drift), every row primary. ``ebv``: the brick's
+    E(B-V)."""
+    view = release_catalog(catalog, release, ebv).assign(brick_primary=True)
+    schema = detect_release(view, f"the mock's {release} catalog of a fake realisation").schema
+    for name, values in shape_columns(view, SELECTION_BANDS[FAKE_SELECTION], schema).items():
+        view[name] = values.to_numpy()
+    return select(view, FAKE_SELECTION)
+
+
+def _true_catalog(truth: pd.DataFrame) -> pd.DataFrame:
+    """True parameters dressed as a DR5 tractor catalog (noise-free fluxes and shapes; every inverse variance 1),
+    for :func:`passes_selection`."""
     view = pd.DataFrame(
         {
-            "brick_primary": np.ones(len(truth), dtype=bool),
             "type": truth["type"].to_numpy(),
             "fracdev": truth["fracdev"].to_numpy(),
             "shapeexp_r": truth["rhalf"].to_numpy(),
@@ -144,6 +169,9 @@ def _true_view(truth: pd.DataFrame) -> pd.DataFrame:
         view[f"flux_ivar_{band}"] = 1.0
         view[f"nobs_{band}"] = 1
         view[f"psfsize_{band}"] = 2 * truth["rhalf"].to_numpy()
+    for name in DR5_SHAPE_COLUMNS:
+        if name.endswith("_ivar"):
+            view[name] = 1.0
     return view
 
 

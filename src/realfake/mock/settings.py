@@ -93,8 +93,9 @@ class MockSettings:
         "dr5",
         help="the schema of every tractor catalog written (the DR5 tree's and each rs dir's): dr5, or legacypipe's "
         "dr9 (release 9010, int16 maskbits) or dr10 (release 10000, int32 maskbits, i-band columns), with "
-        "3-character types, COMP written as SER and a few Gaia DUP rows (realfake.mock.catalogs); the pixels and "
-        "simcats are the same whatever the release",
+        "3-character types, COMP written as SER and a few Gaia DUP rows (realfake.mock.catalogs); the fakes are "
+        "selected in that schema, as the reals are (from dr9 on a COMP of fracdev below 0.5 can be one), and the "
+        "DR5 tree's images are the same whatever the release",
         choices=RELEASES,
     )
     bands: tuple[str, ...] = setting(

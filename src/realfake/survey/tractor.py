@@ -70,7 +70,7 @@ def tractor_required_columns(bands: Sequence[str]) -> list[str]:
     return required
 
 
-def _release_of_numbers(numbers: Sequence[int], path: Path) -> TractorRelease:
+def _release_of_numbers(numbers: Sequence[int], path: Path | str) -> TractorRelease:
     """The release of a catalog whose ``release`` column holds ``numbers``; RealfakeError naming ``path`` when they
     mix data releases or are not DR5-DR10."""
     data_releases = sorted({number // 1000 for number in numbers})
@@ -100,7 +100,7 @@ def _release_of_columns(frame: pd.DataFrame) -> TractorRelease | None:
 
 
 def _shape_mismatch(
-    frame: pd.DataFrame, path: Path, numbers: Sequence[int], release: TractorRelease | None
+    frame: pd.DataFrame, path: Path | str, numbers: Sequence[int], release: TractorRelease | None
 ) -> RealfakeError:
     """The error for a catalog without the shape columns of its release (or with neither set of them)."""
     found = [column for column in (*DR5_SHAPE_COLUMNS, *DR9_SHAPE_COLUMNS) if column in frame.columns]
@@ -115,9 +115,9 @@ def _shape_mismatch(
     )
 
 
-def detect_release(frame: pd.DataFrame, path: Path) -> TractorRelease:
-    """The release of the tractor catalog ``frame`` (read from ``path``): from its ``release`` column (an empty
-    catalog: from its columns), checked against its shape columns.
+def detect_release(frame: pd.DataFrame, path: Path | str) -> TractorRelease:
+    """The release of the tractor catalog ``frame`` (read from ``path``, or a table that ``path`` describes): from
+    its ``release`` column (an empty catalog: from its columns), checked against its shape columns.
 
     RealfakeError naming ``path`` when the rows mix data releases, the release is not DR5-DR10, or the catalog
     lacks the shape columns of its release (e.g. release 9010 with only DR5's shape columns, or neither set).
