@@ -36,6 +36,9 @@ INVERSE_VARIANCE_PREFIX = "ivar_"
 LABELS = {"real": 0, "fake": 1}
 KINDS = ("real", "sim")
 KIND_OF_LABEL = {0: "real", 1: "sim"}
+# The injection codes whose output trees the fakes are read from (realfake.survey.runs): obiwan's rs dirs
+# (legacysurvey/obiwan, DR5) or legacysim's runs (adematti/legacysim, legacypipe DR9.6.9).
+INJECTORS = ("obiwan", "legacysim")
 SPLITS = ("train", "validation", "test")
 STAMP_SIZE = 64
 BRICK_NAME_PATTERN = r"\d{4}[pm]\d{3}"

@@ -10,8 +10,12 @@ strings, not ``pathlib.Path``: planning lists them for every brick of a survey
 - :func:`dr5_file`: ``brick_table``, ``coadd_dir``, ``image``, ``invvar``, ``tractor``.
 - :func:`obiwan_file`: ``coadd_dir``, ``image``, ``invvar``, ``simcat``,
   ``tractor`` of one rs dir, in the ``current`` layout
-  (``<out>/{coadd,obiwan,tractor}/<AAA>/<brick>/<rsdir>/``) or the ``older`` one
-  (``<out>/<objtype>/<AAA>/<brick>/<rsdir>/{coadd,obiwan,tractor}/``).
+  (``<out>/{coadd,obiwan,tractor}/<AAA>/<brick>/<rsdir>/``), the ``older`` one
+  (``<out>/<objtype>/<AAA>/<brick>/<rsdir>/{coadd,obiwan,tractor}/``) or the DR9-era ``dr9`` one
+  (adematti/obiwan: the ``current`` dirs, runs ``file<F>_rs<R>_skip<S>`` for rs dirs, and
+  ``randoms-<brick>.fits`` for the simcat).
+- :func:`legacysim_file`: ``coadd_dir``, ``image``, ``invvar``, ``injected``, ``tractor`` of one
+  legacysim run, ``<out>/<run>/{coadd/<AAA>/<brick>,sim/<AAA>,tractor/<AAA>}/``.
 - :func:`coadd_name`: ``legacysurvey-<brick>-{image,invvar}-<band>.fits.fz``.
 
 And this project's own files of a brick list:
@@ -33,7 +37,8 @@ COADD_KINDS = ("image", "invvar")
 BRICK_TABLE_NAMES = ("survey-bricks.fits.gz", "survey-bricks.fits")
 DR5_FILETYPES = ("brick_table", "coadd_dir", "image", "invvar", "tractor")
 OBIWAN_FILETYPES = ("coadd_dir", "image", "invvar", "simcat", "tractor")
-LAYOUTS = ("current", "older")
+LAYOUTS = ("current", "older", "dr9")
+LEGACYSIM_FILETYPES = ("coadd_dir", "image", "invvar", "injected", "tractor")
 
 
 def coadd_name(brick_name: str, kind: str, band: str) -> str:
@@ -79,15 +84,16 @@ def obiwan_file(
     """A file or directory of one rs dir of an obiwan tree rooted at ``obiwan_dir``.
 
     ``coadd_dir``; ``image``, ``invvar``: its coadd of ``band``; ``simcat``:
-    ``simcat-<objtype>-<brick>.fits``; ``tractor``: legacypipe's re-fit of the
-    rs dir, ``tractor-<brick>.fits`` (may not exist).
+    ``simcat-<objtype>-<brick>.fits`` (layout ``dr9``: ``randoms-<brick>.fits``, legacysim's injected
+    catalog by another name); ``tractor``: legacypipe's re-fit of the rs dir, ``tractor-<brick>.fits``
+    (may not exist).
     """
     if filetype not in OBIWAN_FILETYPES:
         raise ValueError(f"unknown obiwan file type {filetype!r}; one of {', '.join(OBIWAN_FILETYPES)}")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown obiwan layout {layout!r}; one of {', '.join(LAYOUTS)}")
     brick_path = os.path.join(str(obiwan_dir), "{product}", brick_directory(brick_name), brick_name, rsdir)
-    if layout == "current":
+    if layout in ("current", "dr9"):
         products = {product: brick_path.format(product=product) for product in ("coadd", "obiwan", "tractor")}
     else:
         rsdir_path = brick_path.format(product=objtype)
@@ -97,13 +103,35 @@ def obiwan_file(
     if filetype in COADD_KINDS:
         return os.path.join(products["coadd"], coadd_name(brick_name, filetype, band))
     if filetype == "simcat":
-        return os.path.join(products["obiwan"], f"simcat-{objtype}-{brick_name}.fits")
+        name = f"randoms-{brick_name}.fits" if layout == "dr9" else f"simcat-{objtype}-{brick_name}.fits"
+        return os.path.join(products["obiwan"], name)
     return os.path.join(products["tractor"], f"tractor-{brick_name}.fits")
+
+
+def legacysim_file(legacysim_dir: str, filetype: str, brick_name: str, run: str, band: str | None = None) -> str:
+    """A file or directory of one run (``file<F>_rs<R>_skip<S>``) of a legacysim tree rooted at ``legacysim_dir``.
+
+    ``coadd_dir``: ``<run>/coadd/<AAA>/<brick>``; ``image``, ``invvar``: its coadd of ``band``;
+    ``injected``: ``<run>/sim/<AAA>/injected-<brick>.fits``, the sources injected (or not: ``collided``);
+    ``tractor``: legacypipe's re-fit of the run, ``<run>/tractor/<AAA>/tractor-<brick>.fits`` (may not exist).
+    """
+    if filetype not in LEGACYSIM_FILETYPES:
+        raise ValueError(f"unknown legacysim file type {filetype!r}; one of {', '.join(LEGACYSIM_FILETYPES)}")
+    directory = brick_directory(brick_name)
+    run_dir = os.path.join(str(legacysim_dir), run)
+    if filetype == "injected":
+        return os.path.join(run_dir, "sim", directory, f"injected-{brick_name}.fits")
+    if filetype == "tractor":
+        return os.path.join(run_dir, "tractor", directory, f"tractor-{brick_name}.fits")
+    coadd_dir = os.path.join(run_dir, "coadd", directory, brick_name)
+    if filetype == "coadd_dir":
+        return coadd_dir
+    return os.path.join(coadd_dir, coadd_name(brick_name, filetype, band))
 
 
 def obiwan_rsdir_parent(obiwan_dir: str, brick_name: str, layout: str, objtype: str = "elg") -> str:
     """The directory whose children are a brick's rs dirs in ``layout`` (where their simcats are found)."""
-    product = "obiwan" if layout == "current" else objtype
+    product = objtype if layout == "older" else "obiwan"
     return os.path.join(str(obiwan_dir), product, brick_directory(brick_name), brick_name)
 
 

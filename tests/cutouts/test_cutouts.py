@@ -934,7 +934,8 @@ def test_workflow_plans_one_cutouts_job_per_brick_and_kind_with_exactly_its_file
         assert inputs == expected
         assert job["shell"].startswith(
             f"realfake cutouts --kind {kind} --brick {brick} --out results/cutouts/{kind}/{directory}/{brick}.h5"
-            " --bands grz --dr5-dir results/mock/dr5 --obiwan-dir results/mock/obiwan --selection all_primary"
+            " --bands grz --dr5-dir results/mock/dr5 --obiwan-dir results/mock/obiwan --injector obiwan"
+            " --selection all_primary"
             f" --real-source {real_source} --real-exclusion-radius 32 --select-fakes --pad-edges > "
         )
 

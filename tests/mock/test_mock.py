@@ -516,3 +516,96 @@ def test_the_mock_refuses_any_bands_but_all_of_grz(bands):
     catalogs with a KeyError."""
     with pytest.raises(RealfakeError, match=r"renders all of g, r, z, in that order; got \["):
         MockSettings(out=Path("."), bands=bands)
+
+
+# --------------------------------------------------------------------------- the legacysim layout
+
+
+@pytest.fixture(scope="module")
+def mock_layouts(tmp_path_factory) -> dict[str, Path]:
+    """One small survey (seed, release dr9) with its fakes in obiwan's layout and in legacysim's."""
+    roots = {}
+    for injector in ("obiwan", "legacysim"):
+        roots[injector] = tmp_path_factory.mktemp(injector)
+        run_mock_survey(
+            MockSettings(
+                out=roots[injector], bricks=1, size=256, seed=7, rsdirs=2, fakes_per_rsdir=10, release="dr9",
+                injector=injector,
+            )
+        )  # fmt: skip
+    return roots
+
+
+def test_legacysim_layout_has_its_runs_at_the_top_and_the_dr5_tree_unchanged(mock_layouts):
+    root = mock_layouts["legacysim"]
+    runs = mock_rsdir_names(2, 10, "legacysim")
+    assert runs == ["file0_rs0_skip0", "file0_rs10_skip0"]
+    expected = set()
+    for run in runs:
+        expected |= {
+            f"legacysim/{run}/sim/123/injected-{BRICK}.fits",
+            f"legacysim/{run}/tractor/123/tractor-{BRICK}.fits",
+        }
+        expected |= {
+            f"legacysim/{run}/coadd/123/{BRICK}/legacysurvey-{BRICK}-{kind}-{band}.fits.fz"
+            for kind in ("image", "invvar")
+            for band in "grz"
+        }
+    files = _files(root)
+    assert {name for name in files if name.startswith("legacysim/")} == expected
+    assert not (root / "obiwan").exists()
+    obiwan_files = _files(mock_layouts["obiwan"])
+    assert {name: data for name, data in files.items() if not name.startswith("legacysim/")} == {
+        name: data for name, data in obiwan_files.items() if not name.startswith("obiwan/")
+    }
+
+
+def test_legacysim_runs_hold_the_obiwan_rs_dirs_pixels_and_re_fits(mock_layouts):
+    files = _files(mock_layouts["legacysim"])
+    obiwan_files = _files(mock_layouts["obiwan"])
+    for rsdir, run in zip(mock_rsdir_names(2, 10), mock_rsdir_names(2, 10, "legacysim"), strict=True):
+        for kind in ("image", "invvar"):
+            for band in "grz":
+                name = f"legacysurvey-{BRICK}-{kind}-{band}.fits.fz"
+                assert (
+                    files[f"legacysim/{run}/coadd/123/{BRICK}/{name}"]
+                    == obiwan_files[f"obiwan/coadd/123/{BRICK}/{rsdir}/{name}"]
+                )
+        # The re-fit, in the release's (DR9's) schema, as legacysim's legacypipe DR9.6.9 writes it.
+        refit = legacy.read_tractor(
+            mock_layouts["legacysim"] / "legacysim" / run / "tractor" / "123" / f"tractor-{BRICK}.fits"
+        )
+        assert refit.attrs["release"] == "dr9"
+        assert (
+            files[f"legacysim/{run}/tractor/123/tractor-{BRICK}.fits"]
+            == obiwan_files[f"obiwan/tractor/123/{BRICK}/{rsdir}/tractor-{BRICK}.fits"]
+        )
+
+
+def test_collided_rows_are_listed_but_not_rendered(mock_layouts):
+    root = mock_layouts["legacysim"]
+    dr5 = legacy.read_coadd(root / "dr5" / "coadd" / "123" / BRICK, BRICK)
+    for run in mock_rsdir_names(2, 10, "legacysim"):
+        injected = legacy.read_fits_table(root / "legacysim" / run / "sim" / "123" / f"injected-{BRICK}.fits")
+        collided = injected[injected["collided"]]
+        assert len(collided) == 3 and (~injected["collided"]).sum() == 10
+        assert (collided["id"] >= 20).all() and injected["id"].is_unique
+        coadd = legacy.read_coadd(root / "legacysim" / run / "coadd" / "123" / BRICK, BRICK)
+        injected_light = coadd.image[2] - dr5.image[2]
+
+        def light_at(rows):
+            x, y = np.rint(rows["bx"]).astype(int), np.rint(rows["by"]).astype(int)
+            return np.array([np.abs(injected_light[y0 - 2 : y0 + 3, x0 - 2 : x0 + 3]).max() for x0, y0 in zip(x, y)])
+
+        # bx, by are 0-indexed array positions: the fakes' light is there, and none at a collided row's.
+        assert np.median(light_at(injected[~injected["collided"]])) > 0.01
+        assert light_at(collided).max() < 1e-3
+
+
+def test_legacysim_needs_a_dr9_or_dr10_release_and_an_injector_it_knows(tmp_path):
+    with pytest.raises(RealfakeError, match="injector legacysim .* needs release dr9 or dr10, not dr5 "
+                       r"\(config mock.injector and mock.release; flags --injector and --release\)"):  # fmt: skip
+        MockSettings(out=tmp_path, injector="legacysim")
+    with pytest.raises(RealfakeError, match="injector.*balrog"):
+        MockSettings(out=tmp_path, injector="balrog", release="dr9")
+    assert MockSettings(out=tmp_path, injector="legacysim", release="dr10").injector == "legacysim"

@@ -173,30 +173,137 @@ def test_default_dry_run_with_the_local_profile_renders_each_mock_brick_once(wor
     assert all(values["bri"] == values["brick"][:3] for values in wildcards)
 
 
-def test_each_mock_brick_job_lists_every_file_of_its_brick(workflow_copy):
-    result = dry_run(workflow_copy)
+# The files of one rs dir (run) of a mock brick in each injector's layout (realfake.paths), and how its name is told.
+RUN_FILES = {
+    "obiwan": (
+        r"/(rs\d+)/simcat",
+        [
+            "results/mock/obiwan/coadd/{directory}/{run}/legacysurvey-{brick}-{product}-{band}.fits.fz",
+            "results/mock/obiwan/obiwan/{directory}/{run}/simcat-elg-{brick}.fits",
+            "results/mock/obiwan/tractor/{directory}/{run}/tractor-{brick}.fits",
+        ],
+    ),
+    "legacysim": (
+        r"legacysim/(file0_rs\d+_skip0)/sim/",
+        [
+            "results/mock/legacysim/{run}/coadd/{directory}/legacysurvey-{brick}-{product}-{band}.fits.fz",
+            "results/mock/legacysim/{run}/sim/{bri}/injected-{brick}.fits",
+            "results/mock/legacysim/{run}/tractor/{bri}/tractor-{brick}.fits",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("injector", ["obiwan", "legacysim"])
+def test_each_mock_brick_job_lists_every_file_of_its_brick(workflow_copy, injector):
+    result = dry_run(workflow_copy, {"mock": {"injector": injector, "release": "dr9"}})
     assert result.returncode == 0, result.stdout
 
     job = planned_jobs(result.stdout, "mock_brick")[0]
     brick = re.search(r"brick=(\w+)", job_field(job, "wildcards"))[1]
     directory = f"{brick[:3]}/{brick}"
     outputs = set(job_field(job, "output").split(", "))
-    rsdirs = {re.search(r"/(rs\d+)/simcat", path)[1] for path in outputs if "simcat" in path}
-    assert len(rsdirs) == 2
+    run_name, run_patterns = RUN_FILES[injector]
+    runs = {match[1] for path in outputs if (match := re.search(run_name, path))}
+    assert len(runs) == 2
     expected = {f"results/mock/dr5/tractor/{brick[:3]}/tractor-{brick}.fits"}
     expected |= {f"results/mock/truth/{brick[:3]}/truth-{brick}.fits"}
     for band in "grz":
         for product in ["image", "invvar"]:
             expected.add(f"results/mock/dr5/coadd/{directory}/legacysurvey-{brick}-{product}-{band}.fits.fz")
-            for rsdir in rsdirs:
-                expected.add(
-                    f"results/mock/obiwan/coadd/{directory}/{rsdir}/legacysurvey-{brick}-{product}-{band}.fits.fz"
-                )
-    expected |= {f"results/mock/obiwan/obiwan/{directory}/{rsdir}/simcat-elg-{brick}.fits" for rsdir in rsdirs}
-    expected |= {f"results/mock/obiwan/tractor/{directory}/{rsdir}/tractor-{brick}.fits" for rsdir in rsdirs}
+    for pattern in run_patterns:
+        for run in runs:
+            for band in "grz":
+                for product in ["image", "invvar"]:
+                    expected.add(
+                        pattern.format(
+                            directory=directory, bri=brick[:3], brick=brick, run=run, product=product, band=band
+                        )
+                    )
     assert outputs == expected
     assert job_field(job, "log") == f"logs/mock/{directory}.log"
     assert job_field(job, "benchmark") == f"benchmarks/mock/{directory}.tsv"
+
+
+def test_a_legacysim_mock_plans_cutouts_reading_its_runs(workflow_copy):
+    result = dry_run(workflow_copy, {"mock": {"injector": "legacysim", "release": "dr10", "bricks": 3}})
+    assert result.returncode == 0, result.stdout
+    assert job_counts(result.stdout)["cutouts"] == 6
+    assert mock_survey_settings(result.stdout) == {
+        "realfake mock-survey --out results/mock --bricks 3 --size 836 --seed 1 --mismatch none"
+        " --rsdirs 2 --fakes-per-rsdir 50 --release dr10 --injector legacysim"
+    }
+    for job in planned_jobs(result.stdout, "cutouts"):
+        kind, brick = (re.search(rf"{name}=(\w+)", job_field(job, "wildcards"))[1] for name in ("kind", "brick"))
+        inputs = job_field(job, "input").split(", ")
+        command = re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
+        assert "--obiwan-dir results/mock/legacysim --injector legacysim" in command
+        if kind == "sim":
+            assert sorted(path for path in inputs if "/sim/" in path) == [
+                f"results/mock/legacysim/file0_rs{first}_skip0/sim/{brick[:3]}/injected-{brick}.fits"
+                for first in (0, 50)
+            ]
+            assert not [path for path in inputs if "results/mock/dr5/coadd" in path or "/obiwan/" in path]
+            assert sum("/coadd/" in path for path in inputs) == 2 * 6
+
+
+def test_a_legacysim_mock_of_dr5_catalogs_stops_planning_naming_both_keys(workflow_copy):
+    result = dry_run(workflow_copy, {"mock": {"injector": "legacysim"}})
+    assert result.returncode != 0
+    assert (
+        "config mock.injector: injector legacysim writes legacypipe DR9.6.9's catalogs: it needs release dr9 or "
+        "dr10, not dr5 (config mock.injector and mock.release" in result.stdout
+    )
+    assert "Job stats" not in result.stdout
+
+
+def legacysim_tree(tree: Path, brick_names: list[str]) -> None:
+    """Empty files where a legacysim tree (one run) keeps the files the sim cutouts of these bricks read."""
+    for brick in brick_names:
+        run = tree / "file0_rs0_skip0"
+        paths = [
+            run / "sim" / brick[:3] / f"injected-{brick}.fits",
+            run / "tractor" / brick[:3] / f"tractor-{brick}.fits",
+        ]
+        for product in ["image", "invvar"]:
+            for band in "grz":
+                paths.append(run / "coadd" / brick[:3] / brick / f"legacysurvey-{brick}-{product}-{band}.fits.fz")
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+
+
+def test_source_files_with_a_legacysim_tree_plans_its_runs_files(workflow_copy, tmp_path):
+    overrides = files_source(tmp_path, "1238p245\n")
+    legacysim = tmp_path / "legacysim"
+    legacysim_tree(legacysim, ["1238p245"])
+    overrides["input"].update(obiwan_dir=str(legacysim), injector="legacysim")
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+    (sim,) = [job for job in planned_jobs(result.stdout, "cutouts") if "kind=sim" in job_field(job, "wildcards")]
+    inputs = set(job_field(sim, "input").split(", "))
+    run = legacysim / "file0_rs0_skip0"
+    assert {
+        str(run / "sim" / "123" / "injected-1238p245.fits"),
+        str(run / "tractor" / "123" / "tractor-1238p245.fits"),
+    } <= inputs
+    assert sum(str(run / "coadd") in path for path in inputs) == 6
+    assert "--injector legacysim" in sim
+
+
+@pytest.mark.parametrize("injector", ["obiwan", "legacysim"])
+def test_a_fakes_tree_of_the_other_injector_stops_planning_naming_the_keys(workflow_copy, tmp_path, injector):
+    overrides = files_source(tmp_path, "1238p245\n")
+    if injector == "obiwan":
+        # A legacysim tree read as obiwan's.
+        legacysim_tree(tmp_path / "legacysim", ["1238p245"])
+        overrides["input"]["obiwan_dir"] = str(tmp_path / "legacysim")
+    overrides["input"]["injector"] = injector
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    assert f"config input.obiwan_dir: {overrides['input']['obiwan_dir']}" in result.stdout
+    assert f"is config input.injector ({injector}) the code that made it?" in result.stdout
+    assert "Job stats" not in result.stdout
 
 
 def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
@@ -212,7 +319,7 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
     assert job_counts(result.stdout)["mock_brick"] == 2
     assert mock_survey_settings(result.stdout) == {
         "realfake mock-survey --out results/mock --bricks 2 --size 836 --seed 7 --mismatch psf"
-        " --rsdirs 3 --fakes-per-rsdir 10 --release dr10"
+        " --rsdirs 3 --fakes-per-rsdir 10 --release dr10 --injector obiwan"
     }
     for job in planned_jobs(result.stdout, "mock_brick"):
         outputs = job_field(job, "output").split(", ")

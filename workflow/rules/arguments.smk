@@ -22,10 +22,14 @@ def mock_survey_arguments():
 
 
 def cutouts_arguments():
-    """The `realfake cutouts` flags every cutouts job shares: bands, the two trees
-    and the cutouts settings of the config."""
+    """The `realfake cutouts` flags every cutouts job shares: bands, the two trees,
+    what made the fakes' tree (injector) and the cutouts settings of the config."""
     return settings_arguments(
-        "cutouts", bands=bands(), dr5_dir=dr5_dir(), obiwan_dir=obiwan_dir()
+        "cutouts",
+        bands=bands(),
+        dr5_dir=dr5_dir(),
+        obiwan_dir=obiwan_dir(),
+        injector=injector(),
     )
 
 

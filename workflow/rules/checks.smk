@@ -87,7 +87,8 @@ def stage_settings(section):
 def config_settings(section):
     """{config key: (setting, value)} of the settings a section's stage takes from
     the config, in the order of its dataclass's fields: the section's keys and, for
-    cutouts, the top-level bands. Values as the command line gives them
+    cutouts, the top-level bands and the injector (input.injector, or
+    mock.injector for the mock survey). Values as the command line gives them
     (realfake.settings.from_config: lists as tuples, train.model as its config)."""
     from realfake.settings import from_config
 
@@ -98,6 +99,7 @@ def config_settings(section):
     }
     if section == "cutouts":
         values["bands"] = ("bands", config["bands"])
+        values["injector"] = (injector_key(), injector())
     return {
         values[field.name][0]: (
             field.name,
@@ -159,7 +161,9 @@ def settings_problems(build, values):
 
 def check_input_files():
     """Raise WorkflowError, naming each `input` key that names a missing file or
-    directory, or the line of the brick list that is wrong."""
+    directory, the fakes' tree when it is not in input.injector's layout
+    (realfake.survey.runs.tree_problem), or the line of the brick list that is
+    wrong."""
     expected = {
         "dr5_dir": (Path.is_dir, "directory"),
         "obiwan_dir": (Path.is_dir, "directory"),
@@ -172,6 +176,14 @@ def check_input_files():
             problems.append(f"config input.{key}: {path!r} is not a {kind}")
     if problems:
         raise WorkflowError("\n".join(problems))
+    from realfake.survey.runs import tree_problem
+
+    problem = tree_problem(config["input"]["obiwan_dir"], config["input"]["injector"])
+    if problem:
+        raise WorkflowError(
+            f"config input.obiwan_dir: {problem}; is config input.injector "
+            f"({config['input']['injector']}) the code that made it?"
+        )
     brick_names_in(config["input"]["bricks_file"])
 
 

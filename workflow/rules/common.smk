@@ -19,7 +19,11 @@ from realfake.conventions import (
     parse_brick_list,
 )
 from realfake.errors import RealfakeError
-from realfake.mock.layout import mock_brick_names, mock_rsdir_names
+from realfake.mock.layout import (
+    mock_brick_names,
+    mock_injector_directory,
+    mock_rsdir_names,
+)
 from realfake.conventions import PIXEL_BINS
 from realfake.model.views import VIEWS
 
@@ -98,16 +102,60 @@ def dr5_dir():
     return config["input"]["dr5_dir"]
 
 
-def obiwan_dir():
-    """The obiwan output tree (coadd/ and obiwan/ with rs dirs) the workflow reads."""
+def injector():
+    """What made the fakes' tree, obiwan or legacysim: mock.injector for the mock
+    survey (the tree it writes), else input.injector."""
     if uses_mock_survey():
-        return os.path.join(mock_directory(), "obiwan")
+        return config["mock"]["injector"]
+    return config["input"]["injector"]
+
+
+def injector_key():
+    """The config key injector() comes from, to name in messages."""
+    return "mock.injector" if uses_mock_survey() else "input.injector"
+
+
+def obiwan_dir():
+    """The fakes' tree the workflow reads: obiwan's (coadd/ and obiwan/ with rs
+    dirs) or legacysim's (run dirs at its top), as injector() says."""
+    if uses_mock_survey():
+        return os.path.join(mock_directory(), mock_injector_directory(injector()))
     return config["input"]["obiwan_dir"]
 
 
 def mock_rsdirs():
-    """The mock survey's obiwan rs dirs for every brick, e.g. ["rs0", "rs150"]."""
-    return mock_rsdir_names(config["mock"]["rsdirs"], config["mock"]["fakes_per_rsdir"])
+    """The mock survey's rs dirs (obiwan, e.g. ["rs0", "rs150"]) or runs
+    (legacysim, e.g. ["file0_rs0_skip0", "file0_rs150_skip0"]) of every brick."""
+    return mock_rsdir_names(
+        config["mock"]["rsdirs"], config["mock"]["fakes_per_rsdir"], injector()
+    )
+
+
+# The files of one rs dir (run) of a mock brick in each injector's layout
+# (realfake.paths.obiwan_file and legacysim_file), for the mock_brick rule.
+MOCK_RUN_FILES = {
+    "obiwan": {
+        "image": "results/mock/obiwan/coadd/{{bri}}/{{brick}}/{run}/legacysurvey-{{brick}}-image-{band}.fits.fz",
+        "invvar": "results/mock/obiwan/coadd/{{bri}}/{{brick}}/{run}/legacysurvey-{{brick}}-invvar-{band}.fits.fz",
+        "catalog": "results/mock/obiwan/obiwan/{{bri}}/{{brick}}/{run}/simcat-elg-{{brick}}.fits",
+        "tractor": "results/mock/obiwan/tractor/{{bri}}/{{brick}}/{run}/tractor-{{brick}}.fits",
+    },
+    "legacysim": {
+        "image": "results/mock/legacysim/{run}/coadd/{{bri}}/{{brick}}/legacysurvey-{{brick}}-image-{band}.fits.fz",
+        "invvar": "results/mock/legacysim/{run}/coadd/{{bri}}/{{brick}}/legacysurvey-{{brick}}-invvar-{band}.fits.fz",
+        "catalog": "results/mock/legacysim/{run}/sim/{{bri}}/injected-{{brick}}.fits",
+        "tractor": "results/mock/legacysim/{run}/tractor/{{bri}}/tractor-{{brick}}.fits",
+    },
+}
+
+
+def mock_run_files(product):
+    """The mock_brick outputs of one product (image, invvar, catalog, tractor) of
+    every rs dir (run), in the layout of mock.injector; images per band."""
+    pattern = MOCK_RUN_FILES[config["mock"]["injector"]][product]
+    if "{band}" in pattern:
+        return expand(pattern, run=mock_rsdirs(), band=bands())
+    return expand(pattern, run=mock_rsdirs())
 
 
 def mock_survey_files():
@@ -124,15 +172,16 @@ def mock_survey_files():
 def mock_cutouts_input_files(kind, brick):
     """The mock survey files the cutouts of one brick and kind read: the brick
     table and that brick's DR5 coadds and tractor (real; with cutouts.real_source
-    rsdir the DR5 tractor and the rs dir coadds and simcats) or rs dir coadds,
-    simcats and tractor catalogs (sim), as the mock rules name them."""
+    rsdir the DR5 tractor and the rs dir coadds and fake catalogs) or rs dir
+    coadds, fake catalogs (simcats, or legacysim's injected catalogs) and tractor
+    catalogs (sim), as the mock rules name them."""
     outputs = rules.mock_brick.output
     if kind == "real" and config["cutouts"]["real_source"] == "rsdir":
         patterns = [
             outputs.tractor,
             *outputs.sim_images,
             *outputs.sim_invvars,
-            *outputs.simcats,
+            *outputs.sim_catalogs,
         ]
     elif kind == "real":
         patterns = [*outputs.images, *outputs.invvars, outputs.tractor]
@@ -140,7 +189,7 @@ def mock_cutouts_input_files(kind, brick):
         patterns = [
             *outputs.sim_images,
             *outputs.sim_invvars,
-            *outputs.simcats,
+            *outputs.sim_catalogs,
             *outputs.sim_tractors,
         ]
     files = expand(patterns, bri=brick_directory(brick), brick=brick)
@@ -176,7 +225,8 @@ def brick_input_files(kind, brick):
 @functools.cache
 def cutout_settings(kind):
     """The realfake CutoutSettings of one kind that planning needs (made once: a
-    survey has 100k bricks)."""
+    survey has 100k bricks); the injector comes with the config's settings
+    (config_settings)."""
     settings = dict(config_settings("cutouts").values())
     return section_settings()["cutouts"](
         kind=kind, dr5_dir=Path(dr5_dir()), obiwan_dir=Path(obiwan_dir()), **settings

@@ -1,5 +1,6 @@
-# The mock survey: a small survey in the DR5 and obiwan file layouts, rendered by
-# `realfake mock-survey` when input.source is mock. The brick table and each brick
+# The mock survey: a small survey in the DR5 and obiwan (or, with mock.injector
+# legacysim, legacysim) file layouts, rendered by `realfake mock-survey` when
+# input.source is mock; the rs dirs' (runs') files are common.smk's MOCK_RUN_FILES. The brick table and each brick
 # are separate jobs, so bricks render in parallel; all get the same settings.
 
 
@@ -30,24 +31,10 @@ rule mock_brick:
             band=bands(),
         ),
         tractor="results/mock/dr5/tractor/{bri}/tractor-{brick}.fits",
-        sim_images=expand(
-            "results/mock/obiwan/coadd/{{bri}}/{{brick}}/{rsdir}/legacysurvey-{{brick}}-image-{band}.fits.fz",
-            rsdir=mock_rsdirs(),
-            band=bands(),
-        ),
-        sim_invvars=expand(
-            "results/mock/obiwan/coadd/{{bri}}/{{brick}}/{rsdir}/legacysurvey-{{brick}}-invvar-{band}.fits.fz",
-            rsdir=mock_rsdirs(),
-            band=bands(),
-        ),
-        simcats=expand(
-            "results/mock/obiwan/obiwan/{{bri}}/{{brick}}/{rsdir}/simcat-elg-{{brick}}.fits",
-            rsdir=mock_rsdirs(),
-        ),
-        sim_tractors=expand(
-            "results/mock/obiwan/tractor/{{bri}}/{{brick}}/{rsdir}/tractor-{{brick}}.fits",
-            rsdir=mock_rsdirs(),
-        ),
+        sim_images=mock_run_files("image"),
+        sim_invvars=mock_run_files("invvar"),
+        sim_catalogs=mock_run_files("catalog"),
+        sim_tractors=mock_run_files("tractor"),
         truth="results/mock/truth/{bri}/truth-{brick}.fits",
     log:
         "logs/mock/{bri}/{brick}.log",

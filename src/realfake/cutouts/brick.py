@@ -17,7 +17,7 @@ from realfake.cutouts.sources import fake_selection_view, fake_source_table, rea
 from realfake.cutouts.stamps import cut_sources
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
-from realfake.survey import legacy, obiwan
+from realfake.survey import legacy, obiwan, runs
 from realfake.survey.selection import select
 
 
@@ -68,7 +68,7 @@ def _reals_from_rsdirs(settings: CutoutSettings, brick_name: str, sources: pd.Da
     remaining = sources
     rsdirs = _rsdirs(settings, brick_name)
     for rsdir in rsdirs:
-        simcat = obiwan.read_simcat(rsdir.simcat_path)
+        simcat = runs.read_fake_catalog(rsdir)
         coadd = legacy.read_coadd(rsdir.coadd_dir, brick_name, settings.bands)
         inputs += [str(rsdir.simcat_path), *map(str, coadd.paths)]
         near = _near_fakes(remaining, simcat, coadd, settings.real_exclusion_radius)
@@ -103,42 +103,47 @@ def _median_transmission(tractor_path: Path, bands: Sequence[str]) -> dict[str, 
 
 
 def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: obiwan.RsDir) -> tuple[pd.DataFrame, list[str], str]:
-    """The simcat of ``rsdir`` with Milky Way transmissions, the files read, and where the transmissions came from.
+    """The fakes of ``rsdir`` with Milky Way transmissions, the files read, and where the transmissions came from.
 
-    An older-schema simcat has no transmissions: they are the per-band median
-    of the rs dir's tractor catalog if it has them, else of the DR5 brick's.
+    An older-schema simcat and a legacysim injected catalog have no transmissions: they are the per-band
+    median of the rs dir's (run's) tractor catalog if it has them, else of the DR5 brick's.
     """
-    simcat = obiwan.read_simcat(rsdir.simcat_path)
-    if simcat.attrs["schema"] != "older":
+    simcat = runs.read_fake_catalog(rsdir)
+    if simcat.attrs["schema"] == "current":
         return simcat, [str(rsdir.simcat_path)], f"{rsdir.name}: simcat"
     dr5_tractor = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
     for tractor_path in (rsdir.tractor_path, dr5_tractor):
         transmission = _median_transmission(tractor_path, settings.bands)
         if transmission is not None:
-            simcat = obiwan.read_simcat(rsdir.simcat_path, transmission)
+            simcat = runs.read_fake_catalog(rsdir, transmission)
             return simcat, [str(rsdir.simcat_path), str(tractor_path)], f"{rsdir.name}: median of {tractor_path}"
     columns = ", ".join(f"mw_transmission_{band}" for band in settings.bands)
     raise RealfakeError(
-        f"simcat {rsdir.simcat_path} (older schema) has no Milky Way transmission, and neither "
-        f"{rsdir.tractor_path} nor {dr5_tractor} exists with rows and columns {columns}"
+        f"fake catalog {rsdir.simcat_path} ({simcat.attrs['schema']} schema) has no Milky Way transmission, and "
+        f"neither {rsdir.tractor_path} nor {dr5_tractor} exists with rows and columns {columns}"
     )
 
 
 def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[obiwan.RsDir]:
-    rsdirs = obiwan.find_rsdirs(settings.obiwan_dir, brick_name)
+    rsdirs = runs.find_runs(settings.obiwan_dir, brick_name, settings.injector)
     if not rsdirs:
         raise _no_rsdirs(settings, brick_name)
     return rsdirs
 
 
 def _no_rsdirs(settings: CutoutSettings, brick_name: str) -> RealfakeError:
+    if settings.injector == "legacysim":
+        return RealfakeError(
+            f"brick {brick_name} has no legacysim run (file<F>_rs<R>_skip<S>/sim/{brick_directory(brick_name)}/"
+            f"injected-{brick_name}.fits) under {settings.obiwan_dir}"
+        )
     return RealfakeError(f"brick {brick_name} has no obiwan rs dir with a simcat under {settings.obiwan_dir}")
 
 
 def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     rsdirs = _rsdirs(settings, brick_name)
     catalogs, stamps, inputs, transmission_sources, fits_from, releases = [], [], [], [], [], []
-    counts, dropped_dup = CutoutCounts(), 0
+    counts, dropped_dup, collided = CutoutCounts(), 0, []
     for rsdir in rsdirs:
         simcat, files_read, transmission_source = _read_fakes(settings, brick_name, rsdir)
         tractor = None
@@ -159,6 +164,7 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
         catalogs.append(catalog)
         stamps.append(rsdir_stamps)
         transmission_sources.append(transmission_source)
+        collided.append(simcat.attrs.get("collided", 0))
     attributes = {
         "rsdirs": [rsdir.name for rsdir in rsdirs],
         "mw_transmission_source": transmission_sources,
@@ -166,6 +172,8 @@ def _sim_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
         # The rs dirs' tractor catalogs the fits come from: their release(s), "" when none was read.
         "release": ",".join(dict.fromkeys(releases)),
         "dropped_dup": dropped_dup,
+        # Per rs dir (run): legacysim's rows not injected in it, skipped (0 for obiwan's simcats).
+        "collided": collided,
     }
     return _Cutouts(pd.concat(catalogs, ignore_index=True), np.concatenate(stamps), counts, inputs, attributes)
 
@@ -178,15 +186,16 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
     tractor catalog, and per rs dir its simcat and coadds). Sim: per rs dir its simcat and coadds, and
     the tractor catalog an older-schema simcat would take its Milky Way
     transmission from (the rs dir's if it exists, else the DR5 brick's if that
-    exists). The workflow plans each brick's job with these, for every brick of
-    the survey, so they are built as strings (pathlib would dominate a 100k-brick
-    dry run: scripts/bench_dryrun.py).
+    exists). With ``injector="legacysim"`` the rs dirs are the legacysim runs holding the brick, and
+    a simcat is a run's injected catalog (which has no transmissions either). The workflow plans each
+    brick's job with these, for every brick of the survey, so they are built as strings (pathlib would
+    dominate a 100k-brick dry run: scripts/bench_dryrun.py).
     """
     dr5_dir = str(settings.dr5_dir)
     files = [str(legacy.find_brick_table(dr5_dir))]
     if settings.cuts_reals_from_rsdirs:
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
-        rsdirs = obiwan.rsdir_locations(settings.obiwan_dir, brick_name)
+        rsdirs = runs.run_locations(settings.obiwan_dir, brick_name, settings.injector)
         if not rsdirs:
             raise _no_rsdirs(settings, brick_name)
         coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
@@ -195,7 +204,7 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
         coadd_dirs = [paths.dr5_file(dr5_dir, "coadd_dir", brick_name)]
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
     else:
-        rsdirs = obiwan.rsdir_locations(settings.obiwan_dir, brick_name)
+        rsdirs = runs.run_locations(settings.obiwan_dir, brick_name, settings.injector)
         if not rsdirs:
             raise _no_rsdirs(settings, brick_name)
         coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
@@ -233,6 +242,7 @@ def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, 
         expected["real_exclusion_radius"] = settings.real_exclusion_radius
     if settings.kind == "sim" or settings.cuts_reals_from_rsdirs:
         expected["obiwan_dir"] = str(settings.obiwan_dir)
+        expected["injector"] = settings.injector
     return expected
 
 
@@ -264,8 +274,10 @@ def run_cutouts(
     ``real_source`` (with "rsdir" also ``real_exclusion_radius``, ``rsdirs`` and
     ``reals_per_rsdir``, the stamps cut from each) and for fakes ``rsdirs``,
     ``mw_transmission_source`` (per rs dir: "simcat" or the tractor
-    catalog whose median was used) and ``fits_from`` (per rs dir: the tractor
-    catalog the fits come from, or "").
+    catalog whose median was used), ``fits_from`` (per rs dir: the tractor
+    catalog the fits come from, or "") and ``collided`` (per rs dir: the rows of a legacysim
+    injected catalog not injected in that run, skipped; 0 for a simcat). With ``obiwan_dir`` comes
+    ``injector``, the code that made that tree; a legacysim run's name is its ``rsdir``.
 
     Every input is read and checked before anything is written; a problem
     raises RealfakeError naming the file or brick, and no file appears at ``out``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from realfake.conventions import BANDS, KINDS, STAMP_SIZE
+from realfake.conventions import BANDS, INJECTORS, KINDS, STAMP_SIZE
 from realfake.errors import RealfakeError
 from realfake.settings import check_settings, letters_text, parse_letters, setting, spaced
 from realfake.survey.selection import SELECTION_BANDS, SELECTIONS, check_selection, missing_selection_bands
@@ -19,8 +19,9 @@ REAL_SOURCES = ("dr5", "rsdir")
 class CutoutSettings:
     """What cutouts to make: of which kind, from which trees, of which sources. Real sources cut from the rs
     dirs (``real_source="rsdir"``, the same-image control: ``docs/audit.md``) come from the first rs dir, in
-    :func:`realfake.survey.obiwan.find_rsdirs` order, with no fake within ``real_exclusion_radius`` of them, and
-    are dropped as ``near_fake`` when every rs dir has one."""
+    :func:`realfake.survey.runs.find_runs` order (obiwan's rs dirs or legacysim's runs, as ``injector``
+    says), with no fake within ``real_exclusion_radius`` of them, and are dropped as ``near_fake`` when every
+    rs dir has one."""
 
     kind: str = setting(help="real (tractor sources) or sim (obiwan fakes)", choices=KINDS)
     dr5_dir: Path = setting(
@@ -28,7 +29,16 @@ class CutoutSettings:
         "with an older simcat, the fallback Milky Way transmission)"
     )
     obiwan_dir: Path | None = setting(
-        None, help="obiwan output tree with the rs dirs (needed for --kind sim and for --real-source rsdir)"
+        None,
+        help="the fakes' tree, obiwan's with the rs dirs or legacysim's with the runs (--injector; needed for "
+        "--kind sim and for --real-source rsdir)",
+    )
+    injector: str = setting(
+        "obiwan",
+        help="what made the --obiwan-dir tree: obiwan (rs dirs below each brick, simcats with 1-indexed x, y) or "
+        "legacysim (file<F>_rs<R>_skip<S> run dirs at the top, injected catalogs with 0-indexed bx, by and "
+        "collided rows, which are skipped; realfake.survey.runs)",
+        choices=INJECTORS,
     )
     bands: tuple[str, ...] = setting(
         BANDS, help="bands, e.g. grz or z, each at most once", choices=BANDS, parse=parse_letters, text=letters_text

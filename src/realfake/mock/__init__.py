@@ -24,4 +24,9 @@ Layout written under ``out`` (``AAA`` = first three characters of the brick):
   fakes' measured values are those they were selected on, see
   :func:`realfake.mock.fakes.draw_fakes`);
 - ``truth/AAA/truth-<brick>.fits``: the true scene (mock only).
+
+With ``injector="legacysim"`` the fakes' tree is ``legacysim/`` instead of ``obiwan/``, in legacysim's layout:
+``legacysim/<run>/coadd/AAA/<brick>/...``, ``legacysim/<run>/sim/AAA/injected-<brick>.fits`` (0-indexed
+``bx, by`` and a few ``collided`` rows, not rendered) and ``legacysim/<run>/tractor/AAA/tractor-<brick>.fits``,
+runs ``file0_rs<N>_skip0``; the pixels are the same.
 """

@@ -1,10 +1,13 @@
-"""Generating one mock brick: the DR5 side (scene, coadds, tractor) and the obiwan side (rs dirs with the fakes).
+"""Generating one mock brick: the DR5 side (scene, coadds, tractor) and the fakes' side (rs dirs with the fakes).
 
 :func:`write_brick` renders the brick's true scene into DR5-like coadds and
 writes its measured tractor catalog (in the schema of ``settings.release``,
 :mod:`realfake.mock.catalogs`); then, for each rs dir, the same scene plus
 that rs dir's fakes (:func:`realfake.mock.fakes.draw_fakes`, with the named
-mismatch), its simcat and legacypipe's re-fit. The rendering, the population,
+mismatch), its simcat and legacypipe's re-fit. ``settings.injector`` chooses the layout of the fakes' side:
+obiwan's (``obiwan/``, rs dirs below each brick, simcats) or legacysim's (``legacysim/``, runs
+``file0_rs<N>_skip0`` at the top, injected catalogs with a few collided rows that are not rendered);
+the pixels are the same in both. The rendering, the population,
 the fakes and the file formats are :mod:`realfake.mock.render`,
 :mod:`realfake.mock.population`, :mod:`realfake.mock.fakes` and
 :mod:`realfake.mock.files`.
@@ -23,9 +26,9 @@ from astropy.wcs import WCS
 from realfake import paths
 from realfake.conventions import brick_directory
 from realfake.mock.catalogs import RELEASE_NUMBER, release_columns
-from realfake.mock.fakes import draw_fakes
+from realfake.mock.fakes import MIN_FAKE_SEPARATION, STAMP_HALF_WIDTH, draw_fakes
 from realfake.mock.files import write_compressed_image, write_table, write_text
-from realfake.mock.layout import BrickGeometry, mock_rsdir_names, seed_sequence
+from realfake.mock.layout import BrickGeometry, mock_injector_directory, mock_rsdir_names, seed_sequence
 from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE, Observing, draw_truth, measure
 from realfake.mock.render import (
     SINGLE_EXPOSURE_SIGMA,
@@ -40,6 +43,9 @@ from realfake.mock.settings import MockSettings, effective_strength
 
 SCENE_MARGIN = 40  # pixels: sources just outside the image still spill light into it
 PIXEL_DEPTH_SCATTER = 0.02
+# Rows of each legacysim injected catalog marked collided (not injected in the run): placed away from every
+# fake of the run and never rendered, so that a reader that kept them would cut stamps of empty sky.
+COLLIDED_PER_RUN = 3
 
 
 def coadd_header(settings: MockSettings, brick: BrickGeometry, band: str) -> fits.Header:
@@ -181,6 +187,71 @@ def _simcat_columns(
     return columns
 
 
+def _injected_columns(
+    brick: BrickGeometry,
+    fakes: pd.DataFrame,
+    ids: np.ndarray,
+    collided: pd.DataFrame,
+    collided_ids: np.ndarray,
+    wcs: WCS,
+    observing: Observing,
+    bands: tuple[str, ...],
+) -> dict:
+    """legacysim's ``injected-<brick>.fits`` of one run: the run's ``fakes`` (injected) then the ``collided`` rows
+    (not injected), with legacysim's columns (LSIM ``catalog.py``): ``bx, by`` 0-indexed, observed fluxes
+    (extinction included), ``sersic``, ``shape_r`` (arcsec), ``shape_e1, shape_e2``; no transmissions."""
+    rows = pd.concat([fakes, collided], ignore_index=True)
+    count = len(rows)
+    ra, dec = wcs.all_pix2world(rows["x"].to_numpy(), rows["y"].to_numpy(), 0)
+    columns = {"ra": ("D", ra), "dec": ("D", dec)}
+    for band in bands:
+        observed = rows[f"flux_dered_{band}"].to_numpy() * observing.mw_transmission[band]
+        columns[f"flux_{band}"] = ("E", observed.astype(np.float32))
+    columns["sersic"] = ("E", rows["sersic_n"].to_numpy(dtype=np.float32))
+    columns["shape_r"] = ("E", rows["rhalf"].to_numpy(dtype=np.float32))
+    columns["shape_e1"] = ("E", rows["e1"].to_numpy(dtype=np.float32))
+    columns["shape_e2"] = ("E", rows["e2"].to_numpy(dtype=np.float32))
+    all_ids = np.concatenate([ids, collided_ids]).astype(np.int64)
+    columns["seed"] = ("K", all_ids)  # legacysim's per-source random seed; the mock draws none
+    columns["id"] = ("K", all_ids)
+    columns["brickname"] = ("8A", np.full(count, brick.name))
+    # legacysim's bx, by are 0-indexed (get_xy_from_radec: bbx - 1).
+    columns["bx"] = ("D", rows["x"].to_numpy(dtype=np.float64))
+    columns["by"] = ("D", rows["y"].to_numpy(dtype=np.float64))
+    columns["collided"] = ("L", np.arange(count) >= len(fakes))
+    return columns
+
+
+def _collided_rows(
+    settings: MockSettings, rng: np.random.Generator, chunk_fakes: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """:data:`COLLIDED_PER_RUN` rows like the run's fakes (their profiles and fluxes, in turn) at positions drawn
+    from ``rng`` more than MIN_FAKE_SEPARATION pixels (in x or y) from every fake of the run and from each other,
+    a stamp's half width from the image edge; fewer where there is no room. With their row numbers in the run."""
+    placed: list[tuple[float, float]] = []
+    occupied = chunk_fakes[["x", "y"]].to_numpy(np.float64)
+    for _ in range(100 * COLLIDED_PER_RUN):
+        if len(placed) == COLLIDED_PER_RUN or len(chunk_fakes) == 0:
+            break
+        position = rng.uniform(STAMP_HALF_WIDTH, settings.size - STAMP_HALF_WIDTH, size=2)
+        taken = np.vstack([occupied, np.array(placed).reshape(-1, 2)])
+        if np.all(np.max(np.abs(taken - position), axis=1) > MIN_FAKE_SEPARATION):
+            placed.append((float(position[0]), float(position[1])))
+    rows = chunk_fakes.iloc[np.arange(len(placed)) % max(len(chunk_fakes), 1)].reset_index(drop=True)
+    positions = np.array(placed).reshape(-1, 2)
+    return rows.assign(x=positions[:, 0], y=positions[:, 1]), np.arange(len(placed))
+
+
+def _run_file(settings: MockSettings, filetype: str, brick_name: str, run: str, band: str | None = None) -> Path:
+    """A file of one run of the fakes' tree in the mock's layout (``settings.injector``): ``simcat`` (the
+    injected catalog of legacysim), ``tractor``, ``image``, ``invvar``."""
+    tree = settings.out / mock_injector_directory(settings.injector)
+    if settings.injector == "legacysim":
+        filetype = "injected" if filetype == "simcat" else filetype
+        return Path(paths.legacysim_file(tree, filetype, brick_name, run, band))
+    return Path(paths.obiwan_file(tree, filetype, brick_name, run, band))
+
+
 def _dither_seed(settings: MockSettings, brick: BrickGeometry, band_index: int, kind_index: int) -> int:
     return 1 + (settings.seed * 7919 + brick.brickid * 31 + band_index * 7 + kind_index) % 10000
 
@@ -191,7 +262,7 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     wcs = brick_wcs(settings, brick)
     truth, measured, detected = _scene(settings, brick, observing)
     catalog_truth, catalog_measured = truth[detected].reset_index(drop=True), measured[detected].reset_index(drop=True)
-    dr5, obiwan = settings.out / "dr5", settings.out / "obiwan"
+    dr5 = settings.out / "dr5"
     sources = len(catalog_truth)
     write_table(
         Path(paths.dr5_file(dr5, "tractor", brick.name)),
@@ -202,17 +273,24 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     real_images = _write_dr5_coadds(settings, brick, observing, truth)
     fakes, fakes_measured = draw_fakes(settings, brick, observing)
     fake_rng = seed_sequence(settings, brick, "simnoise")
-    for chunk, rsdir in enumerate(mock_rsdir_names(settings.rsdirs, settings.fakes_per_rsdir)):
+    # Its own stream: the collided rows change nothing else (the pixels are those of the obiwan layout).
+    collided_rng = seed_sequence(settings, brick, "collided")
+    total = settings.rsdirs * settings.fakes_per_rsdir
+    for chunk, rsdir in enumerate(mock_rsdir_names(settings.rsdirs, settings.fakes_per_rsdir, settings.injector)):
         rows = slice(chunk * settings.fakes_per_rsdir, (chunk + 1) * settings.fakes_per_rsdir)
         chunk_fakes = fakes.iloc[rows].reset_index(drop=True)
         ids = np.arange(rows.start, rows.stop)
-        write_table(
-            Path(paths.obiwan_file(obiwan, "simcat", brick.name, rsdir)),
-            _simcat_columns(chunk_fakes, ids, wcs, observing, settings.bands),
-        )
+        if settings.injector == "legacysim":
+            collided, collided_rows = _collided_rows(settings, collided_rng, chunk_fakes)
+            # Ids after every fake's, as a legacysim input catalog's row numbers would be.
+            collided_ids = total + chunk * COLLIDED_PER_RUN + collided_rows
+            catalog = _injected_columns(brick, chunk_fakes, ids, collided, collided_ids, wcs, observing, settings.bands)
+        else:
+            catalog = _simcat_columns(chunk_fakes, ids, wcs, observing, settings.bands)
+        write_table(_run_file(settings, "simcat", brick.name, rsdir), catalog)
         # legacypipe re-run on the rs dir images: the DR5 sources and the fakes, measured.
         write_table(
-            Path(paths.obiwan_file(obiwan, "tractor", brick.name, rsdir)),
+            _run_file(settings, "tractor", brick.name, rsdir),
             release_columns(
                 tractor_columns(
                     brick,
@@ -275,7 +353,6 @@ def _write_rsdir_coadds(
     """Write the coadds of rs dir ``rsdir`` (number ``chunk``): the brick's ``real_images`` plus its fakes
     ``chunk_fakes``, with their photon noise (from ``fake_rng``) and the named mismatch applied."""
     shape = (settings.size, settings.size)
-    obiwan = settings.out / "obiwan"
     strength = effective_strength(settings)
     # psf: the fakes' PSF scaled in FWHM (0: unconvolved); noise: the variance of their own photon noise kept.
     psf_scale = strength if settings.mismatch == "psf" else 1.0
@@ -309,7 +386,7 @@ def _write_rsdir_coadds(
         if strength is not None:
             header["STRENGTH"] = (strength, "realfake mock: strength of the mismatch")
         for kind, plane, dither in (("image", image, 2 + chunk), ("invvar", rs_inverse_variance, 1)):
-            path = Path(paths.obiwan_file(obiwan, kind, brick.name, rsdir, band))
+            path = _run_file(settings, kind, brick.name, rsdir, band)
             write_compressed_image(path, plane, header, kind, _dither_seed(settings, brick, band_index, dither))
 
 

@@ -82,9 +82,16 @@ def mock_brick_names(count: int) -> list[str]:
     return [brick.name for brick in mock_bricks(count)]
 
 
-def mock_rsdir_names(rsdirs: int, fakes_per_rsdir: int) -> list[str]:
-    """obiwan rs dir names: ``rs<N>`` with N the first fake id of the chunk."""
-    return [f"rs{index * fakes_per_rsdir}" for index in range(rsdirs)]
+def mock_rsdir_names(rsdirs: int, fakes_per_rsdir: int, injector: str = "obiwan") -> list[str]:
+    """The names of the chunks of fakes, N the first fake id of each: obiwan's rs dirs ``rs<N>``, or legacysim's
+    runs ``file0_rs<N>_skip0`` (``injector="legacysim"``)."""
+    template = "file0_rs{}_skip0" if injector == "legacysim" else "rs{}"
+    return [template.format(index * fakes_per_rsdir) for index in range(rsdirs)]
+
+
+def mock_injector_directory(injector: str) -> str:
+    """The directory of the mock's fakes' tree below its output directory: ``obiwan`` or ``legacysim``."""
+    return injector
 
 
 def seed_sequence(settings: MockSettings, brick: BrickGeometry, stream: str) -> np.random.Generator:

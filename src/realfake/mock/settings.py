@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from realfake.conventions import BANDS
+from realfake.conventions import BANDS, INJECTORS
 from realfake.errors import RealfakeError
 from realfake.settings import check_settings, setting
 
@@ -50,6 +50,8 @@ PROCESSING_MISMATCHES = ("background", "ivar", "undetected", "edges")
 # The Legacy Surveys releases whose tractor catalog schema the mock can write (realfake.mock.catalogs): DR5 as
 # measured, or legacypipe's DR9 (DECam south) and DR10 columns, types, maskbits and DUP rows.
 RELEASES = ("dr5", "dr9", "dr10")
+# The releases whose catalogs legacysim writes: it runs legacypipe DR9.6.9 (../shared/FORMATS.md section 2).
+LEGACYSIM_RELEASES = ("dr9", "dr10")
 
 
 # The strengths a mismatch accepts, (lowest, highest); None: no upper bound. psf stops at 4: its FWHM (at most
@@ -98,6 +100,14 @@ class MockSettings:
         "DR5 tree's images are the same whatever the release",
         choices=RELEASES,
     )
+    injector: str = setting(
+        "obiwan",
+        help="the layout of the fakes' tree: obiwan (obiwan/, rs<N> dirs below each brick, simcats with 1-indexed "
+        "x, y) or legacysim (file0_rs<N>_skip0 run dirs at the top of legacysim/, injected catalogs with 0-indexed "
+        "bx, by and a few collided rows that are not rendered; needs --release dr9 or dr10); the pixels are the "
+        "same either way",
+        choices=INJECTORS,
+    )
     bands: tuple[str, ...] = setting(
         BANDS,
         help="bands rendered: all of g, r, z (no flag: the mock's population is drawn and selected in all three)",
@@ -119,6 +129,12 @@ class MockSettings:
             if not (self.strength >= low and (high is None or self.strength <= high)):
                 bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
                 raise RealfakeError(f"mismatch {self.mismatch} strength must be {bounds}, got {self.strength}")
+        if self.injector == "legacysim" and self.release not in LEGACYSIM_RELEASES:
+            raise RealfakeError(
+                f"injector legacysim writes legacypipe DR9.6.9's catalogs: it needs release "
+                f"{' or '.join(LEGACYSIM_RELEASES)}, not {self.release} (config mock.injector and mock.release; "
+                "flags --injector and --release)"
+            )
         if tuple(self.bands) != BANDS:
             # The population is drawn and selected in all three bands (realfake.mock.population).
             raise RealfakeError(

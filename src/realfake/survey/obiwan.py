@@ -26,6 +26,7 @@ from realfake.conventions import BANDS, brick_directory
 from realfake.errors import RealfakeError
 from realfake.paths import obiwan_file, obiwan_rsdir_parent
 from realfake.survey.legacy import add_dereddened, read_fits_table
+from realfake.survey.legacysim import RUN_NAME, run_name_key
 
 RSDIR_PREFIXES = ("rs", "skip_rs", "more_rs", "more_skip_rs")
 SIMCAT_CURRENT_COLUMNS = (
@@ -123,9 +124,11 @@ def _add_shape(frame: pd.DataFrame, source: pd.DataFrame, schema: str) -> None:
 class RsDir:
     """One obiwan chunk ("rs dir") of a brick: its coadd dir, simcat and tractor catalog.
 
-    layout: "current" (``<out>/{coadd,obiwan,tractor}/<AAA>/<brick>/<rsdir>/``) or
-    "older" (``<out>/<objtype>/<AAA>/<brick>/<rsdir>/{coadd,obiwan,tractor}/``).
-    ``tractor_path`` may not exist.
+    layout: "current" (``<out>/{coadd,obiwan,tractor}/<AAA>/<brick>/<rsdir>/``),
+    "older" (``<out>/<objtype>/<AAA>/<brick>/<rsdir>/{coadd,obiwan,tractor}/``),
+    "dr9" (the DR9-era obiwan, adematti/obiwan: "current"'s dirs with runs ``file<F>_rs<R>_skip<S>``
+    for rs dirs and a ``randoms-<brick>.fits`` in legacysim's injected-catalog format for the simcat) or
+    "legacysim" (a legacysim run, :mod:`realfake.survey.legacysim`). ``tractor_path`` may not exist.
     """
 
     name: str
@@ -135,9 +138,15 @@ class RsDir:
     tractor_path: Path
 
 
-def _rsdir_name_key(rsdir: tuple[str, ...]) -> tuple[int, int]:
+def _rsdir_name_key(rsdir: tuple[str, ...]) -> tuple[int, ...]:
     match = _RSDIR_NAME.match(rsdir[0])
+    if match is None:
+        return run_name_key(rsdir[0])
     return RSDIR_PREFIXES.index(match.group(1)), int(match.group(2))
+
+
+# The rs dir names of each layout: obiwan's chunks, or the DR9-era runs.
+_LAYOUT_NAMES = {"current": _RSDIR_NAME, "older": _RSDIR_NAME, "dr9": RUN_NAME}
 
 
 def _rsdir_locations(obiwan_dir: str, layout: str, brick_name: str, name: str, objtype: str) -> tuple[str, str, str]:
@@ -151,9 +160,9 @@ def _rsdir_locations(obiwan_dir: str, layout: str, brick_name: str, name: str, o
 def find_rsdirs(obiwan_dir: Path, brick_name: str, objtype: str = "elg") -> list[RsDir]:
     """The rs dirs holding a simcat for ``brick_name`` under the obiwan output dir, in order.
 
-    Order: prefix rs, skip_rs, more_rs, more_skip_rs, then N numerically; dirs
-    with other names are ignored. Returns [] when there are none; raises when the
-    brick has rs dirs in both layouts.
+    Order: prefix rs, skip_rs, more_rs, more_skip_rs, then N numerically (DR9-era runs: F, R, S
+    numerically); dirs with other names are ignored. Returns [] when there are none; raises when the
+    brick has rs dirs in more than one layout.
     """
     return [
         RsDir(name, layout, Path(coadd_dir), Path(simcat_path), Path(tractor_path))
@@ -170,17 +179,24 @@ def rsdir_locations(obiwan_dir: Path | str, brick_name: str, objtype: str = "elg
     brick_path = os.path.join(brick_directory(brick_name), brick_name)
     found: dict[str, list[RsDirLocation]] = {}
     # Each layout's rs dirs are the children of the dir that holds their simcat dirs.
-    for layout in ("current", "older"):
+    for layout, pattern in _LAYOUT_NAMES.items():
         parent = obiwan_rsdir_parent(obiwan_dir, brick_name, layout, objtype)
         try:
-            names = [name for name in os.listdir(parent) if _RSDIR_NAME.match(name)]
+            names = [name for name in os.listdir(parent) if pattern.match(name)]
         except (FileNotFoundError, NotADirectoryError):
             names = []
         rsdirs = [(name, layout, *_rsdir_locations(obiwan_dir, layout, brick_name, name, objtype)) for name in names]
         found[layout] = sorted((rsdir for rsdir in rsdirs if os.path.isfile(rsdir[3])), key=_rsdir_name_key)
-    if found["current"] and found["older"]:
+    places = {
+        "current": f"rs dirs in obiwan/{brick_path}",
+        "older": f"rs dirs in {objtype}/{brick_path}",
+        "dr9": f"DR9-era runs (file<F>_rs<R>_skip<S>) in obiwan/{brick_path}",
+    }
+    layouts = [layout for layout in found if found[layout]]
+    if len(layouts) > 1:
         raise RealfakeError(
-            f"brick {brick_name} has obiwan outputs in both layouts under {obiwan_dir} "
-            f"(obiwan/{brick_path} and {objtype}/{brick_path}); keep one"
+            f"brick {brick_name} has obiwan outputs in {'both' if len(layouts) == 2 else 'all three'} layouts under "
+            f"{obiwan_dir} "
+            f"({' and '.join(places[layout] for layout in layouts)}); keep one"
         )
-    return found["current"] or found["older"]
+    return found[layouts[0]] if layouts else []
