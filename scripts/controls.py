@@ -53,11 +53,13 @@ def run_control(
     match: list[str] | None = None,
     dtype: str | None = None,
     train: dict | None = None,
+    targets: tuple[str, ...] = (),
     **mock: object,
 ) -> dict:
     """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys; ``evaluate.audit``,
-    ``cutouts.real_source``, ``shards.match`` and the ``train`` keys when given) in ``workdir``; return the
-    verdict with ``mismatch`` and ``seconds`` added, and ``audit`` (the audit records) and ``audit_cause``."""
+    ``cutouts.real_source``, ``shards.match`` and the ``train`` keys when given) in ``workdir``, to ``targets``
+    (none: the whole workflow, report included); return the verdict with ``mismatch`` and ``seconds`` added, and
+    ``audit`` (the audit records) and ``audit_cause``."""
     overrides: dict = {"mock": {"mismatch": mismatch, **mock}}
     if train is not None:
         overrides["train"] = dict(train)
@@ -69,12 +71,13 @@ def run_control(
         overrides.setdefault("shards", {})["match"] = list(match)
     if dtype is not None:
         overrides.setdefault("shards", {})["dtype"] = dtype
-    return {"mismatch": mismatch, **run_workflow(workdir, overrides)}
+    return {"mismatch": mismatch, **run_workflow(workdir, overrides, targets)}
 
 
-def run_workflow(workdir: Path, overrides: dict) -> dict:
-    """Copy the workflow into ``workdir`` and run it with the default config and ``overrides``;
-    return the verdict of results/evaluate/metrics.json with the wall time (``seconds``)."""
+def run_workflow(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) -> dict:
+    """Copy the workflow into ``workdir`` and run it with the default config and ``overrides`` to ``targets``
+    (none: the default target); return the verdict of results/evaluate/metrics.json with the wall time
+    (``seconds``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     for part in WORKFLOW_PARTS:
         source = REPOSITORY / part
@@ -89,7 +92,7 @@ def run_workflow(workdir: Path, overrides: dict) -> dict:
     environment["PATH"] = f"{binaries}{os.pathsep}{environment.get('PATH', '')}"
     start = time.perf_counter()
     result = subprocess.run(
-        [str(binaries / "snakemake"), "--profile", "profiles/local", "--configfile", str(override)],
+        [str(binaries / "snakemake"), "--profile", "profiles/local", "--configfile", str(override), *targets],
         cwd=workdir,
         env=environment,
         stdout=subprocess.PIPE,
