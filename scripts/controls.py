@@ -92,7 +92,8 @@ def run_workflow(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) 
     environment["PATH"] = f"{binaries}{os.pathsep}{environment.get('PATH', '')}"
     start = time.perf_counter()
     result = subprocess.run(
-        [str(binaries / "snakemake"), "--profile", "profiles/local", "--configfile", str(override), *targets],
+        # The targets first: --configfile takes every word after it.
+        [str(binaries / "snakemake"), *targets, "--profile", "profiles/local", "--configfile", str(override)],
         cwd=workdir,
         env=environment,
         stdout=subprocess.PIPE,
