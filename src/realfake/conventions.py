@@ -80,6 +80,24 @@ def brick_directory(brick_name: str) -> str:
     return brick_name[:3]
 
 
+# A manifest tile's file name (tile_file_name): a DR5 brick name is one.
+TILE_FILE_PATTERN = r"[A-Za-z0-9._-]+"
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def tile_file_name(tile: str) -> str:
+    """A manifest tile's name as a file name: every character other than letters, digits, ``.``, ``_`` and
+    ``-`` becomes ``_`` ("lsst_cells_v1:10321:66" -> "lsst_cells_v1_10321_66"); a DR5 brick name stays itself.
+    A manifest whose tiles share a file name is refused (:func:`realfake.manifest.load_manifest`)."""
+    return _UNSAFE_IN_FILE_NAMES.sub("_", tile)
+
+
+def name_directory(file_name: str) -> str:
+    """The directory of a brick's or tile's cutouts file: its first three characters (a brick's
+    :func:`brick_directory`)."""
+    return file_name[:3]
+
+
 def parse_brick_list(text: str, source: str) -> list[str]:
     """The brick names of a brick list, one per line; blank lines and text after # are ignored.
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from realfake.conventions import brick_directory, parse_brick_list
+from realfake.conventions import brick_directory, is_brick_name, name_directory, parse_brick_list, tile_file_name
 from realfake.errors import RealfakeError
 
 COADD_KINDS = ("image", "invvar")
@@ -136,8 +136,22 @@ def obiwan_rsdir_parent(obiwan_dir: str, brick_name: str, layout: str, objtype: 
 
 
 def cutouts_path(out_dir: Path, brick_name: str) -> Path:
-    """``<out_dir>/<AAA>/<brick>.h5``, the batch mode's (and the workflow's) file of a brick."""
-    return Path(out_dir) / brick_directory(brick_name) / f"{brick_name}.h5"
+    """``<out_dir>/<AAA>/<brick>.h5``, the batch mode's (and the workflow's) file of a brick; of a manifest tile
+    (by name or file name) ``<out_dir>/<its file name's first three characters>/<file name>.h5``."""
+    name = brick_name if is_brick_name(brick_name) else tile_file_name(brick_name)
+    return Path(out_dir) / name_directory(name) / f"{name}.h5"
+
+
+def read_tile_list(path: Path) -> list[str]:
+    """Tile names (of a manifest) from a text file, one per line; blank lines are ignored (a tile name may hold
+    ``#``, so nothing is a comment). RealfakeError for a missing file, a repeated name or no name."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealfakeError(f"tile list not found: {path}")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names or len(set(names)) != len(names):
+        raise RealfakeError(f"tile list {path} lists no tile, or a tile twice")
+    return names
 
 
 def read_brick_list(path: Path) -> list[str]:

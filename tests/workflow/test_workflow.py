@@ -622,3 +622,90 @@ def test_the_shards_job_checks_the_cutouts_came_from_the_configured_trees(workfl
     assert result.returncode == 0, result.stdout
     (command,) = re.findall(r"^Shell command: (realfake shards .*)$", result.stdout, flags=re.MULTILINE)
     assert f"--dr5-dir {tmp_path / 'dr5'} --obiwan-dir {tmp_path / 'obiwan'}" in command
+
+
+def manifest_source(tmp_path: Path, tiles: list[str]) -> dict:
+    """An `input` override reading a Rubin-like manifest (one real side, one fake run per tile) whose files exist,
+    empty: enough to plan, not to run."""
+    document = {"bands": ["g", "r", "z"], "flux": {"unit": "nJy"}, "tiles": []}
+    for tile in tiles:
+        stem = tile.replace(":", "_")
+        sides = {}
+        for side in ("real", "fake"):
+            files = {band: [f"{side}_{stem}_{band}.fits", "IMAGE"] for band in "grz"}
+            weights = {band: [f"{side}_{stem}_{band}.fits", "VARIANCE"] for band in "grz"}
+            sides[side] = {"image": files, "weight": weights, "weight_kind": "variance"}
+            for path, _ in files.values():
+                (tmp_path / path).touch()
+        catalog = {"id": "objectid", "radec": ["coord_ra", "coord_dec"], "flux": {b: f"{b}_flux" for b in "grz"}}
+        sides["real"]["sources"] = {"path": f"object_{stem}.fits", **catalog}
+        truth = {"path": f"truth_{stem}.fits", "id": "injection_id", "radec": ["ra", "dec"],
+                 "mag": {b: f"{b}_mag" for b in "grz"}, "drop": ["injection_flag != 0"]}  # fmt: skip
+        (tmp_path / f"object_{stem}.fits").touch()
+        (tmp_path / f"truth_{stem}.fits").touch()
+        document["tiles"].append(
+            {"tile": tile, "real": sides["real"], "fake": [{"run": "injected", **sides["fake"], "truth": truth}]}
+        )
+    manifest = tmp_path / "run.yaml"
+    manifest.write_text(yaml.safe_dump(document, sort_keys=False))
+    return {"input": {"source": "manifest", "manifest": str(manifest)}, "shards": {"split": "example"}}
+
+
+def test_source_manifest_plans_each_tiles_cutouts_from_the_files_it_names(workflow_copy, tmp_path):
+    tiles = ["lsst_cells_v1:10321:66", "lsst_cells_v1:10321:67"]
+    result = dry_run(workflow_copy, manifest_source(tmp_path, tiles))
+    assert result.returncode == 0, result.stdout
+    counts = job_counts(result.stdout)
+    assert counts["cutouts"] == 4 and "mock_brick" not in counts
+    jobs = planned_jobs(result.stdout, "cutouts")
+    outputs = sorted(job_field(job, "output") for job in jobs)
+    assert outputs == sorted(
+        f"results/cutouts/{kind}/lss/lsst_cells_v1_10321_{patch}.h5" for kind in ("real", "sim") for patch in (66, 67)
+    )
+    for job in jobs:
+        kind = re.search(r"kind=(\w+)", job_field(job, "wildcards"))[1]
+        patch = re.search(r"brick=lsst_cells_v1_10321_(\d+)", job_field(job, "wildcards"))[1]
+        side = "real" if kind == "real" else "fake"
+        catalog = "object" if kind == "real" else "truth"
+        inputs = job_field(job, "input").split(", ")
+        assert inputs == [
+            str(tmp_path / "run.yaml"),
+            *(str(tmp_path / f"{side}_lsst_cells_v1_10321_{patch}_{band}.fits") for band in "grz"),
+            str(tmp_path / f"{catalog}_lsst_cells_v1_10321_{patch}.fits"),
+        ]
+        command = re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
+        assert f"--manifest {tmp_path / 'run.yaml'}" in command and "--dr5-dir" not in command
+    (shards,) = planned_jobs(result.stdout, "shards")
+    assert "--bricks" not in shards
+
+
+def test_a_manifest_band_without_a_weight_stops_planning_naming_tile_run_band_and_key(workflow_copy, tmp_path):
+    overrides = manifest_source(tmp_path, ["lsst_cells_v1:10321:66"])
+    manifest = Path(overrides["input"]["manifest"])
+    document = yaml.safe_load(manifest.read_text())
+    del document["tiles"][0]["fake"][0]["weight"]["r"]
+    manifest.write_text(yaml.safe_dump(document))
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    assert (
+        f"config input.manifest: manifest {manifest}: tile lsst_cells_v1:10321:66, fake run injected, band r: "
+        "weight missing" in result.stdout
+    )
+    assert "Job stats" not in result.stdout
+
+
+def test_a_mock_with_its_manifest_plans_the_rubin_like_files_of_each_brick(workflow_copy):
+    result = dry_run(workflow_copy, {"mock": {"manifest": True, "bricks": 3}})
+    assert result.returncode == 0, result.stdout
+    assert {command.split(" --out ")[0] for command in mock_survey_settings(result.stdout)} == {"realfake mock-survey"}
+    assert all(" --manifest" in command for command in mock_survey_settings(result.stdout))
+    (table,) = planned_jobs(result.stdout, "mock_brick_table")
+    assert "results/mock/manifest/run.yaml" in job_field(table, "output").split(", ")
+    for job in planned_jobs(result.stdout, "mock_brick"):
+        brick = re.search(r"brick=(\w+)", job_field(job, "wildcards"))[1]
+        outputs = job_field(job, "output").split(", ")
+        manifest_files = [path for path in outputs if path.startswith("results/mock/manifest/")]
+        assert len(manifest_files) == 3 + 2 * 3 + 1 + 2 + 2
+        assert f"results/mock/manifest/{brick[:3]}/{brick}/truth-rs50.fits" in manifest_files
+    result = dry_run(workflow_copy, {"mock": {"manifest": True, "injector": "legacysim", "release": "dr9"}})
+    assert result.returncode != 0 and "--manifest needs --injector obiwan" in result.stdout

@@ -22,13 +22,15 @@ def mock_survey_arguments():
 
 
 def cutouts_arguments():
-    """The `realfake cutouts` flags every cutouts job shares: bands, the two trees,
-    what made the fakes' tree (injector) and the cutouts settings of the config."""
+    """The `realfake cutouts` flags every cutouts job shares: bands, the two trees
+    and what made the fakes' tree (injector), or the manifest, and the cutouts
+    settings of the config."""
     return settings_arguments(
         "cutouts",
         bands=bands(),
         dr5_dir=dr5_dir(),
         obiwan_dir=obiwan_dir(),
+        manifest=config["input"]["manifest"] if uses_manifest() else None,
         injector=injector(),
     )
 
@@ -38,6 +40,12 @@ def shards_arguments():
     trees the cutouts must come from (a cutouts file left by a run on other
     inputs is refused: Snakemake keeps an existing file whose job it cannot plan)."""
     return settings_arguments("shards", dr5_dir=dr5_dir(), obiwan_dir=obiwan_dir())
+
+
+def shards_bricks_arguments(wildcards, input):
+    """`--bricks FILE` of the shards job: the brick list it restricts itself to,
+    none with a manifest (bricks_file)."""
+    return shlex.join(["--bricks", input.bricks]) if input.bricks else ""
 
 
 def train_arguments():

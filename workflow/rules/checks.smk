@@ -187,6 +187,27 @@ def check_input_files():
     brick_names_in(config["input"]["bricks_file"])
 
 
+def check_manifest():
+    """Raise WorkflowError when input.manifest names no file, or a manifest that
+    its schema or realfake's checks refuse (the message names the tile, real side
+    or fake run, band and key), or whose bands lack one of the config's."""
+    path = config["input"]["manifest"]
+    if not Path(path).is_file():
+        raise WorkflowError(f"config input.manifest: {path!r} is not a file")
+    from realfake.manifest import load_manifest
+
+    try:
+        manifest = load_manifest(path)
+    except RealfakeError as error:
+        raise WorkflowError(f"config input.manifest: {error}")
+    missing = [band for band in bands() if band not in manifest.bands]
+    if missing:
+        raise WorkflowError(
+            f"config bands [{', '.join(bands())}]: the manifest {path} has no "
+            f"{', '.join(missing)} (its bands: {', '.join(manifest.bands)})"
+        )
+
+
 def check_split_bricks():
     """Raise WorkflowError when shards.split is brick and there are too few bricks
     to give each split (test, validation, train) whole bricks of its own."""
@@ -194,7 +215,9 @@ def check_split_bricks():
 
     needed = bricks_needed_for_split(config["shards"]["validation_fraction"])
     if config["shards"]["split"] == "brick" and len(bricks()) < needed:
-        source = "mock.bricks" if uses_mock_survey() else "input.bricks_file"
+        source = {"mock": "mock.bricks", "manifest": "input.manifest"}.get(
+            config["input"]["source"], "input.bricks_file"
+        )
         raise WorkflowError(
             f"config shards.split brick needs at least {needed} bricks, and {source} gives "
             f"{len(bricks())}: set shards.split to example, or use more bricks"
@@ -204,6 +227,8 @@ def check_split_bricks():
 # Stop before any job runs, naming the key, rather than at the first job that
 # reads a missing tree or at the stage whose settings do not fit the others.
 check_stage_settings()
-if not uses_mock_survey():
+if uses_manifest():
+    check_manifest()
+elif not uses_mock_survey():
     check_input_files()
 check_split_bricks()

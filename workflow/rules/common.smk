@@ -15,7 +15,9 @@ from snakemake.utils import validate
 from realfake.conventions import (
     BRICK_NAME_PATTERN,
     KINDS,
+    TILE_FILE_PATTERN,
     brick_directory,
+    name_directory,
     parse_brick_list,
 )
 from realfake.errors import RealfakeError
@@ -31,9 +33,14 @@ validate(config, "../schemas/config.schema.yaml")
 
 
 wildcard_constraints:
-    brick=BRICK_NAME_PATTERN,
-    # The brick's directory in the DR5 and obiwan trees: its first three characters.
-    bri=r"\d{3}",
+    # A DR5 brick name, or with input.source manifest a tile's file name.
+    brick=(
+        TILE_FILE_PATTERN
+        if config["input"]["source"] == "manifest"
+        else BRICK_NAME_PATTERN
+    ),
+    # The brick's (tile's) directory: its first three characters.
+    bri=r"[A-Za-z0-9._-]{1,3}" if config["input"]["source"] == "manifest" else r"\d{3}",
     kind="|".join(KINDS),
     # A batch of bricks cut by one MPI job: "3-of-100" (see cutouts_batches()).
     batch=r"\d+-of-\d+",
@@ -58,6 +65,24 @@ def uses_mock_survey():
     return config["input"]["source"] == "mock"
 
 
+def uses_manifest():
+    """True when the input is the injection run manifest named by input.manifest."""
+    return config["input"]["source"] == "manifest"
+
+
+@functools.cache
+def manifest_tiles():
+    """The file names of the manifest's tiles, in its order; the manifest is
+    checked on the way (realfake.manifest.load_manifest: errors name the tile, side,
+    band and key)."""
+    from realfake.manifest import load_manifest
+
+    try:
+        return list(load_manifest(config["input"]["manifest"]).tiles)
+    except RealfakeError as error:
+        raise WorkflowError(f"config input.manifest: {error}")
+
+
 def bands():
     """The configured bands, e.g. ["g", "r", "z"]."""
     return config["bands"]
@@ -79,7 +104,10 @@ def brick_names_in(path):
 
 def bricks():
     """The bricks the workflow processes: the mock survey's when input.source is
-    mock, else those listed in input.bricks_file."""
+    mock, the manifest's tiles (their file names) when it is manifest, else those
+    listed in input.bricks_file."""
+    if uses_manifest():
+        return manifest_tiles()
     if uses_mock_survey():
         return mock_brick_names(config["mock"]["bricks"])
     return brick_names_in(config["input"]["bricks_file"])
@@ -96,7 +124,10 @@ def mock_output_directory(wildcards):
 
 
 def dr5_dir():
-    """The DR5 tree (coadd/, tractor/, survey-bricks table) the workflow reads."""
+    """The DR5 tree (coadd/, tractor/, survey-bricks table) the workflow reads;
+    None with a manifest."""
+    if uses_manifest():
+        return None
     if uses_mock_survey():
         return os.path.dirname(rules.mock_brick_table.output.table)
     return config["input"]["dr5_dir"]
@@ -117,7 +148,10 @@ def injector_key():
 
 def obiwan_dir():
     """The fakes' tree the workflow reads: obiwan's (coadd/ and obiwan/ with rs
-    dirs) or legacysim's (run dirs at its top), as injector() says."""
+    dirs) or legacysim's (run dirs at its top), as injector() says; None with a
+    manifest."""
+    if uses_manifest():
+        return None
     if uses_mock_survey():
         return os.path.join(mock_directory(), mock_injector_directory(injector()))
     return config["input"]["obiwan_dir"]
@@ -158,13 +192,42 @@ def mock_run_files(product):
     return expand(pattern, run=mock_rsdirs())
 
 
+def mock_manifest_files():
+    """The Rubin-like files of one mock brick (realfake.mock.manifest) when
+    mock.manifest is true, else none: ExposureF files of the real side and of each
+    rs dir per band, the object catalog and each rs dir's truth and measured
+    catalogs."""
+    if not config["mock"]["manifest"]:
+        return []
+    rsdirs = mock_rsdirs()
+    return (
+        expand("results/mock/manifest/{{bri}}/{{brick}}/real-{band}.fits", band=bands())
+        + expand(
+            "results/mock/manifest/{{bri}}/{{brick}}/fake-{run}-{band}.fits",
+            run=rsdirs,
+            band=bands(),
+        )
+        + ["results/mock/manifest/{bri}/{brick}/object.fits"]
+        + expand("results/mock/manifest/{{bri}}/{{brick}}/truth-{run}.fits", run=rsdirs)
+        + expand(
+            "results/mock/manifest/{{bri}}/{{brick}}/measured-{run}.fits", run=rsdirs
+        )
+    )
+
+
+def mock_run_manifest():
+    """The mock's manifest, results/mock/manifest/run.yaml, when mock.manifest is
+    true, else none."""
+    return ["results/mock/manifest/run.yaml"] if config["mock"]["manifest"] else []
+
+
 def mock_survey_files():
     """Every file of the mock survey: the brick table and each brick's files."""
     brick_names = bricks()
     return list(rules.mock_brick_table.output) + expand(
         rules.mock_brick.output,
         zip,
-        bri=[brick_directory(brick) for brick in brick_names],
+        bri=[name_directory(brick) for brick in brick_names],
         brick=brick_names,
     )
 
@@ -198,10 +261,10 @@ def mock_cutouts_input_files(kind, brick):
 
 def cutouts_input_files(wildcards):
     """The files the cutouts job of one brick and kind reads (see brick_input_files)."""
-    if wildcards.bri != brick_directory(wildcards.brick):
+    if wildcards.bri != name_directory(wildcards.brick):
         raise WorkflowError(
             f"cutouts of brick {wildcards.brick} belong in directory "
-            f"{brick_directory(wildcards.brick)}, not {wildcards.bri}"
+            f"{name_directory(wildcards.brick)}, not {wildcards.bri}"
         )
     return brick_input_files(wildcards.kind, wildcards.brick)
 
@@ -228,9 +291,11 @@ def cutout_settings(kind):
     survey has 100k bricks); the injector comes with the config's settings
     (config_settings)."""
     settings = dict(config_settings("cutouts").values())
-    return section_settings()["cutouts"](
-        kind=kind, dr5_dir=Path(dr5_dir()), obiwan_dir=Path(obiwan_dir()), **settings
-    )
+    if uses_manifest():
+        trees = dict(manifest=Path(config["input"]["manifest"]))
+    else:
+        trees = dict(dr5_dir=Path(dr5_dir()), obiwan_dir=Path(obiwan_dir()))
+    return section_settings()["cutouts"](kind=kind, **trees, **settings)
 
 
 def cutouts_directory(kind):
@@ -262,7 +327,7 @@ def cutouts_files_of(kind):
         rules.cutouts.output[0],
         zip,
         kind=[kind] * len(brick_names),
-        bri=[brick_directory(brick) for brick in brick_names],
+        bri=[name_directory(brick) for brick in brick_names],
         brick=brick_names,
     )
 
@@ -312,7 +377,7 @@ def batch_cutouts_files(wildcards):
         rules.cutouts.output[0],
         zip,
         kind=[wildcards.kind] * len(brick_names),
-        bri=[brick_directory(brick) for brick in brick_names],
+        bri=[name_directory(brick) for brick in brick_names],
         brick=brick_names,
     )
 
@@ -342,7 +407,10 @@ def cutouts_products():
 
 def bricks_file():
     """The brick list file the shards stage restricts itself to: the mock's
-    bricks.txt, or input.bricks_file."""
+    bricks.txt, or input.bricks_file; none with a manifest (the shards take every
+    cutouts file)."""
+    if uses_manifest():
+        return []
     if uses_mock_survey():
         return rules.mock_brick_table.output.bricks
     return config["input"]["bricks_file"]

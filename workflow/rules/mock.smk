@@ -8,6 +8,7 @@ rule mock_brick_table:
     output:
         bricks="results/mock/bricks.txt",
         table="results/mock/dr5/survey-bricks.fits",
+        manifest=mock_run_manifest(),
     log:
         "logs/mock/brick_table.log",
     conda:
@@ -36,6 +37,7 @@ rule mock_brick:
         sim_catalogs=mock_run_files("catalog"),
         sim_tractors=mock_run_files("tractor"),
         truth="results/mock/truth/{bri}/truth-{brick}.fits",
+        manifest=mock_manifest_files(),
     log:
         "logs/mock/{bri}/{brick}.log",
     benchmark:

@@ -19,7 +19,8 @@ rule shards:
     params:
         real=cutouts_directory_of("real"),
         sim=cutouts_directory_of("sim"),
+        bricks=shards_bricks_arguments,
         settings=shards_arguments(),
     shell:
         "realfake shards --real {params.real:q} --sim {params.sim:q}"
-        " --bricks {input.bricks:q} --out {output:q} {params.settings} > {log:q} 2>&1"
+        " {params.bricks} --out {output:q} {params.settings} > {log:q} 2>&1"

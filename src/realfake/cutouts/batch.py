@@ -11,7 +11,7 @@ from realfake.cutouts.brick import expected_attributes, read_survey_bricks, run_
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import catalog_columns, cutouts_file_is_complete
-from realfake.paths import cutouts_path, read_brick_list
+from realfake.paths import cutouts_path, read_brick_list, read_tile_list
 from realfake.progress import say
 
 
@@ -30,7 +30,8 @@ def _mpi_rank_and_size() -> tuple[int, int]:
 def run_cutouts_batch(
     settings: CutoutSettings, bricks_file: Path, out_dir: Path, progress: TextIO | None = None
 ) -> CutoutCounts:
-    """Make the cutouts of every brick in ``bricks_file`` as ``<out_dir>/<AAA>/<brick>.h5``.
+    """Make the cutouts of every brick in ``bricks_file`` as ``<out_dir>/<AAA>/<brick>.h5`` (with a manifest:
+    of every tile, by name or file name, as ``<out_dir>/<first three characters>/<file name>.h5``).
 
     Under ``mpiexec -n N`` (or ``srun -n N``) rank r takes bricks r, r + N, ...
     A brick whose file exists and is complete (:func:`cutouts_file_is_complete`)
@@ -39,8 +40,11 @@ def run_cutouts_batch(
     One line per brick goes to ``progress``. Returns this rank's counts.
     """
     progress = progress or sys.stderr
-    bricks = read_brick_list(bricks_file)
-    survey_bricks = read_survey_bricks(settings.dr5_dir)
+    if settings.manifest is None:
+        bricks = read_brick_list(bricks_file)
+        survey_bricks = read_survey_bricks(settings.dr5_dir)
+    else:
+        bricks, survey_bricks = read_tile_list(bricks_file), None
     rank, size = _mpi_rank_and_size()
     mine = bricks[rank::size]
     stage = f"cutouts {settings.kind} [rank {rank}/{size}]"

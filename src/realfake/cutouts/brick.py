@@ -12,9 +12,11 @@ import pandas as pd
 
 from realfake import __version__, paths
 from realfake.conventions import BANDS, brick_directory, channel_names
+from realfake.cutouts import tile
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 from realfake.cutouts.sources import fake_selection_view, fake_source_table, real_source_table
 from realfake.cutouts.stamps import cut_sources
+from realfake.cutouts.tile import run_tile_cutouts
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
 from realfake.survey import legacy, obiwan, runs
@@ -189,8 +191,11 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
     exists). With ``injector="legacysim"`` the rs dirs are the legacysim runs holding the brick, and
     a simcat is a run's injected catalog (which has no transmissions either). The workflow plans each
     brick's job with these, for every brick of the survey, so they are built as strings (pathlib would
-    dominate a 100k-brick dry run: scripts/bench_dryrun.py).
+    dominate a 100k-brick dry run: scripts/bench_dryrun.py). With a manifest: the manifest and the files it
+    names for the tile's side of this kind (:func:`realfake.cutouts.tile.input_files`).
     """
+    if settings.manifest is not None:
+        return tile.input_files(settings, brick_name)
     dr5_dir = str(settings.dr5_dir)
     files = [str(legacy.find_brick_table(dr5_dir))]
     if settings.cuts_reals_from_rsdirs:
@@ -224,7 +229,10 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
 def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, object]:
     """The attributes that identify what a cutouts file was made for and from (checked before trusting it):
     the settings, and the trees it was read from (the DR5 tree; for fakes the obiwan tree too), so that
-    a file made from another tree is never taken for this one's."""
+    a file made from another tree is never taken for this one's. With a manifest: the tile's
+    (:func:`realfake.cutouts.tile.expected_attributes`)."""
+    if settings.manifest is not None:
+        return tile.expected_attributes(settings, brick_name)
     expected = {
         "kind": settings.kind,
         "brickname": brick_name,
@@ -258,7 +266,9 @@ def run_cutouts(
     out: Path,
     survey_bricks: tuple[Path, dict[str, legacy.Brick]] | None = None,
 ) -> CutoutCounts:
-    """Write the cutouts file of one brick and kind to ``out``; return its counts.
+    """Write the cutouts file of one brick and kind to ``out``; return its counts. With a manifest
+    (``settings.manifest``), ``brick_name`` is a tile's file name or name, and
+    :func:`realfake.cutouts.tile.run_tile_cutouts` makes its file.
 
     The file (see :mod:`realfake.formats.cutouts`) has ``stamps`` float32
     (N, S, S, 2B), ``catalog/<column>`` (:data:`realfake.formats.cutouts.CATALOG_DESCRIPTION`, N rows),
@@ -284,6 +294,8 @@ def run_cutouts(
     ``survey_bricks`` (from :func:`read_survey_bricks`) saves re-reading the
     brick table for each brick of a batch.
     """
+    if settings.manifest is not None:
+        return run_tile_cutouts(settings, brick_name, out)
     brick_directory(brick_name)
     table_path, bricks = survey_bricks or read_survey_bricks(settings.dr5_dir)
     legacy.lookup_brick(bricks, brick_name, table_path)

@@ -24,9 +24,15 @@ class CutoutSettings:
     rs dir has one."""
 
     kind: str = setting(help="real (tractor sources) or sim (obiwan fakes)", choices=KINDS)
-    dr5_dir: Path = setting(
+    dr5_dir: Path | None = setting(
+        None,
         help="DR5 tree: coadd/, tractor/, survey-bricks.fits[.gz] (the brick table and tractor catalog; for fakes "
-        "with an older simcat, the fallback Milky Way transmission)"
+        "with an older simcat, the fallback Milky Way transmission); needed unless --manifest is given",
+    )
+    manifest: Path | None = setting(
+        None,
+        help="an injection run manifest (docs/manifest.md): read the tile's pixels and catalogs from the files it "
+        "names instead of the DR5 and obiwan trees; the bricks are its tiles, the selection its select",
     )
     obiwan_dir: Path | None = setting(
         None,
@@ -86,6 +92,11 @@ class CutoutSettings:
         if unknown:
             raise RealfakeError(f"unknown band(s) {', '.join(unknown)}; the survey has g, r, z")
         check_selection(self.selection)
+        if self.manifest is not None:
+            self._check_manifest_settings()
+            return
+        if self.dr5_dir is None:
+            raise RealfakeError("cutouts need the DR5 tree (--dr5-dir) or an injection run manifest (--manifest)")
         missing = missing_selection_bands(self.selection, self.bands)
         if missing and (self.kind == "real" or self.select_fakes):
             raise RealfakeError(
@@ -99,6 +110,16 @@ class CutoutSettings:
         if self.stamp_size < 2 or self.stamp_size % 2:
             raise RealfakeError(f"stamp size must be even and positive, got {self.stamp_size}")
 
+    def _check_manifest_settings(self) -> None:
+        """What a manifest does not combine with: the rs dirs' reals (a manifest has one real side per tile)."""
+        if self.real_source != "dr5":
+            raise RealfakeError(
+                f"real source {self.real_source} needs the obiwan tree; with a manifest the reals are its tiles' real "
+                "sides (leave --real-source at dr5)"
+            )
+        if self.stamp_size < 2 or self.stamp_size % 2:
+            raise RealfakeError(f"stamp size must be even and positive, got {self.stamp_size}")
+
     @property
     def cuts_reals_from_rsdirs(self) -> bool:
         """Whether these are real cutouts taken from the rs dir coadds (``real_source="rsdir"``)."""
@@ -106,7 +127,8 @@ class CutoutSettings:
 
     @property
     def applied_selection(self) -> str:
-        """The selection this kind's sources pass: the named one, or "none" for fakes without select_fakes."""
+        """The selection this kind's sources pass: the named one, or "none" for fakes without select_fakes (with a
+        manifest, its sides' select expressions are applied instead, and recorded with each cutouts file)."""
         return self.selection if self.kind == "real" or self.select_fakes else "none"
 
 

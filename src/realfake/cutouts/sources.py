@@ -21,7 +21,7 @@ from realfake.survey.tractor import CANONICAL_COLUMNS, canonical_column
 FIT_MATCH_RADIUS = 1.0
 
 
-def _source_table(
+def source_table(
     brick_name: str,
     rsdir: str,
     catalog: pd.DataFrame,
@@ -66,7 +66,7 @@ def real_source_table(tractor: pd.DataFrame, brick_name: str, bands: Sequence[st
     """Source table of tractor rows (as :func:`realfake.survey.legacy.read_tractor` returns them, of any release):
     ``size``, ``sersic_n``, ``e1``, ``e2`` are its canonical shape columns (:mod:`realfake.survey.tractor`;
     computed here, a PSF's radius over ``bands``, for rows that lack them)."""
-    table = _source_table(
+    table = source_table(
         brick_name,
         "",
         tractor.assign(id=tractor["objid"]),
@@ -74,7 +74,7 @@ def real_source_table(tractor: pd.DataFrame, brick_name: str, bands: Sequence[st
         tractor["type"].to_numpy().astype(str),
         *(canonical_column(tractor, name, bands) for name in CANONICAL_COLUMNS),
     )
-    return _with_fit(table, table, np.ones(len(table), dtype=bool), bands)
+    return with_fit(table, table, np.ones(len(table), dtype=bool), bands)
 
 
 def fake_type(sersic_n: np.ndarray, rhalf: np.ndarray) -> np.ndarray:
@@ -93,7 +93,7 @@ def fake_source_table(
     fake's position within FIT_MATCH_RADIUS pixels, described exactly as a real
     source is (:func:`real_source_table`). Without it no fake is measured.
     """
-    table = _source_table(
+    table = source_table(
         brick_name,
         rsdir,
         simcat,
@@ -105,7 +105,7 @@ def fake_source_table(
         simcat["e2"].to_numpy(np.float64),
     )
     if tractor is None or len(tractor) == 0 or len(simcat) == 0:
-        return _with_fit(table, table, np.zeros(len(table), dtype=bool), bands)
+        return with_fit(table, table, np.zeros(len(table), dtype=bool), bands)
     from scipy.spatial import cKDTree
 
     distance, nearest = cKDTree(tractor[["bx", "by"]].to_numpy(np.float64)).query(
@@ -113,10 +113,10 @@ def fake_source_table(
     )
     matched = np.isfinite(distance)
     fits = real_source_table(tractor.iloc[np.where(matched, nearest, 0)], brick_name, bands)
-    return _with_fit(table, fits.set_axis(table.index), matched, bands)
+    return with_fit(table, fits.set_axis(table.index), matched, bands)
 
 
-def _with_fit(table: pd.DataFrame, fits: pd.DataFrame, measured: np.ndarray, bands: Sequence[str]) -> pd.DataFrame:
+def with_fit(table: pd.DataFrame, fits: pd.DataFrame, measured: np.ndarray, bands: Sequence[str]) -> pd.DataFrame:
     """``table`` with the measured_* columns taken from the rows of ``fits`` where ``measured``."""
     table = table.copy()
     table["measured"] = measured

@@ -95,6 +95,11 @@ def write_brick_table(settings: MockSettings, bricks: list[BrickGeometry]) -> No
         },
     )
     write_text(settings.out / "bricks.txt", "".join(f"{brick.name}\n" for brick in bricks))
+    if settings.manifest:
+        # Imported only when asked for: it reads the survey back through the cutouts' readers.
+        from realfake.mock.manifest import write_run_manifest
+
+        write_run_manifest(settings, bricks, mock_rsdir_names(settings.rsdirs, settings.fakes_per_rsdir))
 
 
 def brick_observing(settings: MockSettings, brick: BrickGeometry) -> Observing:
@@ -309,6 +314,10 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
         )
         _write_rsdir_coadds(settings, brick, observing, chunk, rsdir, chunk_fakes, real_images, fake_rng)
     _write_truth(settings, brick, truth, detected, wcs)
+    if settings.manifest:
+        from realfake.mock.manifest import write_manifest_brick
+
+        write_manifest_brick(settings, brick)
     return (
         f"{int(detected.sum())} catalog sources of {len(truth)} rendered, "
         f"{len(fakes)} fakes in {settings.rsdirs} rs dirs"

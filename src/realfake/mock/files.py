@@ -66,3 +66,29 @@ def write_table(
 def write_text(path: Path, text: str) -> None:
     with atomic_output(path) as temporary:
         temporary.write_text(text)
+
+
+def write_exposure(
+    path: Path,
+    image: np.ndarray,
+    mask: np.ndarray,
+    variance: np.ndarray,
+    header: fits.Header,
+    mask_planes: Mapping[str, int],
+    primary: Mapping[str, object] | None = None,
+) -> None:
+    """Write an afw ExposureF as FITS (../shared/FORMATS.md section 3): empty HDU 0 (``primary`` cards), IMAGE
+    float32 with ``header`` (the WCS), MASK int32 with an ``MP_<NAME>`` card giving each plane's bit, VARIANCE
+    float32."""
+    mask_header = header.copy()
+    for name, bit in mask_planes.items():
+        mask_header[f"HIERARCH MP_{name}"] = bit  # afw writes them as HIERARCH cards too
+    hdus = fits.HDUList(
+        [
+            fits.PrimaryHDU(header=fits.Header(list((primary or {}).items()))),
+            fits.ImageHDU(np.asarray(image, dtype=np.float32), header=header, name="IMAGE"),
+            fits.ImageHDU(np.asarray(mask, dtype=np.int32), header=mask_header, name="MASK"),
+            fits.ImageHDU(np.asarray(variance, dtype=np.float32), header=header, name="VARIANCE"),
+        ]
+    )
+    _write(hdus, path)

@@ -108,6 +108,12 @@ class MockSettings:
         "same either way",
         choices=INJECTORS,
     )
+    manifest: bool = setting(
+        False,
+        help="also write the survey as a Rubin source_injection export would be (docs/manifest.md): per brick "
+        "ExposureF-style FITS files in nJy of the DR5 and obiwan pixels, catalogs in tract-like x, y, and "
+        "manifest/run.yaml naming them (realfake.mock.manifest; needs --injector obiwan)",
+    )
     bands: tuple[str, ...] = setting(
         BANDS,
         help="bands rendered: all of g, r, z (no flag: the mock's population is drawn and selected in all three)",
@@ -134,6 +140,11 @@ class MockSettings:
                 f"injector legacysim writes legacypipe DR9.6.9's catalogs: it needs release "
                 f"{' or '.join(LEGACYSIM_RELEASES)}, not {self.release} (config mock.injector and mock.release; "
                 "flags --injector and --release)"
+            )
+        if self.manifest and self.injector != "obiwan":
+            raise RealfakeError(
+                "the mock's manifest tree is written from its obiwan tree: --manifest needs --injector obiwan "
+                "(config mock.manifest and mock.injector)"
             )
         if tuple(self.bands) != BANDS:
             # The population is drawn and selected in all three bands (realfake.mock.population).

@@ -198,7 +198,8 @@ def _celestial_wcs(header: fits.Header, path: Path) -> WCS:
     return wcs
 
 
-def _same_wcs(first: WCS, second: WCS) -> bool:
+def same_wcs(first: WCS, second: WCS) -> bool:
+    """Whether two celestial WCS agree in CTYPE, CRVAL, CRPIX and CD, to far below a pixel."""
     return (
         list(first.wcs.ctype) == list(second.wcs.ctype)
         and np.allclose(first.wcs.crval, second.wcs.crval, rtol=0, atol=_CRVAL_TOLERANCE_DEG)
@@ -257,7 +258,7 @@ def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = BANDS) -
         data, _, wcs = (first_data, first_header, first_wcs) if index == 0 else _read_image(path)
         if data.shape != first_data.shape:
             raise RealfakeError(f"{path} has shape {data.shape} but {paths[0]} has shape {first_data.shape}")
-        if not _same_wcs(first_wcs, wcs):
+        if not same_wcs(first_wcs, wcs):
             raise RealfakeError(f"{path} and {paths[0]} have different WCS (CRVAL, CRPIX or CD differ)")
         # paths alternate image, invvar for each band
         (inverse_variance if index % 2 else image)[index // 2] = data
