@@ -49,6 +49,15 @@ def coadd_name(brick_name: str, kind: str, band: str) -> str:
     return f"legacysurvey-{brick_name}-{kind}-{band}.fits.fz"
 
 
+def brick_table_candidates(dr5_dir: str) -> list[str]:
+    """Where the brick table of a survey tree may be, in order: ``survey-bricks.fits.gz`` (as the releases ship
+    it), ``survey-bricks.fits`` (the mock's), in ``dr5_dir`` and then in its parent: DR8-DR10 keep coadd/ and
+    tractor/ in a region directory (``dr9/south``) and the one brick table above it (``dr9/survey-bricks.fits.gz``;
+    the per-region ``survey-bricks-dr9-south.fits.gz`` tables are summaries without the brick edges)."""
+    parent = os.path.dirname(os.path.normpath(dr5_dir))
+    return [os.path.join(directory, name) for directory in (dr5_dir, parent) for name in BRICK_TABLE_NAMES]
+
+
 def dr5_file(dr5_dir: str, filetype: str, brick_name: str | None = None, band: str | None = None) -> str:
     """A file or directory of a DR5 tree rooted at ``dr5_dir``.
 
@@ -59,8 +68,8 @@ def dr5_file(dr5_dir: str, filetype: str, brick_name: str | None = None, band: s
     """
     dr5_dir = str(dr5_dir)
     if filetype == "brick_table":
-        compressed, plain = (os.path.join(dr5_dir, name) for name in BRICK_TABLE_NAMES)
-        return compressed if os.path.isfile(compressed) else plain
+        candidates = brick_table_candidates(dr5_dir)
+        return next((path for path in candidates if os.path.isfile(path)), candidates[1])
     if filetype not in DR5_FILETYPES:
         raise ValueError(f"unknown DR5 file type {filetype!r}; one of {', '.join(DR5_FILETYPES)}")
     directory = brick_directory(brick_name)

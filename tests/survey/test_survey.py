@@ -396,3 +396,17 @@ def test_find_rsdirs_refuses_both_layouts_and_returns_empty_for_none(tmp_path: P
     with pytest.raises(RealfakeError, match=f"brick {OBIWAN_BRICK} .*both layouts"):
         obiwan.find_rsdirs(tmp_path, OBIWAN_BRICK)
     assert obiwan.find_rsdirs(tmp_path, "1102p240") == []
+
+
+def test_a_dr9_region_directory_finds_the_brick_table_above_it(tmp_path: Path) -> None:
+    """DR8-DR10: coadd/ and tractor/ in dr9/south, the one brick table in dr9; a region's own table wins."""
+    release = tmp_path / "dr9"
+    region = release / "south"
+    region.mkdir(parents=True)
+    (release / "survey-bricks.fits.gz").write_bytes(b"")
+    assert legacy.find_brick_table(region) == release / "survey-bricks.fits.gz"
+    assert paths.dr5_file(str(region), "brick_table") == str(release / "survey-bricks.fits.gz")
+    (region / "survey-bricks.fits").write_bytes(b"")
+    assert legacy.find_brick_table(region) == region / "survey-bricks.fits"
+    with pytest.raises(RealfakeError, match="none of .*other/survey-bricks.fits.gz"):
+        legacy.find_brick_table(tmp_path / "other")

@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike
 
 from realfake.conventions import BANDS
 from realfake.errors import RealfakeError
-from realfake.paths import BRICK_TABLE_NAMES, COADD_KINDS, coadd_name
+from realfake.paths import COADD_KINDS, brick_table_candidates, coadd_name
 from realfake.survey.tractor import (
     detect_release,
     drop_duplicates,
@@ -153,12 +153,14 @@ class Brick:
 
 
 def find_brick_table(dr5_dir: Path) -> Path:
-    """The brick table in ``dr5_dir``: ``survey-bricks.fits.gz`` (as DR5 ships it), else ``survey-bricks.fits``."""
-    candidates = [os.path.join(dr5_dir, name) for name in BRICK_TABLE_NAMES]
+    """The brick table of the tree ``dr5_dir``: the first of :func:`realfake.paths.brick_table_candidates` that
+    exists (``survey-bricks.fits.gz`` as the releases ship it, else ``survey-bricks.fits``; in ``dr5_dir``, else in
+    its parent, where DR8-DR10 keep it above their region directories)."""
+    candidates = brick_table_candidates(str(dr5_dir))
     for candidate in candidates:
         if os.path.isfile(candidate):
             return Path(candidate)
-    raise RealfakeError(f"no survey brick table: neither {candidates[0]} nor {candidates[1]} exists")
+    raise RealfakeError(f"no survey brick table: none of {', '.join(candidates)} exists")
 
 
 def read_brick_table(path: Path) -> dict[str, Brick]:
