@@ -10,13 +10,13 @@ real differences and not plumbing. About two minutes per mismatch on 2 cores.
 `mock.mismatch` would: its verdict must be psf's own, from a model trained on
 the psf shards, never the finished `none` model resumed.
 
-The processing controls (docs/audit.md): `background` (the rs dir coadds' sky
-0.1 sigma above DR5's) must be distinguishable with the audit naming the sky,
-and not distinguishable once the reals are cut from the same rs dir images;
-`ivar` (the fakes' own variance in the inverse variance) must be
-distinguishable with the audit naming the inverse variance. Each audits only
-the views its rule compares, and trains for half the epochs (ivar also on a smaller
-mock), to keep CI short: their differences are large (IVAR_CONTROL, BACKGROUND_CONTROL).
+The processing controls (docs/audit.md) run on the newer inputs: fakes in
+legacysim's layout, catalogs in DR9's and DR10's schemas. `background` (the runs'
+coadds' sky 0.1 sigma above the DR5-layout coadds') must be distinguishable with
+the audit naming the sky, and not distinguishable once the reals are cut from the
+same runs' images; `ivar` (the fakes' own variance in the inverse variance, as
+legacysim adds it) must be distinguishable with the audit naming the inverse
+variance. Each audits only the views its rule compares.
 
 To keep CI short, each control is as small as its assertions allow (measured margins
 beside each constant below): `none` trains as the demo does (16 epochs: a negative
@@ -208,14 +208,20 @@ def test_the_auc_grows_with_the_size_error(none_verdict, size_verdict, tmp_path)
 # -- processing mismatches: the shortcut audit and the same-image control (docs/audit.md) ---------------
 
 
-# The processing controls' mocks and training, each as small as its assertions allow (measured on 2026-12-06):
-# - ivar: 640-pixel bricks and 8 epochs: AUC 0.74 (0.67-0.80) on 204 test examples, ivar_only 0.78, image_only 0.47
-#   (at the default size and 16 epochs it took 110 s more);
-# - background: 8 epochs at the default size: AUC 0.996, ring_only 0.995, centre_only 0.72. Not smaller: the same
-#   mock's same-image control (reals from the rs dir coadds) keeps only 98 test examples at 640 pixels (>= 150
-#   asserted); at the default size it has 358 (AUC 0.555, 0.494-0.616, p = 0.07).
-IVAR_CONTROL = {"size": 640, "train": {"epochs": 8}}
-BACKGROUND_CONTROL = {"train": {"epochs": 8}}
+# The processing controls run on the newer inputs (issue 23): the fakes in legacysim's layout, the catalogs in DR10's
+# schema (ivar) and DR9's (background), so that these paths give both outcomes end to end; the galaxy controls above
+# stay on DR5 and obiwan's rs dirs. Their mocks and training are as small as their assertions allow (measured on
+# 2026-12-06):
+# - ivar: 640-pixel bricks and 8 epochs: AUC 0.715 (0.645-0.780) on 204 test examples, ivar_only 0.819, image_only
+#   0.477 (DR5 and obiwan: 0.74, 0.78, 0.47; at the default size and 16 epochs it took 110 s more);
+# - background: 8 epochs at the default size: AUC 0.997 (0.994-0.999) on 404, ring_only 0.991, centre_only 0.714.
+#   Not smaller: the same mock's same-image control (reals from the runs' coadds) keeps only 98 test examples at 640
+#   pixels (>= 150 asserted); at the default size it has 362 (AUC 0.504, 0.447-0.558, p = 0.91; DR5 and obiwan:
+#   358, AUC 0.555, 0.494-0.616, p = 0.07).
+LEGACYSIM_DR10 = {"release": "dr10", "injector": "legacysim"}
+LEGACYSIM_DR9 = {"release": "dr9", "injector": "legacysim"}
+IVAR_CONTROL = {"size": 640, "train": {"epochs": 8}, **LEGACYSIM_DR10}
+BACKGROUND_CONTROL = {"train": {"epochs": 8}, **LEGACYSIM_DR9}
 
 
 def audit_by_view(verdict: dict) -> dict[str, dict]:
@@ -229,8 +235,8 @@ def background_directory(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def background_verdict(background_directory) -> dict:
-    """Reals from the DR5 coadds, fakes from the rs dir coadds, whose sky is 0.1 sigma higher; audited with the
-    two views the sky rule compares."""
+    """Reals from the DR5-layout coadds (DR9 catalogs), fakes from the legacysim runs' coadds, whose sky is 0.1 sigma
+    higher; audited with the two views the sky rule compares."""
     return load_controls().run_control(
         "background",
         background_directory,
@@ -255,13 +261,14 @@ def test_another_processing_runs_sky_is_distinguishable_and_the_audit_names_the_
 
 @pytest.mark.slow
 def test_reals_cut_from_the_same_images_remove_the_sky_difference(background_verdict, background_directory):
-    """The same mock, in the same directory, with the reals cut from the rs dir coadds."""
+    """The same mock, in the same directory, with the reals cut from the legacysim runs' coadds (the plain legacypipe
+    run of the same layout would serve as well on genuine data)."""
     verdict = load_controls().run_control(
         "background", background_directory, real_source="rsdir", targets=EVALUATION, **BACKGROUND_CONTROL
     )
     assert verdict["examples"] >= 150
-    # Not distinguishable, and the interval covers chance (measured: AUC 0.555, 0.494-0.616, p = 0.07; with the
-    # reals from DR5 the same survey gives 0.996).
+    # Not distinguishable, and the interval covers chance (measured: AUC 0.504, 0.447-0.558, p = 0.91; with the
+    # reals from the DR5-layout coadds the same survey gives 0.997).
     assert verdict["outcome"] in ("indistinguishable", "inconclusive"), verdict["sentence"]
     assert verdict["auc_low"] <= 0.5 <= verdict["auc_high"]
     manifest = json.loads((background_directory / "results" / "shards" / "manifest.json").read_text())
