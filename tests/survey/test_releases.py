@@ -254,6 +254,25 @@ def test_elg_padded_of_a_table_never_read_from_a_file_computes_its_shapes() -> N
     assert list(select(table, "elg_padded")) == [True, False, False]
 
 
+@pytest.mark.parametrize("data_release", ["dr8", "dr9", "dr10"])
+def test_psf_stars_keeps_covered_primary_point_sources_of_its_window(tmp_path: Path, data_release: str) -> None:
+    types = ["PSF", "PSF", "PSF", "EXP", "DUP", "PSF", "PSF"]
+    r_flux = [flux_of(22.0), flux_of(17.5), flux_of(23.2), flux_of(22.0), 0.0, flux_of(22.0), flux_of(22.0)]
+    path = write_tractor_catalog(
+        tmp_path / "tractor.fits",
+        data_release,
+        types,
+        flux_r=r_flux,
+        brick_primary=[True, True, True, True, True, False, True],
+        nobs_z=[2, 2, 2, 2, 2, 2, 0],
+    )
+    tractor = legacy.read_tractor(path)
+    # Kept: the primary PSF of r 22 covered in g, r, z; not one too bright, too faint, extended, DUP, secondary
+    # or without z exposures.
+    assert list(select(tractor, "psf_stars")) == [True, False, False, False, False, False]  # DUP rows are read away
+    assert missing_selection_bands("psf_stars", ("g", "r")) == ["z"]
+
+
 # --------------------------------------------------------------------------- selections as expressions
 
 

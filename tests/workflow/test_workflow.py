@@ -231,7 +231,7 @@ def test_a_legacysim_mock_plans_cutouts_reading_its_runs(workflow_copy):
     assert job_counts(result.stdout)["cutouts"] == 6
     assert mock_survey_settings(result.stdout) == {
         "realfake mock-survey --out results/mock --bricks 3 --size 836 --seed 1 --mismatch none"
-        " --rsdirs 2 --fakes-per-rsdir 50 --release dr10 --injector legacysim"
+        " --model galaxies --rsdirs 2 --fakes-per-rsdir 50 --release dr10 --injector legacysim"
     }
     for job in planned_jobs(result.stdout, "cutouts"):
         kind, brick = (re.search(rf"{name}=(\w+)", job_field(job, "wildcards"))[1] for name in ("kind", "brick"))
@@ -245,6 +245,16 @@ def test_a_legacysim_mock_plans_cutouts_reading_its_runs(workflow_copy):
             ]
             assert not [path for path in inputs if "results/mock/dr5/coadd" in path or "/obiwan/" in path]
             assert sum("/coadd/" in path for path in inputs) == 2 * 6
+
+
+def test_a_mock_of_stars_plans_with_the_stars_selection(workflow_copy):
+    overrides = {"mock": {"model": "stars", "mismatch": "psf"}, "cutouts": {"selection": "psf_stars"}}
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+    (settings,) = mock_survey_settings(result.stdout)
+    assert " --mismatch psf --model stars " in settings
+    for job in planned_jobs(result.stdout, "cutouts"):
+        assert "--selection psf_stars" in re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
 
 
 def test_a_legacysim_mock_of_dr5_catalogs_stops_planning_naming_both_keys(workflow_copy):
@@ -319,7 +329,7 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
     assert job_counts(result.stdout)["mock_brick"] == 2
     assert mock_survey_settings(result.stdout) == {
         "realfake mock-survey --out results/mock --bricks 2 --size 836 --seed 7 --mismatch psf"
-        " --rsdirs 3 --fakes-per-rsdir 10 --release dr10 --injector obiwan"
+        " --model galaxies --rsdirs 3 --fakes-per-rsdir 10 --release dr10 --injector obiwan"
     }
     for job in planned_jobs(result.stdout, "mock_brick"):
         outputs = job_field(job, "output").split(", ")
@@ -547,6 +557,21 @@ def test_every_config_key_is_explained_in_the_config_readme():
         (
             {"mock": {"mismatch": "psf", "strength": 20}},
             ["config mock.strength: mismatch psf strength must be between 0 and 4, got 20.0"],
+        ),
+        # The mock's stars are compared with the reals of their own selection.
+        (
+            {"mock": {"model": "stars"}},
+            [
+                "config mock.model stars injects the stars of selection psf_stars, but config cutouts.selection is "
+                "elg_padded: set cutouts.selection to psf_stars, so that the reals are picked as the fakes are"
+            ],
+        ),
+        (
+            {"mock": {"model": "stars", "mismatch": "size"}, "cutouts": {"selection": "psf_stars"}},
+            [
+                "config mock.model: mismatch size changes a galaxy's shape, which a point source has not: it needs "
+                "model galaxies, not stars (config mock.mismatch and mock.model; flags --mismatch and --model)"
+            ],
         ),
         # Every problem at once, each naming its key.
         (

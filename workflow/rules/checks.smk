@@ -16,11 +16,13 @@ from realfake.errors import RealfakeError
 def check_stage_settings():
     """Raise WorkflowError, naming the config keys, for settings that pass the schema
     but that a stage's job would refuse: a cutouts selection that cuts on bands the
-    config leaves out, a shards matching column the cutouts catalogs of these bands
-    do not have, and whatever each stage's settings dataclass refuses (NaN, a
+    config leaves out, a mock of stars (mock.model stars) whose reals the cutouts
+    selection would not pick as its fakes are picked (psf_stars), a shards matching
+    column the cutouts catalogs of these bands do not have, and whatever each stage's settings dataclass refuses (NaN, a
     strength out of its mismatch's range, matching on a text column: see
     dataclass_problems). Checked before any job runs, not at the stage that fails."""
     from realfake.cutouts import catalog_columns
+    from realfake.mock.settings import MODEL_SELECTION
     from realfake.survey.selection import SELECTION_BANDS, missing_selection_bands
 
     problems = []
@@ -32,6 +34,13 @@ def check_stage_settings():
             f"{', '.join(SELECTION_BANDS[selection])}, but config bands is "
             f"[{', '.join(bands())}]: add {', '.join(missing)} to bands, or set "
             f"cutouts.selection to all_primary"
+        )
+    model = config["mock"]["model"]
+    if uses_mock_survey() and model == "stars" and selection != MODEL_SELECTION[model]:
+        problems.append(
+            f"config mock.model stars injects the stars of selection {MODEL_SELECTION[model]}, "
+            f"but config cutouts.selection is {selection}: set cutouts.selection to "
+            f"{MODEL_SELECTION[model]}, so that the reals are picked as the fakes are"
         )
     columns = catalog_columns(bands())
     for name in config["shards"]["match"]:

@@ -26,7 +26,7 @@ from astropy.wcs import WCS
 from realfake import paths
 from realfake.conventions import brick_directory
 from realfake.mock.catalogs import RELEASE_NUMBER, release_columns
-from realfake.mock.fakes import MIN_FAKE_SEPARATION, STAMP_HALF_WIDTH, draw_fakes
+from realfake.mock.fakes import MIN_FAKE_SEPARATION, STAMP_HALF_WIDTH, draw_fakes, star_density
 from realfake.mock.files import write_compressed_image, write_table, write_text
 from realfake.mock.layout import BrickGeometry, mock_injector_directory, mock_rsdir_names, seed_sequence
 from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE, Observing, draw_truth, measure
@@ -158,7 +158,8 @@ def _scene(
     """True scene over the image plus a margin; measured values; detection mask (in objid order)."""
     rng = seed_sequence(settings, brick, "scene")
     size = settings.size
-    truth = draw_truth(rng, size + 2 * SCENE_MARGIN, size + 2 * SCENE_MARGIN, -SCENE_MARGIN, -SCENE_MARGIN)
+    margin = SCENE_MARGIN
+    truth = draw_truth(rng, size + 2 * margin, size + 2 * margin, -margin, -margin, star_density(settings))
     measured, detected = measure(rng, truth, observing, settings.bands)
     # objid follows brightness, as a detection list would.
     order = np.argsort(-truth["flux_dered_r"].to_numpy(), kind="stable")

@@ -2,8 +2,10 @@
 
 The fakes of ``mismatch="none"`` are drawn the way the real sample is made: an
 independent realisation of the same sky is measured with the brick's depth,
-passed through the same detection and the same ``elg_padded`` selection on
-*measured* catalog values, and the *true* parameters of the survivors become
+passed through the same detection and the same selection on *measured* catalog
+values (the model's, :data:`realfake.mock.settings.MODEL_SELECTION`:
+``elg_padded`` for galaxies, ``psf_stars`` for stars, from a population richer
+in stars), and the *true* parameters of the survivors become
 the fakes (with their positions). So the fakes follow the true-parameter
 distribution of the real sources that the cutouts stage selects, including
 the stars and non-ELG galaxies that scatter into the box, and their positions
@@ -30,12 +32,11 @@ from realfake.conventions import STAMP_SIZE
 from realfake.errors import RealfakeError
 from realfake.mock.catalogs import DR5_SHAPE_COLUMNS, release_catalog
 from realfake.mock.layout import BrickGeometry, seed_sequence
-from realfake.mock.population import Observing, draw_truth, measure
-from realfake.mock.settings import MockSettings, effective_strength
+from realfake.mock.population import STAR_DENSITY, STAR_RICH_DENSITY, Observing, draw_truth, measure
+from realfake.mock.settings import MODEL_SELECTION, MockSettings, effective_strength
 from realfake.survey.selection import SELECTION_BANDS, select
 from realfake.survey.tractor import detect_release, shape_columns
 
-FAKE_SELECTION = "elg_padded"
 # Fakes of one rs dir share its images, so a fake's stamp would also show the other fakes near
 # it: neighbours that no real galaxy has (100 fakes per 1024^2 rs dir put 0.5 other fakes in
 # each 64x64 stamp, and the CNN learned that, the `none` control coming out "distinguishable").
@@ -115,14 +116,15 @@ def _survivors(
     selected like the real catalog (``undetected``: plus missed sources, from ``undetected_rng``; ``edges``: only
     sources more than ``strength`` x half a stamp from no coverage, ``margin``), with the mismatch applied;
     the survivors' truths (with ``detected``) and their measured values, both in draw order."""
-    pool = draw_truth(rng, settings.size, settings.size)
+    pool = draw_truth(rng, settings.size, settings.size, star_density=star_density(settings))
     measure_seed = int(rng.integers(2**63))
     measured, detected = measure(np.random.default_rng(measure_seed), pool, observing, settings.bands)
-    keep = detected & passes_selection(measured, settings.release, observing.ebv)
+    selection = MODEL_SELECTION[settings.model]
+    keep = detected & passes_selection(measured, settings.release, observing.ebv, selection)
     if settings.mismatch == "undetected":
         # Fakes cut at their input positions whether found or not: sources the measurement misses, drawn
         # from the box on their true values (obiwan draws its fakes' true parameters in it).
-        missed = ~detected & passes_selection(_true_catalog(pool), settings.release, observing.ebv)
+        missed = ~detected & passes_selection(_true_catalog(pool), settings.release, observing.ebv, selection)
         keep |= missed & (undetected_rng.random(len(pool)) < strength)
     if margin is not None:
         keep &= _clear_of_edges(pool, margin, strength * STAMP_HALF_WIDTH)
@@ -133,18 +135,23 @@ def _survivors(
     return survivors, measured[keep].reset_index(drop=True)
 
 
-def passes_selection(catalog: pd.DataFrame, release: str, ebv: float) -> np.ndarray:
+def star_density(settings: MockSettings) -> float:
+    """Stars per arcmin^2 (14 < r < 25) of the mock's population, reals and fakes alike: richer with model stars."""
+    return STAR_RICH_DENSITY if settings.model == "stars" else STAR_DENSITY
+
+
+def passes_selection(catalog: pd.DataFrame, release: str, ebv: float, selection: str = "elg_padded") -> np.ndarray:
     """Boolean mask (len(catalog),): which rows of ``catalog`` (DR5 tractor columns and types, one row per source,
-    as :func:`measure` gives them) pass :data:`FAKE_SELECTION` as the cutouts stage would select them from the
+    as :func:`measure` gives them) pass the named ``selection`` as the cutouts stage would select them from the
     mock's catalog of ``release``: in that schema as written (:func:`realfake.mock.catalogs.release_catalog`),
     with the canonical shape columns that :func:`realfake.survey.legacy.read_tractor` adds (the same
     :mod:`realfake.survey.tractor` functions, so the two cannot drift), every row primary. ``ebv``: the brick's
     E(B-V)."""
     view = release_catalog(catalog, release, ebv).assign(brick_primary=True)
     schema = detect_release(view, f"the mock's {release} catalog of a fake realisation").schema
-    for name, values in shape_columns(view, SELECTION_BANDS[FAKE_SELECTION], schema).items():
+    for name, values in shape_columns(view, SELECTION_BANDS[selection], schema).items():
         view[name] = values.to_numpy()
-    return select(view, FAKE_SELECTION)
+    return select(view, selection)
 
 
 def _true_catalog(truth: pd.DataFrame) -> pd.DataFrame:

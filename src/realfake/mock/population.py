@@ -30,6 +30,9 @@ import pandas as pd
 PIXEL_SCALE = 0.262  # arcsec per pixel
 GALAXY_DENSITY = 60.0  # per arcmin^2, 16 < r < 25.5
 STAR_DENSITY = 1.5  # per arcmin^2, 14 < r < 25
+# The star density of the population with MockSettings.model stars (a low-latitude field): enough stars in
+# psf_stars for a control at the default mock size (12 bricks of 836 pixels). Galaxies are as with STAR_DENSITY.
+STAR_RICH_DENSITY = 20.0  # per arcmin^2, 14 < r < 25
 DETECTION_THRESHOLD = 6.0  # combined chi over the bands, as legacypipe's detection
 EXTINCTION_COEFFICIENTS = {"g": 3.214, "r": 2.165, "z": 1.211}  # DR5 A_b / E(B-V)
 REX_RADIUS = 0.45  # arcsec, the galaxy used for galdepth
@@ -58,11 +61,19 @@ def _ellipticities(rng: np.random.Generator, count: int, sigma: float = 0.25) ->
     return modulus * np.cos(2 * angle), modulus * np.sin(2 * angle)
 
 
-def draw_truth(rng: np.random.Generator, width: float, height: float, x0: float = 0.0, y0: float = 0.0) -> pd.DataFrame:
-    """Draw stars and galaxies uniformly over a ``width`` x ``height`` pixel area from (x0, y0)."""
+def draw_truth(
+    rng: np.random.Generator,
+    width: float,
+    height: float,
+    x0: float = 0.0,
+    y0: float = 0.0,
+    star_density: float = STAR_DENSITY,
+) -> pd.DataFrame:
+    """Draw stars and galaxies uniformly over a ``width`` x ``height`` pixel area from (x0, y0); ``star_density``
+    per arcmin^2 over 14 < r < 25 (:data:`STAR_RICH_DENSITY` for the mock's model stars)."""
     area_arcmin2 = width * height * (PIXEL_SCALE / 60) ** 2
     n_galaxies = rng.poisson(GALAXY_DENSITY * area_arcmin2)
-    n_stars = rng.poisson(STAR_DENSITY * area_arcmin2)
+    n_stars = rng.poisson(star_density * area_arcmin2)
     galaxies = _draw_galaxies(rng, n_galaxies)
     stars = _draw_stars(rng, n_stars)
     truth = pd.concat([galaxies, stars], ignore_index=True)

@@ -13,7 +13,8 @@ from realfake.settings import check_settings, setting
 MISMATCHES = {
     "none": "fakes drawn from the same population as the selected real sources (negative control)",
     "size": "fake half-light radii times the strength (standard 2; 1 = none)",
-    "psf": "fakes convolved with the survey PSF scaled in FWHM by the strength (standard 0: unconvolved; 1 = none)",
+    "psf": "fakes convolved with the survey PSF scaled in FWHM by the strength (standard 0: unconvolved, 1.25 for "
+    "stars; 1 = none)",
     "profile": "Sersic index moved the strength's fraction of the way to the wrong profile, exponential <-> "
     "de Vaucouleurs (standard 1: swapped; 0 = none)",
     "noise": "the strength's fraction of the variance of the fakes' own photon noise left out (obiwan add_sim_noise; "
@@ -29,11 +30,24 @@ MISMATCHES = {
 }
 
 
+# What the mock injects (MockSettings.model), and the named selection (realfake.survey.selection) that picks
+# the fakes from an independent realisation; the cutouts stage must select the reals with the same one.
+MODELS = ("galaxies", "stars")
+MODEL_SELECTION = {"galaxies": "elg_padded", "stars": "psf_stars"}
+# Mismatches of a galaxy's shape, which a point source has not: refused with model stars.
+GALAXY_MISMATCHES = ("size", "profile")
+
+
 # The strength a mismatch has when none is given: the mismatches as the controls were first run.
 STANDARD_STRENGTH = {
     "size": 2.0, "psf": 0.0, "profile": 1.0, "noise": 1.0, "background": 0.1, "ivar": 1.0, "undetected": 1.0,
     "edges": 1.0,
 }  # fmt: skip
+
+
+# The standard strengths that differ with model stars. psf: a star's image is the PSF, and an unconvolved one
+# (strength 0) would be a single pixel, not a subtler PSF error: the fakes' PSF 25% wider in FWHM instead.
+STAR_STANDARD_STRENGTH = {"psf": 1.25}
 
 
 # The strength at which a mismatch changes nothing: its fakes are those of "none".
@@ -60,6 +74,9 @@ STRENGTH_RANGE = {
     "size": (0.1, None), "psf": (0.0, 4.0), "profile": (0.0, 1.0), "noise": (0.0, 1.0), "background": (0.0, None),
     "ivar": (0.0, 1.0), "undetected": (0.0, 1.0), "edges": (0.0, 2.0),
 }  # fmt: skip
+# The ranges that differ with model stars: psf from 0.25, a PSF of at least a pixel in FWHM (below, a star's
+# fake is a point drawn into a pixel, a delta function rather than a point source).
+STAR_STRENGTH_RANGE = {"psf": (0.25, 4.0)}
 
 
 @dataclass(frozen=True)
@@ -81,13 +98,23 @@ class MockSettings:
     strength: float | None = setting(
         None,
         help="how strong the mismatch is (size: radius factor, standard 2; psf: PSF FWHM factor, standard 0 = "
-        "unconvolved; profile: fraction of the way to the wrong Sersic index, standard 1; noise: fraction of the "
-        "fakes' own photon noise variance left out, standard 1; background: the rs dirs' sky offset in units of "
-        "the per-pixel sky noise, standard 0.1; ivar: fraction of each fake's own photon variance in the rs dirs' "
-        "inverse variance, standard 1; undetected: fraction of the undetected fakes kept, standard 1; edges: how "
-        "far fakes are kept from uncovered pixels and the image edge, in half stamps, standard 1); each "
-        "mismatch's range is realfake.mock.settings.STRENGTH_RANGE (psf 0 to 4, size at least 0.1); the identity "
-        "value (size and psf 1, the others 0) gives the fakes of none; none: the mismatch's standard strength",
+        "unconvolved, 1.25 with model stars; profile: fraction of the way to the wrong Sersic index, standard 1; "
+        "noise: fraction of the fakes' own photon noise variance left out, standard 1; background: the rs dirs' sky "
+        "offset in units of the per-pixel sky noise, standard 0.1; ivar: fraction of each fake's own photon "
+        "variance in the rs dirs' inverse variance, standard 1; undetected: fraction of the undetected fakes kept, "
+        "standard 1; edges: how far fakes are kept from uncovered pixels and the image edge, in half stamps, "
+        "standard 1); each mismatch's range is realfake.mock.settings.STRENGTH_RANGE (psf 0 to 4, 0.25 to 4 with "
+        "model stars, size at least 0.1); the identity value (size and psf 1, the others 0) gives the fakes of "
+        "none; none: the mismatch's standard strength",
+    )
+    model: str = setting(
+        "galaxies",
+        help="what the fakes are: galaxies (drawn as the elg_padded sample is made) or stars (point sources "
+        "drawn as the psf_stars sample is made, from a population richer in stars, "
+        "realfake.mock.population.STAR_RICH_DENSITY; select the reals with cutouts selection psf_stars); stars "
+        "refuses the size and profile mismatches, and its psf mismatch has standard strength 1.25 and range 0.25 "
+        "to 4 (realfake.mock.settings.MODEL_SELECTION)",
+        choices=MODELS,
     )
     rsdirs: int = setting(2, help="obiwan rs dirs per brick", minimum=1)
     fakes_per_rsdir: int = setting(50, help="fakes injected in each rs dir", minimum=1)
@@ -131,10 +158,16 @@ class MockSettings:
                 )
             if not math.isfinite(self.strength):
                 raise RealfakeError(f"mismatch {self.mismatch} strength must be a finite number, got {self.strength}")
-            low, high = STRENGTH_RANGE[self.mismatch]
+            low, high = strength_range(self.mismatch, self.model)
             if not (self.strength >= low and (high is None or self.strength <= high)):
                 bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
-                raise RealfakeError(f"mismatch {self.mismatch} strength must be {bounds}, got {self.strength}")
+                which = " with model stars" if self.mismatch in STAR_STRENGTH_RANGE and self.model == "stars" else ""
+                raise RealfakeError(f"mismatch {self.mismatch} strength must be {bounds}{which}, got {self.strength}")
+        if self.model == "stars" and self.mismatch in GALAXY_MISMATCHES:
+            raise RealfakeError(
+                f"mismatch {self.mismatch} changes a galaxy's shape, which a point source has not: it needs model "
+                f"galaxies, not stars (config mock.mismatch and mock.model; flags --mismatch and --model)"
+            )
         if self.injector == "legacysim" and self.release not in LEGACYSIM_RELEASES:
             raise RealfakeError(
                 f"injector legacysim writes legacypipe DR9.6.9's catalogs: it needs release "
@@ -153,8 +186,25 @@ class MockSettings:
             )
 
 
+def strength_range(mismatch: str, model: str) -> tuple[float, float | None]:
+    """The strengths ``mismatch`` accepts with ``model``: (lowest, highest), highest None for no upper bound."""
+    if model == "stars" and mismatch in STAR_STRENGTH_RANGE:
+        return STAR_STRENGTH_RANGE[mismatch]
+    return STRENGTH_RANGE[mismatch]
+
+
+def standard_strength(mismatch: str, model: str) -> float:
+    """The strength ``mismatch`` has with ``model`` when none is given."""
+    if model == "stars" and mismatch in STAR_STANDARD_STRENGTH:
+        return STAR_STANDARD_STRENGTH[mismatch]
+    return STANDARD_STRENGTH[mismatch]
+
+
 def effective_strength(settings: MockSettings) -> float | None:
-    """The strength the fakes get: the one given, or the mismatch's standard one; None for ``none``."""
+    """The strength the fakes get: the one given, or the mismatch's standard one (with the settings' model);
+    None for ``none``."""
     if settings.mismatch == "none":
         return None
-    return STANDARD_STRENGTH[settings.mismatch] if settings.strength is None else float(settings.strength)
+    if settings.strength is None:
+        return standard_strength(settings.mismatch, settings.model)
+    return float(settings.strength)

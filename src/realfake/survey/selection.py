@@ -14,6 +14,12 @@ the one magnitude definition of the project.
 half-light radius between 0.131" and 2.0", and no bulge-like profile: no COMP or
 DEV (DR5-DR8), no DEV and no SER with a Sersic index of 2.5 or more (DR9, DR10;
 docs/data_layout.md, "DR8, DR9 and DR10 catalogs", says why).
+
+``psf_stars`` is the point sources of a magnitude window: tractor type PSF, a
+dereddened r magnitude from 18 to 23 (:data:`STAR_R_MAG_WINDOW`: bright enough for
+a clear detection, faint enough to stay far from saturation), coverage and positive
+flux in g, r and z, primary. It picks the stars the mock injects with
+``mock.model: stars``, and the reals to compare them with.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from realfake.survey.legacy import nanomaggies_to_mag
 from realfake.survey.tractor import canonical_column, half_light_radius
 
 ELG_BANDS = ("g", "r", "z")
+STAR_R_MAG_WINDOW = (18.0, 23.0)  # psf_stars: dereddened r, lowest (included) and highest (excluded)
 # A SER fit with a Sersic index at least this is nearer de Vaucouleurs (n = 4) than exponential (n = 1).
 BULGE_SERSIC_INDEX = 2.5
 
@@ -58,13 +65,30 @@ def elg_padded(catalog: pd.DataFrame) -> np.ndarray:
         brightness = (g < 24.5) & (r < 23.9) & (z < 23.0) & (g >= 20.6766) & (r >= 20.4659) & (z >= 19.4391)
         radius = canonical_column(catalog, "rhalf", ELG_BANDS)
         size = (radius >= 0.131) & (radius <= 2.0)
+    primary = np.asarray(catalog["brick_primary"]).astype(bool)
+    return colour_box & brightness & size & _covered(catalog) & disk_like(catalog) & primary
+
+
+def psf_stars(catalog: pd.DataFrame) -> np.ndarray:
+    """Point sources (type PSF) with a dereddened r magnitude in :data:`STAR_R_MAG_WINDOW`, covered with positive
+    flux in g, r and z, primary; for DR5 to DR10 catalogs."""
+    r = dereddened_mag(catalog, "r")
+    low, high = STAR_R_MAG_WINDOW
+    with np.errstate(invalid="ignore"):
+        window = (r >= low) & (r < high)
+    point = np.char.strip(np.asarray(catalog["type"]).astype(str)) == "PSF"
+    primary = np.asarray(catalog["brick_primary"]).astype(bool)
+    return point & window & _covered(catalog) & primary
+
+
+def _covered(catalog: pd.DataFrame) -> np.ndarray:
+    """Whether each source has an exposure, a positive flux and a positive flux inverse variance in g, r and z."""
     coverage = np.ones(len(catalog), dtype=bool)
     for band in ELG_BANDS:
         coverage &= np.asarray(catalog[f"nobs_{band}"]) >= 1
         coverage &= np.asarray(catalog[f"flux_{band}"]) > 0
         coverage &= np.asarray(catalog[f"flux_ivar_{band}"]) > 0
-    primary = np.asarray(catalog["brick_primary"]).astype(bool)
-    return colour_box & brightness & size & coverage & disk_like(catalog) & primary
+    return coverage
 
 
 def disk_like(catalog: pd.DataFrame) -> np.ndarray:
@@ -84,10 +108,11 @@ def all_primary(catalog: pd.DataFrame) -> np.ndarray:
 SELECTIONS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
     "elg_padded": elg_padded,
     "all_primary": all_primary,
+    "psf_stars": psf_stars,
 }
 # The bands each selection cuts on; cutouts must use all of them (without z imaging, elg_padded's
 # flux_z > 0 would cut every source and leave empty files).
-SELECTION_BANDS: dict[str, tuple[str, ...]] = {"elg_padded": ELG_BANDS, "all_primary": ()}
+SELECTION_BANDS: dict[str, tuple[str, ...]] = {"elg_padded": ELG_BANDS, "all_primary": (), "psf_stars": ELG_BANDS}
 
 
 def missing_selection_bands(selection: str, bands: Sequence[str]) -> list[str]:
