@@ -166,7 +166,7 @@ def start_lonely_worker(shard_directory, out, *arguments) -> tuple[subprocess.Po
 @pytest.mark.slow
 def test_a_worker_whose_peer_never_starts_stops_naming_it(shard_directory, tmp_path):
     start = time.monotonic()
-    process, ports = start_lonely_worker(shard_directory, tmp_path / "out", "--startup-timeout", "15")
+    process, ports = start_lonely_worker(shard_directory, tmp_path / "out", "--startup-timeout", "5")
     try:
         _, stderr = process.communicate(timeout=120)
     finally:
@@ -174,7 +174,7 @@ def test_a_worker_whose_peer_never_starts_stops_naming_it(shard_directory, tmp_p
     assert process.returncode == 2, stderr[-3000:]
     assert time.monotonic() - start < 60
     assert (
-        f"realfake train: error: multi-worker start-up timed out after 15 s: worker 1 (localhost:{ports[1]}: "
+        f"realfake train: error: multi-worker start-up timed out after 5 s: worker 1 (localhost:{ports[1]}: "
         f"connection refused) has not joined; this is worker 0 of 2 tasks from TF_CONFIG" in stderr
     )
     assert "Traceback" not in stderr
@@ -278,7 +278,7 @@ def test_a_peer_that_answers_but_never_joins_tensorflow_ends_start_up_after_the_
     with socket.create_server(("", ports[1])):
         start = time.monotonic()
         result = subprocess.run(
-            train_command(shard_directory, tmp_path / "out", "--epochs", "1", "--startup-timeout", "10"),
+            train_command(shard_directory, tmp_path / "out", "--epochs", "1", "--startup-timeout", "5"),
             capture_output=True,
             text=True,
             env=child_environment(TF_CONFIG=tf_config(ports, 0)),
@@ -286,5 +286,5 @@ def test_a_peer_that_answers_but_never_joins_tensorflow_ends_start_up_after_the_
         )
     assert result.returncode == 1, result.stderr[-3000:]
     assert time.monotonic() - start < 60
-    assert "Timeout (0:00:10)!" in result.stderr
+    assert "Timeout (0:00:05)!" in result.stderr
     assert re.search(r'File ".*realfake/training/distribution\.py", line \d+ in make_strategy', result.stderr)
