@@ -43,6 +43,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "profiles", "environment.yml", "src"]
 DEFAULT_MISMATCHES = ["none", "psf", "size", "profile", "noise"]
 AUDIT_VIEWS = ["image_only", "ivar_only", "centre_only", "ring_only"]
+# The reals' selection when the mock injects stars (mock.model: stars; planning refuses any other).
+STAR_SELECTION = "psf_stars"
 
 
 def run_control(
@@ -54,10 +56,12 @@ def run_control(
     dtype: str | None = None,
     train: dict | None = None,
     targets: tuple[str, ...] = (),
+    selection: str | None = None,
     **mock: object,
 ) -> dict:
     """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys; ``evaluate.audit``,
-    ``cutouts.real_source``, ``shards.match`` and the ``train`` keys when given) in ``workdir``, to ``targets``
+    ``cutouts.real_source``, ``cutouts.selection``, ``shards.match`` and the ``train`` keys when given; with
+    ``model="stars"`` the selection is ``psf_stars``, as planning requires) in ``workdir``, to ``targets``
     (none: the whole workflow, report included); return the verdict with ``mismatch`` and ``seconds`` added, and
     ``audit`` (the audit records) and ``audit_cause``."""
     overrides: dict = {"mock": {"mismatch": mismatch, **mock}}
@@ -66,7 +70,11 @@ def run_control(
     if audit is not None:
         overrides["evaluate"] = {"audit": list(audit)}
     if real_source is not None:
-        overrides["cutouts"] = {"real_source": real_source}
+        overrides.setdefault("cutouts", {})["real_source"] = real_source
+    if selection is None and mock.get("model") == "stars":
+        selection = STAR_SELECTION
+    if selection is not None:
+        overrides.setdefault("cutouts", {})["selection"] = selection
     if match is not None:
         overrides.setdefault("shards", {})["match"] = list(match)
     if dtype is not None:
@@ -232,6 +240,12 @@ def main() -> None:
     parser.add_argument("--bricks", type=int, default=None, help="mock.bricks (default: the config's, 12)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[None], help="mock.seed values (default: the config's)")
     parser.add_argument(
+        "--model",
+        choices=["galaxies", "stars"],
+        default=None,
+        help=f"mock.model (stars: the reals selected with {STAR_SELECTION}; default: the config's, galaxies)",
+    )
+    parser.add_argument(
         "--audit",
         nargs="*",
         default=None,
@@ -296,7 +310,8 @@ def run_named_control(
 ) -> dict:
     """One control in its own directory under ``root``; its row, named for what differs from the defaults
     (``mismatch`` the full name, ``control`` the name without the dtype)."""
-    mock = {key: value for key, value in (("bricks", args.bricks), ("seed", seed)) if value is not None}
+    settings = (("bricks", args.bricks), ("seed", seed), ("model", args.model))
+    mock = {key: value for key, value in settings if value is not None}
     control = "-".join([mismatch, *(f"{key}{value}" for key, value in mock.items())])
     if real_source is not None:
         control += f" (reals from {real_source})"
