@@ -126,16 +126,11 @@ def legacysim_file(legacysim_dir: str, filetype: str, brick_name: str, run: str,
     """
     if filetype not in LEGACYSIM_FILETYPES:
         raise ValueError(f"unknown legacysim file type {filetype!r}; one of {', '.join(LEGACYSIM_FILETYPES)}")
-    directory = brick_directory(brick_name)
     run_dir = os.path.join(str(legacysim_dir), run)
     if filetype == "injected":
-        return os.path.join(run_dir, "sim", directory, f"injected-{brick_name}.fits")
-    if filetype == "tractor":
-        return os.path.join(run_dir, "tractor", directory, f"tractor-{brick_name}.fits")
-    coadd_dir = os.path.join(run_dir, "coadd", directory, brick_name)
-    if filetype == "coadd_dir":
-        return coadd_dir
-    return os.path.join(coadd_dir, coadd_name(brick_name, filetype, band))
+        return os.path.join(run_dir, "sim", brick_directory(brick_name), f"injected-{brick_name}.fits")
+    # The rest of a run is legacypipe's own layout, as a release's tree is.
+    return dr5_file(run_dir, filetype, brick_name, band)
 
 
 def obiwan_rsdir_parent(obiwan_dir: str, brick_name: str, layout: str, objtype: str = "elg") -> str:
