@@ -55,6 +55,9 @@ SECTIONS = {
     "evaluate": StatisticsSettings,
 }
 TOP_LEVEL = {"bands": CutoutSettings}
+# Keys of the evaluate section that are settings of EvaluateSettings itself rather than of its statistics: the evaluate
+# workflow passes them (evaluate_arguments in workflow/rules/arguments.smk), not command_line from the section.
+EVALUATE_OWN = ("attribution",)
 # The flags the cutouts rule gives besides the config's, as the required ones here.
 EXTRA_FLAGS = {"cutouts": ["--kind", "real", "--brick", "1238p245", "--out", "x.h5"]}
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
@@ -135,8 +138,9 @@ def test_the_schema_agrees_with_the_settings_dataclasses_key_by_key():
         for name, node in properties[section]["properties"].items():
             if (section, name) in {("evaluate", "audit"), ("evaluate", "sensitivity_table")}:
                 continue  # the workflow's own keys: below
-            assert name in settings_fields(settings_class), f"{section}.{name} is no setting of {settings_class}"
-            found += disagreements(f"{section}.{name}", node, settings_class, name)
+            owner = EvaluateSettings if section == "evaluate" and name in EVALUATE_OWN else settings_class
+            assert name in settings_fields(owner), f"{section}.{name} is no setting of {owner}"
+            found += disagreements(f"{section}.{name}", node, owner, name)
             checked += 1
     for key, settings_class in TOP_LEVEL.items():
         found += disagreements(key, properties[key], settings_class, key)
@@ -164,6 +168,9 @@ def test_every_config_default_is_the_packages_default():
             if name in fields:
                 assert config_form(option_of(fields[name]), getattr(defaults, name)) == value, f"{section}.{name}"
     assert list(CutoutSettings(**placeholders("cutouts")).bands) == config["bands"]
+    evaluate = EvaluateSettings(**placeholders("evaluate"))
+    for name in EVALUATE_OWN:
+        assert getattr(evaluate, name) == config["evaluate"][name], f"evaluate.{name}"
 
 
 def _placeholders_of(settings_class) -> dict:
@@ -243,6 +250,20 @@ def test_the_flags_the_rules_pass_give_the_command_the_configs_settings(override
         else:  # evaluate: the statistics are nested in EvaluateSettings
             expected_settings = owner(**required, statistics=settings_class(**expected))
         assert from_flags == expected_settings, section
+
+
+@pytest.mark.parametrize("attribution", [True, False])
+def test_the_evaluate_rule_passes_evaluate_attribution_as_the_commands_flag(attribution):
+    """arguments.smk writes the flag of evaluate.attribution itself (the section's other keys are the statistics'):
+    it must be the flag EvaluateSettings declares, and give `realfake evaluate` the config's value."""
+    flags = command_line(EvaluateSettings, {"attribution": attribution})
+    assert flags == (["--attribution"] if attribution else ["--no-attribution"])
+    arguments = (REPOSITORY / "workflow" / "rules" / "arguments.smk").read_text()
+    assert f'"{flags[0]}"' in arguments
+    required = ["--shards", "s", "--out", "o", "--model", "m"]
+    parsed = build_parser().parse_args(["evaluate", *required, *flags])
+    assert settings_from_arguments(EvaluateSettings, parsed).attribution is attribution
+    assert settings_from_arguments(EvaluateSettings, build_parser().parse_args(["evaluate", *required])).attribution
 
 
 def bound_cases():

@@ -17,7 +17,14 @@ from realfake.evaluation.baselines import catalog_features, shortcut_baselines
 from realfake.evaluation.evaluate import baseline_rows, evaluate_predictions, storage_record
 from realfake.evaluation.features import stamp_statistics, statistics_of_examples
 from realfake.formats.cutouts import measured_view
-from realfake.formats.evaluation import BREAKDOWNS_NAME, METRICS_NAME, PREDICTIONS_NAME, read_metrics
+from realfake.formats.evaluation import (
+    ATTRIBUTION_NAME,
+    BREAKDOWNS_NAME,
+    MEAN_STAMPS_NAME,
+    METRICS_NAME,
+    PREDICTIONS_NAME,
+    read_metrics,
+)
 from realfake.formats.model import read_model
 from realfake.formats.predictions import read_predictions
 from realfake.formats.shardset import open_shard_set
@@ -218,7 +225,37 @@ def test_evaluate_cli_writes_predictions_metrics_and_breakdowns(tmp_path, capsys
     table = pd.read_csv(out / BREAKDOWNS_NAME)
     assert list(table.columns) == BREAKDOWN_COLUMNS
     assert len(table) == len(metrics["breakdowns"])
-    assert f"evaluate: {metrics['verdict']['sentence']}" in capsys.readouterr().err
+    # The attribution maps are on by default: made from the model and listed for the report.
+    assert metrics["settings"]["attribution"] is True
+    assert metrics["files"]["arrays"] == [ATTRIBUTION_NAME, MEAN_STAMPS_NAME]
+    with np.load(out / ATTRIBUTION_NAME) as maps:
+        assert maps.files
+    progress = capsys.readouterr().err
+    assert f"evaluate: {metrics['verdict']['sentence']}" in progress
+    assert "attribution" not in progress
+
+
+def test_evaluate_with_attribution_off_writes_no_maps_and_says_so(tmp_path, capsys):
+    """--no-attribution (evaluate.attribution: false): the model is given, yet no attribution.npz is written,
+    metrics.json lists none and records the setting (the report reads it), and the progress output says why."""
+    shards = tmp_path / "shards"
+    manifest = write_shard_set(shards, train_examples=40, test_examples=60, shard_size=32)
+    save_model(tmp_path / "model.keras", manifest)
+    out = tmp_path / "evaluate"
+    arguments = ["evaluate", "--shards", str(shards), "--model", str(tmp_path / "model.keras"), "--out", str(out),
+                 "--bootstrap", "50", "--no-attribution"]  # fmt: skip
+    assert main(arguments) == 0
+    assert sorted(path.name for path in out.iterdir()) == [
+        BREAKDOWNS_NAME, MEAN_STAMPS_NAME, METRICS_NAME, PREDICTIONS_NAME
+    ]  # fmt: skip
+    metrics = read_metrics(out / METRICS_NAME)
+    assert metrics["files"]["arrays"] == [MEAN_STAMPS_NAME]
+    assert metrics["settings"]["attribution"] is False
+    assert metrics["verdict"]["examples"] == 60  # the rest of the evaluation is made as before
+    progress = capsys.readouterr().err.splitlines()
+    switched_off = "evaluate: attribution maps switched off (--no-attribution; evaluate.attribution in the workflow)"
+    assert switched_off in progress
+    assert not any("no model given" in line for line in progress)
 
 
 def _one_error_line(capsys) -> str:

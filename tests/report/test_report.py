@@ -27,6 +27,7 @@ from realfake.formats.sensitivity import write_sensitivity_table
 from realfake.formats.shardset import open_shard_set
 from realfake.report import BRIGHTNESS_PERCENTILES, mosaic_pairs, read_history
 from realfake.report.figures import colour_composite
+from realfake.report.page import PageContent, attribution_section
 from realfake.stats.settings import StatisticsSettings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -508,3 +509,34 @@ def test_a_rerun_replaces_the_report_whole_and_says_what_evaluate_did_not_make(r
     assert "<h2>The difference in pixels</h2>" in page
     assert f"realfake evaluate made no pixel maps for this evaluation: {MEAN_STAMPS_NAME} is not among" in page
     assert sorted(path.name for path in tmp_path.iterdir()) == ["evaluate", "report"]
+
+
+def test_a_report_of_an_evaluation_with_attribution_switched_off_says_so(report, tmp_path):
+    """evaluate.attribution false (metrics.json: settings.attribution, no attribution.npz): no attribution figure,
+    and the page says the maps were switched off, not that a model was missing."""
+    metrics = {**report["metrics"], "settings": {"model": "model.keras", "attribution": False}}
+    evaluate = write_evaluation_like(report, tmp_path / "evaluate", metrics, (MEAN_STAMPS_NAME,))
+    out = tmp_path / "report"
+    assert main(report_arguments(report, evaluate, out)) == 0
+    assert not (out / "attribution.png").exists()
+    page = " ".join((out / "index.html").read_text().split())
+    assert "<h2>What the CNN looks at</h2>" in page
+    assert "made no attribution maps for this evaluation: they were switched off by evaluate.attribution" in page
+    assert "only when it is given the model" not in page
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"model": "model.keras", "attribution": False}, "they were switched off by evaluate.attribution"),
+        ({"model": None, "attribution": True}, "It makes them only when it is given the model (--model)"),
+        ({}, "It makes them only when it is given the model (--model)"),  # metrics of an older evaluate
+    ],
+    ids=["switched off", "no model", "older metrics"],
+)
+def test_the_attribution_section_gives_the_reason_the_maps_are_missing(settings, reason):
+    content = PageContent({"settings": settings}, pd.DataFrame(), {}, [], [], np.array([]), ("g", "r", "z"))
+    section = " ".join(" ".join(attribution_section(content)).split())
+    assert section.startswith("<h2>What the CNN looks at</h2>")
+    assert reason in section
+    assert ("switched off" in section) == (settings.get("attribution") is False)

@@ -54,8 +54,20 @@ def train_arguments():
 
 
 def evaluate_arguments():
-    """The `realfake evaluate` flags from the evaluate section of the config."""
-    return settings_arguments("evaluate")
+    """The `realfake evaluate` flags from the evaluate section of the config: its
+    statistics settings, and evaluate.attribution, a setting of the command itself
+    (realfake.evaluation.evaluate.EvaluateSettings, not imported here: it would
+    import scikit-learn into planning)."""
+    switch = (
+        "--attribution" if config["evaluate"]["attribution"] else "--no-attribution"
+    )
+    return f"{settings_arguments('evaluate')} {switch}"
+
+
+def attribution_maps(path):
+    """[path] of an attribution-map file (evaluate's arrays, the report's figure)
+    when evaluate.attribution is on; none when it is off, as nothing writes it."""
+    return [path] if config["evaluate"]["attribution"] else []
 
 
 def sensitivity_table():

@@ -41,7 +41,7 @@ rule evaluate:
         metrics="results/evaluate/metrics.json",
         breakdowns="results/evaluate/breakdowns.csv",
         mean_stamps="results/evaluate/mean_stamps.npz",
-        attribution="results/evaluate/attribution.npz",
+        attribution=attribution_maps("results/evaluate/attribution.npz"),
     log:
         "logs/evaluate.log",
     benchmark:

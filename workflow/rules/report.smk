@@ -13,7 +13,7 @@ rule report:
         metrics="results/evaluate/metrics.json",
         predictions="results/evaluate/predictions.parquet",
         mean_stamps="results/evaluate/mean_stamps.npz",
-        attribution="results/evaluate/attribution.npz",
+        attribution=attribution_maps("results/evaluate/attribution.npz"),
         shards="results/shards",
         history="results/train/full/history.json",
         sensitivity=sensitivity_table(),
@@ -41,8 +41,9 @@ rule report:
             category="2. The difference in pixels",
             subcategory="radial profiles",
         ),
+        # None when evaluate.attribution is off: no maps to draw (the page says so).
         attribution=report(
-            "results/report/attribution.png",
+            attribution_maps("results/report/attribution.png"),
             caption=f"{CAPTIONS}/attribution.html",
             category="3. What the CNN looks at",
         ),

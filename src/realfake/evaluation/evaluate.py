@@ -14,7 +14,11 @@ predictions of CNNs trained on restricted views for the shortcut audit
 - ``metrics.json``: :func:`evaluate_predictions`' result (the verdict, the
   breakdowns, the baselines, the audit and their sentences), the settings and
   the shard set's identity;
-- ``breakdowns.csv``: the breakdowns as one tidy table, one row per bin.
+- ``breakdowns.csv``: the breakdowns as one tidy table, one row per bin;
+- ``mean_stamps.npz``: the class-mean stamps (:mod:`realfake.evaluation.pixels`), and ``attribution.npz``: the
+  CNN's attribution maps (:mod:`realfake.evaluation.attribution`), only when the model is given (``--model``)
+  and ``settings.attribution`` is on (``--no-attribution`` switches them off: most of the evaluation's time on
+  a small test split, for runs that never look at them).
 
 The statistics live in :func:`evaluate_predictions`, a pure function of the
 predictions (and the training split's features for the baselines), so they can
@@ -63,7 +67,7 @@ class EvaluateSettings:
     model: Path | None = setting(
         None,
         help="trained model (model.keras): run over the test split unless --predictions is given; its attribution "
-        "maps are computed either way",
+        "maps are computed either way, unless --no-attribution",
     )
     predictions: tuple[Path, ...] | None = setting(
         None,
@@ -80,6 +84,12 @@ class EvaluateSettings:
         metavar="VIEW=FILE",
     )
     batch_size: int = setting(256, help="stamps per batch", minimum=1)
+    attribution: bool = setting(
+        True,
+        help="integrated-gradients attribution maps of the model's surest calls and mistakes (attribution.npz, the "
+        "report's 'What the CNN looks at'); most of the evaluation's time on a small test split: --no-attribution "
+        "skips them",
+    )
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
 
     def __post_init__(self) -> None:
@@ -179,8 +189,8 @@ def baseline_training_set(shard_set, statistics: StatisticsSettings, batch_size:
 
 
 def run_evaluate(settings: EvaluateSettings) -> dict:
-    """Predict (or read the predictions), evaluate and write predictions.parquet, metrics.json and
-    breakdowns.csv; returns the metrics."""
+    """Predict (or read the predictions), evaluate and write predictions.parquet, metrics.json, breakdowns.csv,
+    mean_stamps.npz and, with a model and ``settings.attribution`` on, attribution.npz; returns the metrics."""
     shard_set = open_shard_set(settings.shards)
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
@@ -205,7 +215,9 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
         metrics["baseline_scores"][f"view_{view}"] = scores
     arrays = {MEAN_STAMPS_NAME: pixel_statistics(shard_set, settings.statistics.significance)}
     metrics["pixels"] = summary_record(arrays[MEAN_STAMPS_NAME])
-    if model is not None:
+    if not settings.attribution:
+        say("evaluate", "attribution maps switched off (--no-attribution; evaluate.attribution in the workflow)")
+    elif model is not None:
         labels, scores = predictions["label"].to_numpy(), predictions["p_fake"].to_numpy(np.float64)
         arrays[ATTRIBUTION_NAME] = attribution_maps(model, shard_set, labels, scores)
     else:

@@ -171,10 +171,7 @@ def pixels_section(content: PageContent) -> list[str]:
 
 def attribution_section(content: PageContent) -> list[str]:
     if not content.pixels.get("attribution"):
-        return [
-            "<h2>What the CNN looks at</h2>",
-            markup.note(prose("attribution_absent", **_array_names(ATTRIBUTION_NAME))),
-        ]
+        return ["<h2>What the CNN looks at</h2>", markup.note(_attribution_absent(content.metrics))]
     return [
         "<h2>What the CNN looks at</h2>",
         markup.image(content.pixels["attribution"][0], "attribution maps", prose("attribution")),
@@ -383,6 +380,14 @@ def _verdict_rows(verdict: dict) -> list[list[str]]:
         ["interval confidence", f"{verdict['confidence']:g}"],
     ]
     return rows
+
+
+def _attribution_absent(metrics: dict) -> str:
+    """Why the page has no attribution maps: switched off (``settings.attribution`` false in metrics.json, from
+    evaluate.attribution or ``--no-attribution``), else not made (no model given, or an older evaluation)."""
+    if (metrics.get("settings") or {}).get("attribution") is False:
+        return prose("attribution_off")
+    return prose("attribution_absent", **_array_names(ATTRIBUTION_NAME))
 
 
 def _array_names(name: str) -> dict[str, str]:
