@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from fixtures.cutouts_files import BRICKS, CHANNELS, SIZE, code, write_fixture
 from fixtures.training_shards import write_shard_set as write_training_shards
 
@@ -390,8 +393,8 @@ def test_a_cutouts_file_from_another_tree_is_refused_naming_both(cutouts, tmp_pa
     with pytest.raises(RealfakeError) as error:
         run_shards(settings_for(cutouts, out, dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan")))
     assert str(error.value) == (
-        f"cutouts file {stale} was made from the obiwan tree results/mock/obiwan, not obiwan: it is left from a "
-        f"run on other inputs; delete it, and its cutouts job (or `realfake cutouts`) makes it again from obiwan"
+        f"cutouts file {stale} was made from the obiwan tree results/mock/obiwan (attribute obiwan_dir), not obiwan: "
+        "it is left from a run on other inputs; delete it, and its cutouts job (or `realfake cutouts`) makes it again"
     )
     assert json.loads((out / "manifest.json").read_text()) == before  # the old set is untouched
     assert not list(tmp_path.glob(".shards.*"))
@@ -399,6 +402,125 @@ def test_a_cutouts_file_from_another_tree_is_refused_naming_both(cutouts, tmp_pa
     with h5py.File(stale, "a") as cutouts_file:
         cutouts_file.attrs["obiwan_dir"] = "obiwan"
     assert run_shards(settings_for(cutouts, out, dr5_dir=Path("./dr5"), obiwan_dir=Path("sub/../obiwan/")))
+
+
+def record_attributes(path: Path, **values) -> None:
+    """Write a cutouts file again, through its writer, with these attributes changed (None: removed), as a
+    cutouts run on other inputs (or an older realfake) would have written it."""
+    stamps, catalog = load_cutouts(path)
+    with h5py.File(path, "r") as cutouts:
+        attributes = {key: value for key, value in cutouts.attrs.items() if key != "content_sha256"}
+    attributes = {key: value for key, value in {**attributes, **values}.items() if value is not None}
+    write_cutouts_file(path, stamps, catalog, attributes)
+
+
+TREES = dict(dr5_dir=Path("dr5"), obiwan_dir=Path("obiwan"))
+
+
+@pytest.mark.parametrize(
+    "recorded, shown",
+    [("obiwan", "obiwan"), (None, "(not recorded)")],
+    ids=["another injector", "made before the attribute"],
+)
+def test_fakes_from_another_injectors_tree_are_refused_naming_file_key_and_both(cutouts, tmp_path, recorded, shown):
+    """A fake cutouts file of an obiwan tree is not taken by a run on a legacysim tree at the same path, nor one
+    that does not say which code made its tree; real files cut from DR5 record no injector and are not asked."""
+    for path in sorted((cutouts / "sim").rglob("*.h5")):
+        record_attributes(path, injector="legacysim")
+    stale = cutouts / "sim" / "124" / "1241p245.h5"
+    record_attributes(stale, injector=recorded)
+    out = tmp_path / "shards"
+    with pytest.raises(RealfakeError) as error:
+        run_shards(settings_for(cutouts, out, **TREES, injector="legacysim"))
+    assert str(error.value) == (
+        f"cutouts file {stale} was made from a fakes' tree made by {shown} (attribute injector), not legacysim: it "
+        "is left from a run on other inputs; delete it, and its cutouts job (or `realfake cutouts`) makes it again"
+    )
+    assert not out.exists()
+    record_attributes(stale, injector="legacysim")
+    manifest = run_shards(settings_for(cutouts, out, **TREES, injector="legacysim"))
+    assert manifest.settings["injector"] == "legacysim" and len(manifest.inputs["files"]) == 8
+
+
+@pytest.mark.parametrize("real_source", ["rsdir", "run"])
+def test_reals_cut_from_the_fakes_tree_record_the_injector_and_are_checked_like_fakes(cutouts, tmp_path, real_source):
+    """The rs dirs' reals, and a plain legacysim run's (real_source run)."""
+    for path in sorted((cutouts / "sim").rglob("*.h5")):
+        record_attributes(path, injector="obiwan")
+    for path in sorted((cutouts / "real").rglob("*.h5")):
+        record_attributes(path, real_source=real_source, obiwan_dir="obiwan", injector="obiwan")
+    stale = cutouts / "real" / "123" / "1238p245.h5"
+    record_attributes(stale, injector="legacysim")
+    with pytest.raises(
+        RealfakeError, match=re.escape(f"cutouts file {stale} was made from a fakes' tree made by legacysim ")
+    ):
+        run_shards(settings_for(cutouts, tmp_path / "shards", **TREES, injector="obiwan"))
+    record_attributes(stale, injector="obiwan")
+    assert run_shards(settings_for(cutouts, tmp_path / "shards", **TREES, injector="obiwan"))
+
+
+def write_manifest(path: Path, zeropoint: float) -> str:
+    """A one-tile injection run manifest (its files need not exist for these checks); the SHA-256 of its bytes."""
+    side = {"image": {"r": ["coadd-r.fits", 1]}, "weight": {"r": ["coadd-r.fits", 2]}, "weight_kind": "invvar"}
+    catalog = {"path": "truth.fits", "id": "row", "radec": ["ra", "dec"], "flux": {"r": "flux_r"}}
+    document = {
+        "bands": ["r"],
+        "flux": {"unit": "counts", "zeropoint": zeropoint},
+        "tiles": [
+            {"tile": "T", "real": {**side, "sources": catalog}, "fake": [{"run": "0", **side, "truth": catalog}]}
+        ],
+    }
+    path.write_text(yaml.safe_dump(document))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_tiles_cut_through_another_version_of_the_manifest_are_refused_naming_file_key_and_both(cutouts, tmp_path):
+    manifest = tmp_path / "run.yaml"
+    cut_through = write_manifest(manifest, zeropoint=30.0)
+    for path in sorted(cutouts.rglob("*.h5")):
+        record_attributes(path, manifest=str(manifest), manifest_sha256=cut_through, dr5_dir=None, obiwan_dir=None)
+    out = tmp_path / "shards"
+    assert run_shards(settings_for(cutouts, out, manifest=manifest)).settings["manifest"] == str(manifest)
+    # The manifest edited since the tiles were cut: every file is stale; the first is named.
+    edited = write_manifest(manifest, zeropoint=31.25)
+    first = cutouts / "real" / "123" / "1238p245.h5"
+    with pytest.raises(RealfakeError) as error:
+        run_shards(settings_for(cutouts, out, manifest=manifest))
+    assert str(error.value) == (
+        f"cutouts file {first} was made from a manifest of SHA-256 {cut_through} (attribute manifest_sha256), not "
+        f"{edited} (of {manifest} now): it is left from a run on other inputs; delete it, and its cutouts job (or "
+        "`realfake cutouts`) makes it again"
+    )
+    # Cut again through the edited manifest, but one tile through another manifest, or by an older realfake.
+    for path in sorted(cutouts.rglob("*.h5")):
+        record_attributes(path, manifest_sha256=edited)
+    stale = cutouts / "sim" / "124" / "1244p245.h5"
+    record_attributes(stale, manifest=str(tmp_path / "other.yaml"))
+    with pytest.raises(RealfakeError) as error:
+        run_shards(settings_for(cutouts, out, manifest=manifest))
+    assert str(error.value).startswith(
+        f"cutouts file {stale} was made from the manifest {tmp_path / 'other.yaml'} (attribute manifest), "
+        f"not {manifest}: "
+    )
+    record_attributes(stale, manifest=str(manifest), manifest_sha256=None)
+    with pytest.raises(RealfakeError) as error:
+        run_shards(settings_for(cutouts, out, manifest=manifest))
+    assert str(error.value).startswith(f"cutouts file {stale} was made from a manifest of SHA-256 (not recorded) ")
+    record_attributes(stale, manifest_sha256=edited)
+    assert run_shards(settings_for(cutouts, out, manifest=manifest))
+
+
+def test_brick_files_are_refused_by_a_manifest_run_and_the_manifest_replaces_the_trees(cutouts, tmp_path):
+    manifest = tmp_path / "run.yaml"
+    write_manifest(manifest, zeropoint=30.0)
+    with pytest.raises(RealfakeError, match=r"cutouts file \S+ was made from the manifest \(not recorded\)"):
+        run_shards(settings_for(cutouts, tmp_path / "shards", manifest=manifest))
+    with pytest.raises(RealfakeError) as error:
+        settings_for(cutouts, tmp_path / "shards", manifest=manifest, injector="obiwan")
+    assert str(error.value) == (
+        "--manifest and --injector: cutouts cut through a manifest record no tree, so every file would be refused; "
+        "give the manifest or the trees, not both"
+    )
 
 
 def test_float16_storage_round_trips_real_depths_and_halves_the_bytes(cutouts, tmp_path):

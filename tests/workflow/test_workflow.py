@@ -646,7 +646,8 @@ def test_the_shards_job_checks_the_cutouts_came_from_the_configured_trees(workfl
     result = dry_run(workflow_copy, files_source(tmp_path, "1238p245\n"))
     assert result.returncode == 0, result.stdout
     (command,) = re.findall(r"^Shell command: (realfake shards .*)$", result.stdout, flags=re.MULTILINE)
-    assert f"--dr5-dir {tmp_path / 'dr5'} --obiwan-dir {tmp_path / 'obiwan'}" in command
+    assert f"--dr5-dir {tmp_path / 'dr5'} --obiwan-dir {tmp_path / 'obiwan'} --injector obiwan" in command
+    assert "--manifest" not in command
 
 
 def manifest_source(tmp_path: Path, tiles: list[str]) -> dict:
@@ -702,6 +703,10 @@ def test_source_manifest_plans_each_tiles_cutouts_from_the_files_it_names(workfl
         assert f"--manifest {tmp_path / 'run.yaml'}" in command and "--dr5-dir" not in command
     (shards,) = planned_jobs(result.stdout, "shards")
     assert "--bricks" not in shards
+    # The shards check the tiles were cut through this manifest, not the trees (which tiles do not record).
+    command = re.search(r"^Shell command: (.*)$", shards, flags=re.MULTILINE)[1]
+    assert f"--manifest {tmp_path / 'run.yaml'}" in command
+    assert not {"--dr5-dir", "--obiwan-dir", "--injector"} & set(shlex.split(command))
 
 
 def test_a_manifest_band_without_a_weight_stops_planning_naming_tile_run_band_and_key(workflow_copy, tmp_path):

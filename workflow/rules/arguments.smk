@@ -37,9 +37,14 @@ def cutouts_arguments():
 
 def shards_arguments():
     """The `realfake shards` flags from the shards section of the config, and the
-    trees the cutouts must come from (a cutouts file left by a run on other
-    inputs is refused: Snakemake keeps an existing file whose job it cannot plan)."""
-    return settings_arguments("shards", dr5_dir=dr5_dir(), obiwan_dir=obiwan_dir())
+    inputs the cutouts must come from: the trees and what made the fakes' tree
+    (injector), or the manifest (a cutouts file left by a run on other inputs is
+    refused: Snakemake keeps an existing file whose job it cannot plan)."""
+    if uses_manifest():
+        return settings_arguments("shards", manifest=config["input"]["manifest"])
+    return settings_arguments(
+        "shards", dr5_dir=dr5_dir(), obiwan_dir=obiwan_dir(), injector=injector()
+    )
 
 
 def shards_bricks_arguments(wildcards, input):

@@ -3,9 +3,11 @@
 :func:`index_cutouts` lists the cutouts files of the real and the fake directory
 (every ``*.h5`` under them, or a brick list's files: :func:`realfake.paths.cutouts_path`),
 checks each (readable, its stamps' shape as its attributes say, made from the
-given DR5 and obiwan trees, the same channels and stamp size as the first file,
-one real source for all real files) and returns one row per stamp: its file,
-row, label, brick and matching values, about 20 bytes an example.
+given DR5 and obiwan trees by the given injector, or cut through the given
+manifest as it is now: :func:`expected_inputs`; the same channels and stamp
+size as the first file, one real source for all real files) and returns one
+row per stamp: its file, row, label, brick and matching values, about 20 bytes
+an example.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from realfake.conventions import LABELS
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import file_content_digest, read_attribute_text, read_cutouts_catalog
+from realfake.manifest import load_manifest
 from realfake.paths import cutouts_path
 from realfake.shards.placement import matching_values
 from realfake.shards.settings import ShardSettings
@@ -78,18 +81,52 @@ def _same_path(recorded: object, given: Path) -> bool:
     )
 
 
-def _check_trees(path: Path, kind: str, attributes: dict, settings: ShardSettings) -> None:
-    """RealfakeError when a cutouts file was made from another DR5 (or, for fakes and reals cut from the rs dirs,
-    obiwan) tree than the given one."""
-    trees = [("dr5_dir", "DR5", settings.dr5_dir)]
-    if kind == "fake" or attributes.get("real_source") == "rsdir":
-        trees.append(("obiwan_dir", "obiwan", settings.obiwan_dir))
-    for key, name, given in trees:
-        if given is not None and not _same_path(attributes.get(key), given):
+# The attributes that record what a cutouts file was made from, as its error names each: a path, or a value.
+RECORDED_INPUTS = {
+    "dr5_dir": "the DR5 tree",
+    "obiwan_dir": "the obiwan tree",
+    "injector": "a fakes' tree made by",
+    "manifest": "the manifest",
+    "manifest_sha256": "a manifest of SHA-256",
+}
+PATH_INPUTS = ("dr5_dir", "obiwan_dir", "manifest")
+# Recorded only by the files read from the fakes' tree: fakes, and reals cut from the rs dirs.
+FAKES_TREE_INPUTS = ("obiwan_dir", "injector")
+
+
+def expected_inputs(settings: ShardSettings) -> dict[str, tuple[str, str]]:
+    """{attribute: (the value every cutouts file must record, as the error shows it)} of the inputs the settings
+    name (none: no check). The manifest's SHA-256 is :func:`realfake.manifest.load_manifest`'s, of its bytes now."""
+    expected = {
+        key: (str(value), str(value))
+        for key, value in (
+            ("dr5_dir", settings.dr5_dir),
+            ("obiwan_dir", settings.obiwan_dir),
+            ("injector", settings.injector),
+            ("manifest", settings.manifest),
+        )
+        if value is not None
+    }
+    if settings.manifest is not None:
+        sha256 = load_manifest(settings.manifest).sha256
+        expected["manifest_sha256"] = (sha256, f"{sha256} (of {settings.manifest} now)")
+    return expected
+
+
+def _check_inputs(path: Path, kind: str, attributes: dict, expected: dict[str, tuple[str, str]]) -> None:
+    """RealfakeError naming the file, the attribute and both values when a cutouts file records other inputs
+    than ``expected`` (:func:`expected_inputs`), or none (a file from before the attribute was recorded)."""
+    reads_fakes_tree = kind == "fake" or attributes.get("real_source") in ("rsdir", "run")
+    for key, (value, shown) in expected.items():
+        if key in FAKES_TREE_INPUTS and not reads_fakes_tree:
+            continue
+        recorded = str(attributes.get(key) or "")
+        same = _same_path(recorded, Path(value)) if key in PATH_INPUTS else recorded == value
+        if not same:
             raise RealfakeError(
-                f"cutouts file {path} was made from the {name} tree {attributes.get(key) or '(not recorded)'}, "
-                f"not {given}: it is left from a run on other inputs; delete it, and its cutouts job "
-                f"(or `realfake cutouts`) makes it again from {given}"
+                f"cutouts file {path} was made from {RECORDED_INPUTS[key]} {recorded or '(not recorded)'} "
+                f"(attribute {key}), not {shown}: it is left from a run on other inputs; delete it, and its "
+                f"cutouts job (or `realfake cutouts`) makes it again"
             )
 
 
@@ -136,11 +173,12 @@ def index_cutouts(settings: ShardSettings, bricks: list[str] | None) -> tuple[li
     reference layout (``channels``, ``stamp_size``, ``bands``, ``first_file``, ``real_source``).
     """
     sources, pieces, reference, real_sources = [], [], None, {}
+    expected = expected_inputs(settings)
     brick_codes: dict[str, int] = {}  # brick name -> its number, in the order first met
     for kind, directory in (("real", settings.real_dir), ("fake", settings.sim_dir)):
         for path in _cutouts_files(directory, kind, bricks):
             attributes, count, digest = _describe(path)
-            _check_trees(path, kind, attributes, settings)
+            _check_inputs(path, kind, attributes, expected)
             reference = _check_layout(path, attributes, reference)
             pieces.append(_file_index(path, kind, attributes, count, len(sources), settings, brick_codes))
             if kind == "real":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from realfake.conventions import INJECTORS
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import TEXT_CATALOG_COLUMNS
-from realfake.settings import check_settings, names_text, parse_names, setting, spaced
+from realfake.settings import check_settings, flag_of, names_text, option_of, parse_names, setting, spaced
 
 BALANCE_CHOICES = ("subsample", "none")
 # example: each example goes to a split on its own; brick: whole bricks do (no sky in two splits).
@@ -63,6 +64,16 @@ class ShardSettings:
     obiwan_dir: Path | None = setting(
         None, help="refuse fake cutouts files made from another obiwan tree than this one (none: no check)"
     )
+    injector: str | None = setting(
+        None,
+        help="refuse fake cutouts files of a fakes' tree made by another injection code than this one (none: no check)",
+        choices=INJECTORS,
+    )
+    manifest: Path | None = setting(
+        None,
+        help="refuse cutouts files cut through another injection run manifest than this one, or through another "
+        "version of it (its path and the SHA-256 of its bytes; none: no check)",
+    )
 
     def __post_init__(self) -> None:
         check_settings(self, describe=spaced)
@@ -73,7 +84,16 @@ class ShardSettings:
             raise RealfakeError(
                 f"match column {text[0]!r} of the cutouts catalogs holds text; matching needs a numeric column"
             )
+        trees = [item for item in fields(self) if item.name in TREE_SETTINGS and getattr(self, item.name) is not None]
+        if self.manifest is not None and trees:
+            raise RealfakeError(
+                f"--manifest and {flag_of(trees[0].name, option_of(trees[0]))}: cutouts cut through a manifest record "
+                "no tree, so every file would be refused; give the manifest or the trees, not both"
+            )
 
+
+# The settings that name the trees a cutouts file must have been made from; a manifest replaces them.
+TREE_SETTINGS = ("dr5_dir", "obiwan_dir", "injector")
 
 # The settings that shape a shard set (and so enter its identity); the rest say where things are.
 DEFINING_SETTINGS = (
