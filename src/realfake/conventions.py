@@ -1,7 +1,9 @@
 """The conventions every stage shares, defined once: bands, channels, labels, kinds, splits, stamps, bricks.
 
-- Bands: ``g``, ``r``, ``z`` (the survey's; DR5 catalogs also carry u, i, Y,
-  always zero).
+- Bands: any of ``g``, ``r``, ``i``, ``z`` (:data:`SURVEY_BANDS`, in wavelength
+  order), ``g``, ``r``, ``z`` by default (:data:`BANDS`). DR5 to DR9 observed g, r
+  and z only (DR5 catalogs carry u, i, Y columns, always zero; DR9's have no i);
+  DR10 adds i where DECam observed it, which is not every brick.
 - Channels of a stamp: the bands (nanomaggies per pixel), then their inverse
   variances (1/nanomaggy^2), named ``ivar_<band>``: ``g, r, z, ivar_g, ivar_r,
   ivar_z`` (:func:`channel_names`). Inverse variance 0 means no data.
@@ -32,6 +34,7 @@ from collections.abc import Sequence
 from realfake.errors import RealfakeError
 
 BANDS = ("g", "r", "z")
+SURVEY_BANDS = ("g", "r", "i", "z")
 INVERSE_VARIANCE_PREFIX = "ivar_"
 LABELS = {"real": 0, "fake": 1}
 KINDS = ("real", "sim")
@@ -43,11 +46,22 @@ SPLITS = ("train", "validation", "test")
 STAMP_SIZE = 64
 BRICK_NAME_PATTERN = r"\d{4}[pm]\d{3}"
 _BRICK_NAME = re.compile(BRICK_NAME_PATTERN)
+# A legacysim run dir at the top of its tree: file<F>_rs<R>_skip<S> (input file id, first row injected, re-injection
+# round; legacysim's get_randoms_id), also the name of a plain legacypipe run of legacysim.
+LEGACYSIM_RUN_PATTERN = r"file(\d+)_rs(\d+)_skip(\d+)"
+_LEGACYSIM_RUN_NAME = re.compile(LEGACYSIM_RUN_PATTERN)
 
 
 def channel_names(bands: Sequence[str]) -> list[str]:
     """Stamp channels: the bands, then their inverse variances: ["g", "r", "z", "ivar_g", "ivar_r", "ivar_z"]."""
     return [*bands, *(inverse_variance_channel(band) for band in bands)]
+
+
+def bands_in(columns: Sequence[str], template: str = "flux_{band}") -> tuple[str, ...]:
+    """The survey bands whose ``template`` column is among ``columns``, in :data:`SURVEY_BANDS` order:
+    ("g", "r", "i", "z") for a DR10 catalog's flux_g, flux_r, flux_i, flux_z."""
+    present = set(columns)
+    return tuple(band for band in SURVEY_BANDS if template.format(band=band) in present)
 
 
 def inverse_variance_channel(band: str) -> str:
@@ -68,6 +82,20 @@ def bands_of(channel_names: Sequence[str]) -> tuple[str, ...]:
 def is_brick_name(name: object) -> bool:
     """Whether ``name`` is a DR5 brick name like 1238p245."""
     return isinstance(name, str) and _BRICK_NAME.fullmatch(name) is not None
+
+
+def legacysim_run_key(name: str) -> tuple[int, int, int] | None:
+    """(F, R, S) of a legacysim run dir name ``file<F>_rs<R>_skip<S>``, to order runs numerically; None for a
+    name that is not one."""
+    match = _LEGACYSIM_RUN_NAME.fullmatch(name)
+    return None if match is None else tuple(int(part) for part in match.groups())
+
+
+def legacysim_run_problem(name: str) -> str | None:
+    """Why ``name`` is not a legacysim run dir name (``file<F>_rs<R>_skip<S>``, F, R, S integers), or None."""
+    if legacysim_run_key(name) is not None:
+        return None
+    return f"{name!r} is not a legacysim run dir name, file<F>_rs<R>_skip<S> (e.g. file0_rs0_skip0)"
 
 
 def brick_directory(brick_name: str) -> str:

@@ -490,8 +490,8 @@ def test_an_older_simcat_takes_the_median_transmission_of_a_tractor_catalog(tiny
 
 
 def test_bad_settings_are_one_line_errors(tiny, tmp_path, capsys):
-    status, stderr = cutouts_cli(tiny.arguments("real", tmp_path / "out.h5", "--bands", "gi"), capsys)
-    assert status == 2 and "unknown band(s) i" in stderr
+    status, stderr = cutouts_cli(tiny.arguments("real", tmp_path / "out.h5", "--bands", "gq"), capsys)
+    assert status == 2 and "unknown band(s) q" in stderr
     arguments = tiny.arguments("sim", tmp_path / "out.h5")
     del arguments[arguments.index("--obiwan-dir") : arguments.index("--obiwan-dir") + 2]
     status, stderr = cutouts_cli(arguments, capsys)

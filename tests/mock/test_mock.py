@@ -510,12 +510,18 @@ def test_a_strength_that_is_not_a_finite_number_or_past_its_bound_is_refused_say
     assert str(error.value) == expected
 
 
-@pytest.mark.parametrize("bands", [("z",), ("g", "r"), ("z", "r", "g")])
-def test_the_mock_refuses_any_bands_but_all_of_grz(bands):
-    """The population is drawn and selected in g, r and z: a subset used to pass the settings and fail in the
-    catalogs with a KeyError."""
-    with pytest.raises(RealfakeError, match=r"renders all of g, r, z, in that order; got \["):
-        MockSettings(out=Path("."), bands=bands)
+@pytest.mark.parametrize("bands", [("z",), ("g", "r"), ("z", "r", "g"), ("g", "r", "z", "i")])
+def test_the_mock_refuses_any_bands_but_grz_or_griz(bands):
+    """The population is drawn in g, r, i, z and selected in g, r and z: a subset used to pass the settings and
+    fail in the catalogs with a KeyError."""
+    with pytest.raises(RealfakeError, match=rf"renders bands grz or griz, in that order; got {''.join(bands)}$"):
+        MockSettings(out=Path("."), bands=bands, release="dr10")
+
+
+@pytest.mark.parametrize("release", ["dr5", "dr9"])
+def test_the_i_band_needs_dr10(release):
+    with pytest.raises(RealfakeError, match=rf"bands griz need release dr10, not {release} "):
+        MockSettings(out=Path("."), bands=("g", "r", "i", "z"), release=release)
 
 
 # --------------------------------------------------------------------------- the legacysim layout

@@ -257,6 +257,30 @@ def test_a_mock_of_stars_plans_with_the_stars_selection(workflow_copy):
         assert "--selection psf_stars" in re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
 
 
+def test_a_griz_mock_renders_dr10s_i_band_and_cuts_eight_channels(workflow_copy):
+    overrides = {"bands": ["g", "r", "i", "z"], "mock": {"release": "dr10", "injector": "legacysim", "bricks": 3}}
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+    assert mock_survey_settings(result.stdout) == {
+        "realfake mock-survey --out results/mock --bands griz --bricks 3 --size 836 --seed 1 --mismatch none"
+        " --model galaxies --rsdirs 2 --fakes-per-rsdir 50 --release dr10 --injector legacysim"
+    }
+    for job in planned_jobs(result.stdout, "cutouts"):
+        inputs = job_field(job, "input").split(", ")
+        assert [path for path in inputs if path.endswith("-image-i.fits.fz")], inputs
+        assert " --bands griz " in re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
+
+
+def test_the_i_band_with_a_mock_of_another_release_stops_planning_naming_the_keys(workflow_copy):
+    result = dry_run(workflow_copy, {"bands": ["g", "r", "i", "z"]})
+    assert result.returncode != 0
+    assert (
+        "config bands: only DR10 has the i band: bands griz need release dr10, not dr5 (config mock.release; "
+        "flags --bands and --release)" in result.stdout
+    )
+    assert "Job stats" not in result.stdout
+
+
 def test_a_legacysim_mock_of_dr5_catalogs_stops_planning_naming_both_keys(workflow_copy):
     result = dry_run(workflow_copy, {"mock": {"injector": "legacysim"}})
     assert result.returncode != 0
@@ -347,7 +371,7 @@ def test_mock_config_reaches_both_mock_rules_identically(workflow_copy):
         ({"input": {"dr5": "somewhere"}}, "'dr5' was unexpected"),
         ({"mock": {"size": "big"}}, "'big' is not of type 'integer'"),
         ({"mock": {"mismatch": "colour"}}, "'colour' is not one of"),
-        ({"bands": ["g", "i"]}, "'i' is not one of"),
+        ({"bands": ["g", "y"]}, "'y' is not one of"),
         ({"input": {"source": "dr9"}}, "'dr9' is not one of"),
         # The mock renders bricks of 128 to 4096 pixels (realfake.mock.settings.MockSettings).
         ({"mock": {"size": 100}}, "100 is less than the minimum of 128"),
@@ -739,3 +763,128 @@ def test_a_mock_with_its_manifest_plans_the_rubin_like_files_of_each_brick(workf
         assert f"results/mock/manifest/{brick[:3]}/{brick}/truth-rs50.fits" in manifest_files
     result = dry_run(workflow_copy, {"mock": {"manifest": True, "injector": "legacysim", "release": "dr9"}})
     assert result.returncode != 0 and "--manifest needs --injector obiwan" in result.stdout
+
+
+PLAIN_RUN_MOCK = {
+    "mock": {"mismatch": "background", "release": "dr9", "injector": "legacysim", "plain_run": True, "bricks": 3},
+    "cutouts": {"real_source": "run", "real_run": "file1_rs0_skip0"},
+}
+
+
+def test_a_mock_with_its_plain_run_plans_the_reals_from_the_plain_run_and_the_fakes_from_the_others(workflow_copy):
+    result = dry_run(workflow_copy, PLAIN_RUN_MOCK)
+    assert result.returncode == 0, result.stdout
+    assert all(command.endswith(" --injector legacysim --plain-run") for command in mock_survey_settings(result.stdout))
+    plain = "results/mock/legacysim/file1_rs0_skip0"
+    for job in planned_jobs(result.stdout, "mock_brick"):
+        brick = re.search(r"brick=(\w+)", job_field(job, "wildcards"))[1]
+        outputs = set(job_field(job, "output").split(", "))
+        assert {
+            f"{plain}/tractor/{brick[:3]}/tractor-{brick}.fits",
+            f"{plain}/sim/{brick[:3]}/injected-{brick}.fits",
+            f"{plain}/coadd/{brick[:3]}/{brick}/legacysurvey-{brick}-image-z.fits.fz",
+            f"{plain}/coadd/{brick[:3]}/{brick}/legacysurvey-{brick}-invvar-g.fits.fz",
+        } <= outputs
+        assert len([path for path in outputs if path.startswith(f"{plain}/")]) == 2 + 2 * 3
+    jobs = planned_jobs(result.stdout, "cutouts")
+    assert len(jobs) == 6
+    for job in jobs:
+        kind, brick = (re.search(rf"{name}=(\w+)", job_field(job, "wildcards"))[1] for name in ("kind", "brick"))
+        inputs = job_field(job, "input").split(", ")
+        command = re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
+        assert " --real-run file1_rs0_skip0 --real-source run " in command
+        if kind == "real":
+            assert sorted(inputs) == sorted(
+                [
+                    "results/mock/dr5/survey-bricks.fits",
+                    f"{plain}/tractor/{brick[:3]}/tractor-{brick}.fits",
+                    f"{plain}/sim/{brick[:3]}/injected-{brick}.fits",
+                    *(
+                        f"{plain}/coadd/{brick[:3]}/{brick}/legacysurvey-{brick}-{product}-{band}.fits.fz"
+                        for product in ("image", "invvar")
+                        for band in "grz"
+                    ),
+                ]
+            )
+        else:
+            assert not [path for path in inputs if path.startswith(f"{plain}/")]
+            assert len([path for path in inputs if "/sim/" in path]) == 2
+
+
+def test_the_same_mock_with_its_plain_run_serves_the_release_arm_of_the_same_image_control(workflow_copy):
+    """Reals from the DR5-layout tree, the plain run named: the fakes leave it out as with real_source run."""
+    overrides = {**PLAIN_RUN_MOCK, "cutouts": {"real_source": "dr5", "real_run": "file1_rs0_skip0"}}
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+    for job in planned_jobs(result.stdout, "cutouts"):
+        inputs = job_field(job, "input").split(", ")
+        assert not [path for path in inputs if "/file1_rs0_skip0/" in path], inputs
+        assert " --real-run file1_rs0_skip0 --real-source dr5 " in re.search(r"^Shell command: (.*)$", job, re.M)[1]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"mock": {"release": "dr9", "injector": "legacysim"}, "cutouts": {"real_source": "run"}},
+            "config cutouts.real_source run cuts the reals from the mock's plain legacypipe run file1_rs0_skip0, "
+            "which mock.plain_run false does not write: set mock.plain_run true",
+        ),
+        (
+            {**PLAIN_RUN_MOCK, "cutouts": {"real_source": "run", "real_run": "file0_rs0_skip0"}},
+            "config cutouts.real_run file0_rs0_skip0: the mock's plain run is file1_rs0_skip0 (mock.plain_run)",
+        ),
+        (
+            {"mock": PLAIN_RUN_MOCK["mock"]},
+            "config cutouts.real_run null: the mock's plain run is file1_rs0_skip0 (mock.plain_run), a run without "
+            "fakes that the fakes' cutouts must leave out; set cutouts.real_run to it",
+        ),
+        (
+            {"mock": {"plain_run": True}, "cutouts": PLAIN_RUN_MOCK["cutouts"]},
+            "config mock.plain_run: the mock's plain run is a legacysim run without fakes: --plain-run needs "
+            "--injector legacysim, not obiwan (config mock.plain_run and mock.injector)",
+        ),
+        (
+            {"mock": {"plain_run": True}, "cutouts": PLAIN_RUN_MOCK["cutouts"]},
+            "config cutouts.real_source: real source run cuts the reals from a plain legacypipe run of legacysim: "
+            "it needs injector legacysim, not obiwan (config cutouts.real_source and input.injector, or "
+            "mock.injector",
+        ),
+    ],
+)
+def test_plain_run_settings_that_do_not_fit_stop_planning_naming_the_keys(workflow_copy, overrides, message):
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    assert message in " ".join(result.stdout.split())
+    assert "Job stats" not in result.stdout
+
+
+def test_source_files_with_real_source_run_plans_the_plain_runs_files(workflow_copy, tmp_path):
+    overrides = files_source(tmp_path, "1238p245\n")
+    tree = tmp_path / "legacysim"
+    legacysim_tree(tree, ["1238p245"])
+    # A plain run (legacysim without --injected-fn) given file id 9: its injected catalog, empty, is there too.
+    shutil.copytree(tree / "file0_rs0_skip0", tree / "file9_rs0_skip0")
+    overrides["input"].update(obiwan_dir=str(tree), injector="legacysim")
+    overrides["cutouts"] = {"real_source": "run", "real_run": "file9_rs0_skip0"}
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode == 0, result.stdout
+    jobs = {
+        re.search(r"kind=(\w+)", job_field(job, "wildcards"))[1]: job for job in planned_jobs(result.stdout, "cutouts")
+    }
+    plain, fakes = tree / "file9_rs0_skip0", tree / "file0_rs0_skip0"
+    real_inputs = job_field(jobs["real"], "input").split(", ")
+    assert str(plain / "tractor" / "123" / "tractor-1238p245.fits") in real_inputs
+    assert sum(str(plain / "coadd") in path for path in real_inputs) == 6
+    assert not [path for path in real_inputs if str(fakes) in path or str(tmp_path / "dr5" / "coadd") in path]
+    sim_inputs = job_field(jobs["sim"], "input").split(", ")
+    assert not [path for path in sim_inputs if str(plain) in path]
+    assert sum(str(fakes / "coadd") in path for path in sim_inputs) == 6
+    # A plain run the tree does not have stops planning, naming the key and the runs it has.
+    overrides["cutouts"]["real_run"] = "file8_rs0_skip0"
+    result = dry_run(workflow_copy, overrides)
+    assert result.returncode != 0
+    assert (
+        f"config cutouts.real_run: file8_rs0_skip0 is not a run dir of input.obiwan_dir {tree} (its runs: "
+        "file0_rs0_skip0, file9_rs0_skip0)" in " ".join(result.stdout.split())
+    )

@@ -17,8 +17,9 @@ def settings_arguments(section, **values):
 
 def mock_survey_arguments():
     """The mock-survey settings as `realfake mock-survey` flags. Every mock rule
-    passes the same flags, so the brick table and each brick belong to one survey."""
-    return settings_arguments("mock")
+    passes the same flags, so the brick table and each brick belong to one survey;
+    the bands when the config's have DR10's i (mock_bands)."""
+    return settings_arguments("mock", bands=mock_bands())
 
 
 def cutouts_arguments():

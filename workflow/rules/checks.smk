@@ -53,11 +53,42 @@ def check_stage_settings():
                 f"[{', '.join(bands())}] do not have: set shards.match to columns "
                 f"they have (e.g. [{magnitudes[0]}]) or to [], or add the band to bands"
             )
+    problems += mock_plain_run_problems()
     # The bands are named above when they do not fit the selection: left at their
     # default below, so that the cutouts settings do not name them twice.
     problems += dataclass_problems(left_out=["bands"] if missing else [])
     if problems:
         raise WorkflowError("\n".join(problems))
+
+
+def mock_plain_run_problems():
+    """With the mock as input, what does not fit between mock.plain_run and the
+    reals of cutouts.real_source run, one line per problem naming the keys: run
+    cuts the reals from the mock's plain run, so it needs mock.plain_run true; and
+    cutouts.real_run must name the plain run whenever the mock writes one, or its
+    empty injected catalog would make it a run of fakes (with none). With another
+    real source the same survey serves both arms of the same-image control.
+    (real_source run without mock.injector legacysim, and mock.plain_run without
+    it, are the dataclasses' to refuse.)"""
+    if not uses_mock_survey():
+        return []
+    real_source = config["cutouts"]["real_source"]
+    real_run = config["cutouts"]["real_run"]
+    plain_run = config["mock"]["plain_run"]
+    problems = []
+    if real_source == "run" and not plain_run:
+        problems.append(
+            "config cutouts.real_source run cuts the reals from the mock's plain "
+            f"legacypipe run {MOCK_PLAIN_RUN}, which mock.plain_run false does not "
+            "write: set mock.plain_run true (with mock.injector legacysim)"
+        )
+    if (real_source == "run" or plain_run) and real_run != MOCK_PLAIN_RUN:
+        problems.append(
+            f"config cutouts.real_run {'null' if real_run is None else real_run}: the "
+            f"mock's plain run is {MOCK_PLAIN_RUN} (mock.plain_run), a run without "
+            "fakes that the fakes' cutouts must leave out; set cutouts.real_run to it"
+        )
+    return problems
 
 
 def section_settings():
@@ -109,6 +140,8 @@ def config_settings(section):
     if section == "cutouts":
         values["bands"] = ("bands", config["bands"])
         values["injector"] = (injector_key(), injector())
+    if section == "mock" and mock_bands():
+        values["bands"] = ("bands", mock_bands())
     return {
         values[field.name][0]: (
             field.name,
@@ -171,8 +204,9 @@ def settings_problems(build, values):
 def check_input_files():
     """Raise WorkflowError, naming each `input` key that names a missing file or
     directory, the fakes' tree when it is not in input.injector's layout
-    (realfake.survey.runs.tree_problem), or the line of the brick list that is
-    wrong."""
+    (realfake.survey.runs.tree_problem), the plain run of cutouts.real_source run
+    (cutouts.real_run) when the tree has no such run dir, or the line of the brick
+    list that is wrong."""
     expected = {
         "dr5_dir": (Path.is_dir, "directory"),
         "obiwan_dir": (Path.is_dir, "directory"),
@@ -192,6 +226,17 @@ def check_input_files():
         raise WorkflowError(
             f"config input.obiwan_dir: {problem}; is config input.injector "
             f"({config['input']['injector']}) the code that made it?"
+        )
+    real_run = config["cutouts"]["real_run"]
+    run_dir = Path(config["input"]["obiwan_dir"]) / str(real_run)
+    if config["cutouts"]["real_source"] == "run" and real_run and not run_dir.is_dir():
+        from realfake.survey.legacysim import run_names
+
+        found = run_names(config["input"]["obiwan_dir"])
+        raise WorkflowError(
+            f"config cutouts.real_run: {real_run} is not a run dir of "
+            f"input.obiwan_dir {config['input']['obiwan_dir']} (its runs: "
+            f"{', '.join(found) or 'none'})"
         )
     brick_names_in(config["input"]["bricks_file"])
 

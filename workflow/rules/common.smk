@@ -22,6 +22,7 @@ from realfake.conventions import (
 )
 from realfake.errors import RealfakeError
 from realfake.mock.layout import (
+    MOCK_PLAIN_RUN,
     mock_brick_names,
     mock_injector_directory,
     mock_rsdir_names,
@@ -86,6 +87,14 @@ def manifest_tiles():
 def bands():
     """The configured bands, e.g. ["g", "r", "z"]."""
     return config["bands"]
+
+
+def mock_bands():
+    """The bands the mock survey renders when they are not its default g, r, z:
+    g, r, i, z when the configured bands have DR10's i; else None (no flag)."""
+    from realfake.conventions import SURVEY_BANDS
+
+    return list(SURVEY_BANDS) if "i" in bands() else None
 
 
 @functools.cache
@@ -192,6 +201,18 @@ def mock_run_files(product):
     return expand(pattern, run=mock_rsdirs())
 
 
+def mock_plain_run_files(product):
+    """The mock_brick outputs of one product (image, invvar, catalog, tractor) of
+    the mock's plain legacypipe run (MOCK_PLAIN_RUN, in legacysim's layout) when
+    mock.plain_run is true, else none; images per band."""
+    if not config["mock"]["plain_run"]:
+        return []
+    pattern = MOCK_RUN_FILES["legacysim"][product]
+    if "{band}" in pattern:
+        return expand(pattern, run=[MOCK_PLAIN_RUN], band=bands())
+    return expand(pattern, run=[MOCK_PLAIN_RUN])
+
+
 def mock_manifest_files():
     """The Rubin-like files of one mock brick (realfake.mock.manifest) when
     mock.manifest is true, else none: ExposureF files of the real side and of each
@@ -235,11 +256,19 @@ def mock_survey_files():
 def mock_cutouts_input_files(kind, brick):
     """The mock survey files the cutouts of one brick and kind read: the brick
     table and that brick's DR5 coadds and tractor (real; with cutouts.real_source
-    rsdir the DR5 tractor and the rs dir coadds and fake catalogs) or rs dir
-    coadds, fake catalogs (simcats, or legacysim's injected catalogs) and tractor
-    catalogs (sim), as the mock rules name them."""
+    rsdir the DR5 tractor and the rs dir coadds and fake catalogs; with run the
+    plain run's tractor, empty injected catalog and coadds) or rs dir coadds, fake
+    catalogs (simcats, or legacysim's injected catalogs) and tractor catalogs
+    (sim: never the plain run's), as the mock rules name them."""
     outputs = rules.mock_brick.output
-    if kind == "real" and config["cutouts"]["real_source"] == "rsdir":
+    if kind == "real" and config["cutouts"]["real_source"] == "run":
+        patterns = [
+            *outputs.plain_tractor,
+            *outputs.plain_catalog,
+            *outputs.plain_images,
+            *outputs.plain_invvars,
+        ]
+    elif kind == "real" and config["cutouts"]["real_source"] == "rsdir":
         patterns = [
             outputs.tractor,
             *outputs.sim_images,

@@ -1,7 +1,9 @@
 # The mock survey: a small survey in the DR5 and obiwan (or, with mock.injector
 # legacysim, legacysim) file layouts, rendered by `realfake mock-survey` when
-# input.source is mock; the rs dirs' (runs') files are common.smk's MOCK_RUN_FILES. The brick table and each brick
-# are separate jobs, so bricks render in parallel; all get the same settings.
+# input.source is mock; the rs dirs' (runs') files are common.smk's MOCK_RUN_FILES,
+# and with mock.plain_run those of legacysim's plain legacypipe run too
+# (mock_plain_run_files). The brick table and each brick are separate jobs, so
+# bricks render in parallel; all get the same settings.
 
 
 rule mock_brick_table:
@@ -36,6 +38,10 @@ rule mock_brick:
         sim_invvars=mock_run_files("invvar"),
         sim_catalogs=mock_run_files("catalog"),
         sim_tractors=mock_run_files("tractor"),
+        plain_images=mock_plain_run_files("image"),
+        plain_invvars=mock_plain_run_files("invvar"),
+        plain_catalog=mock_plain_run_files("catalog"),
+        plain_tractor=mock_plain_run_files("tractor"),
         truth="results/mock/truth/{bri}/truth-{brick}.fits",
         manifest=mock_manifest_files(),
     log:

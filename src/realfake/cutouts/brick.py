@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from realfake import __version__, paths
-from realfake.conventions import BANDS, brick_directory, channel_names
+from realfake.conventions import SURVEY_BANDS, brick_directory, channel_names
 from realfake.cutouts import tile
 from realfake.cutouts.settings import CutoutCounts, CutoutSettings
 from realfake.cutouts.sources import fake_selection_view, fake_source_table, real_source_table
@@ -19,7 +19,7 @@ from realfake.cutouts.stamps import cut_sources
 from realfake.cutouts.tile import run_tile_cutouts
 from realfake.errors import RealfakeError
 from realfake.formats.cutouts import PIXEL_CONVENTION, catalog_columns, column_descriptions, write_cutouts_file
-from realfake.survey import legacy, obiwan, runs
+from realfake.survey import legacy, legacysim, obiwan, runs
 from realfake.survey.selection import select
 
 
@@ -35,6 +35,8 @@ class _Cutouts:
 
 
 def _real_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
+    if settings.cuts_reals_from_run:
+        return _reals_from_run(settings, brick_name)
     tractor_path = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
     tractor = legacy.read_tractor(tractor_path, settings.bands)
     selected = select(tractor, settings.selection, tractor_path)
@@ -48,6 +50,52 @@ def _real_cutouts(settings: CutoutSettings, brick_name: str) -> _Cutouts:
     coadd = legacy.read_coadd(paths.dr5_file(settings.dr5_dir, "coadd_dir", brick_name), brick_name, settings.bands)
     catalog, stamps, counts = cut_sources(coadd, sources, settings)
     return _Cutouts(catalog, stamps, read + counts, [str(tractor_path), *map(str, coadd.paths)], release)
+
+
+def _plain_run_files(settings: CutoutSettings, brick_name: str) -> tuple[str, str, str]:
+    """The tractor catalog, coadd dir and (empty, where legacysim wrote one) injected catalog of ``brick_name`` in
+    the plain run ``settings.real_run``, as strings."""
+    tree, run = str(settings.obiwan_dir), settings.real_run
+    return tuple(
+        paths.legacysim_file(tree, filetype, brick_name, run) for filetype in ("tractor", "coadd_dir", "injected")
+    )
+
+
+def _reals_from_run(settings: CutoutSettings, brick_name: str) -> _Cutouts:
+    """The real sources of the plain legacypipe run ``settings.real_run``: its own tractor catalog (legacypipe's
+    fit of the run, DR9 columns) through the selection, cut from its own coadds. A run that injected fakes is
+    refused: its coadds hold them."""
+    run_dir = Path(settings.obiwan_dir) / settings.real_run
+    if not run_dir.is_dir():
+        found = legacysim.run_names(settings.obiwan_dir)
+        raise RealfakeError(
+            f"real run {settings.real_run} (config cutouts.real_run; flag --real-run) is not a run dir of "
+            f"{settings.obiwan_dir}; its runs: {', '.join(found) or 'none'}"
+        )
+    tractor_path, coadd_dir, injected_path = map(Path, _plain_run_files(settings, brick_name))
+    if not tractor_path.is_file():
+        raise RealfakeError(
+            f"brick {brick_name} has no tractor catalog in the real run {settings.real_run}: {tractor_path} "
+            "not found (was the brick run without --injected-fn?)"
+        )
+    inputs = [str(tractor_path)]
+    if injected_path.is_file():
+        injected = legacysim.read_injected(injected_path)
+        if len(injected) > 0:
+            raise RealfakeError(
+                f"real run {settings.real_run} injected {len(injected)} fakes into brick {brick_name} "
+                f"({injected_path}): the reals need a plain run, run without --injected-fn (config cutouts.real_run)"
+            )
+        inputs.append(str(injected_path))
+    tractor = legacy.read_tractor(tractor_path, settings.bands)
+    selected = select(tractor, settings.selection, tractor_path)
+    # Named by the run they are cut from, as the reals of the rs dirs are.
+    sources = real_source_table(tractor[selected], brick_name, settings.bands).assign(rsdir=settings.real_run)
+    coadd = legacy.read_coadd(coadd_dir, brick_name, settings.bands)
+    catalog, stamps, counts = cut_sources(coadd, sources, settings)
+    attributes = {"release": tractor.attrs["release"], "dropped_dup": tractor.attrs["dropped_dup"]}
+    counts = CutoutCounts(sources_read=len(tractor)) + counts
+    return _Cutouts(catalog, stamps, counts, [*inputs, *map(str, coadd.paths)], attributes)
 
 
 def _near_fakes(sources: pd.DataFrame, simcat: pd.DataFrame, coadd: legacy.Coadd, radius: int) -> np.ndarray:
@@ -97,7 +145,7 @@ def _median_transmission(tractor_path: Path, bands: Sequence[str]) -> dict[str, 
     tractor = legacy.read_fits_table(tractor_path)
     medians = {
         band: float(np.median(tractor[f"mw_transmission_{band}"]))
-        for band in BANDS
+        for band in SURVEY_BANDS
         if f"mw_transmission_{band}" in tractor.columns and len(tractor) > 0
     }
     usable = all(band in medians and np.isfinite(medians[band]) and medians[band] > 0 for band in bands)
@@ -111,6 +159,13 @@ def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: obiwan.RsDir) 
     median of the rs dir's (run's) tractor catalog if it has them, else of the DR5 brick's.
     """
     simcat = runs.read_fake_catalog(rsdir)
+    missing = [band for band in settings.bands if band not in simcat.attrs["bands"]]
+    if missing:
+        raise RealfakeError(
+            f"fake catalog {rsdir.simcat_path} has no flux in band(s) {', '.join(missing)} (it has "
+            f"{', '.join(simcat.attrs['bands'])}): the fakes were not injected there; leave {', '.join(missing)} "
+            "out of the bands"
+        )
     if simcat.attrs["schema"] == "current":
         return simcat, [str(rsdir.simcat_path)], f"{rsdir.name}: simcat"
     dr5_tractor = Path(paths.dr5_file(settings.dr5_dir, "tractor", brick_name))
@@ -127,7 +182,7 @@ def _read_fakes(settings: CutoutSettings, brick_name: str, rsdir: obiwan.RsDir) 
 
 
 def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[obiwan.RsDir]:
-    rsdirs = runs.find_runs(settings.obiwan_dir, brick_name, settings.injector)
+    rsdirs = runs.find_runs(settings.obiwan_dir, brick_name, settings.injector, settings.excluded_runs)
     if not rsdirs:
         raise _no_rsdirs(settings, brick_name)
     return rsdirs
@@ -135,9 +190,10 @@ def _rsdirs(settings: CutoutSettings, brick_name: str) -> list[obiwan.RsDir]:
 
 def _no_rsdirs(settings: CutoutSettings, brick_name: str) -> RealfakeError:
     if settings.injector == "legacysim":
+        excluded = f", but the plain run {settings.real_run} (cutouts.real_run)" if settings.excluded_runs else ""
         return RealfakeError(
             f"brick {brick_name} has no legacysim run (file<F>_rs<R>_skip<S>/sim/{brick_directory(brick_name)}/"
-            f"injected-{brick_name}.fits) under {settings.obiwan_dir}"
+            f"injected-{brick_name}.fits) under {settings.obiwan_dir}{excluded}"
         )
     return RealfakeError(f"brick {brick_name} has no obiwan rs dir with a simcat under {settings.obiwan_dir}")
 
@@ -185,11 +241,14 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
 
     Both kinds: the brick table. Real: the DR5 tractor catalog and coadd image
     and inverse variance per band (with ``real_source="rsdir"``: the DR5
-    tractor catalog, and per rs dir its simcat and coadds). Sim: per rs dir its simcat and coadds, and
+    tractor catalog, and per rs dir its simcat and coadds; with ``real_source="run"``: the plain run's
+    tractor catalog, its injected catalog where it has one, which must be empty, and its coadds). Sim: per rs
+    dir its simcat and coadds, and
     the tractor catalog an older-schema simcat would take its Milky Way
     transmission from (the rs dir's if it exists, else the DR5 brick's if that
-    exists). With ``injector="legacysim"`` the rs dirs are the legacysim runs holding the brick, and
-    a simcat is a run's injected catalog (which has no transmissions either). The workflow plans each
+    exists). With ``injector="legacysim"`` the rs dirs are the legacysim runs holding the brick (but the plain
+    run of ``real_source="run"``), and a simcat is a run's injected catalog (which has no transmissions
+    either). The workflow plans each
     brick's job with these, for every brick of the survey, so they are built as strings (pathlib would
     dominate a 100k-brick dry run: scripts/bench_dryrun.py). With a manifest: the manifest and the files it
     names for the tile's side of this kind (:func:`realfake.cutouts.tile.input_files`).
@@ -198,7 +257,13 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
         return tile.input_files(settings, brick_name)
     dr5_dir = str(settings.dr5_dir)
     files = [str(legacy.find_brick_table(dr5_dir))]
-    if settings.cuts_reals_from_rsdirs:
+    if settings.cuts_reals_from_run:
+        tractor_path, coadd_dir, injected_path = _plain_run_files(settings, brick_name)
+        coadd_dirs = [coadd_dir]
+        files.append(tractor_path)
+        if os.path.isfile(injected_path):
+            files.append(injected_path)
+    elif settings.cuts_reals_from_rsdirs:
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
         rsdirs = runs.run_locations(settings.obiwan_dir, brick_name, settings.injector)
         if not rsdirs:
@@ -209,7 +274,7 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
         coadd_dirs = [paths.dr5_file(dr5_dir, "coadd_dir", brick_name)]
         files.append(paths.dr5_file(dr5_dir, "tractor", brick_name))
     else:
-        rsdirs = runs.run_locations(settings.obiwan_dir, brick_name, settings.injector)
+        rsdirs = runs.run_locations(settings.obiwan_dir, brick_name, settings.injector, settings.excluded_runs)
         if not rsdirs:
             raise _no_rsdirs(settings, brick_name)
         coadd_dirs = [coadd_dir for _, _, coadd_dir, _, _ in rsdirs]
@@ -228,8 +293,9 @@ def input_files(settings: CutoutSettings, brick_name: str) -> list[str]:
 
 def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, object]:
     """The attributes that identify what a cutouts file was made for and from (checked before trusting it):
-    the settings, and the trees it was read from (the DR5 tree; for fakes the obiwan tree too), so that
-    a file made from another tree is never taken for this one's. With a manifest: the tile's
+    the settings, and the trees it was read from (the DR5 tree; for fakes, and reals cut from the fakes' tree,
+    the obiwan tree too, and the plain run ``real_run`` when one is named, which the fakes' runs leave out),
+    so that a file made from another tree is never taken for this one's. With a manifest: the tile's
     (:func:`realfake.cutouts.tile.expected_attributes`)."""
     if settings.manifest is not None:
         return tile.expected_attributes(settings, brick_name)
@@ -248,9 +314,11 @@ def expected_attributes(settings: CutoutSettings, brick_name: str) -> dict[str, 
         expected["real_source"] = settings.real_source
     if settings.cuts_reals_from_rsdirs:
         expected["real_exclusion_radius"] = settings.real_exclusion_radius
-    if settings.kind == "sim" or settings.cuts_reals_from_rsdirs:
+    if settings.kind == "sim" or settings.cuts_reals_from_rsdirs or settings.cuts_reals_from_run:
         expected["obiwan_dir"] = str(settings.obiwan_dir)
         expected["injector"] = settings.injector
+    if settings.excluded_runs and "obiwan_dir" in expected:  # the runs were read, the plain run left out
+        expected["real_run"] = settings.real_run
     return expected
 
 
@@ -282,7 +350,9 @@ def run_cutouts(
     fakes the rs dirs' catalogs their fits come from, releases joined by commas,
     "" and 0 when none was read), for reals
     ``real_source`` (with "rsdir" also ``real_exclusion_radius``, ``rsdirs`` and
-    ``reals_per_rsdir``, the stamps cut from each) and for fakes ``rsdirs``,
+    ``reals_per_rsdir``, the stamps cut from each; with "run" ``real_run``, the plain run cut from, whose tractor
+    catalog gives ``release``, and which the fakes' files record too, as the run they left out) and for
+    fakes ``rsdirs``,
     ``mw_transmission_source`` (per rs dir: "simcat" or the tractor
     catalog whose median was used), ``fits_from`` (per rs dir: the tractor
     catalog the fits come from, or "") and ``collided`` (per rs dir: the rows of a legacysim

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from realfake.conventions import BANDS
+from realfake.conventions import bands_in
 from realfake.survey import legacy
 from realfake.survey.tractor import CANONICAL_COLUMNS, canonical_column
 
@@ -151,12 +151,13 @@ def fake_selection_view(simcat: pd.DataFrame) -> pd.DataFrame:
             "e2": simcat["e2"].to_numpy(np.float64),
         }
     )
-    for band in BANDS:
+    bands = bands_in(simcat.columns)
+    for band in bands:
         view[f"flux_{band}"] = simcat[f"flux_{band}"].to_numpy(np.float64)
         view[f"mw_transmission_{band}"] = simcat[f"mw_transmission_{band}"].to_numpy(np.float64)
         view[f"nobs_{band}"] = 1
         view[f"flux_ivar_{band}"] = 1.0
         view[f"psfsize_{band}"] = 2 * size
-    legacy.add_dereddened(view, BANDS)
+    legacy.add_dereddened(view, bands)
     view.attrs["path"] = simcat.attrs.get("path", "")
     return view

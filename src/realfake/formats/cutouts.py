@@ -64,8 +64,8 @@ FIT_MATCH_RADIUS = 1.0
 CATALOG_DESCRIPTION = {
     "id": "tractor objid (real) or simcat id (fake)",
     "brickname": "DR5 brick name",
-    "rsdir": "obiwan rs dir the stamp was cut from: a fake's, or a real source's with real_source rsdir; "
-    "empty for real sources cut from DR5",
+    "rsdir": "obiwan rs dir the stamp was cut from: a fake's, or a real source's with real_source rsdir (with "
+    "real_source run, the plain run's); empty for real sources cut from DR5",
     "ra": "right ascension, deg",
     "dec": "declination, deg",
     "x": "0-indexed column of the source in the coadd, from ra, dec through its WCS",

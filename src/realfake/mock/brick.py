@@ -7,7 +7,9 @@ that rs dir's fakes (:func:`realfake.mock.fakes.draw_fakes`, with the named
 mismatch), its simcat and legacypipe's re-fit. ``settings.injector`` chooses the layout of the fakes' side:
 obiwan's (``obiwan/``, rs dirs below each brick, simcats) or legacysim's (``legacysim/``, runs
 ``file0_rs<N>_skip0`` at the top, injected catalogs with a few collided rows that are not rendered);
-the pixels are the same in both. The rendering, the population,
+the pixels are the same in both. With ``settings.plain_run`` the legacysim tree also gets a plain legacypipe
+run, :data:`realfake.mock.layout.MOCK_PLAIN_RUN`: a run with no fakes (:func:`_write_plain_run`). The
+rendering, the population,
 the fakes and the file formats are :mod:`realfake.mock.render`,
 :mod:`realfake.mock.population`, :mod:`realfake.mock.fakes` and
 :mod:`realfake.mock.files`.
@@ -24,11 +26,17 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from realfake import paths
-from realfake.conventions import brick_directory
+from realfake.conventions import SURVEY_BANDS, brick_directory
 from realfake.mock.catalogs import RELEASE_NUMBER, release_columns
 from realfake.mock.fakes import MIN_FAKE_SEPARATION, STAMP_HALF_WIDTH, draw_fakes, star_density
 from realfake.mock.files import write_compressed_image, write_table, write_text
-from realfake.mock.layout import BrickGeometry, mock_injector_directory, mock_rsdir_names, seed_sequence
+from realfake.mock.layout import (
+    MOCK_PLAIN_RUN,
+    BrickGeometry,
+    mock_injector_directory,
+    mock_rsdir_names,
+    seed_sequence,
+)
 from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE, Observing, draw_truth, measure
 from realfake.mock.render import (
     SINGLE_EXPOSURE_SIGMA,
@@ -270,11 +278,9 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
     catalog_truth, catalog_measured = truth[detected].reset_index(drop=True), measured[detected].reset_index(drop=True)
     dr5 = settings.out / "dr5"
     sources = len(catalog_truth)
+    dr5_tractor = tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv)
     write_table(
-        Path(paths.dr5_file(dr5, "tractor", brick.name)),
-        release_columns(
-            tractor_columns(brick, catalog_truth, catalog_measured, wcs, observing.ebv), settings.release, sources
-        ),
+        Path(paths.dr5_file(dr5, "tractor", brick.name)), release_columns(dr5_tractor, settings.release, sources)
     )
     real_images = _write_dr5_coadds(settings, brick, observing, truth)
     fakes, fakes_measured = draw_fakes(settings, brick, observing)
@@ -313,16 +319,49 @@ def write_brick(settings: MockSettings, brick: BrickGeometry) -> str:
                 sources,
             ),
         )
-        _write_rsdir_coadds(settings, brick, observing, chunk, rsdir, chunk_fakes, real_images, fake_rng)
+        _write_rsdir_coadds(settings, brick, observing, 2 + chunk, rsdir, chunk_fakes, real_images, fake_rng)
+    if settings.plain_run:
+        _write_plain_run(settings, brick, observing, wcs, fakes.iloc[:0], dr5_tractor, real_images)
     _write_truth(settings, brick, truth, detected, wcs)
     if settings.manifest:
         from realfake.mock.manifest import write_manifest_brick
 
         write_manifest_brick(settings, brick)
+    plain = f", plain run {MOCK_PLAIN_RUN}" if settings.plain_run else ""
     return (
         f"{int(detected.sum())} catalog sources of {len(truth)} rendered, "
-        f"{len(fakes)} fakes in {settings.rsdirs} rs dirs"
+        f"{len(fakes)} fakes in {settings.rsdirs} rs dirs{plain}"
     )
+
+
+def _write_plain_run(
+    settings: MockSettings,
+    brick: BrickGeometry,
+    observing: Observing,
+    wcs: WCS,
+    no_fakes: pd.DataFrame,
+    dr5_tractor: dict[str, tuple[str, np.ndarray]],
+    real_images: dict[str, np.ndarray],
+) -> None:
+    """Write the plain legacypipe run :data:`realfake.mock.layout.MOCK_PLAIN_RUN` into the legacysim tree: what a
+    run is with zero fakes (``no_fakes``, the fakes' table without rows). Its coadds are the rs dirs' processing
+    of the DR5 tree's ``real_images`` (:func:`_write_rsdir_coadds`: the ``background`` mismatch's sky offset
+    included; the fakes-dependent mismatches have nothing to act on), compressed with the DR5 coadds' dither
+    seeds, so that with no sky offset they decode to the DR5 tree's pixels exactly. Its tractor catalog is the
+    DR5 tree's (``dr5_tractor``, :func:`tractor_columns`, in the release's schema): legacypipe's fit of the same
+    sources. Its injected catalog is empty, as legacysim writes one for a run without ``--injected-fn``. Draws
+    from its own stream ("plainrun"), so the rest of the survey is the same with or without it."""
+    empty = np.zeros(0, dtype=np.int64)
+    injected = _injected_columns(brick, no_fakes, empty, no_fakes, empty, wcs, observing, settings.bands)
+    write_table(_run_file(settings, "simcat", brick.name, MOCK_PLAIN_RUN), injected)
+    sources = len(dr5_tractor["objid"][1])
+    write_table(
+        _run_file(settings, "tractor", brick.name, MOCK_PLAIN_RUN),
+        release_columns(dr5_tractor, settings.release, sources),
+    )
+    plain_rng = seed_sequence(settings, brick, "plainrun")
+    # Image dither 0: the DR5 coadds' own (_write_dr5_coadds' kind index of "image").
+    _write_rsdir_coadds(settings, brick, observing, 0, MOCK_PLAIN_RUN, no_fakes, real_images, plain_rng)
 
 
 def _write_dr5_coadds(
@@ -354,14 +393,16 @@ def _write_rsdir_coadds(
     settings: MockSettings,
     brick: BrickGeometry,
     observing: Observing,
-    chunk: int,
+    image_dither: int,
     rsdir: str,
     chunk_fakes: pd.DataFrame,
     real_images: dict[str, np.ndarray],
     fake_rng: np.random.Generator,
 ) -> None:
-    """Write the coadds of rs dir ``rsdir`` (number ``chunk``): the brick's ``real_images`` plus its fakes
-    ``chunk_fakes``, with their photon noise (from ``fake_rng``) and the named mismatch applied."""
+    """Write the coadds of rs dir ``rsdir``: the brick's ``real_images`` plus its fakes ``chunk_fakes``, with
+    their photon noise (from ``fake_rng``) and the named mismatch applied; the images compressed with dither
+    seed index ``image_dither`` (:func:`_dither_seed`: 2 + the rs dir's number; the inverse variances with 1,
+    as the DR5 tree's)."""
     shape = (settings.size, settings.size)
     strength = effective_strength(settings)
     # psf: the fakes' PSF scaled in FWHM (0: unconvolved); noise: the variance of their own photon noise kept.
@@ -395,7 +436,7 @@ def _write_rsdir_coadds(
         header["MISMATCH"] = (settings.mismatch, "realfake mock: how the fakes differ")
         if strength is not None:
             header["STRENGTH"] = (strength, "realfake mock: strength of the mismatch")
-        for kind, plane, dither in (("image", image, 2 + chunk), ("invvar", rs_inverse_variance, 1)):
+        for kind, plane, dither in (("image", image, image_dither), ("invvar", rs_inverse_variance, 1)):
             path = _run_file(settings, kind, brick.name, rsdir, band)
             write_compressed_image(path, plane, header, kind, _dither_seed(settings, brick, band_index, dither))
 
@@ -407,7 +448,11 @@ def _write_truth(
     objid = np.full(len(truth), -1, dtype=np.int32)
     objid[detected] = np.arange(int(detected.sum()))
     columns = {"objid": ("J", objid), "ra": ("D", ra), "dec": ("D", dec)}
+    # Fluxes of the bands rendered only: a g, r, z survey's truth is as it was before the population had i.
+    unrendered = {f"flux_dered_{band}" for band in SURVEY_BANDS if band not in settings.bands}
     for name in truth.columns:
+        if name in unrendered:
+            continue
         values = truth[name].to_numpy()
         columns[name] = ("4A", values.astype(str)) if name == "type" else ("D", values.astype(np.float64))
     write_table(settings.out / "truth" / brick_directory(brick.name) / f"truth-{brick.name}.fits", columns)

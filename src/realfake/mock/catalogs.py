@@ -14,8 +14,9 @@ DECam south) or DR10 (DR10.1.3) (docs in ../shared/FORMATS.md section 1):
   REX fills only ``shape_r``, EXP, DEV and SER all three, PSF none; ``sersic`` is 0 but for SER;
 - ``maskbits``: int16 (DR9) or int32 (DR10, whose bit 16 SUB_BLOB overflows int16), 0 but on every
   :data:`MASKED_EVERY`-th source; ``fitbits`` int16, 0;
-- DR10 only: every per-band column in the i band too, zero (the mock has no i coverage) but for
-  ``mw_transmission_i``, which legacypipe computes from E(B-V) for every band;
+- DR10 only: every per-band column in the i band too. Where the mock renders i (``bands`` griz) they are
+  measured as the other bands'; otherwise zero (no i coverage), as legacypipe zero-fills a band without data, but
+  for ``mw_transmission_i``, which legacypipe computes from E(B-V) for every band;
 - :data:`DUPLICATES` DUP rows appended: Gaia stars already fitted by another model, with no optical
   flux, which readers must drop.
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from realfake.mock.population import PIXEL_SCALE
+from realfake.mock.population import EXTINCTION_COEFFICIENTS, PIXEL_SCALE
 
 Columns = dict[str, tuple[str, np.ndarray]]
 
@@ -43,7 +44,6 @@ MASKED_EVERY = 20  # objid 0, 20, 40, ...
 WISEM1, SUB_BLOB = 1 << 8, 1 << 16
 DUPLICATES = 3  # DUP rows per catalog
 DUPLICATE_OFFSET = 0.05  # arcsec north of the source it duplicates: a Gaia position beside the fitted one
-I_EXTINCTION = 1.592  # A_i / E(B-V), DECam i (the coefficients of realfake.mock.population for g, r, z)
 DR5_SHAPE_COLUMNS = tuple(
     f"{name}{suffix}"
     for name in ("fracdev", *(f"shape{model}_{part}" for model in ("exp", "dev") for part in ("r", "e1", "e2")))
@@ -141,14 +141,17 @@ def _shape_columns(columns: Columns, types: np.ndarray) -> Columns:
 
 
 def _i_band_columns(columns: Columns) -> Columns:
-    """DR10's i-band columns, one for each z-band column: zero (no i coverage) but ``mw_transmission_i``."""
+    """DR10's i-band columns the catalog ``columns`` lacks, one for each z-band column: zero (no i coverage) but
+    ``mw_transmission_i``; none when the mock measured the i band."""
+    if "flux_i" in columns:
+        return {}
     ebv = columns["ebv"][1].astype(np.float64)
     i_band: Columns = {}
     for name, (fits_format, values) in columns.items():
         if name.endswith("_z"):
             zeros = np.zeros(len(values), dtype=values.dtype)
             i_band[name.removesuffix("_z") + "_i"] = (fits_format, zeros)
-    i_band["mw_transmission_i"] = ("E", (10 ** (-0.4 * I_EXTINCTION * ebv)).astype(np.float32))
+    i_band["mw_transmission_i"] = ("E", (10 ** (-0.4 * EXTINCTION_COEFFICIENTS["i"] * ebv)).astype(np.float32))
     return i_band
 
 

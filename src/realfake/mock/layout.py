@@ -89,6 +89,13 @@ def mock_rsdir_names(rsdirs: int, fakes_per_rsdir: int, injector: str = "obiwan"
     return [template.format(index * fakes_per_rsdir) for index in range(rsdirs)]
 
 
+# The mock's plain legacypipe run of legacysim (MockSettings.plain_run): legacysim names a run
+# file<fileid>_rs<rowstart>_skip<skipid>, and a plain run (no --injected-fn) takes the defaults, file0_rs0_skip0,
+# unless given a file id; in a tree whose runs of fakes use file id 0 (the mock's file0_rs<N>_skip0) it needs
+# another one, here the next, 1.
+MOCK_PLAIN_RUN = "file1_rs0_skip0"
+
+
 def mock_injector_directory(injector: str) -> str:
     """The directory of the mock's fakes' tree below its output directory: ``obiwan`` or ``legacysim``."""
     return injector

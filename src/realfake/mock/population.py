@@ -6,7 +6,8 @@ Truth tables (pandas DataFrames, one row per source) hold:
   at integers; rows = y, columns = x);
 - ``type``: the DR5 morphological type the source really has (PSF, REX, EXP,
   DEV, COMP);
-- ``flux_dered_<b>``: intrinsic (dereddened) flux in nanomaggies;
+- ``flux_dered_<b>``: intrinsic (dereddened) flux in nanomaggies, in g, r, i, z (i only
+  rendered for DR10's griz);
 - ``sersic_n, rhalf, e1, e2``: the main light profile (rhalf in arcsec, 0 for a
   point source; e1, e2 reduced-shear components in the pixel frame, the
   ``galsim.Shear(g1=e1, g2=e2)`` convention);
@@ -34,7 +35,9 @@ STAR_DENSITY = 1.5  # per arcmin^2, 14 < r < 25
 # psf_stars for a control at the default mock size (12 bricks of 836 pixels). Galaxies are as with STAR_DENSITY.
 STAR_RICH_DENSITY = 20.0  # per arcmin^2, 14 < r < 25
 DETECTION_THRESHOLD = 6.0  # combined chi over the bands, as legacypipe's detection
-EXTINCTION_COEFFICIENTS = {"g": 3.214, "r": 2.165, "z": 1.211}  # DR5 A_b / E(B-V)
+EXTINCTION_COEFFICIENTS = {"g": 3.214, "r": 2.165, "i": 1.592, "z": 1.211}  # DR5 A_b / E(B-V); i: DR10's DECam i
+# i between r and z: r - i = I_FRACTION (r - z), near what DECam colours give for galaxies and stars alike.
+I_FRACTION = 0.45
 REX_RADIUS = 0.45  # arcsec, the galaxy used for galdepth
 
 
@@ -84,7 +87,9 @@ def draw_truth(
 
 
 def _colours_to_fluxes(r_mag: np.ndarray, g_minus_r: np.ndarray, r_minus_z: np.ndarray) -> dict[str, np.ndarray]:
-    mags = {"g": r_mag + g_minus_r, "r": r_mag, "z": r_mag - r_minus_z}
+    """Dereddened fluxes in g, r, z, and in i from r and z without a random draw, so that the g, r, z
+    population is the same whether the i band is rendered or not."""
+    mags = {"g": r_mag + g_minus_r, "r": r_mag, "z": r_mag - r_minus_z, "i": r_mag - I_FRACTION * r_minus_z}
     return {f"flux_dered_{band}": 10 ** ((22.5 - mag) / 2.5) for band, mag in mags.items()}
 
 

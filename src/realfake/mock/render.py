@@ -17,11 +17,11 @@ from realfake.mock.population import PIXEL_SCALE
 MOFFAT_BETA = 3.5
 # Noise of one exposure per pixel (nanomaggies); a coadd of about 2.5
 # exposures reaches DR5's typical g ~0.004, r ~0.008, z ~0.02.
-SINGLE_EXPOSURE_SIGMA = {"g": 0.0065, "r": 0.012, "z": 0.030}
+SINGLE_EXPOSURE_SIGMA = {"g": 0.0065, "r": 0.012, "i": 0.018, "z": 0.030}
 # Sky brightness per pixel (nanomaggies): sets the photon-noise gain, so
 # that bright sources carry Poisson noise on top of the sky noise.
-SKY_PER_PIXEL = {"g": 0.11, "r": 0.27, "z": 1.3}
-BASE_PSF_FWHM = {"g": 1.40, "r": 1.28, "z": 1.18}  # arcsec
+SKY_PER_PIXEL = {"g": 0.11, "r": 0.27, "i": 0.6, "z": 1.3}
+BASE_PSF_FWHM = {"g": 1.40, "r": 1.28, "i": 1.22, "z": 1.18}  # arcsec
 EXPOSURES_PER_BAND = 4
 
 

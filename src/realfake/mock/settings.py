@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from realfake.conventions import BANDS, INJECTORS
+from realfake.conventions import BANDS, INJECTORS, SURVEY_BANDS
 from realfake.errors import RealfakeError
-from realfake.settings import check_settings, setting
+from realfake.settings import check_settings, letters_text, parse_letters, setting
 
 MISMATCHES = {
     "none": "fakes drawn from the same population as the selected real sources (negative control)",
@@ -66,6 +66,7 @@ PROCESSING_MISMATCHES = ("background", "ivar", "undetected", "edges")
 RELEASES = ("dr5", "dr9", "dr10")
 # The releases whose catalogs legacysim writes: it runs legacypipe DR9.6.9 (../shared/FORMATS.md section 2).
 LEGACYSIM_RELEASES = ("dr9", "dr10")
+MOCK_BANDS = (BANDS, SURVEY_BANDS)  # g, r, z; or DR10's g, r, i, z
 
 
 # The strengths a mismatch accepts, (lowest, highest); None: no upper bound. psf stops at 4: its FWHM (at most
@@ -141,11 +142,20 @@ class MockSettings:
         "ExposureF-style FITS files in nJy of the DR5 and obiwan pixels, catalogs in tract-like x, y, and "
         "manifest/run.yaml naming them (realfake.mock.manifest; needs --injector obiwan)",
     )
+    plain_run: bool = setting(
+        False,
+        help="also write a plain legacypipe run of legacysim into the legacysim tree, "
+        "realfake.mock.layout.MOCK_PLAIN_RUN: what a run is with no fakes (the DR5 tree's sky through the runs' "
+        "processing, the background mismatch's sky offset included), its coadds, its tractor catalog and an "
+        "empty injected catalog; the reals of cutouts --real-source run (needs --injector legacysim)",
+    )
     bands: tuple[str, ...] = setting(
         BANDS,
-        help="bands rendered: all of g, r, z (no flag: the mock's population is drawn and selected in all three)",
-        choices=BANDS,
-        command_line=False,
+        help="bands rendered: grz, or griz for DR10 with its i band (needs --release dr10); the population is drawn "
+        "in all four and selected in g, r, z, so the i band adds images without changing which sources are drawn",
+        choices=SURVEY_BANDS,
+        parse=parse_letters,
+        text=letters_text,
     )
 
     def __post_init__(self) -> None:
@@ -179,10 +189,19 @@ class MockSettings:
                 "the mock's manifest tree is written from its obiwan tree: --manifest needs --injector obiwan "
                 "(config mock.manifest and mock.injector)"
             )
-        if tuple(self.bands) != BANDS:
-            # The population is drawn and selected in all three bands (realfake.mock.population).
+        if self.plain_run and self.injector != "legacysim":
             raise RealfakeError(
-                f"the mock survey renders all of {', '.join(BANDS)}, in that order; got {list(self.bands)}"
+                "the mock's plain run is a legacysim run without fakes: --plain-run needs --injector legacysim, not "
+                f"{self.injector} (config mock.plain_run and mock.injector)"
+            )
+        if tuple(self.bands) not in MOCK_BANDS:
+            # The population is drawn in all four bands and selected in g, r, z (realfake.mock.population).
+            choices = " or ".join("".join(bands) for bands in MOCK_BANDS)
+            raise RealfakeError(f"the mock survey renders bands {choices}, in that order; got {''.join(self.bands)}")
+        if "i" in self.bands and self.release != "dr10":
+            raise RealfakeError(
+                f"only DR10 has the i band: bands {''.join(self.bands)} need release dr10, not {self.release} "
+                "(config mock.release; flags --bands and --release)"
             )
 
 

@@ -243,15 +243,16 @@ def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = BANDS) -
     """Read image and inverse variance of ``bands`` from HDU 1 of the ``.fits.fz`` files in ``coadd_dir``.
 
     Every file must exist, have the same shape and the same WCS; otherwise a
-    RealfakeError names the offending files.
+    RealfakeError names the offending files. A band with neither file, or whose
+    inverse variance is 0 everywhere, is a band the brick was not observed in
+    (DR10's i band covers part of the sky): refused, naming the brick and the
+    band, never filled with zeros, which the CNN would learn as a feature.
     """
     bands = tuple(bands)
     if not bands:
         raise RealfakeError(f"no bands requested for brick {brick_name}")
     paths = [Path(coadd_dir) / coadd_name(brick_name, kind, band) for band in bands for kind in COADD_KINDS]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise RealfakeError(f"brick {brick_name}: coadd file(s) not found: {', '.join(missing)}")
+    _check_coadd_files(paths, brick_name, bands)
 
     first_data, first_header, first_wcs = _read_image(paths[0])
     image = np.empty((len(bands), *first_data.shape), dtype=np.float32)
@@ -274,7 +275,28 @@ def read_coadd(coadd_dir: Path, brick_name: str, bands: Sequence[str] = BANDS) -
         bad = ~(band_inverse_variance >= 0) | np.isinf(band_inverse_variance)
         if bad.any():
             band_inverse_variance[bad] = 0.0
+    for band, band_inverse_variance, path in zip(bands, inverse_variance, paths[1::2]):
+        if not band_inverse_variance.any():
+            raise RealfakeError(_uncovered_band(brick_name, band, f"{path} is 0 everywhere"))
     return Coadd(brick_name, bands, image, inverse_variance, first_wcs, first_header, tuple(paths))
+
+
+def _check_coadd_files(paths: Sequence[Path], brick_name: str, bands: Sequence[str]) -> None:
+    """RealfakeError unless every coadd file (``paths``: image, invvar per band) exists; a band with neither is
+    one the brick was not observed in, and the message says so."""
+    missing = [str(path) for path in paths if not path.is_file()]
+    for band, image, invvar in zip(bands, paths[0::2], paths[1::2]):
+        if str(image) in missing and str(invvar) in missing:
+            raise RealfakeError(_uncovered_band(brick_name, band, f"neither {image} nor {invvar} exists"))
+    if missing:
+        raise RealfakeError(f"brick {brick_name}: coadd file(s) not found: {', '.join(missing)}")
+
+
+def _uncovered_band(brick_name: str, band: str, evidence: str) -> str:
+    return (
+        f"brick {brick_name} has no coverage in band {band} ({evidence}): leave {band} out of the bands, or the "
+        "brick out of the brick list"
+    )
 
 
 def wcs_pixel(wcs: WCS, ra: ArrayLike, dec: ArrayLike, origin: int = 0) -> tuple[np.ndarray, np.ndarray]:

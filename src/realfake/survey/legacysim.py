@@ -6,6 +6,8 @@ legacysim (adematti/legacysim, obiwan's successor on legacypipe DR9.6.9) keeps o
 injected) and the re-fit ``tractor/<AAA>/tractor-<brick>.fits`` (DR9 columns, read with
 :func:`realfake.survey.legacy.read_tractor`). ``F`` is the input catalog's file id, ``R`` its first row
 injected, ``S`` > 0 re-injects the sources that collided in run ``S - 1`` (../shared/FORMATS.md section 2).
+A plain run (legacysim without ``--injected-fn``: plain legacypipe into the same layout, with an empty injected
+catalog) is named like any run; :func:`run_locations` leaves out the runs it is told are not the fakes'.
 
 :func:`read_injected` gives the same normalised table as :func:`realfake.survey.obiwan.read_simcat`, so a
 run stands where an rs dir stands (its name is the ``rsdir`` of the cutouts catalog). Any problem a user can
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from realfake.conventions import BANDS
+from realfake.conventions import LEGACYSIM_RUN_PATTERN, bands_in
 from realfake.errors import RealfakeError
 from realfake.paths import legacysim_file
 from realfake.survey.legacy import add_dereddened, read_fits_table
@@ -31,7 +33,7 @@ INJECTED_COLUMNS = (
     "id", "ra", "dec", "bx", "by", "flux_g", "flux_r", "flux_z", "sersic", "shape_r", "shape_e1", "shape_e2",
     "collided",
 )  # fmt: skip
-RUN_NAME = re.compile(r"^file(\d+)_rs(\d+)_skip(\d+)$")
+RUN_NAME = re.compile(f"^{LEGACYSIM_RUN_PATTERN}$")
 SCHEMA = "legacysim"
 
 
@@ -46,7 +48,8 @@ def read_injected(path: Path, mw_transmission: Mapping[str, float] | None = None
     ``mw_transmission`` keyed by band, else NaN; ``flux_dered_<b>``, ``mag_dered_<b>``; ``sersic_n`` (the
     file's ``sersic``); ``rhalf`` (``shape_r``, half-light radius, arcsec); ``e1, e2`` (``shape_e1,
     shape_e2``, legacypipe's ellipticity, |e| = (1 - b/a) / (1 + b/a), the reduced shear of the simcats);
-    ``schema`` ("legacysim"). ``attrs``: ``path``, ``schema``, ``collided``.
+    ``schema`` ("legacysim"). ``attrs``: ``path``, ``schema``, ``collided``, ``bands`` (those with a
+    ``flux_<b>`` column: g, r, z, and i where the run injected in it, as DR10's would).
     """
     path = Path(path)
     source = read_fits_table(path)
@@ -63,18 +66,19 @@ def read_injected(path: Path, mw_transmission: Mapping[str, float] | None = None
     frame["y"] = source["by"].astype(np.float64)
     frame["x_fits"] = frame["x"] + 1.0
     frame["y_fits"] = frame["y"] + 1.0
-    for band in BANDS:
+    bands = bands_in(source.columns)  # g, r, z: required; i where the run injected in it
+    for band in bands:
         frame[f"flux_{band}"] = source[f"flux_{band}"].astype(np.float64)
-    for band in BANDS:
+    for band in bands:
         known = mw_transmission is not None and band in mw_transmission
         frame[f"mw_transmission_{band}"] = float(mw_transmission[band]) if known else np.nan
-    add_dereddened(frame, BANDS)
+    add_dereddened(frame, bands)
     frame["rhalf"] = source["shape_r"].astype(np.float64)
     frame["sersic_n"] = source["sersic"].astype(np.float64)
     frame["e1"] = source["shape_e1"].astype(np.float64)
     frame["e2"] = source["shape_e2"].astype(np.float64)
     frame["schema"] = SCHEMA
-    frame.attrs.update(path=str(path), schema=SCHEMA, collided=int(collided.sum()))
+    frame.attrs.update(path=str(path), schema=SCHEMA, collided=int(collided.sum()), bands=bands)
     return frame
 
 
@@ -93,13 +97,19 @@ def run_name_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in RUN_NAME.match(name).groups())
 
 
-def run_locations(legacysim_dir: Path | str, brick_name: str) -> list[tuple[str, str, str, str, str]]:
+def run_locations(
+    legacysim_dir: Path | str, brick_name: str, exclude: Collection[str] = ()
+) -> list[tuple[str, str, str, str, str]]:
     """The runs of a legacysim tree that hold an injected catalog of ``brick_name``, in :func:`run_names`
     order, as (name, "legacysim", coadd dir, injected catalog, re-fit tractor catalog) strings, the tuples of
-    :func:`realfake.survey.obiwan.rsdir_locations` (for planning)."""
+    :func:`realfake.survey.obiwan.rsdir_locations` (for planning). The runs named in ``exclude`` are left out:
+    a plain legacypipe run (no ``--injected-fn``) writes an empty injected catalog, so only its name tells it
+    from a run of fakes (:func:`realfake.survey.runs.run_locations`)."""
     legacysim_dir = str(legacysim_dir)
     locations = []
     for name in run_names(legacysim_dir):
+        if name in exclude:
+            continue
         coadd_dir, injected, tractor = (
             legacysim_file(legacysim_dir, filetype, brick_name, name)
             for filetype in ("coadd_dir", "injected", "tractor")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.conventions import BANDS, brick_directory
+from realfake.conventions import bands_in, brick_directory
 from realfake.errors import RealfakeError
 from realfake.paths import obiwan_file, obiwan_rsdir_parent
 from realfake.survey.legacy import add_dereddened, read_fits_table
@@ -56,7 +56,8 @@ def read_simcat(path: Path, mw_transmission: Mapping[str, float] | None = None) 
     (degrees); obiwan drew ``galsim.Shear(q=ba, beta=phi * degrees)``, so
     ``g = (1 - ba) / (1 + ba)``, ``e1 = g cos(2 phi)``, ``e2 = g sin(2 phi)``.
 
-    ``attrs["path"]`` (str) and ``attrs["schema"]`` ("current" or "older") are set.
+    ``attrs["path"]`` (str), ``attrs["schema"]`` ("current" or "older") and ``attrs["bands"]`` (the bands
+    with a ``<b>flux`` column: g, r, z, and i where the simcat has it) are set.
     """
     path = Path(path)
     source = read_fits_table(path)
@@ -69,9 +70,10 @@ def read_simcat(path: Path, mw_transmission: Mapping[str, float] | None = None) 
     frame["y_fits"] = source["y"].astype(np.float64)
     frame["x"] = frame["x_fits"] - 1.0
     frame["y"] = frame["y_fits"] - 1.0
-    for band in BANDS:
+    bands = bands_in(source.columns, "{band}flux")  # g, r, z: required; i where the fakes were drawn in it
+    for band in bands:
         frame[f"flux_{band}"] = source[f"{band}flux"].astype(np.float64)
-    for band in BANDS:
+    for band in bands:
         if f"mw_transmission_{band}" in source.columns:
             transmission = source[f"mw_transmission_{band}"].astype(np.float64)
         elif mw_transmission is not None and band in mw_transmission:
@@ -79,13 +81,14 @@ def read_simcat(path: Path, mw_transmission: Mapping[str, float] | None = None) 
         else:
             transmission = np.nan
         frame[f"mw_transmission_{band}"] = transmission
-    add_dereddened(frame, BANDS)
+    add_dereddened(frame, bands)
 
     frame["rhalf"] = source["rhalf"].astype(np.float64)
     _add_shape(frame, source, schema)
     frame["schema"] = schema
     frame.attrs["path"] = str(path)
     frame.attrs["schema"] = schema
+    frame.attrs["bands"] = bands
     return frame
 
 

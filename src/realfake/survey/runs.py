@@ -9,7 +9,7 @@ cutouts stage does not care which code made them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -24,20 +24,26 @@ def _check_injector(injector: str) -> None:
         raise RealfakeError(f"unknown injector {injector!r}; one of {', '.join(INJECTORS)}")
 
 
-def run_locations(tree: Path | str, brick_name: str, injector: str) -> list[obiwan.RsDirLocation]:
+def run_locations(
+    tree: Path | str, brick_name: str, injector: str, exclude: Collection[str] = ()
+) -> list[obiwan.RsDirLocation]:
     """The rs dirs (obiwan) or runs (legacysim) of ``brick_name`` under ``tree``, in order, as (name, layout,
-    coadd dir, fake catalog, re-fit tractor catalog) strings (for planning)."""
+    coadd dir, fake catalog, re-fit tractor catalog) strings (for planning), but those named in ``exclude``.
+
+    ``exclude`` names the runs that are not the fakes': legacysim's plain legacypipe run (no injected catalog
+    given) writes the same layout and an empty ``injected-<brick>.fits``, so it would otherwise be taken for a
+    run of fakes; the cutouts exclude the plain run they cut the reals from (``real_source="run"``)."""
     _check_injector(injector)
     if injector == "legacysim":
-        return legacysim.run_locations(tree, brick_name)
-    return obiwan.rsdir_locations(tree, brick_name)
+        return legacysim.run_locations(tree, brick_name, exclude)
+    return [location for location in obiwan.rsdir_locations(tree, brick_name) if location[0] not in exclude]
 
 
-def find_runs(tree: Path | str, brick_name: str, injector: str) -> list[obiwan.RsDir]:
+def find_runs(tree: Path | str, brick_name: str, injector: str, exclude: Collection[str] = ()) -> list[obiwan.RsDir]:
     """:func:`run_locations` as :class:`realfake.survey.obiwan.RsDir` objects; [] when the brick has none."""
     return [
         obiwan.RsDir(name, layout, Path(coadd_dir), Path(catalog), Path(tractor))
-        for name, layout, coadd_dir, catalog, tractor in run_locations(tree, brick_name, injector)
+        for name, layout, coadd_dir, catalog, tractor in run_locations(tree, brick_name, injector, exclude)
     ]
 
 
