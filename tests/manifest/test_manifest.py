@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
@@ -22,10 +23,11 @@ from realfake.errors import RealfakeError
 from realfake.manifest import load_manifest, read_side, side_sources
 from realfake.mock.brick import brick_wcs
 from realfake.mock.layout import mock_bricks
-from realfake.mock.manifest import NOT_INJECTED, tile_name, tract_origin
-from realfake.mock.settings import MockSettings
+from realfake.mock.manifest import NOT_INJECTED, real_selection, tile_name, tract_origin
+from realfake.mock.settings import MODEL_SELECTION, MockSettings
 from realfake.mock.survey import run_mock_survey
 from realfake.survey import legacy
+from realfake.survey.selection import select
 
 BRICK = "1238p245"
 FAKES_PER_RUN = 8
@@ -64,7 +66,9 @@ def cut(settings: CutoutSettings, brick: str, out: Path):
 
 @pytest.mark.parametrize("kind", ["real", "sim"])
 def test_cutouts_through_the_manifest_are_those_of_the_dr5_and_obiwan_trees(survey, tmp_path, kind):
-    trees = CutoutSettings(kind=kind, dr5_dir=survey / "dr5", obiwan_dir=survey / "obiwan", selection="all_primary")
+    """The reals too: the manifest's real ``select`` is elg_padded written over the Rubin-like columns, and keeps the
+    sources that the trees' default selection (elg_padded) keeps."""
+    trees = CutoutSettings(kind=kind, dr5_dir=survey / "dr5", obiwan_dir=survey / "obiwan")
     manifest = CutoutSettings(kind=kind, manifest=survey / "manifest" / "run.yaml")
     counts, stamps, catalog, _ = cut(trees, BRICK, tmp_path / "trees.h5")
     manifest_counts, manifest_stamps, manifest_catalog, attributes = cut(manifest, TILE, tmp_path / "manifest.h5")
@@ -338,3 +342,23 @@ def test_batch_mode_cuts_each_listed_tile_into_its_file_name(survey, tmp_path):
     assert counts.sources_written == len(stamps) == len(catalog) > 5 and attributes["tile"] == TILE
     # A complete file is skipped on a re-run.
     assert run_cutouts_batch(settings, tmp_path / "tiles.txt", tmp_path / "out").sources_written == 0
+
+
+@pytest.mark.parametrize("model", ["galaxies", "stars"])
+def test_the_exports_real_select_is_the_fakes_named_selection_over_its_columns(survey, model):
+    """real_selection writes elg_padded (psf_stars) over object.fits's columns; on the mock's DR5 catalog in those
+    columns it keeps exactly the sources the named selection keeps."""
+    tractor = legacy.read_tractor(survey / "dr5" / "tractor" / "123" / f"tractor-{BRICK}.fits")
+    if model == "stars":  # the 256-pixel brick has few stars: every source as a point source, so that some pass
+        tractor = tractor.assign(type="PSF")
+    columns = {
+        "detect_isprimary": tractor["brick_primary"], "type": tractor["type"], "rhalf": tractor["rhalf"],
+        "sersic_n": tractor["sersic_n"],
+        **{f"{band}_cmodelflux": tractor[f"flux_{band}"] * 3631.0 for band in "grz"},
+        **{f"mw_transmission_{band}": tractor[f"mw_transmission_{band}"] for band in "grz"},
+    }  # fmt: skip
+    expression = real_selection(MockSettings(out=survey, model=model))
+    kept = select(pd.DataFrame(columns), expression)
+    named = select(tractor, MODEL_SELECTION[model])
+    assert 3 <= named.sum() < len(tractor)
+    np.testing.assert_array_equal(kept, named)

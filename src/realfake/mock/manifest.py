@@ -7,9 +7,10 @@ NO_DATA plane, bit :data:`NO_DATA_BIT`, set where the inverse variance is 0; VAR
 under NO_DATA so that only the mask says "no data"); ``object.fits`` (the DR5 tractor sources);
 ``truth-<rsdir>.fits`` (the simcat's fakes, and :data:`NOT_INJECTED` rows with ``injection_flag`` 8, NO_OVERLAP:
 copies of the first fakes' rows under new ids, never rendered on their own); ``measured-<rsdir>.fits`` (the rs
-dir's tractor catalog). Catalog positions are tract-like: ``x, y`` = 0-indexed pixel + (x0, y0), the manifest's
-``offset``. The files are read back from the DR5 and obiwan trees, so cutouts through the manifest equal theirs
-up to float rounding.
+dir's tractor catalog). The real side's ``select`` is the fakes' population (elg_padded or psf_stars) written
+over ``object.fits``'s columns (:func:`real_selection`), since a manifest's reals are what its ``select`` keeps.
+Catalog positions are tract-like: ``x, y`` = 0-indexed pixel + (x0, y0), the manifest's ``offset``. The files
+are read back from the DR5 and obiwan trees, so cutouts through the manifest equal theirs up to float rounding.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from realfake.cutouts.sources import fake_type
 from realfake.mock.files import write_exposure, write_table
 from realfake.mock.layout import BrickGeometry
 from realfake.mock.population import PIXEL_SCALE
-from realfake.mock.settings import MockSettings
+from realfake.mock.settings import MODEL_SELECTION, MockSettings
 from realfake.survey import legacy, runs
+from realfake.survey.selection import ELG_BANDS, selection_expression
 
 NANOJANSKY_PER_NANOMAGGY = 3631.0
 NO_DATA_BIT = 8  # afw's usual NO_DATA plane
@@ -147,6 +149,21 @@ def _write_truth(settings: MockSettings, path: Path, simcat, x0: int, y0: int) -
     write_table(path, columns)
 
 
+def real_selection(settings: MockSettings) -> str:
+    """The real side's ``select``: the population the mock's fakes follow (``elg_padded`` for galaxies,
+    ``psf_stars`` for stars: ``MODEL_SELECTION``), written over ``object.fits``'s columns as a user of an
+    injection code would write it; the workflow's ``cutouts.selection`` plays no part with a manifest. Magnitudes
+    are dereddened AB from the nJy fluxes, NaN where a flux is not positive."""
+
+    def mag(band: str) -> str:
+        flux = f"{band}_cmodelflux / {NANOJANSKY_PER_NANOMAGGY:g} / mw_transmission_{band}"
+        return f"(22.5 - 2.5 * log10({flux}))"
+
+    columns = {"primary": "detect_isprimary", "type": "type", "rhalf": "rhalf", "sersic_n": "sersic_n"}
+    columns.update({f"flux_{band}": f"{band}_cmodelflux" for band in ELG_BANDS})
+    return selection_expression(MODEL_SELECTION[settings.model], mag, columns)
+
+
 def _side(bands, prefix: str) -> dict:
     return {
         "image": {band: [f"{prefix}-{band}.fits", "IMAGE"] for band in bands},
@@ -169,7 +186,7 @@ def run_manifest(settings: MockSettings, bricks: list[BrickGeometry], rsdirs: li
         transmissions = {band: f"mw_transmission_{band}" for band in bands}
         real = _side(bands, f"{folder}/real")
         real["sources"] = {
-            "path": f"{folder}/object.fits", "hdu": 1, "id": "objectId", "xy": xy, "select": "detect_isprimary",
+            "path": f"{folder}/object.fits", "hdu": 1, "id": "objectId", "xy": xy, "select": real_selection(settings),
             "flux": {band: f"{band}_cModelFlux" for band in bands}, "flux_is_observed": True,
             "mw_transmission": transmissions, "shape": shape,
         }  # fmt: skip

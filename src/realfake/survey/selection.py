@@ -25,6 +25,7 @@ flux in g, r and z, primary. It picks the stars the mock injects with
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,9 +37,17 @@ from realfake.survey.legacy import nanomaggies_to_mag
 from realfake.survey.tractor import canonical_column, half_light_radius
 
 ELG_BANDS = ("g", "r", "z")
+# elg_padded's cuts, each defined once: here, for elg_padded, and for selection_expression, which writes them as an
+# expression over another catalog's columns (the mock's Rubin-like export). The colour box on dereddened g, r, z:
+ELG_COLOUR_BOX = (
+    "(g - r <= 1.15 * (r - z) + 0.6120) & (g - r <= -1.2 * (r - z) + 2.3810) & (r - z >= -0.2) & (r - z <= 2.1)"
+)
+ELG_MAG_WINDOW = {"g": (20.6766, 24.5), "r": (20.4659, 23.9), "z": (19.4391, 23.0)}  # lowest included, highest not
+ELG_RADIUS_RANGE = (0.131, 2.0)  # arcsec, both included
 STAR_R_MAG_WINDOW = (18.0, 23.0)  # psf_stars: dereddened r, lowest (included) and highest (excluded)
 # A SER fit with a Sersic index at least this is nearer de Vaucouleurs (n = 4) than exponential (n = 1).
 BULGE_SERSIC_INDEX = 2.5
+_BAND_NAME = re.compile(r"\b([grz])\b")
 
 
 def dereddened_mag(catalog: pd.DataFrame, band: str) -> np.ndarray:
@@ -57,14 +66,14 @@ def tractor_half_light_radius(catalog: pd.DataFrame, bands: Sequence[str] = ELG_
 
 def elg_padded(catalog: pd.DataFrame) -> np.ndarray:
     """obiwan's padded ELG box on dereddened tractor magnitudes (docs/data_layout.md), for DR5 to DR10 catalogs."""
-    g, r, z = (dereddened_mag(catalog, band) for band in ELG_BANDS)
+    mags = {band: dereddened_mag(catalog, band) for band in ELG_BANDS}
     with np.errstate(invalid="ignore"):
-        colour_box = (
-            (g - r <= 1.15 * (r - z) + 0.6120) & (g - r <= -1.2 * (r - z) + 2.3810) & (r - z >= -0.2) & (r - z <= 2.1)
-        )
-        brightness = (g < 24.5) & (r < 23.9) & (z < 23.0) & (g >= 20.6766) & (r >= 20.4659) & (z >= 19.4391)
+        colour_box = np.asarray(pd.eval(ELG_COLOUR_BOX, local_dict=mags, engine="python"), dtype=bool)
+        brightness = np.ones(len(catalog), dtype=bool)
+        for band, (low, high) in ELG_MAG_WINDOW.items():
+            brightness &= (mags[band] >= low) & (mags[band] < high)
         radius = canonical_column(catalog, "rhalf", ELG_BANDS)
-        size = (radius >= 0.131) & (radius <= 2.0)
+        size = (radius >= ELG_RADIUS_RANGE[0]) & (radius <= ELG_RADIUS_RANGE[1])
     primary = np.asarray(catalog["brick_primary"]).astype(bool)
     return colour_box & brightness & size & _covered(catalog) & disk_like(catalog) & primary
 
@@ -98,6 +107,32 @@ def disk_like(catalog: pd.DataFrame) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         disky_sersic = canonical_column(catalog, "sersic_n", ELG_BANDS) < BULGE_SERSIC_INDEX
     return ~np.isin(source_type, ["COMP", "DEV"]) & ((source_type != "SER") | disky_sersic)
+
+
+def selection_expression(selection: str, mag: Callable[[str], str], columns: dict[str, str]) -> str:
+    """The named ``selection`` (elg_padded or psf_stars) as an expression over another catalog's columns, for
+    :func:`select`: ``mag(band)`` is the expression of a dereddened AB magnitude (it must be NaN where the flux is
+    not positive), ``columns`` names ``primary``, ``type``, ``rhalf``, ``sersic_n`` and ``flux_<b>`` of g, r, z.
+    Coverage is "positive flux in g, r and z": such a catalog has no ``nobs`` or flux inverse variance. The mock's
+    Rubin-like export selects its reals with it (realfake.mock.manifest), as a user would write their own."""
+    positive = " & ".join(f"({columns[f'flux_{band}']} > 0)" for band in ELG_BANDS)
+    kind, primary = columns["type"], columns["primary"]
+    if selection == "psf_stars":
+        low, high = STAR_R_MAG_WINDOW
+        r = mag("r")
+        return f"{primary} & ({kind} == 'PSF') & ({r} >= {low}) & ({r} < {high}) & {positive}"
+    if selection != "elg_padded":
+        raise RealfakeError(f"selection {selection} has no expression form; only elg_padded and psf_stars have")
+    colour_box = _BAND_NAME.sub(lambda match: mag(match[1]), ELG_COLOUR_BOX)
+    brightness = " & ".join(
+        f"({mag(band)} >= {low}) & ({mag(band)} < {high})" for band, (low, high) in ELG_MAG_WINDOW.items()
+    )
+    radius = columns["rhalf"]
+    size = f"({radius} >= {ELG_RADIUS_RANGE[0]}) & ({radius} <= {ELG_RADIUS_RANGE[1]})"
+    morphology = (
+        f"({kind} != 'COMP') & ({kind} != 'DEV') & (({kind} != 'SER') | ({columns['sersic_n']} < {BULGE_SERSIC_INDEX}))"
+    )
+    return f"{primary} & {colour_box} & {brightness} & {size} & {positive} & {morphology}"
 
 
 def all_primary(catalog: pd.DataFrame) -> np.ndarray:
@@ -156,7 +191,8 @@ def _evaluate(catalog: pd.DataFrame, expression: str, source: Path | str) -> np.
     """The boolean mask of ``expression`` over the columns of ``catalog`` (read from ``source``)."""
     named = ", ".join(sorted(SELECTIONS))
     try:
-        result = catalog.eval(expression, engine="python")
+        with np.errstate(invalid="ignore", divide="ignore"):  # log10 of a flux <= 0: NaN, which no cut passes
+            result = catalog.eval(expression, engine="python")
     except NameError as error:  # pandas' UndefinedVariableError: a name that is no column
         raise RealfakeError(
             f"selection expression {expression!r} names a column that {source} lacks ({error}); column names are "
