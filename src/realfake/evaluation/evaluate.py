@@ -12,8 +12,9 @@ predictions of CNNs trained on restricted views for the shortcut audit
   fake), ``p_fake_<baseline>`` for each shortcut baseline and
   ``p_fake_view_<view>`` for each audited view;
 - ``metrics.json``: :func:`evaluate_predictions`' result (the verdict, the
-  breakdowns, the baselines, the audit and their sentences), the settings and
-  the shard set's identity;
+  breakdowns, the baselines, the audit and their sentences), ``mmd`` (the kernel
+  two-sample test on the central pixels of every split, :func:`kernel_baseline`),
+  the settings and the shard set's identity;
 - ``breakdowns.csv``: the breakdowns as one tidy table, one row per bin;
 - ``mean_stamps.npz``: the class-mean stamps (:mod:`realfake.evaluation.pixels`), and ``attribution.npz``: the
   CNN's attribution maps (:mod:`realfake.evaluation.attribution`), only when the model is given (``--model``)
@@ -43,6 +44,7 @@ from realfake.evaluation.audit import audit_cause, audit_records, audit_sentence
 from realfake.evaluation.baselines import shortcut_baselines, shortcut_sentence
 from realfake.evaluation.fake_parameters import fake_parameter_breakdowns, most_fake_looking
 from realfake.evaluation.features import statistics_of_examples
+from realfake.evaluation.mmd import kernel_two_sample, mmd_sentence
 from realfake.evaluation.pixels import pixel_statistics, summary_record
 from realfake.evaluation.predict import predict_test_split
 from realfake.formats.evaluation import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, write_evaluation
@@ -188,6 +190,23 @@ def baseline_training_set(shard_set, statistics: StatisticsSettings, batch_size:
     return pd.concat([catalog, features], axis=1), record
 
 
+def kernel_baseline(shard_set, statistics: StatisticsSettings, cnn: dict) -> dict | None:
+    """The kernel two-sample test on the central pixels (:func:`realfake.evaluation.mmd.kernel_two_sample`) with
+    its ``sentence`` against the CNN's verdict ``cnn`` and ``beyond_cnn`` (it finds a difference the CNN does
+    not); None when switched off (``mmd_permutations`` 0)."""
+    if not statistics.mmd_permutations:
+        say("evaluate", "the kernel two-sample test on the central pixels is switched off (mmd permutations 0)")
+        return None
+    record = kernel_two_sample(shard_set, statistics)
+    record["sentence"] = mmd_sentence(record, cnn, statistics.significance)
+    # What the report puts beside the verdict: a difference the CNN does not find.
+    record["beyond_cnn"] = bool(
+        record["p_value"] is not None and record["p_value"] < statistics.significance and not cnn["significant"]
+    )
+    say("evaluate", record["sentence"])
+    return record
+
+
 def run_evaluate(settings: EvaluateSettings) -> dict:
     """Predict (or read the predictions), evaluate and write predictions.parquet, metrics.json, breakdowns.csv,
     mean_stamps.npz and, with a model and ``settings.attribution`` on, attribution.npz; returns the metrics."""
@@ -211,6 +230,7 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
         say("evaluate", f"{shard_set.directory / catalog_name('train')} is missing; shortcut baselines skipped")
     metrics = evaluate_predictions(predictions, settings.statistics, train, views)
     metrics["baseline_training"] = sample
+    metrics["mmd"] = kernel_baseline(shard_set, settings.statistics, metrics["verdict"])
     for view, scores in views.items():
         metrics["baseline_scores"][f"view_{view}"] = scores
     arrays = {MEAN_STAMPS_NAME: pixel_statistics(shard_set, settings.statistics.significance)}

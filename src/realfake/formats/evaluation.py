@@ -131,7 +131,8 @@ def read_metrics(path: Path) -> dict:
 def check_metrics(metrics, path: Path) -> None:
     """RealfakeError naming ``path`` and the key unless ``metrics`` holds what the report reads: the verdict
     with :data:`VERDICT_KEYS`, each record of the lists in :data:`RECORD_KEYS` (which may be absent) with its
-    keys, and a ``storage`` section (optional) whose ``sentence`` is a string or null."""
+    keys, a ``storage`` section (optional) whose ``sentence`` is a string or null, and an ``mmd`` section (optional,
+    null when switched off) with a ``sentence``."""
 
     def refuse(problem: str) -> RealfakeError:
         return RealfakeError(f"{path} {problem}: run `realfake evaluate` again")
@@ -155,6 +156,9 @@ def check_metrics(metrics, path: Path) -> None:
     storage = metrics.get("storage")
     if storage is not None and not (isinstance(storage, dict) and isinstance(storage.get("sentence"), str | None)):
         raise refuse("has a 'storage' section whose 'sentence' is not a string or null")
+    mmd = metrics.get("mmd")
+    if mmd is not None and not (isinstance(mmd, dict) and isinstance(mmd.get("sentence"), str)):
+        raise refuse("has an 'mmd' section without a 'sentence'")
 
 
 def read_listed_arrays(evaluate: Path, metrics: dict, name: str) -> dict | None:

@@ -113,6 +113,10 @@ def verdict_section(content: PageContent) -> list[str]:
         f'<p class="verdict">{html.escape(metrics.get("shortcut_sentence", ""))}</p>',
     ]
     # How the shards stored the stamps, where it changed what the CNN saw (float16 clipping); older metrics lack it.
+    # A difference the kernel test on the central pixels finds and the CNN does not belongs beside the verdict.
+    mmd = metrics.get("mmd") or {}
+    if mmd.get("beyond_cnn"):
+        parts.append(f'<p class="verdict">{html.escape(mmd["sentence"])}</p>')
     storage = (metrics.get("storage") or {}).get("sentence")
     if storage:
         parts.append(f'<p class="verdict">{html.escape(storage)}</p>')
@@ -250,7 +254,7 @@ def sensitivity_section(content: PageContent) -> list[str]:
 
 
 def baselines_section(content: PageContent) -> list[str]:
-    parts = ["<h2>Shortcut baselines</h2>"]
+    parts = ["<h2>Shortcut baselines</h2>", *_mmd_paragraphs(content.metrics.get("mmd"))]
     baselines = content.metrics.get("baselines", [])
     if not baselines:
         return parts + ["<p>No shortcut baselines were run.</p>"]
@@ -288,6 +292,24 @@ def baselines_section(content: PageContent) -> list[str]:
         parts.append(markup.note(prose("feature_differences")))
         parts.append(markup.table(["feature", "KS statistic", "adjusted p"], feature_rows, feature_classes))
     return parts
+
+
+def _mmd_paragraphs(record: dict | None) -> list[str]:
+    """The kernel two-sample test's sentence and how it was made; none when it was switched off (or the metrics
+    predate it)."""
+    if not record:
+        return []
+    return [
+        f"<p>{html.escape(record['sentence'])}</p>",
+        markup.note(
+            prose(
+                "mmd",
+                pixels=str(record.get("pixels", "")),
+                permutations=str(record.get("permutations", "")),
+                examples=str(sum((record.get("examples_per_class") or {}).values())),
+            )
+        ),
+    ]
 
 
 def breakdowns_section(content: PageContent) -> list[str]:

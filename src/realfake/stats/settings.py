@@ -44,6 +44,19 @@ class StatisticsSettings:
         "baselines; their test scores still cover the whole test split",
         minimum=2,
     )
+    mmd_permutations: int = setting(
+        200,
+        help="permutations (within bricks) of the kernel two-sample test (Gaussian-kernel MMD) on the stamps' "
+        "central pixels, a baseline that needs no training; 0 skips it",
+        minimum=0,
+    )
+    mmd_pixels: int = setting(16, help="the MMD test compares the central mmd_pixels x mmd_pixels pixels", minimum=1)
+    mmd_examples: int = setting(
+        2000,
+        help="at most this many examples per class (pairs within bricks, a seeded sample of every split) enter "
+        "the MMD test; its cost grows as the square",
+        minimum=2,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
