@@ -1,7 +1,8 @@
 """The control experiments: the whole workflow on the default mock survey, once per mismatch.
 
 Usage: .venv/bin/python scripts/controls.py [--mismatch none psf size ...] [--bricks N] [--seeds 1 2 ...]
-    [--audit [VIEW ...]] [--real-source dr5 rsdir] [--dtype float32 float16] [--workdir DIR] [--keep]
+    [--model stars] [--size PIXELS] [--release dr10] [--injector legacysim] [--bands griz] [--through-manifest]
+    [--epochs N] [--audit [VIEW ...]] [--real-source dr5 rsdir] [--dtype float32 float16] [--workdir DIR] [--keep]
     [--results-page {verdicts,audit,audit-real-source,seeds,dtype}]
 
 For each mismatch (and each real source), a copy of the workflow (Snakefile,
@@ -37,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from realfake.formats.evaluation import METRICS_NAME, read_metrics
+from realfake.mock.layout import MOCK_PLAIN_RUN
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # src: the report rule takes its captions from the package's prose (src/realfake/report/text).
@@ -45,6 +47,9 @@ DEFAULT_MISMATCHES = ["none", "psf", "size", "profile", "noise"]
 AUDIT_VIEWS = ["image_only", "ivar_only", "centre_only", "ring_only"]
 # The reals' selection when the mock injects stars (mock.model: stars; planning refuses any other).
 STAR_SELECTION = "psf_stars"
+# The mock's rules, and the run manifest of its Rubin-like export (mock.manifest), for run_control(through_manifest).
+MOCK_RULES = ("mock_brick_table", "mock_brick")
+MOCK_MANIFEST = "results/mock/manifest/run.yaml"
 
 
 def run_control(
@@ -57,20 +62,34 @@ def run_control(
     train: dict | None = None,
     targets: tuple[str, ...] = (),
     selection: str | None = None,
+    bands: str | None = None,
+    through_manifest: bool = False,
+    attribution: bool | None = None,
     **mock: object,
 ) -> dict:
     """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys; ``evaluate.audit``,
-    ``cutouts.real_source``, ``cutouts.selection``, ``shards.match`` and the ``train`` keys when given; with
-    ``model="stars"`` the selection is ``psf_stars``, as planning requires) in ``workdir``, to ``targets``
-    (none: the whole workflow, report included); return the verdict with ``mismatch`` and ``seconds`` added, and
-    ``audit`` (the audit records) and ``audit_cause``."""
+    ``cutouts.real_source``, ``cutouts.selection``, ``shards.match``, the ``train`` keys, the ``bands``
+    (letters: "griz") and ``evaluate.attribution`` when given; with ``model="stars"`` the selection is
+    ``psf_stars``, as planning requires; with ``plain_run=True`` ``cutouts.real_run`` names the mock's plain run)
+    in ``workdir``, to ``targets`` (none: the whole workflow, report included); return the verdict with
+    ``mismatch`` and ``seconds`` added, and ``audit`` (the audit records) and ``audit_cause``.
+
+    ``through_manifest``: the mock is rendered with its Rubin-like export (``mock.manifest``) first, then the
+    workflow reads the survey through that export's run manifest (``input.source: manifest``), as a user of
+    another injection code would (docs/manifest.md); ``seconds`` is both runs'."""
     overrides: dict = {"mock": {"mismatch": mismatch, **mock}}
+    if bands is not None:
+        overrides["bands"] = list(bands)
     if train is not None:
         overrides["train"] = dict(train)
     if audit is not None:
         overrides["evaluate"] = {"audit": list(audit)}
+    if attribution is not None:
+        overrides.setdefault("evaluate", {})["attribution"] = attribution
     if real_source is not None:
         overrides.setdefault("cutouts", {})["real_source"] = real_source
+    if mock.get("plain_run"):  # the fakes leave the mock's plain run out, whichever the real source
+        overrides.setdefault("cutouts", {})["real_run"] = MOCK_PLAIN_RUN
     if selection is None and mock.get("model") == "stars":
         selection = STAR_SELECTION
     if selection is not None:
@@ -79,13 +98,33 @@ def run_control(
         overrides.setdefault("shards", {})["match"] = list(match)
     if dtype is not None:
         overrides.setdefault("shards", {})["dtype"] = dtype
-    return {"mismatch": mismatch, **run_workflow(workdir, overrides, targets)}
+    if not through_manifest:
+        return {"mismatch": mismatch, **run_workflow(workdir, overrides, targets)}
+    overrides["mock"]["manifest"] = True
+    mock_seconds = run_snakemake(workdir, overrides, ("--until", *MOCK_RULES))
+    overrides["input"] = {"source": "manifest", "manifest": MOCK_MANIFEST}
+    verdict = run_workflow(workdir, overrides, targets)
+    return {"mismatch": mismatch, **verdict, "seconds": mock_seconds + verdict["seconds"]}
 
 
 def run_workflow(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) -> dict:
     """Copy the workflow into ``workdir`` and run it with the default config and ``overrides`` to ``targets``
     (none: the default target); return the verdict of results/evaluate/metrics.json with the wall time
     (``seconds``)."""
+    elapsed = run_snakemake(workdir, overrides, targets)
+    metrics = read_metrics(workdir / "results" / "evaluate" / METRICS_NAME)
+    return {
+        "seconds": elapsed,
+        **metrics["verdict"],
+        "audit": metrics.get("audit", []),
+        "audit_cause": metrics.get("audit_cause"),
+    }
+
+
+def run_snakemake(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) -> float:
+    """Copy the workflow into ``workdir`` and run it with the default config and ``overrides`` to ``targets``
+    (words before ``--profile``: target files, or ``--until RULE ...``); return the wall time in seconds.
+    RuntimeError with the end of Snakemake's output when it fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     for part in WORKFLOW_PARTS:
         source = REPOSITORY / part
@@ -111,13 +150,7 @@ def run_workflow(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) 
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"workflow with {overrides} failed:\n{result.stdout[-5000:]}")
-    metrics = read_metrics(workdir / "results" / "evaluate" / METRICS_NAME)
-    return {
-        "seconds": elapsed,
-        **metrics["verdict"],
-        "audit": metrics.get("audit", []),
-        "audit_cause": metrics.get("audit_cause"),
-    }
+    return elapsed
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -245,6 +278,16 @@ def main() -> None:
         default=None,
         help=f"mock.model (stars: the reals selected with {STAR_SELECTION}; default: the config's, galaxies)",
     )
+    parser.add_argument("--size", type=int, default=None, help="mock.size in pixels (default: the config's, 836)")
+    parser.add_argument("--release", choices=["dr5", "dr9", "dr10"], default=None, help="mock.release")
+    parser.add_argument("--injector", choices=["obiwan", "legacysim"], default=None, help="mock.injector")
+    parser.add_argument("--bands", default=None, help="bands as letters, e.g. griz (DR10; default: the config's)")
+    parser.add_argument(
+        "--through-manifest",
+        action="store_true",
+        help="read the mock through its Rubin-like export's run manifest (input.source: manifest)",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="train.epochs (default: the config's)")
     parser.add_argument(
         "--audit",
         nargs="*",
@@ -253,7 +296,7 @@ def main() -> None:
         help=f"evaluate.audit (no views given: {' '.join(AUDIT_VIEWS)})",
     )
     parser.add_argument(
-        "--real-source", nargs="+", default=[None], choices=["dr5", "rsdir"], help="cutouts.real_source values"
+        "--real-source", nargs="+", default=[None], choices=["dr5", "rsdir", "run"], help="cutouts.real_source values"
     )
     parser.add_argument(
         "--match", nargs="+", default=None, metavar="COLUMN", help="shards.match (default: the config's)"
@@ -310,16 +353,27 @@ def run_named_control(
 ) -> dict:
     """One control in its own directory under ``root``; its row, named for what differs from the defaults
     (``mismatch`` the full name, ``control`` the name without the dtype)."""
-    settings = (("bricks", args.bricks), ("seed", seed), ("model", args.model))
+    settings = (
+        ("bricks", args.bricks), ("seed", seed), ("model", args.model), ("size", args.size),
+        ("release", args.release), ("injector", args.injector),
+    )  # fmt: skip
     mock = {key: value for key, value in settings if value is not None}
-    control = "-".join([mismatch, *(f"{key}{value}" for key, value in mock.items())])
+    named = {**mock, "bands": args.bands, "epochs": args.epochs}
+    named = {key: value for key, value in named.items() if value is not None}
+    control = "-".join([mismatch, *(f"{key}{value}" for key, value in named.items())])
+    if args.through_manifest:
+        control += " (through its manifest)"
     if real_source is not None:
         control += f" (reals from {real_source})"
     if args.match is not None:
         control += f" (matched on {', '.join(args.match) or 'nothing'})"
     name = control if dtype is None else f"{control} ({dtype} shards)"
     directory = root / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-    row = run_control(mismatch, directory, args.audit, real_source, args.match, dtype, **mock)
+    train = {"epochs": args.epochs} if args.epochs else None
+    row = run_control(
+        mismatch, directory, args.audit, real_source, args.match, dtype, train,
+        bands=args.bands, through_manifest=args.through_manifest, **mock,
+    )  # fmt: skip
     row.update(mismatch=name, control=control, seed=seed, dtype=dtype)
     print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
     if args.audit:

@@ -13,16 +13,21 @@ the psf shards, never the finished `none` model resumed.
 The processing controls (docs/audit.md) run on the newer inputs: fakes in
 legacysim's layout, catalogs in DR9's and DR10's schemas. `background` (the runs'
 coadds' sky 0.1 sigma above the DR5-layout coadds') must be distinguishable with
-the audit naming the sky, and not distinguishable once the reals are cut from the
-same runs' images; `ivar` (the fakes' own variance in the inverse variance, as
-legacysim adds it) must be distinguishable with the audit naming the inverse
-variance. Each audits only the views its rule compares.
+the audit naming the sky, and not distinguishable once the reals come from
+legacysim's plain run, the same processing; `ivar` (the fakes' own variance in the
+inverse variance, as legacysim adds it), on DR10's g, r, i and z, must be
+distinguishable with the audit naming the inverse variance. Each audits only the
+views its rule compares.
+
+Every other input path runs `none` (not distinguishable) and one mismatch
+(distinguishable) end to end: DR10 with its i band, the mock read through its
+Rubin-like export's run manifest, and stars.
 
 To keep CI short, each control is as small as its assertions allow (measured margins
 beside each constant below): `none` trains as the demo does (16 epochs: a negative
 control trained less would be a weaker one), the mismatches 8 epochs; and each runs
-to the evaluation only (EVALUATION), except `size`, whose report `snakemake --report`
-bundles.
+to the evaluation only, without the attribution maps (EVALUATION_ONLY), except
+`size`, whose report `snakemake --report` bundles.
 """
 
 import importlib.util
@@ -33,6 +38,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from fixtures import REPOSITORY
@@ -41,6 +47,8 @@ SCRIPT = REPOSITORY / "scripts" / "controls.py"
 # The workflow's target when a test reads only the evaluation's outputs (the report is tested on size's run and in
 # tests/report).
 EVALUATION = ("results/evaluate/metrics.json",)
+# ... and without the attribution maps, which no control reads (12 of the 19 s of an evaluation on the demo).
+EVALUATION_ONLY = {"targets": EVALUATION, "attribution": False}
 # The galaxy mismatches train for half the demo's epochs (measured on 2026-12-06, default mock, 8 epochs against
 # 16: psf AUC 0.971 (0.952-0.987) against 0.979; size 0.667 (0.613-0.718), p = 5e-9, against 0.689, with no radius
 # bin distinguishable and the baselines naming size; size at 1.5 0.570 (0.514-0.627), p = 0.015, between none's
@@ -69,7 +77,7 @@ def shared_directory(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def none_verdict(shared_directory) -> dict:
     """none's verdict, with its evaluation's metrics as they were before psf reruns the same directory."""
-    verdict = load_controls().run_control("none", shared_directory, targets=EVALUATION)
+    verdict = load_controls().run_control("none", shared_directory, **EVALUATION_ONLY)
     metrics = json.loads((shared_directory / "results" / "evaluate" / "metrics.json").read_text())
     manifest = json.loads((shared_directory / "results" / "shards" / "manifest.json").read_text())
     assert metrics["shard_set"] == manifest["identity"]
@@ -88,7 +96,7 @@ def test_the_negative_control_is_never_distinguishable(none_verdict):
 def test_psf_after_none_in_the_same_directory_gives_psfs_verdict_from_a_new_model(none_verdict, shared_directory):
     """Also: the unconvolved fakes' mean profile has a sharper core than the reals'."""
     none_shard_set = json.loads((shared_directory / "results" / "shards" / "manifest.json").read_text())["identity"]
-    verdict = load_controls().run_control("psf", shared_directory, train=MISMATCH_TRAINING, targets=EVALUATION)
+    verdict = load_controls().run_control("psf", shared_directory, train=MISMATCH_TRAINING, **EVALUATION_ONLY)
     assert_distinguishable(verdict)
     psf_shard_set = json.loads((shared_directory / "results" / "shards" / "manifest.json").read_text())["identity"]
     assert psf_shard_set != none_shard_set
@@ -183,7 +191,7 @@ def test_the_auc_grows_with_the_size_error(none_verdict, size_verdict, tmp_path)
     """A tiny sensitivity grid: the identity (none: pixel for pixel the fakes of size at strength 1),
     radii 1.5 times too large, and twice (the size control)."""
     half = load_controls().run_control(
-        "size", tmp_path / "size-1.5", strength=1.5, train=MISMATCH_TRAINING, targets=EVALUATION
+        "size", tmp_path / "size-1.5", strength=1.5, train=MISMATCH_TRAINING, **EVALUATION_ONLY
     )
     aucs = [none_verdict["auc"], half["auc"], size_verdict["auc"]]
     assert aucs == sorted(aucs) and aucs[0] < aucs[1] < aucs[2], aucs
@@ -209,19 +217,21 @@ def test_the_auc_grows_with_the_size_error(none_verdict, size_verdict, tmp_path)
 
 
 # The processing controls run on the newer inputs (issue 23): the fakes in legacysim's layout, the catalogs in DR10's
-# schema (ivar) and DR9's (background), so that these paths give both outcomes end to end; the galaxy controls above
-# stay on DR5 and obiwan's rs dirs. Their mocks and training are as small as their assertions allow (measured on
-# 2026-12-06):
-# - ivar: 640-pixel bricks and 8 epochs: AUC 0.715 (0.645-0.780) on 204 test examples, ivar_only 0.819, image_only
-#   0.477 (DR5 and obiwan: 0.74, 0.78, 0.47; at the default size and 16 epochs it took 110 s more);
-# - background: 8 epochs at the default size: AUC 0.997 (0.994-0.999) on 404, ring_only 0.991, centre_only 0.714.
-#   Not smaller: the same mock's same-image control (reals from the runs' coadds) keeps only 98 test examples at 640
-#   pixels (>= 150 asserted); at the default size it has 362 (AUC 0.504, 0.447-0.558, p = 0.91; DR5 and obiwan:
-#   358, AUC 0.555, 0.494-0.616, p = 0.07).
-LEGACYSIM_DR10 = {"release": "dr10", "injector": "legacysim"}
+# schema with its four bands (ivar) and DR9's (background), so that these paths give both outcomes end to end; the
+# galaxy controls above stay on DR5 and obiwan's rs dirs. Their mocks and training are as small as their assertions
+# allow (measured on 2026-12-06, 2 cores, beside other work):
+# - ivar: 640-pixel bricks, g, r, i, z and 8 epochs: AUC 0.862 (0.808-0.908) on 186 test examples, ivar_only 0.834,
+#   image_only 0.445 (g, r, z: 0.715, 0.819, 0.477 on 204; DR5 and obiwan: 0.74, 0.78, 0.47);
+# - background: 640-pixel bricks and 8 epochs, with legacysim's plain run written beside the fakes' runs: AUC 0.991
+#   (0.981-0.998) on 204, ring_only 0.983, centre_only 0.657, cause sky (218 s); then, in the same directory, the
+#   reals from the plain run (cutouts.real_source run, the same processing as the fakes'): AUC 0.489 (0.408-0.566),
+#   p = 0.79, on 204 (63 s). The reals cut from the runs' own coadds (real_source rsdir), the earlier same-image
+#   arm, keep only 98 test examples at 640 pixels, as they stay away from the fakes; the plain run has no fakes
+#   to stay away from. At the default size rsdir gave AUC 0.504 (0.447-0.558) on 362.
+GRIZ_DR10 = {"release": "dr10", "injector": "legacysim", "bands": "griz"}
 LEGACYSIM_DR9 = {"release": "dr9", "injector": "legacysim"}
-IVAR_CONTROL = {"size": 640, "train": {"epochs": 8}, **LEGACYSIM_DR10}
-BACKGROUND_CONTROL = {"train": {"epochs": 8}, **LEGACYSIM_DR9}
+IVAR_CONTROL = {"size": 640, "train": {"epochs": 8}, **GRIZ_DR10}
+BACKGROUND_CONTROL = {"size": 640, "train": {"epochs": 8}, "plain_run": True, **LEGACYSIM_DR9}
 
 
 def audit_by_view(verdict: dict) -> dict[str, dict]:
@@ -242,7 +252,7 @@ def background_verdict(background_directory) -> dict:
         background_directory,
         audit=["centre_only", "ring_only"],
         real_source="dr5",
-        targets=EVALUATION,
+        **EVALUATION_ONLY,
         **BACKGROUND_CONTROL,
     )
 
@@ -260,28 +270,118 @@ def test_another_processing_runs_sky_is_distinguishable_and_the_audit_names_the_
 
 
 @pytest.mark.slow
-def test_reals_cut_from_the_same_images_remove_the_sky_difference(background_verdict, background_directory):
-    """The same mock, in the same directory, with the reals cut from the legacysim runs' coadds (the plain legacypipe
-    run of the same layout would serve as well on genuine data)."""
+def test_reals_from_a_plain_run_of_the_same_processing_remove_the_sky_difference(
+    background_verdict, background_directory
+):
+    """The same mock, in the same directory, with the reals from legacysim's plain legacypipe run (no fakes, the
+    runs' processing): its own sources in its own coadds, the same-image control on genuine data."""
     verdict = load_controls().run_control(
-        "background", background_directory, real_source="rsdir", targets=EVALUATION, **BACKGROUND_CONTROL
+        "background", background_directory, real_source="run", **EVALUATION_ONLY, **BACKGROUND_CONTROL
     )
-    assert verdict["examples"] >= 150
-    # Not distinguishable, and the interval covers chance (measured: AUC 0.504, 0.447-0.558, p = 0.91; with the
-    # reals from the DR5-layout coadds the same survey gives 0.997).
-    assert verdict["outcome"] in ("indistinguishable", "inconclusive"), verdict["sentence"]
-    assert verdict["auc_low"] <= 0.5 <= verdict["auc_high"]
+    # Not distinguishable, and the interval covers chance (measured: AUC 0.489, 0.408-0.566, p = 0.79; with the
+    # reals from the DR5-layout coadds the same survey gives 0.991).
+    assert_not_distinguishable(verdict)
     manifest = json.loads((background_directory / "results" / "shards" / "manifest.json").read_text())
-    assert manifest["real_source"] == "rsdir"
+    assert manifest["real_source"] == "run"
+    # The fakes are those of the fakes' runs alone, the plain run left out, in this arm as in the first.
+    fakes = sorted((background_directory / "results" / "cutouts" / "sim").rglob("*.h5"))
+    with h5py.File(fakes[0], "r") as cutouts:
+        assert list(cutouts.attrs["rsdirs"]) == ["file0_rs0_skip0", "file0_rs50_skip0"]
+        assert cutouts.attrs["real_run"] == "file1_rs0_skip0"
 
 
 @pytest.mark.slow
 def test_the_fakes_own_variance_in_the_inverse_variance_is_named_by_the_audit(tmp_path):
     verdict = load_controls().run_control(
-        "ivar", tmp_path / "ivar", audit=["image_only", "ivar_only"], targets=EVALUATION, **IVAR_CONTROL
+        "ivar", tmp_path / "ivar", audit=["image_only", "ivar_only"], **EVALUATION_ONLY, **IVAR_CONTROL
     )
     assert_distinguishable(verdict)
     views = audit_by_view(verdict)
     assert views["ivar_only"]["outcome"] == "distinguishable", views["ivar_only"]
     assert views["image_only"]["outcome"] != "distinguishable", views["image_only"]
     assert verdict["audit_cause"] == "inverse_variance"
+    assert shard_channels(tmp_path / "ivar") == ["g", "r", "i", "z", "ivar_g", "ivar_r", "ivar_i", "ivar_z"]
+
+
+# -- the other inputs end to end (issue 23): DR10's four bands, a Rubin-like run manifest, stars -------------------
+
+
+def assert_not_distinguishable(verdict: dict) -> None:
+    assert verdict["examples"] >= 150
+    assert verdict["outcome"] in ("indistinguishable", "inconclusive"), verdict["sentence"]
+    assert verdict["auc_p_value"] >= 0.05 and verdict["auc_low"] <= 0.5 <= verdict["auc_high"]
+
+
+def shard_channels(directory: Path) -> list[str]:
+    return json.loads((directory / "results" / "shards" / "manifest.json").read_text())["channel_names"]
+
+
+# Each path runs `none` (trained as the demo is, 16 epochs) and one mismatch (8 epochs), on a mock as small as its
+# assertions allow. Measured on 2026-12-06 (2 cores, beside other work), with these settings:
+# - DR10 with g, r, i, z (legacysim, 640-pixel bricks): none AUC 0.456 (0.372-0.544), p = 0.30, on 186 test
+#   examples, 8-channel shards; ivar (above) 0.862 (0.808-0.908), ivar_only 0.834, image_only 0.445;
+# - through the Rubin-like manifest (704-pixel bricks: 640 left psf 158 test examples): none 0.470 (0.390-0.546),
+#   p = 0.46, on 208; psf 0.978 (0.960-0.991). Before the export selected its reals as the fakes were drawn,
+#   none came out at 0.574 (0.503-0.645) on 244: a population difference, which the export now avoids;
+# - stars (8 of the default 836-pixel bricks; psf_stars): none 0.503 (0.427-0.579), p = 0.93, on 254; psf 1.25
+#   0.826 (0.772-0.873). The 12 default bricks gave 0.485 and 0.884 on 342.
+NONE_TRAINING = {"epochs": 16}
+SMALL = {"size": 640}
+MANIFEST_SIZE = {"size": 704}
+STARS = {"model": "stars", "bricks": 8}
+
+
+@pytest.mark.slow
+def test_dr10s_four_bands_without_a_mismatch_are_not_distinguishable(tmp_path):
+    verdict = load_controls().run_control(
+        "none", tmp_path / "none-griz", **EVALUATION_ONLY, train=NONE_TRAINING, **SMALL, **GRIZ_DR10
+    )
+    assert_not_distinguishable(verdict)
+    assert shard_channels(tmp_path / "none-griz") == ["g", "r", "i", "z", "ivar_g", "ivar_r", "ivar_i", "ivar_z"]
+
+
+# Through the mock's Rubin-like export (ExposureF files in nJy with variance planes, tract x, y, the reals selected
+# by the manifest's own expression): the mock is rendered with its export, then the workflow reads the export's
+# run manifest (input.source: manifest).
+@pytest.mark.slow
+def test_through_a_rubin_like_manifest_none_is_not_distinguishable(tmp_path):
+    directory = tmp_path / "none-manifest"
+    verdict = load_controls().run_control(
+        "none", directory, **EVALUATION_ONLY, train=NONE_TRAINING, through_manifest=True, **MANIFEST_SIZE
+    )
+    assert_not_distinguishable(verdict)
+    # The cutouts are the tiles', named by their path-safe tile names, and know the manifest they came from.
+    tiles = sorted((directory / "results" / "cutouts" / "sim").rglob("*.h5"))
+    assert tiles and all(path.name.startswith("mock_cells_") for path in tiles), tiles
+    with h5py.File(tiles[0], "r") as cutouts:
+        assert str(cutouts.attrs["manifest"]).endswith("results/mock/manifest/run.yaml")
+
+
+@pytest.mark.slow
+def test_through_a_rubin_like_manifest_a_wrong_psf_is_distinguishable(tmp_path):
+    verdict = load_controls().run_control(
+        "psf",
+        tmp_path / "psf-manifest",
+        **EVALUATION_ONLY,
+        train=MISMATCH_TRAINING,
+        through_manifest=True,
+        **MANIFEST_SIZE,
+    )
+    assert_distinguishable(verdict)
+
+
+# Stars: point-source fakes against the psf_stars reals.
+@pytest.mark.slow
+def test_stars_without_a_mismatch_are_not_distinguishable(tmp_path):
+    verdict = load_controls().run_control(
+        "none", tmp_path / "none-stars", **EVALUATION_ONLY, train=NONE_TRAINING, **STARS
+    )
+    assert_not_distinguishable(verdict)
+
+
+@pytest.mark.slow
+def test_stars_drawn_with_a_wider_psf_are_distinguishable(tmp_path):
+    verdict = load_controls().run_control(
+        "psf", tmp_path / "psf-stars", **EVALUATION_ONLY, train=MISMATCH_TRAINING, **STARS
+    )
+    assert_distinguishable(verdict)
