@@ -32,6 +32,7 @@ audit (:mod:`realfake.evaluation.audit`).
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,7 +198,9 @@ def kernel_baseline(shard_set, statistics: StatisticsSettings, cnn: dict) -> dic
     if not statistics.mmd_permutations:
         say("evaluate", "the kernel two-sample test on the central pixels is switched off (mmd permutations 0)")
         return None
+    started = time.perf_counter()
     record = kernel_two_sample(shard_set, statistics)
+    say("evaluate", f"kernel two-sample test on the central pixels: {time.perf_counter() - started:.1f} s")
     record["sentence"] = mmd_sentence(record, cnn, statistics.significance)
     # What the report puts beside the verdict: a difference the CNN does not find.
     record["beyond_cnn"] = bool(
