@@ -15,6 +15,7 @@ from snakemake.utils import validate
 from realfake.conventions import (
     BRICK_NAME_PATTERN,
     KINDS,
+    SURVEY_BANDS,
     TILE_FILE_PATTERN,
     brick_directory,
     name_directory,
@@ -92,8 +93,6 @@ def bands():
 def mock_bands():
     """The bands the mock survey renders when they are not its default g, r, z:
     g, r, i, z when the configured bands have DR10's i; else None (no flag)."""
-    from realfake.conventions import SURVEY_BANDS
-
     return list(SURVEY_BANDS) if "i" in bands() else None
 
 
