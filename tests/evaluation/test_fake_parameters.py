@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realfake.evaluation.fake_parameters import COLUMNS, fake_parameter_breakdowns
+from realfake.evaluation.fake_parameters import COLUMNS, fake_parameter_breakdowns, most_fake_looking
 from realfake.stats.settings import StatisticsSettings
 
 PER_CLASS = 200_000
@@ -127,3 +127,66 @@ def test_the_bins_count_the_bricks_under_brick_heterogeneity():
         independent_rejected += int((plain["auc_p_value"] < 0.05).sum())
     assert independent_rejected > 0.2 * tested
     assert rejected <= 0.1 * tested, (rejected, independent_rejected, tested)
+
+
+# -- cross-fitting: one model per fold -----------------------------------------------------------
+
+
+def _folded(seed: int, examples: int = 40_000) -> tuple[pd.DataFrame, np.ndarray]:
+    """A fifth of the table's examples of each class, cut into 4 folds of 25 bricks each."""
+    table, logit = _table(np.random.default_rng(seed), measured=True)
+    rows = np.r_[0 : examples // 2, PER_CLASS : PER_CLASS + examples // 2]
+    table, logit = table.iloc[rows].reset_index(drop=True), logit[rows]
+    brick = np.tile(np.arange(examples // 2) % 100, 2)
+    table["brickname"] = [f"{number:04d}p000" for number in brick]
+    table["fold"] = brick // 25
+    return table, logit
+
+
+def _fold_models(logit: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """Each fold's model on its own scale: increasing maps of one logit that differ from fold to fold."""
+    return np.select(
+        [fold == 0, fold == 1, fold == 2],
+        [_scores(logit), 0.1 * _scores(3 * logit), 0.9 + 0.1 * _scores(0.5 * logit)],
+        np.exp(logit),
+    )
+
+
+def test_each_bin_compares_its_fakes_with_reals_of_their_own_fold():
+    table, logit = _folded(24)
+    fakes = table["label"].to_numpy() == 1
+    table["p_fake"] = _scores(logit)
+    one_scale = fake_parameter_breakdowns(table, SETTINGS)
+    table["p_fake"] = _fold_models(logit, table["fold"].to_numpy())
+    rows = fake_parameter_breakdowns(table, SETTINGS)
+    # Within folds each model's scale drops out: the same AUCs as one model's scores.
+    np.testing.assert_allclose(rows["auc"], one_scale["auc"], rtol=1e-12)
+    np.testing.assert_allclose(rows["auc_p_value"], one_scale["auc_p_value"], rtol=1e-9)
+    assert not rows["flagged"].any() and set(rows["interval"]) == {"cluster"} and set(rows["bricks"]) == {100}
+    assert rows["compared_with"].str.endswith("within each of the 4 folds").all()
+    # A difference planted in the largest fakes is found within folds; pooled over the folds' scales, most of
+    # its pairs are across folds and it fades.
+    size = table["size"].to_numpy()
+    largest = fakes & (size >= np.quantile(size[fakes], 0.8))
+    table["p_fake"] = _fold_models(logit + 2 * SHIFT * largest, table["fold"].to_numpy())
+    radius = fake_parameter_breakdowns(table, SETTINGS).query("parameter == @RADIUS")
+    assert radius["flagged"].tolist() == [False] * 4 + [True]
+    pooled = fake_parameter_breakdowns(table.drop(columns="fold"), SETTINGS).query("parameter == @RADIUS")
+    assert radius["auc"].iloc[-1] > pooled["auc"].iloc[-1] + 0.05
+
+
+def test_the_most_fake_looking_fakes_are_ranked_within_their_fold():
+    table, logit = _folded(25, examples=4000)
+    fold = table["fold"].to_numpy()
+    fakes = table["label"].to_numpy() == 1
+    planted = np.flatnonzero(fakes & (fold == 1))[:5]  # fold 1's model scores everything below 0.1
+    logit[planted] += 10
+    table["p_fake"] = _fold_models(logit, fold)
+    chosen = most_fake_looking(table)
+    assert {"fold", "reals_below"} <= set(chosen.columns) and chosen["reals_below"].is_monotonic_decreasing
+    # fold 1's planted fakes outscore every real of their fold, though their P(fake) is at most 0.1
+    found = chosen[chosen["p_fake"].isin(table["p_fake"].iloc[planted])]
+    assert len(found) == 5 and (found["fold"] == 1).all() and (found["reals_below"] == 1.0).all()
+    assert (found["p_fake"] <= 0.1).all()
+    unfolded = most_fake_looking(table.drop(columns="fold"))
+    assert "reals_below" not in unfolded.columns and (unfolded["p_fake"] > 0.9).all()

@@ -20,7 +20,9 @@ verdict's significance level): the full CNN against each placement column,
 and the centre view against the ring view, both ways. A record's ``paired``
 holds its comparisons: other view -> ``difference`` (this AUC - the other's,
 a column's taken as max(AUC, 1 - AUC)), ``p_value`` (one-sided, this one
-higher) and ``significant``.
+higher) and ``significant``. In a cross-fitted run (a ``fold`` column in the
+predictions) every AUC, and every paired comparison, pairs fakes and reals of
+the same fold only, as the verdict's does.
 
 The cause (:func:`audit_cause`; a view or column "finds" a difference when its
 outcome is ``distinguishable``: its interval lies beyond 0.5 +- tolerance and
@@ -58,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.stats.auc import auc_test, paired_auc_difference
+from realfake.stats.breakdowns import fold_labels
 from realfake.stats.clusters import brick_codes
 from realfake.stats.settings import StatisticsSettings
 from realfake.stats.tolerance import tolerance_outcome
@@ -102,15 +105,17 @@ def audit_record(
     settings: StatisticsSettings,
     index: int,
     bricks: np.ndarray | None = None,
+    folds: np.ndarray | None = None,
 ) -> dict:
     """One view's or column's measurement: view, auc, auc_low, auc_high, auc_p_value, bricks, interval, outcome.
 
     The outcome is the verdict's (:func:`realfake.stats.tolerance.tolerance_outcome`, two-sided), so a placement
     difference in either direction counts; a column with one value for every example has p = 1 (no evidence), not 0.
-    With ``bricks`` (each example's), the interval and p-value are cluster-robust as the verdict's are.
+    With ``bricks`` (each example's), the interval and p-value are cluster-robust as the verdict's are; with
+    ``folds`` (each example's fold, at least 2), the AUC compares pairs within folds (the verdict's ``folds``).
     """
     rng = np.random.default_rng([settings.seed, 4, index])
-    result = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng, clusters=bricks)
+    result = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng, clusters=bricks, strata=folds)
     return {
         "view": name,
         "auc": result.auc,
@@ -129,10 +134,12 @@ def audit_records(
     labels: np.ndarray, view_scores: dict[str, np.ndarray], predictions: pd.DataFrame, settings: StatisticsSettings
 ) -> list[dict]:
     """The audit: one record per view (``view_scores``: view -> P(fake), ``full`` first) and per placement
-    column present in ``predictions``, with the paired comparisons the cause uses (module docstring)."""
+    column present in ``predictions``, with the paired comparisons the cause uses (module docstring); within
+    folds when ``predictions`` has a ``fold`` column of at least 2 folds."""
     bricks = brick_codes(predictions)
+    folds = fold_labels(predictions)
     records = [
-        audit_record(view, labels, scores, settings, index, bricks)
+        audit_record(view, labels, scores, settings, index, bricks, folds)
         for index, (view, scores) in enumerate(view_scores.items())
     ]
     compared = {view: np.asarray(scores, dtype=np.float64) for view, scores in view_scores.items()}
@@ -141,7 +148,7 @@ def audit_records(
             values = predictions[column].to_numpy(np.float64)
             if column == "detected":
                 values = 1.0 - values  # undetected fakes score higher
-            record = audit_record(column, labels, values, settings, len(records), bricks)
+            record = audit_record(column, labels, values, settings, len(records), bricks, folds)
             records.append(record)
             # Compared as max(AUC, 1 - AUC): a placement difference in either direction.
             compared[column] = -values if math.isfinite(record["auc"]) and record["auc"] < 0.5 else values
@@ -150,7 +157,7 @@ def audit_records(
     if "centre_only" in by_name and "ring_only" in by_name:
         pairs += [("centre_only", "ring_only"), ("ring_only", "centre_only")]
     for first, second in pairs:
-        result = paired_auc_difference(labels, compared[first], compared[second], bootstrap_below=0)
+        result = paired_auc_difference(labels, compared[first], compared[second], bootstrap_below=0, strata=folds)
         by_name[first].setdefault("paired", {})[second] = {
             "difference": result["difference"],
             "p_value": result["p_value"],

@@ -37,13 +37,23 @@ settings' confidence, uses DeLong's variance of the combined AUC (the fakes'
 components pooled over the bin, the reals' per stratum). Without strata the
 test is :meth:`realfake.stats.auc.AgainstReals.test`, the verdict's.
 
+In a cross-fitted run (a ``fold`` column of at least 2 folds: each example
+scored by the model that never saw its brick, the K models' scores not on one
+scale) every comparison above is made within each fold, the fold's fakes of
+the bin against the fold's comparable reals (the strata cut from the fold's
+reals), and the folds' results are combined as the verdict's AUC is
+(:func:`realfake.stats.auc.combine_strata`): weighted by each fold's fakes x
+reals compared, the variances summed over folds, the interval normal and the
+test normal (no bootstrap or exact test, however small the bin).
+
 The p-values are corrected over all bins of all parameters together (the
 breakdowns' correction), and each bin gets the verdict's outcome word
 (:func:`realfake.stats.breakdowns.with_corrected_outcomes`). A size error shows as an
 AUC that depends on the radius; a profile error as one that depends on the
 Sersic index.
 
-Also the parameters of the fakes the CNN finds most fake-looking.
+Also the parameters of the fakes the CNN finds most fake-looking
+(:func:`most_fake_looking`; in a cross-fitted run ranked within their fold).
 """
 
 from __future__ import annotations
@@ -53,12 +63,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from realfake.formats.cutouts import measured_view, ordered_bands
-from realfake.stats.auc import AgainstReals, AucTest
-from realfake.stats.breakdowns import with_corrected_outcomes
-from realfake.stats.clusters import brick_codes, cluster_robust, clustered_variance
+from realfake.stats.auc import AgainstReals, AucTest, StratumAuc, combine_strata
+from realfake.stats.breakdowns import fold_labels, with_corrected_outcomes
+from realfake.stats.clusters import brick_codes
 from realfake.stats.settings import StatisticsSettings
 
 MOST_FAKE_LOOKING = 20
@@ -214,11 +223,18 @@ class Strata:
         self, fakes: np.ndarray, values: np.ndarray, confidence: float, fake_clusters: np.ndarray | None = None
     ) -> AucTest:
         """The fakes' AUC against these reals reweighted to the fakes' strata (see the module docstring), with
-        its interval at ``confidence`` and the van Elteren test. Fakes of a stratum without reals (non-finite
-        values no real has) are left out; ``real`` counts the reals of the strata used. With the fakes'
-        clusters (and the reals'), the interval and test are cluster-robust from
-        :data:`realfake.stats.clusters.MIN_CLUSTERS` clusters on: each fake's influence is (V10 - A) / M, each real's
-        w_s (V01 - A_s) / n_s in its stratum s (w_s the bin's share of fakes there), summed by cluster."""
+        its interval at ``confidence`` and the van Elteren test: :meth:`part` as a test of its own
+        (:func:`realfake.stats.auc.combine_strata` of one part). With the fakes' clusters (and the reals'), the
+        interval and test are cluster-robust from :data:`realfake.stats.clusters.MIN_CLUSTERS` clusters on."""
+        part = self.part(fakes, values, fake_clusters)
+        return combine_strata([] if part is None else [part], confidence)
+
+    def part(self, fakes: np.ndarray, values: np.ndarray, fake_clusters: np.ndarray | None = None) -> StratumAuc | None:
+        """The reweighted AUC of :meth:`test` as one fold's part of a test over folds: its DeLong variance, its
+        null variance sum_s w_s^2 Var0(AUC_s), and with clusters its influences, each fake's (V10 - A) / M and
+        each real's w_s (V01 - A_s) / n_s in its stratum s (w_s the bin's share of fakes there). Fakes of a
+        stratum without reals (non-finite values no real has) are left out; ``real`` counts the reals of the
+        strata used, and ``weight`` is fakes x those reals. None when no fake has reals to meet."""
         stratum = self.of(values)
         fake_components, weights, null_variances, real_variances, reals_used = [], [], [], [], 0
         fake_codes, real_parts = [], []
@@ -238,100 +254,140 @@ class Strata:
             real_variances.append(np.var(components.real, ddof=1) / n_real if n_real > 1 else 0.0)
             reals_used += n_real
         if not fake_components:
-            return AucTest(math.nan, math.nan, math.nan, "none", math.nan, math.nan, "none", 0, 0, math.nan)
+            return None
         per_fake = np.concatenate(fake_components)
         share = np.asarray(weights, dtype=np.float64) / per_fake.size
         value = float(per_fake.mean())
         # DeLong's variance: a fake's component is the share of its stratum's reals it outscores, so the AUC is
         # their mean over the bin's fakes (their strata drawn with them); each stratum's reals are independent.
         fake_variance = float(np.var(per_fake, ddof=1)) / per_fake.size if per_fake.size > 1 else 0.0
-        standard_error = math.sqrt(fake_variance + float(np.dot(share**2, real_variances)))
-        null_deviation = math.sqrt(float(np.dot(share**2, null_variances)))
-        if null_deviation > 0:
-            z = (value - 0.5) / null_deviation
-            p_value, greater = min(1.0, 2.0 * float(scipy_stats.norm.sf(abs(z)))), float(scipy_stats.norm.sf(z))
-        else:  # every score of every stratum the same: no evidence either way
-            p_value, greater = 1.0, 1.0
-        half_width = float(scipy_stats.norm.ppf(0.5 + confidence / 2.0)) * standard_error
-        low, high = max(0.0, value - half_width), min(1.0, value + half_width)
-        result = AucTest(
-            value, low, high, "delong", standard_error, p_value, "stratified normal", reals_used, per_fake.size, greater
-        )
+        variance = fake_variance + float(np.dot(share**2, real_variances))
+        null_variance = float(np.dot(share**2, null_variances))
+        pairs = float(per_fake.size) * reals_used
         if not fake_codes or len(real_parts) != len(weights):
-            return result
+            return StratumAuc(value, pairs, variance, null_variance, reals_used, per_fake.size)
         real_influence = np.concatenate(
             [weight * deviation / count for weight, (deviation, count, _) in zip(share, real_parts)]
         )
-        cluster_error, clusters = clustered_variance(
-            (per_fake - value) / per_fake.size,
-            np.concatenate(fake_codes),
-            real_influence,
-            np.concatenate([codes for _, _, codes in real_parts]),
-        )
-        return cluster_robust(result, cluster_error, clusters, confidence)
+        return StratumAuc(
+            value, pairs, variance, null_variance, reals_used, per_fake.size, (per_fake - value) / per_fake.size,
+            np.concatenate(fake_codes), real_influence, np.concatenate([codes for _, _, codes in real_parts]),
+        )  # fmt: skip
 
 
-def _same_bin_test(
+def _bin_reals(reals: np.ndarray, values: np.ndarray, clusters: np.ndarray | None) -> Strata | AgainstReals:
+    """A bin's reals (scores, values, clusters' integer codes or None): strata of their values, to reweight them
+    to the bin's fakes, when there are enough; else all of them sorted once."""
+    within = Strata.of_enough(reals, values, clusters)
+    return AgainstReals(reals, clusters) if within is None else within
+
+
+def _fake_only_reals(
+    reals: np.ndarray, matching: np.ndarray | None, clusters: np.ndarray | None
+) -> Strata | AgainstReals:
+    """The fake-only parameters' reals: strata of the matching magnitude when there is one and enough reals;
+    else all of them sorted once."""
+    strata = None if matching is None else Strata.of_enough(reals, matching, clusters)
+    return AgainstReals(reals, clusters) if strata is None else strata
+
+
+def _test(
+    reals: Strata | AgainstReals,
     fakes: np.ndarray,
-    fake_values: np.ndarray,
-    reals: np.ndarray,
-    real_values: np.ndarray,
+    values: np.ndarray | None,
+    fake_clusters: np.ndarray | None,
     settings: StatisticsSettings,
     rng: np.random.Generator,
-    fake_clusters: np.ndarray | None = None,
-    real_clusters: np.ndarray | None = None,
-) -> tuple[AucTest, str]:
-    """A bin's fakes (scores, values) against the reals in the same bin, reweighted within it to the fakes'
-    values when there are enough reals; and the words saying so. Cluster-robust with both sides' clusters."""
-    within = Strata.of_enough(reals, real_values, real_clusters)
-    if within is None:
-        result = AgainstReals(reals, real_clusters).test(
-            fakes, settings.confidence, settings.bootstrap, rng, fake_clusters=fake_clusters
-        )
-        return result, SAME_BIN
-    return within.test(fakes, fake_values, settings.confidence, fake_clusters), f"{SAME_BIN}, reweighted to its fakes"
+) -> AucTest:
+    """The fakes (scores, the values the reals' strata are matched in, clusters) against ``reals``."""
+    if isinstance(reals, Strata):
+        return reals.test(fakes, values, settings.confidence, fake_clusters)
+    return reals.test(fakes, settings.confidence, settings.bootstrap, rng, fake_clusters=fake_clusters)
+
+
+def _part(
+    reals: Strata | AgainstReals, fakes: np.ndarray, values: np.ndarray | None, fake_clusters: np.ndarray | None
+) -> StratumAuc | None:
+    """:func:`_test` as one fold's part of a test over folds (:func:`realfake.stats.auc.combine_strata`)."""
+    if isinstance(reals, Strata):
+        return reals.part(fakes, values, fake_clusters)
+    return reals.part(fakes, fake_clusters)
+
+
+def _words(reweighted_words: str, plain_words: str, reweighted: int, groups: int) -> str:
+    """What a bin was compared with: ``reweighted_words`` when every group (fold) of reals was reweighted,
+    ``plain_words`` when none was, and how many of the folds were otherwise; ", within each of the K folds"
+    after it with folds."""
+    if reweighted == groups:
+        words = reweighted_words
+    elif reweighted == 0:
+        words = plain_words
+    else:
+        words = f"{reweighted_words} in {reweighted} of {groups} folds, {plain_words} in the others"
+    return words if groups == 1 else f"{words}, within each of the {groups} folds"
 
 
 def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:
     """One row per parameter and bin of the test fakes (:data:`COLUMNS`): those fakes' AUC against comparable
-    reals (the module docstring says which); ``fakes`` and ``reals`` count the examples compared."""
+    reals (the module docstring says which), within folds in a cross-fitted run (a ``fold`` column of at least
+    2 folds); ``fakes`` and ``reals`` count the examples compared."""
     labels = predictions["label"].to_numpy()
     scores = predictions["p_fake"].to_numpy(np.float64)
     fakes = labels == 1
     fake_scores, real_scores = scores[fakes], scores[~fakes]
     codes = brick_codes(predictions)  # each example's brick: the cluster-robust statistics' unit
     fake_codes, real_codes = (None, None) if codes is None else (codes[fakes], codes[~fakes])
-    # The fake-only parameters' reals: strata of the matching magnitude, or all reals sorted once.
+    # The examples that meet: all, or in a cross-fitted run each fold's (a fake meets the reals of its fold only).
+    folds = fold_labels(predictions)
+    groups = [np.ones(labels.size, dtype=bool)] if folds is None else [folds == fold for fold in np.unique(folds)]
+    fake_groups, real_groups = [group[fakes] for group in groups], [group[~fakes] for group in groups]
+    # The fake-only parameters' reals, per group: strata of the matching magnitude, or all reals sorted once.
     matching, words = matching_magnitude(predictions) or (None, None)
-    strata = None if matching is None else Strata.of_enough(real_scores, matching[~fakes], real_codes)
-    all_reals = AgainstReals(real_scores, real_codes) if strata is None else None
-    if strata is not None:
-        fake_only = f"reals reweighted to the bin's fakes in {words}"
-    elif matching is not None:
-        fake_only = f"all reals (not reweighted: fewer than {2 * REALS_PER_STRATUM} reals, or one value, in {words})"
-    else:
-        fake_only = "all reals (no magnitude to reweight in)"
+    fake_matching, real_matching = (None, None) if matching is None else (matching[fakes], matching[~fakes])
+    fake_only_reals = [
+        _fake_only_reals(
+            real_scores[group], None if real_matching is None else real_matching[group],
+            None if real_codes is None else real_codes[group],
+        )
+        for group in real_groups
+    ]  # fmt: skip
+    plain = (
+        f"all reals (not reweighted: fewer than {2 * REALS_PER_STRATUM} reals, or one value, in {words})"
+        if matching is not None
+        else "all reals (no magnitude to reweight in)"
+    )
+    reweighted = sum(isinstance(reals, Strata) for reals in fake_only_reals)
+    fake_only = _words(f"reals reweighted to the bin's fakes in {words}", plain, reweighted, len(groups))
     rows = []
     for parameter in fake_parameters(predictions):
         fake_values, real_values = parameter.values[fakes], parameter.values[~fakes]
+        if parameter.reals_carry:
+            fake_numbers, real_numbers = fake_values.to_numpy(np.float64), real_values.to_numpy(np.float64)
         for label, low, high, fake_mask, real_mask in _bins(fake_values, real_values, settings.bins):
             rng = np.random.default_rng([settings.seed, 5, len(rows)])
-            bin_fake_codes = None if fake_codes is None else fake_codes[fake_mask]
-            if parameter.reals_carry:
-                result, how = _same_bin_test(
-                    fake_scores[fake_mask], fake_values.to_numpy(np.float64)[fake_mask],
-                    real_scores[real_mask], real_values.to_numpy(np.float64)[real_mask], settings, rng,
-                    bin_fake_codes, None if real_codes is None else real_codes[real_mask],
-                )  # fmt: skip
-            elif strata is not None:
-                result = strata.test(
-                    fake_scores[fake_mask], matching[fakes][fake_mask], settings.confidence, bin_fake_codes
-                )
-                how = fake_only
+            compared = []  # per group: (reals, fakes' scores, their matching values, their clusters)
+            for fake_group, real_group, group_reals in zip(fake_groups, real_groups, fake_only_reals):
+                chosen = fake_mask & fake_group
+                if parameter.reals_carry:
+                    chosen_reals = real_mask & real_group
+                    group_reals = _bin_reals(
+                        real_scores[chosen_reals], real_numbers[chosen_reals],
+                        None if real_codes is None else real_codes[chosen_reals],
+                    )  # fmt: skip
+                    values = fake_numbers[chosen]
+                else:
+                    values = None if fake_matching is None else fake_matching[chosen]
+                clusters = None if fake_codes is None else fake_codes[chosen]
+                compared.append((group_reals, fake_scores[chosen], values, clusters))
+            if folds is None:
+                result = _test(*compared[0], settings, rng)
             else:
-                result = all_reals.test(
-                    fake_scores[fake_mask], settings.confidence, settings.bootstrap, rng, fake_clusters=bin_fake_codes
-                )
+                parts = [_part(*comparison) for comparison in compared]
+                result = combine_strata([part for part in parts if part is not None], settings.confidence)
+            if parameter.reals_carry:
+                within = sum(isinstance(group_reals, Strata) for group_reals, *_ in compared)
+                how = _words(f"{SAME_BIN}, reweighted to its fakes", SAME_BIN, within, len(groups))
+            else:
                 how = fake_only
             rows.append({"parameter": parameter.name, "bin": label, "low": low, "high": high, "fakes": result.fake,
                          "reals": result.real, "compared_with": how, "auc": result.auc, "auc_low": result.low,
@@ -343,7 +399,39 @@ def fake_parameter_breakdowns(predictions: pd.DataFrame, settings: StatisticsSet
 
 
 def most_fake_looking(predictions: pd.DataFrame, count: int = MOST_FAKE_LOOKING) -> pd.DataFrame:
-    """The ``count`` test fakes with the highest P(fake), with their injected parameters."""
-    fakes = predictions[predictions["label"] == 1]
-    chosen = fakes.sort_values("p_fake", ascending=False, kind="stable").head(count)
-    return chosen[[column for column in SHOWN if column in chosen.columns]].reset_index(drop=True)
+    """The ``count`` test fakes with the highest P(fake), with their injected parameters.
+
+    In a cross-fitted run (a ``fold`` column of at least 2 folds) each fold's
+    scores are its own model's, not on one scale with the others', so the
+    fakes are ranked within their fold instead: by ``reals_below``, the share
+    of their own fold's reals that score lower (ties count half: the fake's
+    AUC component against its fold's reals, 1 for a fake above every real
+    there), ties broken by the fake's P(fake) quantile among its fold's fakes;
+    the table then shows ``fold`` and ``reals_below`` too.
+    """
+    labels = predictions["label"].to_numpy()
+    fakes = predictions[labels == 1]
+    folds = fold_labels(predictions)
+    if folds is None:
+        chosen = fakes.sort_values("p_fake", ascending=False, kind="stable").head(count)
+        return chosen[[column for column in SHOWN if column in chosen.columns]].reset_index(drop=True)
+    scores = predictions["p_fake"].to_numpy(np.float64)
+    reals_below, fakes_below = np.full(labels.size, np.nan), np.full(labels.size, np.nan)
+    for fold in np.unique(folds):
+        fold_fakes = (folds == fold) & (labels == 1)
+        reals = np.sort(scores[(folds == fold) & (labels == 0)])
+        fold_scores = scores[fold_fakes]
+        reals_below[fold_fakes] = _share_below(reals, fold_scores)
+        fakes_below[fold_fakes] = _share_below(np.sort(fold_scores), fold_scores)
+    ranked = fakes.assign(reals_below=reals_below[labels == 1], _fakes_below=fakes_below[labels == 1])
+    chosen = ranked.sort_values(["reals_below", "_fakes_below"], ascending=False, kind="stable").head(count)
+    shown = ["id", "brickname", "fold", "rsdir", "p_fake", "reals_below", *SHOWN[4:]]
+    return chosen[[column for column in shown if column in chosen.columns]].reset_index(drop=True)
+
+
+def _share_below(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The share of ``ordered`` (sorted) below each of ``values``, ties counting half; NaN when it is empty."""
+    if ordered.size == 0:
+        return np.full(values.size, np.nan)
+    below = np.searchsorted(ordered, values, "left") + np.searchsorted(ordered, values, "right")
+    return below / (2.0 * ordered.size)

@@ -5,7 +5,9 @@
 columns) and measures each bin as the verdict does (:mod:`realfake.stats.verdict`);
 :func:`with_corrected_outcomes` corrects the p-values over all bins and gives
 each bin's outcome from intervals that hold for all bins at once. The table's
-columns are :data:`BREAKDOWN_COLUMNS`.
+columns are :data:`BREAKDOWN_COLUMNS`. :func:`brick_labels` and
+:func:`fold_labels` read a predictions table's bricks (the clusters) and, in a
+cross-fitted run, its folds (the strata within which AUCs compare pairs).
 """
 
 from __future__ import annotations
@@ -140,18 +142,25 @@ def breakdowns(predictions: pd.DataFrame, settings: StatisticsSettings) -> pd.Da
     ``p_adjusted``, the AUC p-values corrected over all bins of all breakdowns
     together (``settings.correction``), ``flagged`` for bins significantly
     different from 0.5 after it (either way), and the bin's ``outcome`` against
-    the tolerance on both sides.
+    the tolerance on both sides. With a ``fold`` column of at least 2 folds (a
+    cross-fitted run, :func:`fold_labels`) each bin's AUC compares fakes and
+    reals of the same fold only, as the verdict's does.
     """
     labels = predictions["label"].to_numpy()
     scores = predictions["p_fake"].to_numpy(np.float64)
     bricks = brick_labels(predictions)
+    folds = fold_labels(predictions)
     rows = []
     for name, values in breakdown_variables(predictions).items():
         for label, low, high, mask in _bins(values, settings.bins):
             test = accuracy.accuracy_test(labels[mask], scores[mask], settings.confidence)
             rng = np.random.default_rng([settings.seed, 1, len(rows)])
             clusters = None if bricks is None else bricks[mask]
-            auc = auc_test(labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng, clusters=clusters)
+            strata = None if folds is None else folds[mask]
+            auc = auc_test(
+                labels[mask], scores[mask], settings.confidence, settings.bootstrap, rng, clusters=clusters,
+                strata=strata,
+            )  # fmt: skip
             rows.append(
                 {
                     "breakdown": name,
@@ -191,6 +200,16 @@ def brick_labels(predictions: pd.DataFrame) -> np.ndarray | None:
     """Each example's brick as an integer code (:func:`realfake.stats.clusters.brick_codes`); None without
     ``brickname``."""
     return brick_codes(predictions)
+
+
+def fold_labels(predictions: pd.DataFrame) -> np.ndarray | None:
+    """Each example's fold (``fold``, 0 to K - 1 in a cross-fitted run: the model that scored it, one that never
+    saw its brick) as an int64 code, 0 for the lowest fold; None without the column or with one fold, where every
+    score is one model's."""
+    if "fold" not in predictions.columns:
+        return None
+    codes, folds = pd.factorize(predictions["fold"], sort=True)
+    return codes.astype(np.int64) if folds.size >= 2 else None
 
 
 def with_corrected_outcomes(table: pd.DataFrame, settings: StatisticsSettings) -> pd.DataFrame:

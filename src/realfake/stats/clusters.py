@@ -87,14 +87,22 @@ def brick_codes(table) -> np.ndarray | None:
     return codes
 
 
-def cluster_robust(result, standard_error: float, count: int, confidence: float, min_clusters: int = MIN_CLUSTERS):
+def cluster_robust(
+    result,
+    standard_error: float,
+    count: int,
+    confidence: float,
+    min_clusters: int = MIN_CLUSTERS,
+    freedom: int | None = None,
+):
     """``result`` (an :class:`realfake.stats.auc.AucTest`) with the interval and p-values of the cluster-robust
-    ``standard_error`` over ``count`` clusters (Student t on count - 1 degrees of freedom) when there are at least
-    ``min_clusters`` (see :func:`realfake.stats.auc.auc_test`), the independent ones kept in ``independent``; else
-    ``result`` with ``clusters`` set."""
+    ``standard_error`` over ``count`` clusters (Student t on ``freedom`` degrees of freedom, count - 1 unless
+    given: count - strata for clusters nested in strata) when there are at least ``min_clusters`` (see
+    :func:`realfake.stats.auc.auc_test`), the independent ones kept in ``independent``; else ``result`` with
+    ``clusters`` set."""
     if count < min_clusters or not math.isfinite(standard_error):
         return dataclasses.replace(result, clusters=count)
-    freedom = count - 1
+    freedom = count - 1 if freedom is None else freedom
     half_width = stats.t.ppf(0.5 + confidence / 2.0, freedom) * standard_error
     value = result.auc
     if standard_error > 0:

@@ -28,6 +28,10 @@ into a measurement (a classifier two-sample test, Lopez-Paz & Oquab 2017):
   and ``minimum_distinguishable_auc``, the AUC it calls distinguishable with that
   power.
 
+In a cross-fitted run (``folds``: K models, each scoring the bricks it never
+saw) the AUC compares fakes and reals of the same fold only, the models'
+scores not being on one scale (``docs/verdict.md``, "Cross-fitting").
+
 At survey scale (~12 million test examples) any difference at all is
 significant; the tolerance is what keeps the verdict useful there. At demo
 scale a non-significant result is only as strong as the minimum detectable AUC.
@@ -67,7 +71,11 @@ OUTCOME_WORDS = {
 
 
 def verdict(
-    labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings, bricks: np.ndarray | None = None
+    labels: np.ndarray,
+    scores: np.ndarray,
+    settings: StatisticsSettings,
+    bricks: np.ndarray | None = None,
+    folds: np.ndarray | None = None,
 ) -> dict:
     """The measurement of fake probabilities ``scores`` on test ``labels`` (fake = 1); see the module docstring.
 
@@ -91,13 +99,24 @@ def verdict(
     independent variance, at least 1) scales the minimum detectable AUC; with
     fewer, the examples are taken as independent and the sentence says so.
     ``bricks`` in the record is the number of test bricks (0 when not given).
+
+    ``folds`` (each test example's fold, in a cross-fitted run: the fold's
+    model, which never saw its bricks, scored it): the K models' scores are
+    not on one scale, so with at least 2 folds the AUC compares only fakes and
+    reals of the same fold (the folds' AUCs weighted by their real-fake pairs;
+    :func:`realfake.stats.auc.auc_test` with ``strata``), tested by the
+    stratified Mann-Whitney test, its interval normal, cluster-robust by
+    brick within folds as above; the tied-pair share counts the pairs within
+    folds too, and ``folds`` in the record is K. The minimum detectable AUC
+    keeps the pooled counts: with folds of like size the stratified AUC's
+    null variance is the pooled one's.
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     record = accuracy.accuracy_test(labels, scores, settings.confidence).record()
     record["accuracy_p_value"] = record.pop("p_value")
     rng = np.random.default_rng([settings.seed, 0])
-    auc = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng, clusters=bricks)
+    auc = auc_test(labels, scores, settings.confidence, settings.bootstrap, rng, clusters=bricks, strata=folds)
     record.update(auc.record())
     record.update(
         real=auc.real,
@@ -109,9 +128,14 @@ def verdict(
         confidence=settings.confidence,
         tolerance=settings.tolerance,
         power=settings.power,
-        statistic="AUC; two-sided Mann-Whitney test of the scores",
+        statistic=(
+            f"AUC within folds (pairs of the same fold, {auc.strata} folds); two-sided stratified Mann-Whitney "
+            "test of the scores"
+            if auc.strata >= 2
+            else "AUC; two-sided Mann-Whitney test of the scores"
+        ),
     )
-    _add_outcome(record, auc, labels, scores, settings)
+    _add_outcome(record, auc, labels, scores, settings, folds if auc.strata >= 2 else None)
     record["tv_lower_bound"] = tv_lower_bound(labels, scores, settings.confidence, (auc.low, auc.high))
     record["design_effect"] = design_effect(auc)
     # The test is two-sided: a difference either way is detected at half the level on each side. Clustered
@@ -125,12 +149,15 @@ def verdict(
     return record
 
 
-def _add_outcome(record: dict, auc, labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings) -> None:
+def _add_outcome(
+    record: dict, auc, labels: np.ndarray, scores: np.ndarray, settings: StatisticsSettings, folds=None
+) -> None:
     """Add :func:`verdict`'s significant, tied_pair_share, ranked, outcome and examples_to_settle to ``record``,
     from ``auc`` (an :class:`realfake.stats.auc.AucTest` of ``labels`` and ``scores``): the outcome against the
-    tolerance, inconclusive unless distinguishable when the scorer does not rank the examples."""
+    tolerance, inconclusive unless distinguishable when the scorer does not rank the examples (the tied pairs
+    counted within ``folds`` when given)."""
     record["significant"] = bool(auc.p_value < settings.significance)
-    record["tied_pair_share"] = tied_pair_share(labels, scores)
+    record["tied_pair_share"] = tied_pair_share(labels, scores, folds)
     record["ranked"] = bool(record["tied_pair_share"] <= TIED_PAIRS_LIMIT)
     outcome = tolerance_outcome(auc.low, auc.high, auc.p_value, settings.tolerance, settings.significance)
     if not record["ranked"] and outcome != "distinguishable":
@@ -219,7 +246,7 @@ def verdict_sentence(record: dict, subject: str = "The CNN") -> str:
         )
     else:
         sentence = _inconclusive_sentence(record, lowered, auc, p_text, detectable, tail)
-    return sentence + _bricks_clause(record) + _log_loss_clause(record)
+    return sentence + _bricks_clause(record) + _folds_clause(record) + _log_loss_clause(record)
 
 
 def _unranked_sentence(record: dict, subject: str, auc: str, p_text: str, tail: str) -> str:
@@ -292,6 +319,17 @@ def _bricks_clause(record: dict) -> str:
             f"depth, seeing, sky and processing."
         )
     return ""
+
+
+def _folds_clause(record: dict) -> str:
+    """In a cross-fitted run: that the AUC compares each fake with the reals of its own fold only."""
+    folds = record.get("folds") or 0
+    if folds < 2:
+        return ""
+    return (
+        f" Each of the {folds} folds was scored by its own model, which never saw its bricks; the models' scores "
+        f"are not on one scale, so the AUC compares fakes and reals within folds only."
+    )
 
 
 def _round_count(count: float) -> str:
