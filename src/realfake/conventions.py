@@ -15,7 +15,10 @@
   a ``fake`` example: :data:`KIND_OF_LABEL` is the one mapping between the
   two words.
 - Splits of a shard set: ``train``, ``validation`` (carved from the training
-  examples, what training monitors), ``test`` (read only by evaluation).
+  examples, what training monitors), ``test`` (read only by evaluation). A
+  shard set cross-fitted in K >= 2 folds of bricks is stored in parts
+  ``fold<j>-train`` and ``fold<j>-validation`` (:func:`part_name`,
+  :func:`fold_parts`) from which each model's splits are assembled.
 - Stamps: 64 x 64 pixels (:data:`STAMP_SIZE`), the source within half a pixel
   of pixel (S/2, S/2), 0-indexed; rows are y, columns x.
 - Bricks: DR5 names ``RRRR[pm]DDD`` (RA x 10, p/m for the sign of Dec, |Dec| x
@@ -43,6 +46,8 @@ KIND_OF_LABEL = {0: "real", 1: "sim"}
 # (legacysurvey/obiwan, DR5) or legacysim's runs (adematti/legacysim, legacypipe DR9.6.9).
 INJECTORS = ("obiwan", "legacysim")
 SPLITS = ("train", "validation", "test")
+# The roles of a fold's examples in a cross-fitted shard set (its test is the whole fold).
+FOLD_ROLES = ("train", "validation")
 STAMP_SIZE = 64
 BRICK_NAME_PATTERN = r"\d{4}[pm]\d{3}"
 _BRICK_NAME = re.compile(BRICK_NAME_PATTERN)
@@ -147,6 +152,23 @@ def parse_brick_list(text: str, source: str) -> list[str]:
     if not names:
         raise RealfakeError(f"{source} lists no bricks")
     return names
+
+
+def part_name(fold: int, role: str) -> str:
+    """The name of one part of a shard set cross-fitted in folds: "fold2-validation" for fold 2's validation
+    examples (``role`` one of :data:`FOLD_ROLES`). Its files are ``x<part>_<k>.npy``, ``y<part>_<k>.npy`` and
+    ``<part>_catalog.parquet``."""
+    if role not in FOLD_ROLES:
+        raise ValueError(f"unknown fold role {role!r}; one of {', '.join(FOLD_ROLES)}")
+    return f"fold{fold}-{role}"
+
+
+def fold_parts(folds: int) -> list[str]:
+    """The parts a shard set of ``folds`` folds is stored in, in file order: the splits (:data:`SPLITS`) for one
+    fold; else fold0-train, fold0-validation, fold1-train, ... (:func:`part_name`)."""
+    if folds == 1:
+        return list(SPLITS)
+    return [part_name(fold, role) for fold in range(folds) for role in FOLD_ROLES]
 
 
 PIXEL_BINS = 4  # magnitude bins of the class-mean stamps and profiles

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from realfake import __version__
-from realfake.conventions import LABELS, SPLITS, is_inverse_variance
+from realfake.conventions import LABELS, fold_parts, is_inverse_variance
 from realfake.digests import digest_array
 from realfake.errors import RealfakeError
 
@@ -46,7 +46,10 @@ class Manifest:
     Both writers build one (the shards stage and :func:`realfake.formats.shardset.write_shard_set`) and write it
     with :func:`write_manifest`; :func:`realfake.formats.shardset.open_shard_set` reads and checks it with
     :meth:`from_json`.
-    ``splits[split]`` is ``{"examples", "real", "fake", "shards"}`` (:func:`split_records`);
+    ``splits[split]`` is ``{"examples", "real", "fake", "shards"}`` (:func:`split_records`), for each split of a
+    set of one fold; a set cross-fitted in ``folds`` K >= 2 folds has one such record per part instead
+    (:func:`realfake.conventions.fold_parts`: ``fold0-train``, ``fold0-validation``, ...) and ``folds`` K (None,
+    absent from the file, for one fold);
     ``storage``, ``normalization`` and the stage's records (``matching``, ``split``, ``inputs``,
     ``settings``) are the JSON objects the format describes. The fields from ``seed`` on say how
     the shards stage made the set; a set written from memory has none of them (None here, absent
@@ -65,6 +68,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     labels: dict[str, int] = field(default_factory=lambda: dict(LABELS))
     package_version: str | None = __version__
+    folds: int | None = None
     seed: int | None = None
     test_fraction: float | None = None
     validation_fraction: float | None = None
@@ -88,9 +92,9 @@ class Manifest:
     def from_json(cls, record: object, manifest_path: Path) -> Manifest:
         """The manifest of a parsed ``manifest.json``, checked: RealfakeError naming ``manifest_path`` and the key
         when it is of another ``format_version`` than :data:`FORMAT_VERSION`, lacks a key every shard set has
-        (``identity``, ``channel_names``, ``stamp_size``, ``shard_size``, ``labels``, each split's ``shards`` and
-        ``examples``, ``normalization``) or has an unusable ``storage``. Keys this realfake does not know are
-        ignored."""
+        (``identity``, ``channel_names``, ``stamp_size``, ``shard_size``, ``labels``, each split's, or with
+        ``folds``, each part's ``shards`` and ``examples``, ``normalization``), has a ``folds`` that is not a whole
+        number of at least 2 or an unusable ``storage``. Keys this realfake does not know are ignored."""
         version = record.get("format_version") if isinstance(record, dict) else None
         if version != FORMAT_VERSION:
             raise RealfakeError(
@@ -109,9 +113,15 @@ class Manifest:
             raise RealfakeError(f"{manifest_path}: channel_names is empty")
         storage = record.get("storage") or {"dtype": "float32"}
         _stored_as(storage, channel_names, manifest_path)
-        for split in SPLITS:
-            _manifest_value(record, manifest_path, "splits", split, "shards")
-            _manifest_value(record, manifest_path, "splits", split, "examples")
+        folds = record.get("folds")
+        if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
+            raise RealfakeError(
+                f"{manifest_path}: folds must be a whole number of at least 2 (absent for a set of one split), "
+                f"got {folds!r}"
+            )
+        for part in fold_parts(folds or 1):
+            _manifest_value(record, manifest_path, "splits", part, "shards")
+            _manifest_value(record, manifest_path, "splits", part, "examples")
         for key in ("shard_size", "labels", "normalization"):
             _manifest_value(record, manifest_path, key)
         known = {item.name for item in fields(cls)}
@@ -121,6 +131,17 @@ class Manifest:
         if "bands" in values:
             values["bands"] = tuple(values["bands"])
         return cls(**values)
+
+    @property
+    def fold_count(self) -> int:
+        """The number of folds: ``folds``, or 1 for a set of one split."""
+        return self.folds or 1
+
+    @property
+    def parts(self) -> list[str]:
+        """The parts the set is stored in, in file order (:func:`realfake.conventions.fold_parts`): the splits
+        for one fold."""
+        return fold_parts(self.fold_count)
 
     def stored_as(self) -> tuple[np.dtype, tuple[float, ...] | None]:
         """The stamps' dtype and each channel's scale (stored = value / scale; None: float32 as they are)."""
@@ -171,15 +192,15 @@ def label_counts(labels: np.ndarray) -> dict[str, int]:
 
 
 def split_records(labels: Mapping[str, np.ndarray], shard_size: int) -> dict[str, dict]:
-    """The manifest's ``splits``, from each split's labels in shard order: ``{"examples", "real", "fake",
-    "shards"}`` per split (the shards: :func:`shard_file_names`)."""
+    """The manifest's ``splits``, from each split's (or, with folds, each part's) labels in shard order, in the
+    order given: ``{"examples", "real", "fake", "shards"}`` each (the shards: :func:`shard_file_names`)."""
     return {
-        split: {
-            "examples": len(labels[split]),
-            **label_counts(labels[split]),
-            "shards": shard_file_names(split, len(labels[split]), shard_size),
+        part: {
+            "examples": len(part_labels),
+            **label_counts(part_labels),
+            "shards": shard_file_names(part, len(part_labels), shard_size),
         }
-        for split in SPLITS
+        for part, part_labels in labels.items()
     }
 
 
@@ -189,11 +210,21 @@ def _robust_statistics(values: np.ndarray) -> dict[str, float]:
     return {"median": median, "mad_sigma": 1.4826 * mad}
 
 
+# normalization.computed_on of a set of folds: every fold's training part (no labels enter the statistics, so
+# the model of a fold learns nothing of its test examples' classes from them).
+FOLDS_NORMALIZATION_SOURCE = "train parts of all folds"
+
+
 def normalization_record(
-    pixels: np.ndarray, channel_names: list[str], examples_sampled: int, pixels_per_example: int
+    pixels: np.ndarray,
+    channel_names: list[str],
+    examples_sampled: int,
+    pixels_per_example: int,
+    computed_on: str = "train",
 ) -> dict:
     """The manifest's ``normalization``: per channel the median and robust sigma (1.4826 x MAD) of
-    training pixels ``pixels`` (n, C); inverse-variance channels count only pixels > 0."""
+    training pixels ``pixels`` (n, C); inverse-variance channels count only pixels > 0. ``computed_on`` says
+    which: "train", or :data:`FOLDS_NORMALIZATION_SOURCE` for a set of folds."""
     statistics = {}
     for column, name in enumerate(channel_names):
         values = pixels[:, column].astype(np.float64)
@@ -201,7 +232,7 @@ def normalization_record(
             values = values[values > 0]
         statistics[name] = _robust_statistics(values)
     return {
-        "computed_on": "train",
+        "computed_on": computed_on,
         "examples_sampled": examples_sampled,
         "pixels_per_example": pixels_per_example,
         "channels": statistics,
@@ -211,8 +242,8 @@ def normalization_record(
 def shard_set_identity(definition: dict, placement: dict[str, np.ndarray] | None = None) -> str:
     """SHA-256 (hex) of a shard set's ``definition`` (JSON-ready) and ``placement``.
 
-    ``placement[split]`` is an integer array (n, 2): for each example in shard
-    order, the number of its input file and its row there. Both are hashed in
+    ``placement[split]`` (or ``placement[part]``, with folds) is an integer array (n, 2): for each example in
+    shard order, the number of its input file and its row there. Both are hashed in
     a canonical form (sorted JSON keys; little-endian int64), so the identity
     is the same on every machine.
     """

@@ -36,6 +36,20 @@ How an example's place is decided, all from one seeded generator:
 6. *Order*: each split is permuted as a whole, across bricks (the original
    obiwan code shuffled per brick), and cut into shards of ``shard_size``.
 
+Cross-fitting (``folds`` K >= 2, ``--folds``; needs ``split="brick"``): step 3
+becomes: bricks in a random order go each to the fold with the fewest examples
+so far (folds of near-equal size, bricks whole), then within each fold to
+validation until its share of the fold is nearest ``validation_fraction``, the
+rest to train (:func:`realfake.shards.placement.fold_groups`). Steps 4 and 6
+work per part (``fold<j>-train``, ``fold<j>-validation``:
+:func:`realfake.conventions.fold_parts`), which replace the splits on disk.
+``test_fraction`` is not used: model k trains on the other folds and tests
+fold k, so every example is tested once, and one shard set serves the K models
+(:meth:`realfake.formats.shardset.ShardSet.fold_view`). The normalisation is
+sampled from every fold's training part (label-free, so no model learns its test
+examples' classes from it). With K = 1 (the default) nothing of the above
+applies and the set is byte for byte what it was before folds existed.
+
 Steps 2 to 6 are :mod:`realfake.shards.placement`.
 
 The validation split, carved from the training examples, is what training
@@ -55,7 +69,8 @@ Identity. The manifest's ``identity`` (:func:`realfake.formats.manifest.shard_se
 is a SHA-256 of what defines the shard set: the format, the settings that shape
 it, the content identity of every input cutouts file
 (:func:`realfake.formats.cutouts.file_content_digest`) and which input stamp went
-to which place in which split. Re-making the same set (same inputs, same
+to which place in which split (with folds, in which part; the settings then
+include ``folds`` and leave out the unused ``test_fraction``). Re-making the same set (same inputs, same
 settings) gives the same identity; anything that changes a stamp, a label, a
 catalog value or the split gives another. Training and evaluation tie their
 state to it: a checkpoint or model of another shard set is never reused.
@@ -77,7 +92,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.atomic import atomic_directory, remove_stale_temporaries
-from realfake.conventions import LABELS, SPLITS
+from realfake.conventions import LABELS, SPLITS, part_name
 from realfake.errors import RealfakeError
 from realfake.formats.manifest import (
     FORMAT_VERSION,
@@ -93,7 +108,7 @@ from realfake.progress import say
 from realfake.shards.index import Source, index_cutouts
 from realfake.shards.placement import EXCLUSION_RULE, place_examples, split_record
 from realfake.shards.scatter import normalization, scatter
-from realfake.shards.settings import DEFINING_SETTINGS, ShardSettings
+from realfake.shards.settings import ShardSettings, defining_settings
 from realfake.stats.tolerance import smallest_decisive_split
 
 # The level at which a test split must be able to give a significant verdict (evaluate.significance's default).
@@ -106,12 +121,12 @@ def _identity(settings: ShardSettings, sources: list[Source], index: pd.DataFram
         "format_version": FORMAT_VERSION,
         "channel_names": list(reference["channels"]),
         "stamp_size": int(reference["stamp_size"]),
-        "settings": {key: _json_value(getattr(settings, key)) for key in DEFINING_SETTINGS},
+        "settings": {key: _json_value(getattr(settings, key)) for key in defining_settings(settings)},
         "inputs": [[source.kind, source.digest] for source in sources],
     }
     placement = {
         split: np.stack([index["source"].to_numpy()[order[split]], index["row"].to_numpy()[order[split]]], axis=1)
-        for split in SPLITS
+        for split in order
     }
     return shard_set_identity(definition, placement)
 
@@ -124,10 +139,20 @@ def check_test_split(settings: ShardSettings, index: pd.DataFrame, order: dict, 
     """Refuse a test split too small to support any outcome: with fewer than
     :func:`realfake.stats.tolerance.smallest_decisive_split` examples of a class (4 at the verdict's default level
     0.05), even a perfect separation is not significant. Say so when bricks held whole put the test share far from
-    the one asked for."""
-    labels = index["label"].to_numpy()[order["test"]]
+    the one asked for. With folds every example is tested (by the model of the other folds): the examples of all
+    folds together are checked."""
+    tested = order["test"] if settings.folds == 1 else np.concatenate(list(order.values()))
+    labels = index["label"].to_numpy()[tested]
     counts = {kind: int(np.sum(labels == label)) for kind, label in LABELS.items()}
     needed = smallest_decisive_split(DECISIVE_SIGNIFICANCE)
+    if settings.folds > 1 and min(counts.values()) < needed:
+        raise RealfakeError(
+            f"the {settings.folds} folds would hold {counts['real']} real and {counts['fake']} fake examples, each "
+            f"tested once; a verdict needs at least {needed} of each (fewer cannot be significant at "
+            f"{DECISIVE_SIGNIFICANCE:g} even when perfectly separated): add bricks"
+        )
+    if settings.folds > 1:
+        return
     if min(counts.values()) < needed:
         raise RealfakeError(
             f"the test split would hold {counts['real']} real and {counts['fake']} fake examples; a verdict needs "
@@ -158,18 +183,25 @@ def _manifest(
 ) -> Manifest:
     """The manifest of the shard set made from ``sources`` (see ``docs/shards_format.md``)."""
     labels = index["label"].to_numpy()
+    folds = settings.folds
+    recorded_settings = {
+        key: str(value) if isinstance(value, Path) else value for key, value in asdict(settings).items()
+    }
+    if folds == 1:
+        del recorded_settings["folds"]  # a set of one split is recorded as before folds existed
     return Manifest(
         identity=_identity(settings, sources, index, order, reference),
         channel_names=tuple(reference["channels"]),
         stamp_size=reference["stamp_size"],
         shard_size=settings.shard_size,
-        splits=split_records({split: labels[order[split]] for split in SPLITS}, settings.shard_size),
+        splits=split_records({split: labels[order[split]] for split in order}, settings.shard_size),
+        folds=folds if folds > 1 else None,
         normalization=normalization_record,
         storage=storage,
         bands=tuple(reference["bands"]),
         available=label_counts(labels),
         seed=settings.seed,
-        test_fraction=settings.test_fraction,
+        test_fraction=settings.test_fraction if folds == 1 else None,
         validation_fraction=settings.validation_fraction,
         balance=settings.balance,
         matching={
@@ -187,28 +219,50 @@ def _manifest(
             "files": [str(source.path) for source in sources],
             "content_sha256": [source.digest for source in sources],
         },
-        settings={key: str(value) if isinstance(value, Path) else value for key, value in asdict(settings).items()},
+        settings=recorded_settings,
     )
 
 
 def _summary(manifest: Manifest) -> str:
-    """One line: each split's examples and shards, the stamps available, those excluded and how the split was made."""
+    """One line: each split's (with folds, each fold's) examples and shards, the stamps available, those excluded
+    and how the split was made."""
+    if manifest.folds:
+        return _folds_summary(manifest)
     splits = "; ".join(
         f"{split} {manifest.splits[split]['examples']} examples "
         f"({manifest.splits[split]['real']} real, {manifest.splits[split]['fake']} fake) "
         f"in {len(manifest.splits[split]['shards'])} shards"
         for split in SPLITS
     )
-    excluded = manifest.matching["excluded"]
-    exclusion = ""
-    if any(excluded.values()):
-        exclusion = (
-            f"; {excluded['fake']} fake and {excluded['real']} real unmatchable (no finite matching value) excluded"
-        )
+    exclusion = _exclusion(manifest)
     bricks = ", ".join(f"{name} {count}" for name, count in manifest.split["bricks"].items())
     return (
         f"{splits}; from {manifest.available['real']} real and {manifest.available['fake']} fake stamps{exclusion}"
         f"; split by {manifest.split['by']} (bricks: {bricks}; test share {manifest.split['test_share']:.3f})"
+    )
+
+
+def _exclusion(manifest: Manifest) -> str:
+    excluded = manifest.matching["excluded"]
+    if not any(excluded.values()):
+        return ""
+    return f"; {excluded['fake']} fake and {excluded['real']} real unmatchable (no finite matching value) excluded"
+
+
+def _folds_summary(manifest: Manifest) -> str:
+    """:func:`_summary` of a set of folds: "3 folds: fold0 120 train + 30 validation examples (5 + 1 bricks), ..."."""
+    folds = []
+    for fold in range(manifest.folds):
+        train, validation = part_name(fold, "train"), part_name(fold, "validation")
+        folds.append(
+            f"fold{fold} {manifest.splits[train]['examples']} train + {manifest.splits[validation]['examples']} "
+            f"validation examples ({manifest.split['bricks'][train]} + {manifest.split['bricks'][validation]} bricks)"
+        )
+    shards = sum(len(record["shards"]) for record in manifest.splits.values())
+    return (
+        f"{manifest.folds} folds: {', '.join(folds)}; {shards} shards; every example is tested once, by the model "
+        f"of the other folds; classes balanced within each part; from {manifest.available['real']} real and "
+        f"{manifest.available['fake']} fake stamps{_exclusion(manifest)}"
     )
 
 
@@ -244,9 +298,8 @@ def run_shards(settings: ShardSettings, progress: TextIO | None = None) -> Manif
             storage["clipped_pixels"] = clipped
             if clipped:
                 say("shards", f"{clipped} pixel(s) beyond float16's range were clipped to it (manifest storage)")
-        manifest = _manifest(
-            settings, sources, index, order, excluded, reference, storage, normalization(samples, channels)
-        )
+        statistics = normalization(samples, channels, settings.folds)
+        manifest = _manifest(settings, sources, index, order, excluded, reference, storage, statistics)
         write_manifest(staging, manifest)
     say("shards", _summary(manifest), progress)
     return manifest

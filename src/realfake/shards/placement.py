@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from realfake.conventions import SPLITS
+from realfake.conventions import FOLD_ROLES, SPLITS, fold_parts, part_name
 from realfake.errors import RealfakeError
 
 if TYPE_CHECKING:
@@ -91,6 +91,18 @@ def bricks_needed_for_split(validation_fraction: float) -> int:
     return 2 + (validation_fraction > 0)
 
 
+def _nearest_share(weights: np.ndarray, target: float, room: int) -> tuple[int, int]:
+    """How many of the first bricks (``weights``: their examples, in the order taken) bring their examples nearest
+    ``target``: at least one, at most ``room``; and those bricks' examples."""
+    taken, chosen = 0, 0
+    while chosen < room:
+        step = int(weights[chosen])
+        if chosen and abs(taken + step - target) >= abs(taken - target):
+            break
+        taken, chosen = taken + step, chosen + 1
+    return chosen, taken
+
+
 def brick_groups(
     index: pd.DataFrame, candidates: np.ndarray, settings: ShardSettings, rng: np.random.Generator
 ) -> np.ndarray:
@@ -115,19 +127,66 @@ def brick_groups(
     for split, fraction in (("test", settings.test_fraction), ("validation", settings.validation_fraction)):
         if fraction <= 0:
             continue
-        target, taken, chosen = fraction * remaining_weight, 0, 0
         # Leave at least one brick for each later split.
         room = len(order) - position - (1 if split == "test" and settings.validation_fraction > 0 else 0) - 1
-        while chosen < room:
-            step = int(weight[order[position + chosen]])
-            if chosen and abs(taken + step - target) >= abs(taken - target):
-                break
-            taken, chosen = taken + step, chosen + 1
+        chosen, taken = _nearest_share(weight[order[position:]], fraction * remaining_weight, room)
         split_of_brick[order[position : position + chosen]] = SPLITS.index(split)
         position += chosen
         remaining_weight -= taken
     groups = np.zeros(len(index), dtype=np.int8)
     groups[candidates] = split_of_brick[brick_of]
+    return groups
+
+
+def bricks_needed_for_folds(folds: int, validation_fraction: float) -> int:
+    """The fewest bricks ``folds`` folds can share out: one for each fold's training part, and one for each
+    fold's validation part when it has a share."""
+    return folds * (1 + (validation_fraction > 0))
+
+
+def fold_groups(
+    index: pd.DataFrame, candidates: np.ndarray, settings: ShardSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """For ``settings.folds`` K >= 2: the part number of each example, by its brick: ``2 * fold + role``
+    (role 0 train, 1 validation), the order of :func:`realfake.conventions.fold_parts`.
+
+    Bricks are taken in a random order; each goes to the fold with the fewest examples so far (the lowest
+    fold on a tie), so the folds are of near-equal size, bricks held whole (a fold short of the bricks its
+    parts need takes the last bricks). Within each fold, its bricks, in the order they came, go to validation
+    until the validation share of the fold's examples is nearest ``validation_fraction`` (as
+    :func:`brick_groups`), the rest to train; each non-empty role gets at least one brick. The shares are of
+    the examples before balancing, which is done within each part.
+    """
+    folds, fraction = settings.folds, settings.validation_fraction
+    bricks, brick_of, weight = np.unique(index["brick"].to_numpy()[candidates], return_inverse=True, return_counts=True)
+    needed, per_fold = bricks_needed_for_folds(folds, fraction), 1 + (fraction > 0)
+    if len(bricks) < needed:
+        raise RealfakeError(
+            f"{folds} folds (--folds) need at least {needed} bricks (one for each fold's training part"
+            f"{' and one for its validation part' if fraction > 0 else ''}), and these inputs have {len(bricks)}: "
+            f"use fewer folds, or more bricks"
+        )
+    order = rng.permutation(len(bricks))
+    fold_weight = np.zeros(folds, dtype=np.int64)
+    members: list[list[int]] = [[] for _ in range(folds)]
+    for placed, brick in enumerate(order.tolist()):
+        short = [fold for fold in range(folds) if len(members[fold]) < per_fold]
+        missing = sum(per_fold - len(members[fold]) for fold in short)
+        # Only as many bricks left as the folds short of bricks need: they go to those folds.
+        allowed = short if missing >= len(order) - placed else range(folds)
+        fold = min(allowed, key=lambda number: (fold_weight[number], number))
+        members[fold].append(brick)
+        fold_weight[fold] += weight[brick]
+    part_of_brick = np.zeros(len(bricks), dtype=np.int16)
+    for fold, fold_bricks in enumerate(members):
+        fold_bricks = np.asarray(fold_bricks, dtype=np.int64)
+        chosen = 0
+        if fraction > 0:
+            chosen, _ = _nearest_share(weight[fold_bricks], fraction * fold_weight[fold], len(fold_bricks) - 1)
+        part_of_brick[fold_bricks] = 2 * fold
+        part_of_brick[fold_bricks[:chosen]] = 2 * fold + 1
+    groups = np.zeros(len(index), dtype=np.int16)
+    groups[candidates] = part_of_brick[brick_of]
     return groups
 
 
@@ -151,10 +210,12 @@ def split_and_order(
 
 
 def place_examples(index: pd.DataFrame, settings: ShardSettings, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
-    """Which examples go where: per split, the positions of its examples in shard order; and the
-    unmatchable examples (excluded before anything else)."""
+    """Which examples go where: per split (per part, :func:`realfake.conventions.fold_parts`, with folds), the
+    positions of its examples in shard order; and the unmatchable examples (excluded before anything else)."""
     excluded = unmatchable(index, settings)
     candidates = np.flatnonzero(~excluded)
+    if settings.folds > 1:
+        return place_in_folds(index, candidates, settings, rng), excluded
     groups = np.zeros(len(index), dtype=np.int8)
     if settings.split == "brick":
         groups = brick_groups(index, candidates, settings, rng)
@@ -170,16 +231,56 @@ def place_examples(index: pd.DataFrame, settings: ShardSettings, rng: np.random.
     return order, excluded
 
 
+def place_in_folds(
+    index: pd.DataFrame, candidates: np.ndarray, settings: ShardSettings, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """For ``settings.folds`` K >= 2: per part (fold0-train, fold0-validation, fold1-train, ...), the positions
+    of its examples in shard order: bricks to folds and roles (:func:`fold_groups`), balanced and matched
+    within each part, each part permuted across its bricks."""
+    groups = fold_groups(index, candidates, settings, rng)
+    kept = balance(index, candidates, groups, settings, rng)
+    order = {
+        part: rng.permutation(kept[groups[kept] == number]) for number, part in enumerate(fold_parts(settings.folds))
+    }
+    for fold in range(settings.folds):
+        for role in FOLD_ROLES:
+            if (role == "train" or settings.validation_fraction > 0) and len(order[part_name(fold, role)]) == 0:
+                raise RealfakeError(
+                    f"fold {fold}'s {role} part holds no example: its bricks have no real and fake examples in a "
+                    f"common matching bin; use fewer folds (--folds), or more bricks"
+                )
+    return order
+
+
 EXCLUSION_RULE = (
     "examples whose matching value is not finite are excluded before matching: for measured_* columns, the fakes "
     "legacypipe did not detect (no measured value); they are counted here and not in any split"
 )
 
 
+# The split record's word on the test split of a set of folds (settings.test_fraction is not used).
+FOLDS_TEST_RULE = (
+    "every example is tested once: fold k's examples (its train and validation parts) are the test split of model k, "
+    "trained on the other folds; test_fraction is not used"
+)
+
+
 def split_record(settings: ShardSettings, index: pd.DataFrame, order: dict[str, np.ndarray]) -> dict:
-    """How the examples were split: by example or by brick, with each split's bricks and actual test share."""
-    total = sum(len(order[split]) for split in SPLITS)
+    """How the examples were split: by example or by brick, with each split's bricks and actual test share; with
+    folds, each part's bricks, each fold's examples and how the test splits are made."""
     bricks = index["brick"].to_numpy()
+    if settings.folds > 1:
+        parts = fold_parts(settings.folds)
+        return {
+            "by": settings.split,
+            "folds": settings.folds,
+            "test": FOLDS_TEST_RULE,
+            "bricks": {part: int(len(np.unique(bricks[order[part]]))) for part in parts},
+            "fold_examples": [
+                sum(len(order[part_name(fold, role)]) for role in FOLD_ROLES) for fold in range(settings.folds)
+            ],
+        }
+    total = sum(len(order[split]) for split in SPLITS)
     return {
         "by": settings.split,
         "test_share": len(order["test"]) / total if total else 0.0,

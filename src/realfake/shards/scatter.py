@@ -21,9 +21,14 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from realfake.conventions import KIND_OF_LABEL, LABELS, SPLITS
+from realfake.conventions import KIND_OF_LABEL, LABELS, part_name
 from realfake.formats.cutouts import read_cutouts_catalog
-from realfake.formats.manifest import FLOAT16_MAX, normalization_record, shard_file_names
+from realfake.formats.manifest import (
+    FLOAT16_MAX,
+    FOLDS_NORMALIZATION_SOURCE,
+    normalization_record,
+    shard_file_names,
+)
 from realfake.formats.shardset import catalog_name
 from realfake.progress import say
 from realfake.shards.catalog_sort import CatalogBuckets
@@ -94,25 +99,36 @@ class _ShardWriter:
             os.close(descriptor)
 
 
-def normalization(samples: list[np.ndarray], channels: list[str]) -> dict:
-    """The normalisation record of sampled training pixels (:func:`realfake.formats.manifest.normalization_record`)."""
+def normalization(samples: list[np.ndarray], channels: list[str], folds: int = 1) -> dict:
+    """The normalisation record of sampled training pixels (:func:`realfake.formats.manifest.normalization_record`;
+    with ``folds`` K >= 2, of every fold's training part)."""
     pixels = np.concatenate(samples, axis=0) if samples else np.zeros((0, len(channels)), dtype=np.float32)
-    return normalization_record(pixels, channels, len(samples), NORMALIZATION_PIXELS)
+    computed_on = "train" if folds == 1 else FOLDS_NORMALIZATION_SOURCE
+    return normalization_record(pixels, channels, len(samples), NORMALIZATION_PIXELS, computed_on=computed_on)
+
+
+def training_examples(order: dict[str, np.ndarray], folds: int) -> np.ndarray:
+    """The positions (into the index) of the training examples the normalisation is sampled from: the train
+    split's, or with ``folds`` K >= 2 every fold's training part, in fold order."""
+    if folds == 1:
+        return order["train"]
+    return np.concatenate([order[part_name(fold, "train")] for fold in range(folds)])
 
 
 @dataclass(frozen=True)
 class _Destinations:
-    """Where each example of the index goes: ``split`` int8 (N,), its split's number in SPLITS (-1: left out),
-    and ``position`` int64 (N,), its place in that split's shard order."""
+    """Where each example of the index goes: ``split`` int16 (N,), the number of its split (with folds, its
+    part) in the order of ``order`` (-1: left out), and ``position`` int64 (N,), its place in that split's shard
+    order."""
 
     split: np.ndarray
     position: np.ndarray
 
     @classmethod
     def of(cls, count: int, order: dict[str, np.ndarray]) -> _Destinations:
-        split = np.full(count, -1, dtype=np.int8)
+        split = np.full(count, -1, dtype=np.int16)
         position = np.full(count, -1, dtype=np.int64)
-        for split_number, name in enumerate(SPLITS):
+        for split_number, name in enumerate(order):
             split[order[name]] = split_number
             position[order[name]] = np.arange(len(order[name]))
         return cls(split, position)
@@ -130,24 +146,26 @@ def scatter(
     storage: dict,
 ) -> tuple[list[np.ndarray], int]:
     """Copy every kept stamp into its shard, encoded for ``storage``, one input file at a time; write the labels
-    and the catalogs. Returns the normalisation samples (training pixels, (NORMALIZATION_PIXELS, C) per sampled
-    example) and the pixels clipped to float16's range."""
-    shards = {split: shard_file_names(split, len(order[split]), settings.shard_size) for split in SPLITS}
+    and the catalogs. ``order``: per split (with folds, per part), the index positions of its examples in shard
+    order. Returns the normalisation samples (training pixels, (NORMALIZATION_PIXELS, C) per sampled example)
+    and the pixels clipped to float16's range."""
+    splits = list(order)
+    shards = {split: shard_file_names(split, len(order[split]), settings.shard_size) for split in splits}
     destinations = _Destinations.of(len(index), order)
-    for split in SPLITS:
+    for split in splits:
         for number, shard in enumerate(shards[split]):
             labels = index["label"].to_numpy()[order[split][number * settings.shard_size :][: shard["examples"]]]
             _write_array(staging / shard["y"], labels.astype(np.int32))
     sampled = np.zeros(len(index), dtype=bool)
-    train = order["train"]
+    train = training_examples(order, settings.folds)
     sampled[rng.choice(train, size=min(NORMALIZATION_EXAMPLES, len(train)), replace=False)] = True
     writers = {}
-    buckets = {split: CatalogBuckets(staging / f".{split}_buckets") for split in SPLITS}
+    buckets = {split: CatalogBuckets(staging / f".{split}_buckets") for split in splits}
     samples = []
     source_column, row_column = index["source"].to_numpy(), index["row"].to_numpy()
     start = time.perf_counter()
     try:
-        for split in SPLITS:
+        for split in splits:
             writers[split] = _ShardWriter(staging, shards[split], example_shape, settings.shard_size, storage)
         # The index lists each input file's stamps together, in file order: one file's are a slice of it.
         if np.any(np.diff(source_column) < 0):
@@ -159,15 +177,15 @@ def scatter(
             if len(members) == 0:
                 continue
             rows = row_column[members]
-            samples += _copy_stamps(source, members, rows, destinations, writers, sampled, rng)
-            _bucket_catalog_rows(source, rows, destinations, members, buckets, settings.shard_size)
+            samples += _copy_stamps(source, members, rows, destinations, writers, sampled, rng, splits)
+            _bucket_catalog_rows(source, rows, destinations, members, buckets, settings.shard_size, splits)
             if (source_number + 1) % 100 == 0 or source_number + 1 == len(sources):
                 elapsed = time.perf_counter() - start
                 say("shards", f"{source_number + 1}/{len(sources)} cutouts files, {elapsed:.1f} s", progress)
     finally:
         for writer in writers.values():
             writer.close()
-    for split in SPLITS:
+    for split in splits:
         buckets[split].write_sorted(staging / catalog_name(split))
     return samples, sum(writer.clipped for writer in writers.values())
 
@@ -180,9 +198,11 @@ def _copy_stamps(
     writers: dict[str, _ShardWriter],
     sampled: np.ndarray,
     rng: np.random.Generator,
+    splits: list[str],
 ) -> list[np.ndarray]:
     """Write the stamps of one input file's ``members`` (index rows; ``rows``: their rows in the file, ascending)
-    to their places; return the normalisation samples of those that are ``sampled``."""
+    to their places (``splits``: the names of the destinations' split numbers); return the normalisation samples
+    of those that are ``sampled``."""
     samples = []
     with h5py.File(source.path, "r") as cutouts:
         stamps = cutouts["stamps"]
@@ -196,7 +216,7 @@ def _copy_stamps(
             )
             for member, row in zip(members[in_block], rows[in_block], strict=True):
                 stamp = block[row - block_start]  # a C-contiguous float32 view
-                split = SPLITS[destinations.split[member]]
+                split = splits[destinations.split[member]]
                 writers[split].write(int(destinations.position[member]), stamp)
                 if sampled[member]:
                     pixel_count = stamp.shape[0] * stamp.shape[1]
@@ -212,11 +232,12 @@ def _bucket_catalog_rows(
     members: np.ndarray,
     buckets: dict[str, CatalogBuckets],
     shard_size: int,
+    splits: list[str],
 ) -> None:
     """Add the catalog rows of one input file's ``members`` (at ``rows`` of its catalog) to their splits' buckets,
     each with its shard, row, label, kind and file first."""
     catalog = read_cutouts_catalog(source.path).iloc[rows].reset_index(drop=True)
-    for split_number, split in enumerate(SPLITS):
+    for split_number, split in enumerate(splits):
         in_split = destinations.split[members] == split_number
         if not in_split.any():
             continue

@@ -48,6 +48,14 @@ class ShardSettings:
         help="brick: whole bricks to one split, so no sky is in two; example: each example on its own",
         choices=SPLIT_CHOICES,
     )
+    folds: int = setting(
+        1,
+        help="cross-fitting by brick: K >= 2 cuts the bricks into K folds of near-equal size for K models, each "
+        "trained on the other folds and testing its own, so every example is tested once (needs --split brick; "
+        "--test-fraction is then not used, --validation-fraction is each fold's share set aside for validation); "
+        "1: one train/validation/test split",
+        minimum=1,
+    )
     dtype: str = setting(
         "float32",
         help="how the stamps are stored: float32, or float16 (half the bytes, each channel divided by a scale the "
@@ -84,6 +92,11 @@ class ShardSettings:
             raise RealfakeError(
                 f"match column {text[0]!r} of the cutouts catalogs holds text; matching needs a numeric column"
             )
+        if self.folds > 1 and self.split != "brick":
+            raise RealfakeError(
+                f"--folds {self.folds} needs --split brick (shards.split): cross-fitting holds whole bricks out of "
+                f"each model, and --split {self.split} does not keep bricks whole"
+            )
         trees = [item for item in fields(self) if item.name in TREE_SETTINGS and getattr(self, item.name) is not None]
         if self.manifest is not None and trees:
             raise RealfakeError(
@@ -95,8 +108,16 @@ class ShardSettings:
 # The settings that name the trees a cutouts file must have been made from; a manifest replaces them.
 TREE_SETTINGS = ("dr5_dir", "obiwan_dir", "injector")
 
-# The settings that shape a shard set (and so enter its identity); the rest say where things are.
+# The settings that shape a shard set (and so enter its identity); the rest say where things are. A set of
+# K >= 2 folds is shaped by FOLD_DEFINING_SETTINGS instead: folds in, test_fraction (not used) out; a set of one
+# fold records no folds, so its identity is what it was before folds existed.
 DEFINING_SETTINGS = (
     "seed", "test_fraction", "validation_fraction", "shard_size", "balance", "match", "match_bin_width", "split",
     "dtype",
 )  # fmt: skip
+FOLD_DEFINING_SETTINGS = tuple(name for name in DEFINING_SETTINGS if name != "test_fraction") + ("folds",)
+
+
+def defining_settings(settings: ShardSettings) -> tuple[str, ...]:
+    """The settings that enter the identity of the shard set ``settings`` make (see DEFINING_SETTINGS)."""
+    return DEFINING_SETTINGS if settings.folds == 1 else FOLD_DEFINING_SETTINGS
