@@ -65,12 +65,14 @@ def run_control(
     bands: str | None = None,
     through_manifest: bool = False,
     attribution: bool | None = None,
+    folds: int | None = None,
     **mock: object,
 ) -> dict:
     """Run the workflow with ``mock.mismatch = mismatch`` (and any other ``mock`` keys; ``evaluate.audit``,
     ``cutouts.real_source``, ``cutouts.selection``, ``shards.match``, the ``train`` keys, the ``bands``
-    (letters: "griz") and ``evaluate.attribution`` when given; with ``model="stars"`` the selection is
-    ``psf_stars``, as planning requires; with ``plain_run=True`` ``cutouts.real_run`` names the mock's plain run)
+    (letters: "griz"), ``evaluate.attribution`` and ``evaluate.folds`` (cross-fitting) when given; with
+    ``model="stars"`` the selection is ``psf_stars``, as planning requires; with ``plain_run=True``
+    ``cutouts.real_run`` names the mock's plain run)
     in ``workdir``, to ``targets`` (none: the whole workflow, report included); return the verdict with
     ``mismatch`` and ``seconds`` added, and ``audit`` (the audit records) and ``audit_cause``.
 
@@ -82,10 +84,9 @@ def run_control(
         overrides["bands"] = list(bands)
     if train is not None:
         overrides["train"] = dict(train)
-    if audit is not None:
-        overrides["evaluate"] = {"audit": list(audit)}
-    if attribution is not None:
-        overrides.setdefault("evaluate", {})["attribution"] = attribution
+    evaluate = {"audit": None if audit is None else list(audit), "attribution": attribution, "folds": folds}
+    if any(value is not None for value in evaluate.values()):
+        overrides["evaluate"] = {key: value for key, value in evaluate.items() if value is not None}
     if real_source is not None:
         overrides.setdefault("cutouts", {})["real_source"] = real_source
     if mock.get("plain_run"):  # the fakes leave the mock's plain run out, whichever the real source
@@ -289,6 +290,9 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=None, help="train.epochs (default: the config's)")
     parser.add_argument(
+        "--folds", type=int, default=None, help="evaluate.folds: cross-fitting by brick (default: the config's, 1)"
+    )
+    parser.add_argument(
         "--audit",
         nargs="*",
         default=None,
@@ -358,7 +362,7 @@ def run_named_control(
         ("release", args.release), ("injector", args.injector),
     )  # fmt: skip
     mock = {key: value for key, value in settings if value is not None}
-    named = {**mock, "bands": args.bands, "epochs": args.epochs}
+    named = {**mock, "bands": args.bands, "epochs": args.epochs, "folds": args.folds}
     named = {key: value for key, value in named.items() if value is not None}
     control = "-".join([mismatch, *(f"{key}{value}" for key, value in named.items())])
     if args.through_manifest:
@@ -372,7 +376,7 @@ def run_named_control(
     train = {"epochs": args.epochs} if args.epochs else None
     row = run_control(
         mismatch, directory, args.audit, real_source, args.match, dtype, train,
-        bands=args.bands, through_manifest=args.through_manifest, **mock,
+        bands=args.bands, through_manifest=args.through_manifest, folds=args.folds, **mock,
     )  # fmt: skip
     row.update(mismatch=name, control=control, seed=seed, dtype=dtype)
     print(f"{name}: {row['sentence']} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)

@@ -136,7 +136,7 @@ def test_the_schema_agrees_with_the_settings_dataclasses_key_by_key():
     found, checked = [], 0
     for section, settings_class in SECTIONS.items():
         for name, node in properties[section]["properties"].items():
-            if (section, name) in {("evaluate", "audit"), ("evaluate", "sensitivity_table")}:
+            if (section, name) in {("evaluate", "audit"), ("evaluate", "sensitivity_table"), ("evaluate", "folds")}:
                 continue  # the workflow's own keys: below
             owner = EvaluateSettings if section == "evaluate" and name in EVALUATE_OWN else settings_class
             assert name in settings_fields(owner), f"{section}.{name} is no setting of {owner}"
@@ -145,7 +145,7 @@ def test_the_schema_agrees_with_the_settings_dataclasses_key_by_key():
     for key, settings_class in TOP_LEVEL.items():
         found += disagreements(key, properties[key], settings_class, key)
     assert not found, "\n".join(found)
-    assert checked == sum(len(properties[section]["properties"]) for section in SECTIONS) - 2
+    assert checked == sum(len(properties[section]["properties"]) for section in SECTIONS) - 3
 
 
 def test_the_workflows_own_evaluate_keys_agree_with_the_package():
@@ -156,6 +156,9 @@ def test_the_workflows_own_evaluate_keys_agree_with_the_package():
     # The report's table: "" in the config is None there.
     assert evaluate["sensitivity_table"]["default"] == ""
     assert ReportSettings(**placeholders("report")).sensitivity_table is None
+    # Cross-fitting: the shards stage's --folds (the workflow passes it when above 1, and trains one model per fold).
+    assert not disagreements("evaluate.folds", evaluate["folds"], ShardSettings, "folds")
+    assert ShardSettings(**placeholders("shards")).folds == evaluate["folds"]["default"] == 1
 
 
 def test_every_config_default_is_the_packages_default():

@@ -26,6 +26,7 @@ from tensorflow.tsl.profiler.protobuf import xplane_pb2
 from realfake.cli import main
 from realfake.errors import RealfakeError
 from realfake.formats.history import HISTORY_NAME, read_history, read_training_record, write_history
+from realfake.formats.model import MODEL_NAME, model_shard_set, read_model
 from realfake.formats.shardset import Shard, open_shard_set
 from realfake.training import TrainSettings
 from realfake.training.checkpoints import Progress, progress_variables
@@ -350,6 +351,26 @@ def test_steps_per_epoch_caps_each_epoch_at_the_start_of_its_order(shard_directo
     assert int(tf.train.latest_checkpoint(str(out / "ckpts")).rsplit("-", 1)[1]) == 10
     with pytest.raises(RealfakeError, match="steps_per_epoch"):
         TrainSettings(shards=Path("s"), out=Path("o"), steps_per_epoch=-1)
+
+
+def test_a_fold_model_trains_on_the_other_folds_and_never_resumes_another_folds_run(tmp_path, no_cluster):
+    """Cross-fitting (realfake.crossfit): the model of fold 1 of 3 trains on folds 0 and 2 but fold 2's validation
+    part, validates on that part, and records fold 1's view; fold 2's run in the same directory sets
+    fold 1's checkpoints aside rather than resuming them."""
+    from fixtures.synthetic_shards import write_shard_set
+
+    manifest = write_shard_set(tmp_path / "shards", train_examples=32, validation_examples=16, shard_size=16, folds=3)
+    out = tmp_path / "out"
+    arguments = ["--epochs", "1", "--batch-size", "16", "--profile-steps", "none", "--model", "lenet"]
+    for fold in (1, 2):
+        command = ["train", "--shards", str(tmp_path / "shards"), "--out", str(out), "--fold", str(fold)]
+        assert main([*command, *arguments]) == 0
+        history = read_training_record(out / HISTORY_NAME)
+        assert history["shard_set"] == f"{manifest['identity']}-fold{fold}"
+        assert (history["train_examples"], history["validation_examples"]) == (2 * 32 + 16, 16)
+        assert model_shard_set(read_model(out / MODEL_NAME)) == history["shard_set"]
+    assert [path.name for path in (out / "superseded").iterdir()] == [f"{manifest['identity'][:12]}-fold1"]
+    assert main(["train", "--shards", str(tmp_path / "shards"), "--out", str(out), *arguments]) == 2
 
 
 # -- the checkpointed running means, the history file ------------------------------------------

@@ -271,6 +271,56 @@ def test_a_griz_mock_renders_dr10s_i_band_and_cuts_eight_channels(workflow_copy)
         assert " --bands griz " in re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
 
 
+def test_cross_fitting_plans_one_training_and_one_prediction_per_view_and_fold(workflow_copy):
+    """evaluate.folds 3 with one audited view: the shards made in 3 folds, 3 models per view (jobs SLURM runs side
+    by side), each predicting its fold's examples, and the evaluation reading all 6 models' predictions, with fold
+    0's model for the attribution maps and its history for the report."""
+    result = dry_run(workflow_copy, {"evaluate": {"folds": 3, "audit": ["centre_only"]}})
+    assert result.returncode == 0, result.stdout
+    assert job_counts(result.stdout)["train"] == 6 and job_counts(result.stdout)["predict"] == 6
+    (shards,) = planned_jobs(result.stdout, "shards")
+    assert " --folds 3 " in shell_command(shards)
+    trainings = {
+        job_field(job, "output").split(", ")[0]: shell_command(job) for job in planned_jobs(result.stdout, "train")
+    }
+    for view in ("full", "centre_only"):
+        for fold in range(3):
+            command = trainings[f"results/train/{view}-fold{fold}/model.keras"]
+            assert f" --view {view} --fold {fold} " in command
+    for job in planned_jobs(result.stdout, "predict"):
+        model = job_field(job, "input").split(", ")[0]
+        fold = re.fullmatch(r"results/train/\w+-fold(\d)/model.keras", model)[1]
+        assert f" --fold {fold} " in shell_command(job)
+        assert job_field(job, "output") == model.replace("train", "evaluate").replace(
+            "model.keras", "parts/1-of-1.parquet"
+        )
+    (evaluate,) = planned_jobs(result.stdout, "evaluate")
+    command = shell_command(evaluate)
+    assert "--model results/train/full-fold0/model.keras" in command
+    for fold in range(3):
+        assert f"results/evaluate/full-fold{fold}/parts/1-of-1.parquet" in command
+        assert f"--audit centre_only=results/evaluate/centre_only-fold{fold}/parts/1-of-1.parquet" in command
+    (report,) = planned_jobs(result.stdout, "report")
+    assert "--train $(dirname results/train/full-fold0/history.json)" in shell_command(report)
+
+
+def test_without_cross_fitting_the_shards_train_and_predict_commands_are_unchanged(workflow_copy):
+    result = dry_run(workflow_copy)
+    assert result.returncode == 0, result.stdout
+    (shards,) = planned_jobs(result.stdout, "shards")
+    assert "--folds" not in shell_command(shards)
+    (train,) = planned_jobs(result.stdout, "train")
+    assert job_field(train, "output").split(", ")[0] == "results/train/full/model.keras"
+    assert " --view full --intra-op-threads " in shell_command(train) and "--fold" not in shell_command(train)
+    (predict,) = planned_jobs(result.stdout, "predict")
+    assert job_field(predict, "output") == "results/evaluate/full/parts/1-of-1.parquet"
+    assert " --part 1-of-1 --out " in shell_command(predict) and "--fold" not in shell_command(predict)
+
+
+def shell_command(job: str) -> str:
+    return re.search(r"^Shell command: (.*)$", job, flags=re.MULTILINE)[1]
+
+
 def test_the_i_band_with_a_mock_of_another_release_stops_planning_naming_the_keys(workflow_copy):
     result = dry_run(workflow_copy, {"bands": ["g", "r", "i", "z"]})
     assert result.returncode != 0

@@ -42,9 +42,15 @@ def shards_arguments():
     (injector), or the manifest (a cutouts file left by a run on other inputs is
     refused: Snakemake keeps an existing file whose job it cannot plan)."""
     if uses_manifest():
-        return settings_arguments("shards", manifest=config["input"]["manifest"])
+        return settings_arguments(
+            "shards", folds=shards_folds(), manifest=config["input"]["manifest"]
+        )
     return settings_arguments(
-        "shards", dr5_dir=dr5_dir(), obiwan_dir=obiwan_dir(), injector=injector()
+        "shards",
+        folds=shards_folds(),
+        dr5_dir=dr5_dir(),
+        obiwan_dir=obiwan_dir(),
+        injector=injector(),
     )
 
 
@@ -57,6 +63,13 @@ def shards_bricks_arguments(wildcards, input):
 def train_arguments():
     """The `realfake train` flags from the train section of the config."""
     return settings_arguments("train")
+
+
+def fold_argument(wildcards):
+    """" --fold k" of a train or predict job of fold k's model (the {fold} wildcard
+    "-fold<k>"), its leading space included; "" without cross-fitting (an empty
+    {fold}), so that the command is word for word the one of a single split."""
+    return f" --fold {wildcards.fold.removeprefix('-fold')}" if wildcards.fold else ""
 
 
 def evaluate_arguments():

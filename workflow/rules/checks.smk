@@ -128,7 +128,7 @@ def config_settings(section):
     """{config key: (setting, value)} of the settings a section's stage takes from
     the config, in the order of its dataclass's fields: the section's keys and, for
     cutouts, the top-level bands and the injector (input.injector, or
-    mock.injector for the mock survey). Values as the command line gives them
+    mock.injector for the mock survey), and for shards evaluate.folds. Values as the command line gives them
     (realfake.settings.from_config: lists as tuples, train.model as its config)."""
     from realfake.settings import from_config
 
@@ -142,6 +142,8 @@ def config_settings(section):
         values["injector"] = (injector_key(), injector())
     if section == "mock" and mock_bands():
         values["bands"] = ("bands", mock_bands())
+    if section == "shards" and shards_folds():
+        values["folds"] = ("evaluate.folds", folds())
     return {
         values[field.name][0]: (
             field.name,
@@ -264,14 +266,28 @@ def check_manifest():
 
 def check_split_bricks():
     """Raise WorkflowError when shards.split is brick and there are too few bricks
-    to give each split (test, validation, train) whole bricks of its own."""
-    from realfake.shards.placement import bricks_needed_for_split
+    to give each split (test, validation, train), or with cross-fitting each fold's
+    training and validation parts, whole bricks of their own."""
+    from realfake.shards.placement import (
+        bricks_needed_for_folds,
+        bricks_needed_for_split,
+    )
 
-    needed = bricks_needed_for_split(config["shards"]["validation_fraction"])
+    validation = config["shards"]["validation_fraction"]
+    source = {"mock": "mock.bricks", "manifest": "input.manifest"}.get(
+        config["input"]["source"], "input.bricks_file"
+    )
+    if shards_folds():
+        needed = bricks_needed_for_folds(folds(), validation)
+        if len(bricks()) < needed:
+            raise WorkflowError(
+                f"config evaluate.folds {folds()} needs at least {needed} bricks (one for "
+                f"each fold's training part and one for its validation part), and {source} "
+                f"gives {len(bricks())}: use fewer folds, or more bricks"
+            )
+        return
+    needed = bricks_needed_for_split(validation)
     if config["shards"]["split"] == "brick" and len(bricks()) < needed:
-        source = {"mock": "mock.bricks", "manifest": "input.manifest"}.get(
-            config["input"]["source"], "input.bricks_file"
-        )
         raise WorkflowError(
             f"config shards.split brick needs at least {needed} bricks, and {source} gives "
             f"{len(bricks())}: set shards.split to example, or use more bricks"

@@ -50,6 +50,8 @@ wildcard_constraints:
     part=r"\d+-of-\d+",
     # What a CNN sees of the stamps: full, or a restricted view for the audit.
     view="|".join(VIEWS),
+    # Which fold's model, with cross-fitting (evaluate.folds > 1): "-fold<k>"; empty without.
+    fold=r"(-fold\d+)?",
 
 
 def all_cores():
@@ -444,10 +446,41 @@ def bricks_file():
     return config["input"]["bricks_file"]
 
 
+def folds():
+    """evaluate.folds: 1 for one held-out split, K >= 2 for cross-fitting by brick."""
+    return config["evaluate"]["folds"]
+
+
+def shards_folds():
+    """The shards' --folds: K with cross-fitting, None (no flag: the shards command
+    of one split is unchanged) without."""
+    return folds() if folds() > 1 else None
+
+
+def fold_suffixes():
+    """The {fold} wildcard of each model of a view: "-fold0" ... "-fold<K-1>" with
+    cross-fitting, one empty suffix without (results/train/{view}/ as ever)."""
+    return [f"-fold{fold}" for fold in range(folds())] if folds() > 1 else [""]
+
+
+def trained_file(view, name="model.keras", fold=0):
+    """A file of a view's training (model.keras, history.json): fold `fold`'s model's
+    with cross-fitting (the evaluation's attribution maps and the report's training
+    curves are fold 0's)."""
+    return f"results/train/{view}{fold_suffixes()[fold]}/{name}"
+
+
 def prediction_parts(view):
-    """The predictions files of one view's CNN: one per part ("1-of-N" ... "N-of-N",
-    N the profile's `set-scatter: predict=N`, 1 by default)."""
-    return scatter.predict(f"results/evaluate/{view}/parts/{{scatteritem}}.parquet")
+    """The predictions files of one view's CNN, or of its K models with
+    cross-fitting: one per part ("1-of-N" ... "N-of-N", N the profile's
+    `set-scatter: predict=N`, 1 by default) of each model's test examples."""
+    return [
+        path
+        for suffix in fold_suffixes()
+        for path in scatter.predict(
+            f"results/evaluate/{view}{suffix}/parts/{{scatteritem}}.parquet"
+        )
+    ]
 
 
 def audit_predictions():

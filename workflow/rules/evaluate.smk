@@ -2,6 +2,9 @@
 # part), then the verdict, breakdowns, shortcut baselines and audit (evaluate: one job
 # that gathers the parts).
 #
+# With cross-fitting (evaluate.folds K > 1) each view has K models, {fold} "-fold<k>", each
+# predicting its fold's examples; evaluate reads every fold's files together.
+#
 # Prediction is a scatter/gather: a profile's `set-scatter: predict=N` makes N predict
 # jobs per view, each over 1/N of the test shards (parts "1-of-N" to "N-of-N"), on GPU
 # or KNL nodes; the evaluate job reads their files together, checked to cover the test
@@ -15,25 +18,27 @@ scattergather:
 
 rule predict:
     input:
-        model="results/train/{view}/model.keras",
+        model="results/train/{view}{fold}/model.keras",
         shards="results/shards",
     output:
-        "results/evaluate/{view}/parts/{part}.parquet",
+        "results/evaluate/{view}{fold}/parts/{part}.parquet",
     log:
-        "logs/predict/{view}/{part}.log",
+        "logs/predict/{view}{fold}/{part}.log",
     benchmark:
-        "benchmarks/predict/{view}/{part}.tsv"
+        "benchmarks/predict/{view}{fold}/{part}.tsv"
     conda:
         "../../environment.yml"
+    params:
+        fold=fold_argument,
     shell:
-        "realfake predict --shards {input.shards:q} --model {input.model:q} --part {wildcards.part}"
+        "realfake predict --shards {input.shards:q} --model {input.model:q} --part {wildcards.part}{params.fold}"
         " --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate:
     input:
         predictions=prediction_parts("full"),
-        model="results/train/full/model.keras",
+        model=trained_file("full"),
         audit=audit_predictions(),
         shards="results/shards",
     output:

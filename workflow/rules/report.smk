@@ -15,7 +15,7 @@ rule report:
         mean_stamps="results/evaluate/mean_stamps.npz",
         attribution=attribution_maps("results/evaluate/attribution.npz"),
         shards="results/shards",
-        history="results/train/full/history.json",
+        history=trained_file("full", "history.json"),
         sensitivity=sensitivity_table(),
     output:
         page="results/report/index.html",

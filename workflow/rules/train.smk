@@ -1,5 +1,7 @@
 # Training: the CNN on the shards, once per view: "full" for the verdict, and each
-# restricted view of evaluate.audit for the shortcut audit (src/realfake/model/views.py). Checkpoints (results/train/ckpts), TensorBoard
+# restricted view of evaluate.audit for the shortcut audit (src/realfake/model/views.py);
+# with cross-fitting (evaluate.folds K > 1) once per view and fold, {fold} "-fold<k>":
+# K jobs per view that SLURM runs side by side (src/realfake/crossfit.py). Checkpoints (results/train/ckpts), TensorBoard
 # logs (results/train/logs) and the profiler trace (results/train/prof) are not
 # declared outputs on purpose: Snakemake deletes a failed job's outputs, and the
 # checkpoints are what lets a re-run resume at the exact epoch and batch.
@@ -9,12 +11,12 @@ rule train:
     input:
         "results/shards",
     output:
-        model="results/train/{view}/model.keras",
-        history="results/train/{view}/history.json",
+        model="results/train/{view}{fold}/model.keras",
+        history="results/train/{view}{fold}/history.json",
     log:
-        "logs/train/{view}.log",
+        "logs/train/{view}{fold}.log",
     benchmark:
-        "benchmarks/train/{view}.tsv"
+        "benchmarks/train/{view}{fold}.tsv"
     conda:
         "../../environment.yml"
     # TensorFlow uses every core it is given; on a cluster the profile sets them.
@@ -29,7 +31,8 @@ rule train:
         task_env="",
     params:
         launch=launcher,
+        fold=fold_argument,
         settings=train_arguments(),
     shell:
         "{params.launch}realfake train --shards {input:q} --out $(dirname {output.model:q})"
-        " --view {wildcards.view} --intra-op-threads {threads} {params.settings} > {log:q} 2>&1"
+        " --view {wildcards.view}{params.fold} --intra-op-threads {threads} {params.settings} > {log:q} 2>&1"

@@ -32,7 +32,11 @@ Mann-Whitney test, with the accuracy test beside it), AUC p-values corrected
 over the baselines, and a comparison with the CNN on the same test examples
 (the paired AUC difference, which decides whether the CNN does better, and the
 exact one-sided McNemar test of the accuracies). :func:`shortcut_sentence`
-turns it into the report's sentence.
+turns it into the report's sentence. In a cross-fitted run (a ``fold``
+column in the test predictions, the fold's CNN having scored each example)
+the AUCs and the paired differences compare fakes and reals of the same fold
+only, the CNN's scores not being on one scale across folds; the baselines'
+AUCs are taken the same way, so that the two sides compare alike.
 """
 
 from __future__ import annotations
@@ -45,10 +49,12 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
+from realfake.errors import RealfakeError
 from realfake.formats.cutouts import measured_view, ordered_bands
 from realfake.formats.evaluation import baseline_title
 from realfake.stats import accuracy, corrections
 from realfake.stats.auc import auc_test, paired_auc_difference
+from realfake.stats.breakdowns import fold_labels
 from realfake.stats.clusters import brick_codes
 from realfake.stats.settings import StatisticsSettings
 
@@ -156,14 +162,18 @@ def shortcut_baselines(
     (:meth:`realfake.stats.auc.AucTest.record`), ``p_adjusted`` (the AUC p-value
     corrected over the baselines), ``significant``, ``feature_differences``
     (:func:`feature_differences`) and, against the CNN (``test['p_fake']``),
-    ``cnn_vs_baseline`` (:func:`_paired_comparison`).
+    ``cnn_vs_baseline`` (:func:`_paired_comparison`). The AUC tests and comparisons are within folds when
+    ``test`` has a ``fold`` column of at least 2 folds (module docstring); with ``model_fold`` in ``train``
+    as well, each baseline is cross-fitted as the CNN is (:func:`_models_of`).
     """
     train_labels = train["label"].to_numpy()
     test_labels = test["label"].to_numpy()
     records, scores = [], {}
-    if np.unique(train_labels).size < 2:
+    models = _models_of(train, test)
+    if any(np.unique(train_labels[rows]).size < 2 for rows, _ in models):
         return records, scores
     clusters = brick_codes(test)
+    folds = fold_labels(test)
     for feature_set in FEATURE_SETS:
         train_features = FEATURE_BUILDERS[feature_set](train)
         test_features = FEATURE_BUILDERS[feature_set](test)
@@ -174,12 +184,17 @@ def shortcut_baselines(
         ]
         if not names:
             continue
-        differences = feature_differences(train, train_features[names], settings)
+        # Cross-fitted, a row trains K - 1 models: the features' differences are those of fold 0's model's rows.
+        first = models[0][0]
+        differences = feature_differences(train[first], train_features[names][first], settings)
         for model_kind in BASELINE_MODELS:
             name = f"{feature_set}_{model_kind}"
-            probability = _fit_and_score(
-                model_kind, train_features[names], train_labels, test_features[names], settings.seed
-            )
+            probability = np.empty(len(test), dtype=np.float64)
+            for rows, members in models:
+                probability[members] = _fit_and_score(
+                    model_kind, train_features[names][rows], train_labels[rows], test_features[names][members],
+                    settings.seed,
+                )  # fmt: skip
             scores[name] = probability
             record = {"name": name, "feature_set": feature_set, "model": model_kind, "features": names}
             if feature_set == "catalog":
@@ -189,13 +204,19 @@ def shortcut_baselines(
             rng = np.random.default_rng([settings.seed, 2, len(records)])
             record.update(
                 auc_test(
-                    test_labels, probability, settings.confidence, settings.bootstrap, rng, clusters=clusters
+                    test_labels,
+                    probability,
+                    settings.confidence,
+                    settings.bootstrap,
+                    rng,
+                    clusters=clusters,
+                    strata=folds,
                 ).record()
             )
             record["feature_differences"] = differences
             if "p_fake" in test.columns:
                 record["cnn_vs_baseline"] = _paired_comparison(
-                    test_labels, test["p_fake"].to_numpy(np.float64), probability, settings, len(records)
+                    test_labels, test["p_fake"].to_numpy(np.float64), probability, settings, len(records), folds
                 )
             records.append(record)
     adjusted = corrections.adjust_p_values(
@@ -205,6 +226,20 @@ def shortcut_baselines(
         record["p_adjusted"] = float(value)
         record["significant"] = bool(value < settings.significance)
     return records, scores
+
+
+def _models_of(train: pd.DataFrame, test: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Which training rows fit each baseline model and which test rows it scores, as boolean masks: one model of
+    every row for every test example; cross-fitted (``model_fold`` in ``train``, naming the fold whose model a row
+    trains, and ``fold`` in ``test``), one model per fold, fitted on that fold model's rows and scoring the fold's
+    examples, so that no baseline scores an example of a brick it was fitted on."""
+    if "model_fold" not in train.columns or "fold" not in test.columns:
+        return [(np.ones(len(train), dtype=bool), np.ones(len(test), dtype=bool))]
+    model_fold, fold = train["model_fold"].to_numpy(), test["fold"].to_numpy()
+    missing = sorted(set(np.unique(fold).tolist()) - set(np.unique(model_fold).tolist()))
+    if missing:
+        raise RealfakeError(f"shortcut baselines: no training rows for the model of fold(s) {missing}")
+    return [(model_fold == number, fold == number) for number in np.unique(fold)]
 
 
 def _fit_and_score(
@@ -223,13 +258,16 @@ def _fit_and_score(
         return model.predict_proba(test_features.to_numpy(np.float64))[:, list(model.classes_).index(1)]
 
 
-def _paired_comparison(labels, cnn_scores, baseline_scores, settings: StatisticsSettings, index: int) -> dict:
+def _paired_comparison(
+    labels, cnn_scores, baseline_scores, settings: StatisticsSettings, index: int, folds: np.ndarray | None = None
+) -> dict:
     """The CNN against a baseline on the same test examples: the paired AUC difference (the verdict's
-    statistic; ``p_value``, one-sided, decides ``cnn_better``) and the McNemar test of the accuracies."""
+    statistic, within ``folds`` when given; ``p_value``, one-sided, decides ``cnn_better``) and the McNemar
+    test of the accuracies."""
     mcnemar = accuracy.mcnemar_greater(labels, cnn_scores, baseline_scores)
     rng = np.random.default_rng([settings.seed, 3, index])
     difference = paired_auc_difference(
-        labels, cnn_scores, baseline_scores, settings.confidence, settings.bootstrap, rng
+        labels, cnn_scores, baseline_scores, settings.confidence, settings.bootstrap, rng, strata=folds
     )
     return {
         "auc_difference": difference["difference"],

@@ -21,6 +21,13 @@ predictions of CNNs trained on restricted views for the shortcut audit
   and ``settings.attribution`` is on (``--no-attribution`` switches them off: most of the evaluation's time on
   a small test split, for runs that never look at them).
 
+With a cross-fitted shard set (:mod:`realfake.crossfit`, ``evaluate.folds``), the predictions are every
+fold model's, each of its own fold's examples (``--predictions`` and ``--audit`` take every fold's files), read
+in the pooled view: every example is tested, with a ``fold`` column, and every AUC compares scores within a fold
+only (``docs/verdict.md``, "Cross-fitting"). The shortcut baselines are cross-fitted the same way, one per fold
+trained on that fold model's training parts; ``--model`` is fold 0's model, whose attribution maps are of the
+examples it scored.
+
 The statistics live in :func:`evaluate_predictions`, a pure function of the
 predictions (and the training split's features for the baselines), so they can
 be checked without TensorFlow: the verdict (:mod:`realfake.stats.verdict`), the
@@ -39,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from realfake.crossfit import model_view_of
 from realfake.errors import RealfakeError
 from realfake.evaluation.attribution import attribution_maps
 from realfake.evaluation.audit import audit_cause, audit_records, audit_sentence
@@ -50,12 +58,12 @@ from realfake.evaluation.pixels import pixel_statistics, summary_record
 from realfake.evaluation.predict import predict_test_split
 from realfake.formats.evaluation import ATTRIBUTION_NAME, MEAN_STAMPS_NAME, write_evaluation
 from realfake.formats.model import load_model_with_digest
-from realfake.formats.predictions import PROVENANCE_KEY, model_identity, read_predictions
+from realfake.formats.predictions import PROVENANCE_KEY, model_identity, read_pooled_predictions
 from realfake.formats.shardset import catalog_name, open_shard_set
 from realfake.model.views import check_view
 from realfake.progress import say
 from realfake.settings import check_settings, parse_name_path, setting, spaced
-from realfake.stats.breakdowns import breakdowns, brick_labels
+from realfake.stats.breakdowns import breakdowns, brick_labels, fold_labels
 from realfake.stats.settings import StatisticsSettings
 from realfake.stats.verdict import verdict
 
@@ -137,7 +145,7 @@ def evaluate_predictions(
     scores = predictions["p_fake"].to_numpy(np.float64)
     if not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
         raise RealfakeError("predictions: p_fake must be probabilities in [0, 1]")
-    cnn = verdict(labels, scores, settings, brick_labels(predictions))
+    cnn = verdict(labels, scores, settings, brick_labels(predictions), folds=fold_labels(predictions))
     table = breakdowns(predictions, settings)
     if train is not None:
         baselines, baseline_scores = shortcut_baselines(train, predictions, settings)
@@ -191,6 +199,28 @@ def baseline_training_set(shard_set, statistics: StatisticsSettings, batch_size:
     return pd.concat([catalog, features], axis=1), record
 
 
+def baseline_training_set_of(
+    shard_set, statistics: StatisticsSettings, batch_size: int
+) -> tuple[pd.DataFrame | None, dict | None]:
+    """The shortcut baselines' training table and its record (:func:`baseline_training_set`), or (None, None) when
+    the shard set has no training catalog. Cross-fitted, one table per fold's model, from that model's training
+    parts, with ``model_fold`` naming the model each row trains (a row trains K - 1 of them), so that every
+    baseline is cross-fitted as the CNN is and scores each example with a model that never saw its brick."""
+    if shard_set.folds == 1:
+        if not (shard_set.directory / catalog_name("train")).is_file():
+            say("evaluate", f"{shard_set.directory / catalog_name('train')} is missing; shortcut baselines skipped")
+            return None, None
+        return baseline_training_set(shard_set, statistics, batch_size)
+    tables, records = [], []
+    for fold in range(shard_set.folds):
+        table, record = baseline_training_set(shard_set.fold_view(fold), statistics, batch_size)
+        table.insert(0, "model_fold", np.int32(fold))
+        tables.append(table)
+        records.append(record)
+    record = {key: sum(part[key] for part in records) for key in ("rows", "of")}
+    return pd.concat(tables, ignore_index=True), {**record, "cap": statistics.baseline_rows, "per_fold": records}
+
+
 def kernel_baseline(shard_set, statistics: StatisticsSettings, cnn: dict) -> dict | None:
     """The kernel two-sample test on the central pixels (:func:`realfake.evaluation.mmd.kernel_two_sample`) with
     its ``sentence`` against the CNN's verdict ``cnn`` and ``beyond_cnn`` (it finds a difference the CNN does
@@ -213,24 +243,32 @@ def kernel_baseline(shard_set, statistics: StatisticsSettings, cnn: dict) -> dic
 def run_evaluate(settings: EvaluateSettings) -> dict:
     """Predict (or read the predictions), evaluate and write predictions.parquet, metrics.json, breakdowns.csv,
     mean_stamps.npz and, with a model and ``settings.attribution`` on, attribution.npz; returns the metrics."""
-    shard_set = open_shard_set(settings.shards)
+    whole = open_shard_set(settings.shards)
+    # Every example the models scored: the test split, or with cross-fitting every fold's examples.
+    shard_set = whole.pooled_view()
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
-    model, digest = load_model_with_digest(shard_set, settings.model) if settings.model is not None else (None, None)
+    if settings.predictions is None and whole.folds > 1:
+        raise RealfakeError(
+            f"the shard set in {settings.shards} is cross-fitted in {whole.folds} folds: give every fold model's "
+            f"predictions (--predictions, from realfake predict --fold); --model is then fold 0's model, for the "
+            f"attribution maps"
+        )
+    # With cross-fitting, the model given is fold 0's: its attribution maps are of the examples it scored.
+    model_view = model_view_of(whole, 0 if whole.folds > 1 else None)
+    model, digest = load_model_with_digest(model_view, settings.model) if settings.model is not None else (None, None)
     if settings.predictions is not None:
-        predictions = read_predictions(settings.predictions, shard_set, view="full")
-        _check_same_model(predictions.attrs[PROVENANCE_KEY], settings, digest)
+        predictions = read_pooled_predictions(settings.predictions, shard_set, view="full")
+        _check_same_model(fold_provenance(predictions, 0), settings, digest)
     else:
         predictions = predict_test_split(shard_set, model, settings.model, settings.batch_size, model_sha256=digest)
     files: dict[str, list[Path]] = {}
     for view, path in settings.audit:  # a view's parts, in the order given
         files.setdefault(view, []).append(path)
-    views = {view: read_predictions(paths, shard_set, view=view)["p_fake"].to_numpy() for view, paths in files.items()}
-    train, sample = None, None
-    if (shard_set.directory / catalog_name("train")).is_file():
-        train, sample = baseline_training_set(shard_set, settings.statistics, settings.batch_size)
-    else:
-        say("evaluate", f"{shard_set.directory / catalog_name('train')} is missing; shortcut baselines skipped")
+    views = {
+        view: read_pooled_predictions(paths, shard_set, view=view)["p_fake"].to_numpy() for view, paths in files.items()
+    }
+    train, sample = baseline_training_set_of(whole, settings.statistics, settings.batch_size)
     metrics = evaluate_predictions(predictions, settings.statistics, train, views)
     metrics["baseline_training"] = sample
     metrics["mmd"] = kernel_baseline(shard_set, settings.statistics, metrics["verdict"])
@@ -241,13 +279,17 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     if not settings.attribution:
         say("evaluate", "attribution maps switched off (--no-attribution; evaluate.attribution in the workflow)")
     elif model is not None:
-        labels, scores = predictions["label"].to_numpy(), predictions["p_fake"].to_numpy(np.float64)
-        arrays[ATTRIBUTION_NAME] = attribution_maps(model, shard_set, labels, scores)
+        # The examples the model scored: all of them, or with cross-fitting fold 0's (the first in the pooled order).
+        scored = predictions.iloc[: model_view.examples("test")]
+        labels, scores = scored["label"].to_numpy(), scored["p_fake"].to_numpy(np.float64)
+        arrays[ATTRIBUTION_NAME] = attribution_maps(model, model_view, labels, scores)
     else:
         say("evaluate", "no model given (--model): no attribution maps")
     metrics["settings"] = dataclasses.asdict(settings)
     metrics["shard_set"] = shard_set.identity
     metrics["model_sha256"] = predictions.attrs[PROVENANCE_KEY].get("model_sha256")
+    if whole.folds > 1:
+        metrics["folds"] = crossfit_record(predictions)
     metrics["storage"] = storage_record(shard_set.manifest.to_json())
     if metrics["storage"]["sentence"]:
         say("evaluate", metrics["storage"]["sentence"])
@@ -256,6 +298,33 @@ def run_evaluate(settings: EvaluateSettings) -> dict:
     say("evaluate", metrics["shortcut_sentence"])
     say("evaluate", metrics["audit_sentence"])
     return metrics
+
+
+def fold_provenance(predictions: pd.DataFrame, fold: int) -> dict:
+    """The provenance of fold ``fold``'s predictions (all of them, without cross-fitting)."""
+    provenance = predictions.attrs[PROVENANCE_KEY]
+    return provenance["folds"][fold] if "folds" in provenance else provenance
+
+
+def crossfit_record(predictions: pd.DataFrame) -> dict:
+    """metrics.json's ``folds`` of a cross-fitted evaluation: per fold its examples, bricks and model."""
+    fold_of = predictions["fold"].to_numpy()
+    bricks = predictions["brickname"].to_numpy() if "brickname" in predictions.columns else None
+    folds = []
+    for fold, provenance in enumerate(predictions.attrs[PROVENANCE_KEY]["folds"]):
+        members = fold_of == fold
+        labels = predictions["label"].to_numpy()[members]
+        folds.append(
+            {
+                "fold": fold,
+                "examples": int(members.sum()),
+                "real": int(np.sum(labels == 0)),
+                "fake": int(np.sum(labels == 1)),
+                "bricks": None if bricks is None else int(len(np.unique(bricks[members]))),
+                "model_sha256": provenance.get("model_sha256"),
+            }
+        )
+    return {"count": len(folds), "folds": folds}
 
 
 def storage_record(manifest: dict) -> dict:

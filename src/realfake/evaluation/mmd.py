@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from realfake.conventions import SPLITS, is_inverse_variance
 from realfake.errors import RealfakeError
-from realfake.formats.shardset import ShardSet, catalog_name
+from realfake.formats.shardset import ShardSet
 from realfake.stats import corrections
 from realfake.stats.clusters import brick_codes, cluster_codes
 from realfake.stats.settings import StatisticsSettings
@@ -257,7 +257,9 @@ def kernel_two_sample(shard_set: ShardSet, settings: StatisticsSettings) -> dict
     metrics.json must be the same file whenever the inputs are (the caller says how long it took)."""
     central_window(shard_set.stamp_size, settings.mmd_pixels)  # the setting's error before any reading
     splits = [
-        split for split in SPLITS if shard_set.examples(split) and (shard_set.directory / catalog_name(split)).is_file()
+        split
+        for split in SPLITS
+        if shard_set.examples(split) and all(path.is_file() for path in shard_set.catalog_paths(split))
     ]
     catalogs = [
         pd.DataFrame({column: shard_set.catalog_column(split, column) for column in _columns(shard_set, split)})
@@ -288,7 +290,7 @@ def kernel_two_sample(shard_set: ShardSet, settings: StatisticsSettings) -> dict
 
 def _columns(shard_set: ShardSet, split: str) -> list[str]:
     """``label`` and, when the split's catalog has it, ``brickname``."""
-    names = pq.read_schema(shard_set.directory / catalog_name(split)).names
+    names = pq.read_schema(shard_set.catalog_paths(split)[0]).names
     return ["label", *(["brickname"] if "brickname" in names else [])]
 
 

@@ -7,7 +7,8 @@ predictions file (:mod:`realfake.formats.predictions`, whose reader
 split, in shard order, its catalog row, its stamp statistics
 (:func:`realfake.evaluation.features.stamp_statistics`) and ``p_fake``, the
 model's probability of fake, with the shard set's identity, the model's path
-and digest, its view and the test shards covered in the metadata.
+and digest, its view and the test shards covered in the metadata. With a cross-fitted shard set
+(:mod:`realfake.crossfit`) the model scores its fold's examples (``--fold``), and the metadata names the fold.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from realfake.crossfit import model_view_of
 from realfake.errors import RealfakeError
 from realfake.evaluation.features import stamp_statistics
 from realfake.formats.model import load_model_with_digest, model_digest, model_view
@@ -29,8 +31,8 @@ from realfake.settings import check_settings, setting, spaced
 
 @dataclass(frozen=True)
 class PredictSettings:
-    """``realfake predict``: the shard set, the trained model, the output file, the batch size, and which part
-    of the test split."""
+    """``realfake predict``: the shard set, the trained model, the output file, the batch size, which part of the
+    test split, and with a cross-fitted shard set the model's fold."""
 
     shards: Path = setting(help="shard set directory (docs/shards_format.md)")
     model: Path = setting(help="trained model (model.keras from realfake train)")
@@ -41,6 +43,12 @@ class PredictSettings:
         help="predict only the I-th of N near-equal runs of consecutive test shards (a scattered prediction; "
         "realfake evaluate --predictions takes the N files); 1-of-1: all of them",
         metavar="I-of-N",
+    )
+    fold: int | None = setting(
+        None,
+        help="with a cross-fitted shard set: the fold the model was trained for, whose examples it scores "
+        "(realfake train --fold)",
+        minimum=0,
     )
 
     def __post_init__(self) -> None:
@@ -65,7 +73,7 @@ def part_shards(part: str, shards: int) -> range:
 
 def run_predict(settings: PredictSettings) -> pd.DataFrame:
     """Predict the test split and write ``settings.out``; returns the predictions."""
-    shard_set = open_shard_set(settings.shards)
+    shard_set = model_view_of(open_shard_set(settings.shards), settings.fold)
     if shard_set.examples("test") == 0:
         raise RealfakeError(f"{settings.shards}: the test split has no examples")
     model, digest = load_model_with_digest(shard_set, settings.model)
@@ -123,6 +131,8 @@ def predict_test_split(
         "view": model_view(model),
         "shards": [shards.start, shards.stop] if isinstance(shards, range) else None,
     }
+    if shard_set.fold is not None:  # cross-fitted: the fold whose examples these are
+        predictions.attrs[PROVENANCE_KEY]["fold"] = shard_set.fold
     return predictions
 
 

@@ -13,11 +13,14 @@ its content, so that parts predicted by a model replaced at the same path are
 told apart and one model reached by two paths, or saved twice, is one), the
 view it was trained on (:mod:`realfake.model.views`), and which test shards it
 covers (``shards``: [start, stop)). :func:`read_predictions` checks them: the
-shard set, the view, one model, and every test shard covered once.
+shard set, the view, one model, and every test shard covered once. With a
+cross-fitted shard set (:mod:`realfake.crossfit`) each model's files name its
+fold, and :func:`read_pooled_predictions` reads the K folds' together.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -69,6 +72,67 @@ def read_predictions(paths, shard_set: ShardSet, view: str | None = None) -> pd.
     if "label" not in predictions or not np.array_equal(predictions["label"].to_numpy(), labels):
         raise RealfakeError(f"{', '.join(map(str, paths))} do not hold the test split of {shard_set.directory}")
     return predictions
+
+
+def read_pooled_predictions(paths, shard_set: ShardSet, view: str | None = None) -> pd.DataFrame:
+    """The predictions of every example of ``shard_set`` from the files of one view's models.
+
+    A shard set of one split: :func:`read_predictions`. A cross-fitted one (:mod:`realfake.crossfit`): the files
+    are grouped by the fold their metadata names, each fold's read by :func:`read_predictions` against that fold's
+    view (one model per fold, its test examples covered once), and the folds concatenated in order, the order of
+    the pooled view's test split (:meth:`realfake.formats.shardset.ShardSet.pooled_view`), with a ``fold`` column.
+    The metadata keeps each fold's model (``folds``: the folds' provenance, in order). RealfakeError naming the
+    files when a fold has no file or a file names no fold of the set.
+    """
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(path) for path in paths]
+    if shard_set.folds == 1:
+        return read_predictions(paths, shard_set, view)
+    by_fold: dict[int, list[Path]] = {fold: [] for fold in range(shard_set.folds)}
+    for path in paths:
+        fold = _provenance(path).get("fold")
+        if fold not in by_fold:
+            raise RealfakeError(
+                f"{path} names no fold of the shard set in {shard_set.directory} (fold {fold}; it has folds 0 to "
+                f"{shard_set.folds - 1}): predict each fold's examples with its own model (realfake predict --fold)"
+            )
+        by_fold[fold].append(path)
+    missing = [str(fold) for fold, files in by_fold.items() if not files]
+    if missing:
+        raise RealfakeError(
+            f"the predictions files {', '.join(map(str, paths))} hold no predictions of fold(s) {', '.join(missing)} "
+            f"of the shard set in {shard_set.directory}: every fold's model must score its examples"
+        )
+    parts = []
+    for fold, files in by_fold.items():
+        part = read_predictions(files, shard_set.fold_view(fold), view)
+        part["fold"] = np.full(len(part), fold, dtype=np.int32)
+        parts.append(part)
+    predictions = pd.concat(parts, ignore_index=True)
+    folds = [part.attrs[PROVENANCE_KEY] for part in parts]
+    predictions.attrs[PROVENANCE_KEY] = {
+        "shard_set": shard_set.identity,
+        "view": folds[0].get("view"),
+        "model_sha256": pooled_model_digest(folds),
+        "folds": folds,
+    }
+    return predictions
+
+
+def pooled_model_digest(folds: list[dict]) -> str:
+    """One SHA-256 for the K models of a cross-fitted prediction (their digests in fold order)."""
+    digests = [str(provenance.get("model_sha256") or provenance.get("model")) for provenance in folds]
+    return hashlib.sha256(" ".join(digests).encode()).hexdigest()
+
+
+def _provenance(path: Path) -> dict:
+    """A predictions file's provenance, from its schema alone (no rows read)."""
+    if not path.is_file():
+        raise RealfakeError(f"predictions file {path} does not exist (run `realfake predict` first)")
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as error:
+        raise RealfakeError(f"{path}: not a readable parquet file ({error})") from None
+    return json.loads(metadata.get(PROVENANCE_KEY.encode(), b"{}"))
 
 
 def model_identity(provenance: dict) -> str:

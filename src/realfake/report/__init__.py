@@ -43,6 +43,7 @@ from scipy.optimize import linear_sum_assignment
 
 from realfake.atomic import atomic_directory, atomic_output
 from realfake.conventions import bands_of
+from realfake.crossfit import model_view_of
 from realfake.errors import RealfakeError
 from realfake.formats.evaluation import (
     ATTRIBUTION_NAME,
@@ -175,10 +176,14 @@ def read_report_inputs(settings: ReportSettings) -> ReportInputs:
     history_path = Path(settings.train) / HISTORY_NAME
     history = read_history(history_path)
     record = read_training_record(history_path)
-    shard_set = open_shard_set(settings.shards)
-    identity = shard_set.identity
-    _check_shard_set(metrics.get("shard_set"), identity, Path(settings.evaluate) / METRICS_NAME, settings.shards)
-    _check_shard_set(record.get("shard_set"), identity, history_path, settings.shards)
+    whole = open_shard_set(settings.shards)
+    # Every example the models scored (with cross-fitting, every fold's); the training curves of fold 0's model.
+    shard_set = whole.pooled_view()
+    trained = model_view_of(whole, 0 if whole.folds > 1 else None)
+    _check_shard_set(
+        metrics.get("shard_set"), shard_set.identity, Path(settings.evaluate) / METRICS_NAME, settings.shards
+    )
+    _check_shard_set(record.get("shard_set"), trained.identity, history_path, settings.shards)
     test_examples = shard_set.examples("test")
     if test_examples != len(predictions):
         raise RealfakeError(
@@ -200,6 +205,18 @@ def read_report_inputs(settings: ReportSettings) -> ReportInputs:
         attribution,
         sensitivity,
     )
+
+
+def within_fold_quantiles(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each score as its quantile (midrank / count) among its fold's: the K cross-fitted models' scores are not
+    on one scale, their within-fold ranks are (the ROC of a cross-fitted run)."""
+    from scipy.stats import rankdata
+
+    quantiles = np.empty(len(scores), dtype=np.float64)
+    for fold in np.unique(folds):
+        members = folds == fold
+        quantiles[members] = rankdata(scores[members]) / members.sum()
+    return quantiles
 
 
 def is_report_file(name: str) -> bool:
@@ -300,6 +317,10 @@ def _summary_figures(inputs: ReportInputs, table: pd.DataFrame, out: Path) -> di
         column = f"p_fake_{baseline['name']}"
         if column in predictions.columns:
             curves[baseline_title(baseline)] = predictions[column].to_numpy(np.float64)
+    if "fold" in predictions.columns:  # cross-fitted: the K models' scores compared as within-fold quantiles
+        curves = {
+            name: within_fold_quantiles(scores, predictions["fold"].to_numpy()) for name, scores in curves.items()
+        }
     if np.unique(labels).size == 2:
         figures_written["roc"] = figures.roc_figure(labels, curves, out / "roc.png")
     if len(table):

@@ -371,6 +371,16 @@ def _verdict_rows(verdict: dict) -> list[list[str]]:
     rows = [
         ["outcome", OUTCOME_WORDS.get(verdict.get("outcome"), "")],
         ["test examples (real / fake)", f"{verdict['examples']} ({verdict['real']} / {verdict['fake']})"],
+    ]
+    if verdict.get("folds"):
+        rows.append(
+            [
+                "cross-fitting by brick",
+                f"{verdict['folds']} folds: every example scored by the model that never saw its brick; the AUC "
+                f"compares scores within a fold only",
+            ]
+        )
+    rows += [
         [f"AUC [{verdict.get('auc_interval_method', '')} interval]", markup.interval(verdict, "auc")],
         ["tolerance: AUC that does not matter", f"up to {0.5 + verdict['tolerance']:.3f}"],
         [

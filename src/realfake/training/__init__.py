@@ -22,6 +22,7 @@ The model itself is in ``realfake.model.network``. Importing this package does n
 import TensorFlow (``run_train`` does), so the command line stays quick.
 """
 
+from realfake.crossfit import model_view_of
 from realfake.formats.shardset import open_shard_set
 from realfake.training.settings import TrainSettings
 
@@ -31,9 +32,10 @@ __all__ = ["TrainSettings", "run_train"]
 def run_train(settings: TrainSettings) -> dict:
     """Train or resume; see :func:`realfake.training.loop.run_train`.
 
-    The shard set is opened and checked once, before TensorFlow is imported, so bad input fails fast.
+    The shard set is opened and checked once, before TensorFlow is imported, so bad input fails fast. With a
+    cross-fitted shard set the run sees fold ``settings.fold``'s view of it (:func:`realfake.crossfit.model_view_of`).
     """
-    shard_set = open_shard_set(settings.shards)
+    shard_set = model_view_of(open_shard_set(settings.shards), settings.fold)
     from realfake.training.loop import run_train as run_train_loop
 
     return run_train_loop(settings, shard_set)

@@ -73,6 +73,7 @@ means are Keras metric objects), TensorBoard logs and profiler window:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import keras
@@ -100,6 +101,8 @@ def run_train(settings: TrainSettings, shard_set: ShardSet) -> dict:
     (``training.startup``); a re-run resumes from the last checkpoint.
     """
     normalization = normalization_from_manifest(shard_set.manifest.to_json(), str(shard_set.manifest_path))
+    # The model records the view it was trained on (a fold's, with cross-fitting: realfake.crossfit).
+    normalization = dataclasses.replace(normalization, shard_set=shard_set.identity)
     cluster = cluster_from_environment(os.environ, settings.cluster_port)
     # Thread pools and the multi-worker runtime must be set before TensorFlow starts.
     configure_threads(settings)

@@ -89,6 +89,12 @@ class TrainSettings:
         "the shortcut audit",
         choices=VIEWS,
     )
+    fold: int | None = setting(
+        None,
+        help="with a cross-fitted shard set (made with --folds K): the fold whose examples this model scores, 0 to "
+        "K - 1; it trains on the other folds (realfake.crossfit). Leave it out for a shard set of one split",
+        minimum=0,
+    )
     keep_checkpoints: int = setting(3, help="checkpoints kept in ckpts/", minimum=1)
     intra_op_threads: int = setting(0, help="TensorFlow intra-op threads (0: TensorFlow's default)", minimum=0)
     inter_op_threads: int = setting(0, help="TensorFlow inter-op threads (0: TensorFlow's default)", minimum=0)
