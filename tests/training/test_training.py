@@ -369,7 +369,10 @@ def test_a_fold_model_trains_on_the_other_folds_and_never_resumes_another_folds_
         assert history["shard_set"] == f"{manifest['identity']}-fold{fold}"
         assert (history["train_examples"], history["validation_examples"]) == (2 * 32 + 16, 16)
         assert model_shard_set(read_model(out / MODEL_NAME)) == history["shard_set"]
+        assert history["settings"]["fold"] == fold
     assert [path.name for path in (out / "superseded").iterdir()] == [f"{manifest['identity'][:12]}-fold1"]
+    # A single split's history records no fold: it is what it was before folds existed.
+    assert "fold" not in TrainSettings(shards=Path("s"), out=Path("o")).as_record()
     assert main(["train", "--shards", str(tmp_path / "shards"), "--out", str(out), *arguments]) == 2
 
 

@@ -122,10 +122,13 @@ class TrainSettings:
                 raise RealfakeError(f"profile_steps must be START,STOP with 0 <= START < STOP, got {start},{stop}")
 
     def as_record(self) -> dict:
-        """JSON-ready dict (paths as strings, tuples as lists)."""
+        """JSON-ready dict (paths as strings, tuples as lists); ``fold`` only for a cross-fitted run's model, so that
+        a single split's history is what it was before folds existed."""
         record = dataclasses.asdict(self)
         record["shards"] = str(self.shards)
         record["out"] = str(self.out)
+        if self.fold is None:
+            del record["fold"]
         return record
 
     def resume_record(self) -> dict:
