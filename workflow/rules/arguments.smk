@@ -66,9 +66,9 @@ def train_arguments():
 
 
 def fold_argument(wildcards):
-    """" --fold k" of a train or predict job of fold k's model (the {fold} wildcard
-    "-fold<k>"), its leading space included; "" without cross-fitting (an empty
-    {fold}), so that the command is word for word the one of a single split."""
+    """The flag of a train or predict job of fold k's model (the {fold} wildcard
+    "-fold<k>"), " --fold k" with its leading space; "" without cross-fitting (an
+    empty {fold}), so that the command is word for word the one of a single split."""
     return f" --fold {wildcards.fold.removeprefix('-fold')}" if wildcards.fold else ""
 
 
