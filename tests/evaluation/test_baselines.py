@@ -4,8 +4,11 @@ column, the baselines' AUCs and their paired comparisons with the CNN pair fakes
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fixtures.predictions import prediction_table
 
+from realfake.errors import RealfakeError
+from realfake.evaluation import baselines
 from realfake.evaluation.baselines import shortcut_baselines
 from realfake.stats.auc import auc_test, paired_auc_difference
 from realfake.stats.settings import StatisticsSettings
@@ -35,3 +38,28 @@ def test_baselines_against_a_cross_fitted_cnn_compare_within_folds():
     # Pooled across the folds' scales the CNN's AUC is below 0.5 and it would not beat them.
     unfolded, _ = shortcut_baselines(train, test.drop(columns="fold"), SETTINGS)
     assert "folds" not in unfolded[0] and not any(record["cnn_vs_baseline"]["cnn_better"] for record in unfolded)
+
+
+def test_cross_fitted_baselines_score_each_fold_with_a_model_that_never_saw_it(monkeypatch):
+    """``model_fold`` in the training table: each fold's examples are scored by baselines fitted on that fold
+    model's rows only, never on rows of another model."""
+    rng = np.random.default_rng(5)
+    train = prediction_table(rng.permutation(np.arange(900) % 2), np.full(900, 0.5), rng)
+    train["model_fold"] = np.repeat([0, 1, 2], 300)
+    test = prediction_table(rng.permutation(np.arange(600) % 2), rng.uniform(size=600), rng)
+    test["fold"] = np.repeat([2, 0, 1], 200)
+    fits = []
+    real_fit = baselines._fit_and_score
+
+    def recording_fit(kind, train_features, train_labels, test_features, seed):
+        fits.append((set(train.loc[train_features.index, "model_fold"]), set(test.loc[test_features.index, "fold"])))
+        return real_fit(kind, train_features, train_labels, test_features, seed)
+
+    monkeypatch.setattr(baselines, "_fit_and_score", recording_fit)
+    records, scores = shortcut_baselines(train, test, SETTINGS)
+    assert records and all(len(values) == 600 for values in scores.values())
+    # Every baseline (2 feature sets x 2 models) fitted once per fold, on that fold's model's rows, scoring its fold.
+    assert sorted(fits, key=str) == sorted([({fold}, {fold}) for fold in (0, 1, 2)] * 4, key=str)
+    train.loc[train["model_fold"] == 1, "model_fold"] = 0  # no rows for fold 1's model
+    with pytest.raises(RealfakeError, match=r"no training rows for the model of fold\(s\) \[1\]"):
+        shortcut_baselines(train, test, SETTINGS)

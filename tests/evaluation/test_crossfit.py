@@ -130,3 +130,11 @@ def test_the_cross_fitted_evaluation_tests_every_example_within_folds(crossfit, 
     assert metrics["mmd"]["examples_available"] == FOLDS * (TRAIN + VALIDATION)
     # fold 0's attribution maps, of the examples fold 0's model scored.
     assert (out / "attribution.npz").is_file()
+
+
+def test_the_reports_roc_compares_the_folds_models_by_their_within_fold_ranks():
+    from realfake.report import within_fold_quantiles
+
+    folds = np.repeat([0, 1], 4)
+    scores = np.array([0.1, 0.4, 0.2, 0.3, 0.91, 0.99, 0.93, 0.95])  # fold 1's model scores everything high
+    np.testing.assert_allclose(within_fold_quantiles(scores, folds), [0.25, 1.0, 0.5, 0.75] * 2)
