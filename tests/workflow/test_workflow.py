@@ -647,6 +647,21 @@ def test_every_config_key_is_explained_in_the_config_readme():
                 "model galaxies, not stars (config mock.mismatch and mock.model; flags --mismatch and --model)"
             ],
         ),
+        # Cross-fitting holds whole bricks out of each model, and needs bricks for every fold's two parts.
+        (
+            {"evaluate": {"folds": 3}, "shards": {"split": "example"}},
+            [
+                "config evaluate.folds: --folds 3 needs --split brick (shards.split): cross-fitting holds whole "
+                "bricks out of each model, and --split example does not keep bricks whole"
+            ],
+        ),
+        (
+            {"evaluate": {"folds": 7}},
+            [
+                "config evaluate.folds 7 needs at least 14 bricks (one for each fold's training part and one for its "
+                "validation part), and mock.bricks gives 12: use fewer folds, or more bricks"
+            ],
+        ),
         # Every problem at once, each naming its key.
         (
             {
