@@ -125,7 +125,8 @@ def pooled_model_digest(folds: list[dict]) -> str:
 
 
 def _provenance(path: Path) -> dict:
-    """A predictions file's provenance, from its schema alone (no rows read)."""
+    """A predictions file's provenance, from its schema alone (no rows read); RealfakeError naming a missing or
+    unreadable file."""
     if not path.is_file():
         raise RealfakeError(f"predictions file {path} does not exist (run `realfake predict` first)")
     try:
@@ -189,15 +190,9 @@ def _ranges(numbers: list[int]) -> str:
 
 
 def _read_part(path: Path, shard_set: ShardSet, view: str | None) -> pd.DataFrame:
-    """One predictions file, checked to be of ``shard_set`` and ``view``."""
-    if not path.is_file():
-        raise RealfakeError(f"predictions file {path} does not exist (run `realfake predict` first)")
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        raise RealfakeError(f"{path}: not a readable parquet file ({error})") from None
-    metadata = table.schema.metadata or {}
-    provenance = json.loads(metadata.get(PROVENANCE_KEY.encode(), b"{}"))
+    """One predictions file, checked (its provenance, :func:`_provenance`, before any row is read) to be of
+    ``shard_set`` and ``view``."""
+    provenance = _provenance(path)
     if provenance.get("shard_set") != shard_set.identity:
         raise RealfakeError(
             f"{path} holds predictions for shard set {short_identity(provenance.get('shard_set'))}, but "
@@ -205,6 +200,9 @@ def _read_part(path: Path, shard_set: ShardSet, view: str | None) -> pd.DataFram
         )
     if view is not None and provenance.get("view") != view:
         raise RealfakeError(f"{path} holds predictions of a model of view {provenance.get('view')}, not {view}")
-    predictions = table.to_pandas()
+    try:
+        predictions = pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as error:
+        raise RealfakeError(f"{path}: not a readable parquet file ({error})") from None
     predictions.attrs[PROVENANCE_KEY] = provenance
     return predictions
