@@ -9,6 +9,11 @@ mean wall time (the workflow's for realfake: mock, cutouts, shards, training and
 
     .venv/bin/python scripts/bench_power.py --seeds 1 2 3 4 5
     .venv/bin/python scripts/bench_power.py --controls size:1.5 --seeds 1 --methods mmd   # one quick row
+    .venv/bin/python scripts/bench_power.py --rows power.jsonl --seeds 1 2 --folds 5 --epochs 8 --results-page
+
+``--rows FILE`` keeps every finished row (one JSON object per line, appended as each row ends) and skips the rows
+already there, so a long benchmark can be run over several sittings, and its tables printed again
+(``--tables-only``) or written into docs/results/power.md between their markers (``--results-page``).
 
 The environment of the standard tests (alibi-detect 0.13 pins numpy < 2 and TensorFlow < 2.19, which realfake's
 stack does not fit): ``python3 -m venv .venv-bench && .venv-bench/bin/pip install "alibi-detect[tensorflow]==0.13.0"``.
@@ -19,18 +24,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import results_page
 from controls import run_control
 from export_stamps import export
 
 HERE = Path(__file__).resolve().parent
 CONTROLS = ("none", "size:1.25", "size:1.5", "psf:0.75", "noise", "profile")
 EVALUATION = ("results/evaluate/metrics.json",)
+# The standard tests by their alibi-detect names in the tables (standard_tests.py's --methods in the rows).
+LABELS = {"mmd": "MMDDrift", "c2st": "ClassifierDrift", "lkd": "LearnedKernelDrift"}
+CROSSFIT = 5  # the folds of the verdict judged against the standard tests (issue 24: K = 5)
 
 
 def parse_control(text: str) -> tuple[str, float | None]:
@@ -57,43 +67,97 @@ def run_row(root: Path, control: str, seed: int, args: argparse.Namespace) -> di
         if metrics.get("mmd"):
             row[f"realfake MMD (K={folds} set)"] = (metrics["mmd"]["p_value"], float("nan"))
     if args.methods:
-        stamps = directory / "stamps.npz"
-        export(directory / "results" / "shards", stamps)
-        result = subprocess.run(
-            [str(args.bench_python), str(HERE / "standard_tests.py"), str(stamps), "--methods", *args.methods,
-             "--seed", str(seed), "--out", str(directory / "standard_tests.json")],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise RuntimeError(f"standard_tests.py failed on {stamps}:\n{result.stderr[-3000:]}")
-        for entry in json.loads((directory / "standard_tests.json").read_text()):
-            row[entry["method"]] = (entry["p_value"], entry["seconds"])
+        row.update(run_standard(directory, seed, args))
     return row
+
+
+def run_standard(directory: Path, seed: int, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """The standard tests on every example of the shard set of the run in ``directory`` (``--standard-epochs`` of
+    training for those that train). {method: (p-value, seconds)}."""
+    stamps = directory / "stamps.npz"
+    export(directory / "results" / "shards", stamps)
+    result = subprocess.run(
+        [str(args.bench_python), str(HERE / "standard_tests.py"), str(stamps), "--methods", *args.methods,
+         "--epochs", str(args.standard_epochs), "--seed", str(seed), "--out", str(directory / "standard_tests.json")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"standard_tests.py failed on {stamps}:\n{result.stderr[-3000:]}")
+    results = json.loads((directory / "standard_tests.json").read_text())
+    return {entry["method"]: (entry["p_value"], entry["seconds"]) for entry in results}
 
 
 def tables(rows: dict[tuple[str, int], dict], significance: float = 0.05) -> str:
     methods = list(dict.fromkeys(method for row in rows.values() for method in row))
-    lines = ["| control | seed | " + " | ".join(methods) + " |", "| --- | --- |" + " --- |" * len(methods)]
-    for (control, seed), row in rows.items():
+    names = [LABELS.get(method, method) for method in methods]
+    lines = ["| control | seed | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(methods)]
+    controls = list(dict.fromkeys(control for control, _ in rows))
+    for (control, seed), row in sorted(rows.items(), key=lambda item: (controls.index(item[0][0]), item[0][1])):
         cells = [f"{row[method][0]:.2g}" if method in row else "" for method in methods]
         lines.append(f"| `{control}` | {seed} | " + " | ".join(cells) + " |")
     lines += ["", f"Detection rate at {significance:g}:", ""]
-    lines += ["| control | " + " | ".join(methods) + " |", "| --- |" + " --- |" * len(methods)]
-    for control in dict.fromkeys(control for control, _ in rows):
+    standard = [method for method in methods if method in LABELS]
+    verdict = f"realfake K={CROSSFIT} >= every standard test"
+    judged = f"realfake K={CROSSFIT}" in methods and bool(standard)
+    lines += [
+        "| control | " + " | ".join(names) + (f" | {verdict} |" if judged else " |"),
+        "| --- |" + " --- |" * (len(methods) + judged),
+    ]
+    for control in controls:
         found = [row for (name, _), row in rows.items() if name == control]
-        cells = []
+        cells, rates = [], {}
         for method in methods:
             values = [row[method][0] for row in found if method in row]
             detected = sum(value < significance for value in values)
+            rates[method] = detected / len(values) if values else math.nan
             cells.append(f"{detected}/{len(values)}" if values else "")
+        if judged:
+            ours = rates[f"realfake K={CROSSFIT}"]
+            theirs = [rates[method] for method in standard if not math.isnan(rates[method])]
+            cells.append("yes" if all(ours >= rate for rate in theirs) else "no")
         lines.append(f"| `{control}` | " + " | ".join(cells) + " |")
     lines += ["", "Mean wall time (s):", ""]
     times = []
     for method in methods:
         seconds = [row[method][1] for row in rows.values() if method in row and row[method][1] == row[method][1]]
         times.append(f"{sum(seconds) / len(seconds):.0f}" if seconds else "-")
-    lines += ["| " + " | ".join(methods) + " |", "|" + " --- |" * len(methods), "| " + " | ".join(times) + " |"]
+    lines += ["| " + " | ".join(names) + " |", "|" + " --- |" * len(methods), "| " + " | ".join(times) + " |"]
     return "\n".join(lines)
+
+
+def read_rows(path: Path | None, settings: dict | None = None) -> dict[tuple[str, int], dict]:
+    """The rows kept in ``path`` by earlier runs (``--rows``): {(control, seed): {method: (p-value, seconds)}};
+    a later line for the same control and seed replaces an earlier one. With ``settings``, a row measured with
+    other settings (folds, epochs, methods) is refused: its figures would not be this run's."""
+    rows: dict[tuple[str, int], dict] = {}
+    if path is None or not path.exists():
+        return rows
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            rows[(record["control"], int(record["seed"]))] = {
+                method: (float(p), float(seconds) if seconds is not None else math.nan)
+                for method, (p, seconds) in record["methods"].items()
+            }
+        except (ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"{path}:{number}: not a row of bench_power.py ({error})") from error
+        if settings is not None and record.get("settings") != settings:
+            raise SystemExit(
+                f"{path}:{number}: measured with {record.get('settings')}, not this run's {settings}: "
+                "give another --rows file, or this one's settings"
+            )
+    return rows
+
+
+def append_row(path: Path, control: str, seed: int, row: dict, settings: dict) -> None:
+    """Append one finished row to ``path`` as one JSON line, written whole by one ``write`` (a run killed before it
+    leaves no line, never part of one)."""
+    methods = {method: [p, None if math.isnan(seconds) else seconds] for method, (p, seconds) in row.items()}
+    line = json.dumps({"control": control, "seed": seed, "settings": settings, "methods": methods}) + "\n"
+    with path.open("a") as handle:
+        handle.write(line)
 
 
 def main() -> None:
@@ -105,18 +169,55 @@ def main() -> None:
     parser.add_argument(
         "--methods", nargs="*", default=["mmd", "c2st", "lkd"], help="standard tests (none: realfake only)"
     )
+    parser.add_argument(
+        "--standard-epochs", type=int, default=15, help="training epochs of ClassifierDrift and LearnedKernelDrift"
+    )
     parser.add_argument("--bench-python", type=Path, default=HERE.parent / ".venv-bench" / "bin" / "python")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
+    parser.add_argument("--rows", type=Path, default=None, help="keep finished rows here; skip those already kept")
+    parser.add_argument("--tables-only", action="store_true", help="print the tables of --rows; run nothing")
+    parser.add_argument(
+        "--results-page", action="store_true", help="also write the tables into their block of docs/results/power.md"
+    )
     args = parser.parse_args()
+    if args.tables_only and args.rows is None:
+        parser.error("--tables-only prints the rows of --rows FILE: give it")
+    settings = bench_settings(args)
+    rows = read_rows(args.rows, None if args.tables_only else settings)
+    if not args.tables_only:
+        run_all(rows, args, parser)
+    text = tables(rows)
+    print(text)
+    if args.results_page:
+        results_page.write_blocks(results_page.RESULTS / "power.md", {"bench_power.py:tables": text})
+
+
+def bench_settings(args: argparse.Namespace) -> dict:
+    """What a kept row was measured with: a row of other settings is not this run's."""
+    return {
+        "folds": args.folds,
+        "epochs": args.epochs,
+        "methods": args.methods,
+        "standard_epochs": args.standard_epochs,
+    }
+
+
+def run_all(rows: dict[tuple[str, int], dict], args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Run every control at every seed not already in ``rows``, adding each to ``rows`` (and ``--rows``)."""
     if args.methods and not args.bench_python.is_file():
         parser.error(f"--bench-python {args.bench_python} does not exist: make the standard tests' environment (above)")
+    settings = bench_settings(args)
     root = Path(tempfile.mkdtemp(prefix="realfake-power-", dir=args.workdir))
-    rows = {}
     try:
         for seed in args.seeds:
             for control in args.controls:
+                if (control, seed) in rows:
+                    print(f"{control} seed {seed}: kept in {args.rows}", file=sys.stderr)
+                    continue
                 rows[(control, seed)] = run_row(root, control, seed, args)
+                if args.rows is not None:
+                    append_row(args.rows, control, seed, rows[(control, seed)], settings)
                 cells = ", ".join(f"{method} p = {value[0]:.2g}" for method, value in rows[(control, seed)].items())
                 print(f"{control} seed {seed}: {cells}", file=sys.stderr, flush=True)
     finally:
@@ -124,7 +225,6 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
         else:
             print(f"work directories kept in {root}", file=sys.stderr)
-    print(tables(rows))
 
 
 if __name__ == "__main__":
