@@ -95,10 +95,11 @@ def reach_sentences(rows: list[dict], significance: float = 0.05) -> list[str]:
             continue
         what = f"{ERROR_WORDS[row['mismatch']]} wrong by {error_percent(row['mismatch'], row['strength']):.0f}%"
         needed = examples_to_detect(row)
+        measured = f"AUC {float(row['auc']):.3f}, 95% CI {float(row['auc_low']):.3f}-{float(row['auc_high']):.3f}"
         sentences.append(
-            f"Not detected at {row['examples']} examples: {what} (AUC {float(row['auc']):.3f}); "
+            f"Not detected at {row['examples']} examples: {what} ({measured}); "
             + (
-                f"about {needed:,.0f} test examples would detect it (80% power)."
+                f"if that AUC held, about {float(f'{needed:.2g}'):,.0f} test examples would detect it with 80% power."
                 if needed
                 else "its AUC is not above 0.5."
             )
