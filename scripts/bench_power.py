@@ -78,7 +78,8 @@ def run_standard(directory: Path, seed: int, args: argparse.Namespace) -> dict[s
     export(directory / "results" / "shards", stamps)
     result = subprocess.run(
         [str(args.bench_python), str(HERE / "standard_tests.py"), str(stamps), "--methods", *args.methods,
-         "--epochs", str(args.standard_epochs), "--seed", str(seed), "--out", str(directory / "standard_tests.json")],
+         "--epochs", str(args.standard_epochs), "--network", args.standard_network, "--seed", str(seed),
+         "--out", str(directory / "standard_tests.json")],
         capture_output=True, text=True,
     )  # fmt: skip
     if result.returncode != 0:
@@ -171,6 +172,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--standard-epochs", type=int, default=15, help="training epochs of ClassifierDrift and LearnedKernelDrift"
+    )
+    parser.add_argument(
+        "--standard-network", default="compact", help="their CNN (standard_tests.py --network; default compact)"
     )
     parser.add_argument("--bench-python", type=Path, default=HERE.parent / ".venv-bench" / "bin" / "python")
     parser.add_argument("--workdir", type=Path, default=None)
