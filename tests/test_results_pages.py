@@ -9,6 +9,7 @@ relative link in it and in docs/ leads to a file that exists.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import re
 import stat
@@ -189,6 +190,89 @@ def test_the_tables_controls_and_matching_write_are_the_tables_on_their_pages(re
                      "difference": difference, "error": error, "fake_scatter": fake_scatter, "fake_scatter_sd": sd,
                      "auc": value, "auc_low": low, "auc_high": high, "outcome": outcome})  # fmt: skip
     assert len(rows) == 2 and matching.markdown_table(rows) == table
+
+
+# -- the power benchmark: its kept rows and its page ---------------------------------------------------------------
+
+
+BENCH_SETTINGS = {"folds": [5], "epochs": 8, "methods": ["mmd"]}
+
+
+@pytest.fixture(scope="module")
+def bench_power():
+    return load_script("bench_power")
+
+
+def test_kept_rows_are_read_back_and_counted_at_the_level(tmp_path, bench_power):
+    rows = tmp_path / "power.jsonl"
+    bench_power.append_row(rows, "size:1.5", 1, {"realfake K=5": (0.004, 300.0), "mmd": (0.06, 20.0)},
+                           BENCH_SETTINGS)  # fmt: skip
+    bench_power.append_row(rows, "size:1.5", 2, {"realfake K=5": (0.2, 310.0), "mmd": (0.01, 22.0)},
+                           BENCH_SETTINGS)  # fmt: skip
+    bench_power.append_row(rows, "none", 1, {"realfake K=5": (0.5, 290.0), "realfake MMD (K=5 set)": (0.3, math.nan)},
+                           BENCH_SETTINGS)  # fmt: skip
+    bench_power.append_row(rows, "profile", 1, {"realfake K=5": (0.3, 280.0), "mmd": (0.02, 21.0)}, BENCH_SETTINGS)
+    kept = bench_power.read_rows(rows, BENCH_SETTINGS)
+    assert list(kept) == [("size:1.5", 1), ("size:1.5", 2), ("none", 1), ("profile", 1)]
+    assert kept[("size:1.5", 2)]["mmd"] == (0.01, 22.0)
+    assert math.isnan(kept[("none", 1)]["realfake MMD (K=5 set)"][1])
+    text = bench_power.tables(kept)
+    rates = text.split("Detection rate at 0.05:")[1].split("Mean wall time")[0]
+    assert (
+        "| control | realfake K=5 | MMDDrift | realfake MMD (K=5 set) | realfake K=5 >= every standard test |" in rates
+    )
+    assert (
+        "| `size:1.5` | 1/2 | 1/2 |  | yes |" in rates
+        and "| `none` | 0/1 |  | 0/1 | (null: a rejection is a false alarm) |" in rates
+    )
+    assert "| `profile` | 0/1 | 1/1 |  | no |" in rates
+    assert text.index("| `size:1.5` | 2 |") < text.index("| `none` | 1 |")  # by control, then seed
+    assert text.rstrip().endswith("| 295 | 21 | - |")  # the mean over the rows that have the method
+
+
+def test_kept_rows_of_other_settings_or_not_rows_are_refused_naming_the_line(tmp_path, bench_power):
+    rows = tmp_path / "power.jsonl"
+    bench_power.append_row(rows, "none", 1, {"realfake K=5": (0.5, 290.0)}, BENCH_SETTINGS)
+    with pytest.raises(SystemExit, match=re.escape(f"{rows}:1: measured with")):
+        bench_power.read_rows(rows, {**BENCH_SETTINGS, "epochs": 16})
+    assert bench_power.read_rows(rows) == {("none", 1): {"realfake K=5": (0.5, 290.0)}}  # tables only: any settings
+    with rows.open("a") as handle:
+        handle.write('{"control": "none"}\n')
+    with pytest.raises(SystemExit, match=re.escape(f"{rows}:2: not a row of bench_power.py")):
+        bench_power.read_rows(rows)
+
+
+def test_the_power_page_holds_the_tables_of_its_kept_rows(results_page, bench_power):
+    """docs/results/power.md's tables are what bench_power.py prints from the rows kept beside it."""
+    page = DOCS / "results" / "power.md"
+    kept = bench_power.read_rows(DOCS / "results" / "power.jsonl")
+    assert len(kept) >= 6
+    assert blocks_of(page, results_page)["bench_power.py:tables"] == bench_power.tables(kept)
+
+
+def test_the_sensitivity_sentences_with_folds_say_so_and_what_n_would_detect_a_missed_error():
+    sensitivity = load_script("sensitivity")
+    rows = [
+        {"bricks": 12, "mismatch": mismatch, "strength": strength, "examples": examples, "auc": auc, "auc_low": 0.0,
+         "auc_high": 1.0, "auc_p_value": p, "outcome": "inconclusive", "minimum_detectable_auc": 0.55}
+        for mismatch, strength, examples, auc, p in [
+            ("size", 1.1, 1600, 0.525, 0.2), ("size", 1.25, 1600, 0.56, 0.01), ("psf", 0.95, 1600, 0.49, 0.7),
+            ("psf", 0.9, 1600, 0.6, 1e-4),
+        ]
+    ]  # fmt: skip
+    text = sensitivity.markdown(rows, folds=5)
+    assert (
+        "With all 1600 examples tested (5 folds) the CNN detects half-light radii wrong by >= 25% and PSF FWHM "
+        "wrong by >= 10%." in text
+    )
+    # (0.55 - 0.5) / (0.525 - 0.5) = 2: four times the examples.
+    assert (
+        "Not detected at 1600 examples: half-light radii wrong by 10% (AUC 0.525, 95% CI 0.000-1.000); if that AUC "
+        "held, about 6,400 test examples would detect it with 80% power." in text
+    )
+    assert "PSF FWHM wrong by 5% (AUC 0.490, 95% CI 0.000-1.000); its AUC is not above 0.5." in text
+    single = sensitivity.markdown(rows, folds=1)
+    assert "With 1600 test examples the CNN detects" in single and "would detect" not in single
 
 
 # -- the README and the links -------------------------------------------------------------------------------------
