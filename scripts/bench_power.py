@@ -131,7 +131,7 @@ def tables(rows: dict[tuple[str, int], dict], significance: float = 0.05) -> str
 def read_rows(path: Path | None, settings: dict | None = None) -> dict[tuple[str, int], dict]:
     """The rows kept in ``path`` by earlier runs (``--rows``): {(control, seed): {method: (p-value, seconds)}};
     a later line for the same control and seed replaces an earlier one. With ``settings``, a row measured with
-    other settings (folds, epochs, methods) is refused: its figures would not be this run's."""
+    other settings (:func:`bench_settings`) is refused: its figures would not be this run's."""
     rows: dict[tuple[str, int], dict] = {}
     if path is None or not path.exists():
         return rows
@@ -192,7 +192,7 @@ def main() -> None:
     settings = bench_settings(args)
     rows = read_rows(args.rows, None if args.tables_only else settings)
     if not args.tables_only:
-        run_all(rows, args, parser)
+        run_all(rows, args, parser, settings)
     text = tables(rows)
     print(text)
     if args.results_page:
@@ -206,14 +206,16 @@ def bench_settings(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "methods": args.methods,
         "standard_epochs": args.standard_epochs,
+        "standard_network": args.standard_network,
     }
 
 
-def run_all(rows: dict[tuple[str, int], dict], args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def run_all(
+    rows: dict[tuple[str, int], dict], args: argparse.Namespace, parser: argparse.ArgumentParser, settings: dict
+) -> None:
     """Run every control at every seed not already in ``rows``, adding each to ``rows`` (and ``--rows``)."""
     if args.methods and not args.bench_python.is_file():
         parser.error(f"--bench-python {args.bench_python} does not exist: make the standard tests' environment (above)")
-    settings = bench_settings(args)
     root = Path(tempfile.mkdtemp(prefix="realfake-power-", dir=args.workdir))
     try:
         for seed in args.seeds:
