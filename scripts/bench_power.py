@@ -4,8 +4,9 @@ For each mock seed and control, the whole workflow runs to the evaluation once p
 single held-out split; 5: cross-fitting, every example tested), and the standard tests of alibi-detect
 (``scripts/standard_tests.py``, in their own environment ``--bench-python``) run on every example of the
 cross-fitted shard set (``scripts/export_stamps.py``), as does realfake's own kernel test (``metrics.json``'s
-``mmd``). Prints each method's p-value per control and seed, its detection rate at 0.05 per control, and its
-mean wall time (the workflow's for realfake: mock, cutouts, shards, training and evaluation).
+``mmd``). Prints each method's p-value per control and seed, its detection rate at 0.05 per control, whether it
+holds its level on ``none`` (its false alarms against the binomial tail), and its mean wall time (the
+workflow's for realfake: mock, cutouts, shards, training and evaluation).
 
     .venv/bin/python scripts/bench_power.py --seeds 1 2 3 4 5
     .venv/bin/python scripts/bench_power.py --controls size:1.5 --seeds 1 --methods mmd   # one quick row
@@ -34,6 +35,7 @@ from pathlib import Path
 import results_page
 from controls import run_control
 from export_stamps import export
+from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 CONTROLS = ("none", "size:1.25", "size:1.5", "psf:0.75", "noise", "profile")
@@ -119,6 +121,7 @@ def tables(rows: dict[tuple[str, int], dict], significance: float = 0.05) -> str
             theirs = [rates[method] for method in standard if not math.isnan(rates[method])]
             cells.append("yes" if all(ours >= rate for rate in theirs) else "no")
         lines.append(f"| `{control}` | " + " | ".join(cells) + " |")
+    lines += level_table(rows, methods, significance)
     lines += ["", "Mean wall time (s):", ""]
     times = []
     for method in methods:
@@ -126,6 +129,32 @@ def tables(rows: dict[tuple[str, int], dict], significance: float = 0.05) -> str
         times.append(f"{sum(seconds) / len(seconds):.0f}" if seconds else "-")
     lines += ["| " + " | ".join(names) + " |", "|" + " --- |" * len(methods), "| " + " | ".join(times) + " |"]
     return "\n".join(lines)
+
+
+def level_table(rows: dict[tuple[str, int], dict], methods: list[str], significance: float) -> list[str]:
+    """Whether each method holds its level on the null control: its false alarms over the ``none`` seeds, and the
+    chance of that many or more from a test that rejects a true null with probability ``significance`` (the
+    binomial tail). A method holds its level unless that chance is below ``significance``."""
+    found = [row for (control, _), row in rows.items() if parse_control(control)[0] == "none"]
+    if not found:
+        return []
+    lines = [
+        "",
+        f"The level on `none`: false alarms, and the chance of at least that many from a test of level "
+        f"{significance:g} (binomial tail); below {significance:g}, the method does not hold its level:",
+        "",
+        "| method | false alarms | chance of at least that many | level held |",
+        "| --- | --- | --- | --- |",
+    ]
+    for method in methods:
+        values = [row[method][0] for row in found if method in row]
+        if not values:
+            continue
+        alarms = sum(value < significance for value in values)
+        chance = float(stats.binom.sf(alarms - 1, len(values), significance))
+        held = "yes" if chance >= significance else "no"
+        lines.append(f"| {LABELS.get(method, method)} | {alarms}/{len(values)} | {chance:.2g} | {held} |")
+    return lines
 
 
 def read_rows(path: Path | None, settings: dict | None = None) -> dict[tuple[str, int], dict]:

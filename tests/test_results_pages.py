@@ -230,6 +230,19 @@ def test_kept_rows_are_read_back_and_counted_at_the_level(tmp_path, bench_power)
     assert text.rstrip().endswith("| 295 | 21 | - |")  # the mean over the rows that have the method
 
 
+def test_a_method_with_improbably_many_false_alarms_on_none_does_not_hold_its_level(bench_power):
+    rows = {("none", seed): {"realfake K=5": (0.3 + 0.1 * seed, 1.0), "lkd": (0.01 if seed <= 2 else 0.9, 1.0)}
+            for seed in range(1, 6)}  # fmt: skip
+    rows[("psf:0.75", 1)] = {"realfake K=5": (1e-9, 1.0), "lkd": (0.2, 1.0)}
+    level = bench_power.tables(rows).split("The level on `none`")[1].split("Mean wall time")[0]
+    # 0 of 5 at 0.05: certain by chance; 2 of 5: 1 - 0.95**5 - 5 * 0.05 * 0.95**4 = 0.0226 < 0.05
+    assert "| realfake K=5 | 0/5 | 1 | yes |" in level
+    assert "| LearnedKernelDrift | 2/5 | 0.023 | no |" in level
+    rows[("none", 2)]["lkd"] = (0.5, 1.0)  # one false alarm of five: 0.23, as often as chance gives it
+    assert "| LearnedKernelDrift | 1/5 | 0.23 | yes |" in bench_power.tables(rows)
+    assert "The level on" not in bench_power.tables({("psf:0.75", 1): rows[("psf:0.75", 1)]})
+
+
 def test_kept_rows_of_other_settings_or_not_rows_are_refused_naming_the_line(tmp_path, bench_power):
     rows = tmp_path / "power.jsonl"
     bench_power.append_row(rows, "none", 1, {"realfake K=5": (0.5, 290.0)}, BENCH_SETTINGS)
