@@ -15,6 +15,8 @@ workflow's for realfake: mock, cutouts, shards, training and evaluation).
 ``--rows FILE`` keeps every finished row (one JSON object per line, appended as each row ends) and skips the rows
 already there, so a long benchmark can be run over several sittings, and its tables printed again
 (``--tables-only``) or written into docs/results/power.md between their markers (``--results-page``).
+``--standard-from FILE`` takes the standard tests' p-values from another rows file instead of running them again,
+when only realfake's settings changed (say ``--epochs``): they depend on the stamps and their own settings only.
 
 The environment of the standard tests (alibi-detect 0.13 pins numpy < 2 and TensorFlow < 2.19, which realfake's
 stack does not fit): ``python3 -m venv .venv-bench && .venv-bench/bin/pip install "alibi-detect[tensorflow]==0.13.0"``.
@@ -68,7 +70,11 @@ def run_row(root: Path, control: str, seed: int, args: argparse.Namespace) -> di
         metrics = json.loads((directory / "results" / "evaluate" / "metrics.json").read_text())
         if metrics.get("mmd"):
             row[f"realfake MMD (K={folds} set)"] = (metrics["mmd"]["p_value"], float("nan"))
-    if args.methods:
+    reused = getattr(args, "standard_rows", {}).get((control, seed))
+    if args.methods and reused is not None:
+        row.update(reused)
+        print(f"{control} seed {seed}: standard tests from {args.standard_from}", file=sys.stderr)
+    elif args.methods:
         row.update(run_standard(directory, seed, args))
     return row
 
@@ -183,6 +189,30 @@ def read_rows(path: Path | None, settings: dict | None = None) -> dict[tuple[str
     return rows
 
 
+STANDARD_SETTINGS = ("methods", "standard_epochs", "standard_network")
+
+
+def read_standard(path: Path, settings: dict) -> dict[tuple[str, int], dict]:
+    """The standard tests' p-values kept in another rows file (``--standard-from``), to reuse when only
+    realfake's settings changed: they depend on the stamps (the mock, its seed, the last ``--folds`` value's shard
+    set) and on their own settings, not on realfake's training. A line whose standard-test settings or stamps
+    differ from this run's is refused, naming it."""
+    wanted = {key: settings.get(key) for key in STANDARD_SETTINGS} | {"stamps_folds": settings["folds"][-1]}
+    kept = read_rows(path)
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        recorded = json.loads(line)["settings"]
+        theirs = {key: recorded.get(key) for key in STANDARD_SETTINGS} | {"stamps_folds": recorded["folds"][-1]}
+        if theirs != wanted:
+            raise SystemExit(f"{path}:{number}: standard tests measured with {theirs}, not this run's {wanted}")
+    return {
+        key: {method: row[method] for method in settings["methods"]}
+        for key, row in kept.items()
+        if all(method in row for method in settings["methods"])
+    }
+
+
 def append_row(path: Path, control: str, seed: int, row: dict, settings: dict) -> None:
     """Append one finished row to ``path`` as one JSON line, written whole by one ``write`` (a run killed before it
     leaves no line, never part of one)."""
@@ -211,6 +241,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     parser.add_argument("--rows", type=Path, default=None, help="keep finished rows here; skip those already kept")
+    parser.add_argument(
+        "--standard-from",
+        type=Path,
+        default=None,
+        help="reuse the standard tests' p-values of this rows file (same stamps and standard settings)",
+    )
     parser.add_argument("--tables-only", action="store_true", help="print the tables of --rows; run nothing")
     parser.add_argument(
         "--results-page", action="store_true", help="also write the tables into their block of docs/results/power.md"
@@ -220,6 +256,7 @@ def main() -> None:
         parser.error("--tables-only prints the rows of --rows FILE: give it")
     settings = bench_settings(args)
     rows = read_rows(args.rows, None if args.tables_only else settings)
+    args.standard_rows = read_standard(args.standard_from, settings) if args.standard_from else {}
     if not args.tables_only:
         run_all(rows, args, parser, settings)
     text = tables(rows)

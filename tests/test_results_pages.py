@@ -243,6 +243,17 @@ def test_a_method_with_improbably_many_false_alarms_on_none_does_not_hold_its_le
     assert "The level on" not in bench_power.tables({("psf:0.75", 1): rows[("psf:0.75", 1)]})
 
 
+def test_the_standard_tests_are_reused_only_from_rows_of_the_same_stamps_and_standard_settings(tmp_path, bench_power):
+    earlier = tmp_path / "power8.jsonl"
+    bench_power.append_row(earlier, "size:1.5", 3, {"realfake K=5": (0.31, 220.0), "mmd": (0.04, 4.0)}, BENCH_SETTINGS)
+    bench_power.append_row(earlier, "none", 3, {"realfake K=5": (0.85, 210.0)}, BENCH_SETTINGS)  # no standard tests
+    longer = {**BENCH_SETTINGS, "epochs": BENCH_SETTINGS["epochs"] * 2}  # realfake trained longer: still reusable
+    assert bench_power.read_standard(earlier, longer) == {("size:1.5", 3): {"mmd": (0.04, 4.0)}}
+    for other in ({"standard_epochs": 5}, {"folds": [1]}):  # the baselines' own training; other stamps
+        with pytest.raises(SystemExit, match=re.escape(f"{earlier}:1: standard tests measured with")):
+            bench_power.read_standard(earlier, {**longer, **other})
+
+
 def test_kept_rows_of_other_settings_or_not_rows_are_refused_naming_the_line(tmp_path, bench_power):
     rows = tmp_path / "power.jsonl"
     bench_power.append_row(rows, "none", 1, {"realfake K=5": (0.5, 290.0)}, BENCH_SETTINGS)
