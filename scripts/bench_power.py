@@ -197,13 +197,18 @@ def read_standard(path: Path, settings: dict) -> dict[tuple[str, int], dict]:
     realfake's settings changed: they depend on the stamps (the mock, its seed, the last ``--folds`` value's shard
     set) and on their own settings, not on realfake's training. A line whose standard-test settings or stamps
     differ from this run's is refused, naming it."""
-    wanted = {key: settings.get(key) for key in STANDARD_SETTINGS} | {"stamps_folds": settings["folds"][-1]}
-    kept = read_rows(path)
+
+    def standard(recorded: dict) -> dict:
+        return {key: recorded.get(key) for key in STANDARD_SETTINGS} | {
+            "stamps_folds": (recorded.get("folds") or [None])[-1]
+        }
+
+    wanted = standard(settings)
+    kept = read_rows(path)  # refuses a line that is not a row
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
-        recorded = json.loads(line)["settings"]
-        theirs = {key: recorded.get(key) for key in STANDARD_SETTINGS} | {"stamps_folds": recorded["folds"][-1]}
+        theirs = standard(json.loads(line).get("settings") or {})
         if theirs != wanted:
             raise SystemExit(f"{path}:{number}: standard tests measured with {theirs}, not this run's {wanted}")
     return {
