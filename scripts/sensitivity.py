@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python scripts/sensitivity.py [--mismatch size psf] [--bricks 12 48] [--out DIR]
-        [--size-strengths 1 1.1 1.25 1.5 2] [--psf-strengths 1 0.9 0.75 0.5 0] [--keep]
+        [--size-strengths 1 1.1 1.25 1.5 2] [--psf-strengths 1 0.9 0.75 0.5 0] [--keep] [--resume]
 
 For each mock size (``mock.bricks``; the demo has 12) and each strength of each
 mismatch (``mock.strength``; the identity, 1 for size and psf, is the negative
@@ -18,12 +18,16 @@ once in a fresh directory (``scripts/controls.py``). Writes to ``--out`` (defaul
   "With N test examples the CNN detects half-light radii wrong by >= X% and PSF
   FWHM wrong by >= Y%" (the smallest tested error whose AUC is significantly
   above 0.5, and every larger one too);
-- ``sensitivity.png``: AUC with its interval against strength, per mismatch and size.
+- ``sensitivity.png``: AUC with its interval against strength, per mismatch and size;
+- ``settings.json``: what the CSV's runs were made with (``--folds``, ``--epochs``). With ``--resume`` a grid
+  keeps the rows of ``--out``/sensitivity.csv and runs only the rest, so that a grid longer than one sitting
+  is measured over several; a CSV of other settings is refused, naming the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
@@ -33,12 +37,14 @@ from pathlib import Path
 import results_page
 from controls import run_control
 
+from realfake.atomic import atomic_output
 from realfake.formats.sensitivity import read_sensitivity_table, write_sensitivity_table
 from realfake.report import figures
 
 IDENTITY = {"size": 1.0, "psf": 1.0}
 EVALUATION = ("results/evaluate/metrics.json",)
 ERROR_WORDS = {"size": "half-light radii", "psf": "PSF FWHM"}
+SETTINGS = "settings.json"  # beside sensitivity.csv in --out: what its runs were made with
 
 
 def error_percent(mismatch: str, strength: float) -> float:
@@ -148,6 +154,9 @@ def main() -> None:
     parser.add_argument(
         "--results-page", action="store_true", help="also write the table into its block of docs/results/sensitivity.md"
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs already in --out/sensitivity.csv; run only the rest"
+    )
     args = parser.parse_args()
     # The verdict is all the table needs: the runs stop at metrics.json, without the attribution maps.
     settings = {"folds": args.folds if args.folds > 1 else None, "targets": EVALUATION, "attribution": False}
@@ -158,20 +167,56 @@ def main() -> None:
     if args.from_table is not None:
         rows = read_sensitivity_table(args.from_table).to_dict("records")
     else:
-        rows = run_grid(args, strengths, settings)
+        recorded = {"folds": args.folds, "epochs": args.epochs}
+        try:
+            kept = kept_rows(args.out, recorded) if args.resume else []
+        except ValueError as error:
+            sys.exit(f"sensitivity.py: {error}")
+        if not kept:  # measured afresh: a table of earlier settings must not outlive the settings file
+            (args.out / "sensitivity.csv").unlink(missing_ok=True)
+        with atomic_output(args.out / SETTINGS) as temporary:
+            temporary.write_text(json.dumps(recorded) + "\n")
+        rows = run_grid(args, strengths, settings, kept)
     write_outputs(rows, args)
 
 
-def run_grid(args: argparse.Namespace, strengths: dict[str, list[float]], runs: dict) -> list[dict]:
-    """Run every strength of every mismatch at every mock size (``runs``: run_control's other settings); write
-    ``--out``/sensitivity.csv after each run, so that a long grid keeps what it has measured."""
+def kept_rows(out: Path, recorded: dict) -> list[dict]:
+    """The runs of ``out``/sensitivity.csv, if its ``settings.json`` records ``recorded`` (none if there is no CSV);
+    ValueError naming the file when the settings differ or were not recorded."""
+    table = out / "sensitivity.csv"
+    if not table.is_file():
+        return []
+    try:
+        theirs = json.loads((out / SETTINGS).read_text())
+    except (OSError, ValueError):
+        raise ValueError(f"{table} has no readable {out / SETTINGS}: its settings are unknown, so it is not resumed")
+    if theirs != recorded:
+        raise ValueError(
+            f"{table} was measured with {theirs} ({out / SETTINGS}), not {recorded}: give another --out, "
+            "or leave out --resume to measure afresh"
+        )
+    return read_sensitivity_table(table).to_dict("records")
+
+
+def run_grid(
+    args: argparse.Namespace, strengths: dict[str, list[float]], runs: dict, kept: list[dict] = ()
+) -> list[dict]:
+    """Run every strength of every mismatch at every mock size (``runs``: run_control's other settings) not among
+    the ``kept`` rows, which come first; write ``--out``/sensitivity.csv after each run, so that a long grid keeps
+    what it has measured."""
     root = Path(tempfile.mkdtemp(prefix="realfake-sensitivity-", dir=args.workdir))
-    rows, identity_runs = [], {}
+    rows = list(kept)
+    done = {(int(row["bricks"]), row["mismatch"], float(row["strength"])) for row in rows}
+    # A kept identity run (the fakes of none) serves every mismatch at its size, as a new one does below.
+    identity_runs = {int(row["bricks"]): row for row in rows if float(row["strength"]) == IDENTITY.get(row["mismatch"])}
     try:
         for bricks in args.bricks:
             for mismatch in args.mismatch:
                 for strength in strengths[mismatch]:
                     name = f"{bricks}-{mismatch}-{strength:g}"
+                    if (bricks, mismatch, strength) in done:
+                        print(f"{name}: kept in {args.out / 'sensitivity.csv'}", file=sys.stderr, flush=True)
+                        continue
                     if strength == IDENTITY[mismatch]:
                         # The identity of every mismatch is the fakes of none, pixel for pixel: one run serves all.
                         if bricks not in identity_runs:
@@ -179,9 +224,14 @@ def run_grid(args: argparse.Namespace, strengths: dict[str, list[float]], runs: 
                         verdict = {**identity_runs[bricks], "mismatch": mismatch}
                     else:
                         verdict = run_control(mismatch, root / name, strength=strength, bricks=bricks, **runs)
-                    row = {"bricks": bricks, "strength": strength, **verdict}
+                    row = {**verdict, "bricks": bricks, "strength": strength, "mismatch": mismatch}
                     rows.append(row)
-                    print(f"{name}: {verdict['sentence']} ({verdict['seconds']:.0f} s)", file=sys.stderr, flush=True)
+                    said = (
+                        f"{verdict['sentence']} ({verdict['seconds']:.0f} s)"
+                        if "sentence" in verdict
+                        else f"the identity run of {bricks} bricks, kept"
+                    )
+                    print(f"{name}: {said}", file=sys.stderr, flush=True)
                     write_sensitivity_table(rows, args.out / "sensitivity.csv")  # as it goes: a long run keeps it
     finally:
         if not args.keep:

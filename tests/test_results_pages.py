@@ -299,6 +299,48 @@ def test_the_sensitivity_sentences_with_folds_say_so_and_what_n_would_detect_a_m
     assert "With 1600 test examples the CNN detects" in single and "would detect" not in single
 
 
+def test_a_resumed_sensitivity_grid_runs_only_what_its_table_lacks_and_refuses_a_table_of_other_settings(
+    tmp_path, monkeypatch
+):
+    sensitivity = load_script("sensitivity")
+    calls = []
+
+    def run_control(mismatch, workdir, strength=None, bricks=None, **runs):
+        calls.append((mismatch, strength))
+        auc = 0.5 + abs((strength or 1.0) - 1.0)  # each run told apart by its AUC
+        return {"mismatch": mismatch, "examples": 100, "auc": auc, "auc_low": auc - 0.05, "auc_high": auc + 0.05,
+                "auc_p_value": 0.5, "outcome": "inconclusive", "minimum_detectable_auc": 0.6, "sentence": "measured",
+                "seconds": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(sensitivity, "run_control", run_control)
+    out = tmp_path / "out"
+
+    def grid(*options):
+        common = ["--out", str(out), "--workdir", str(tmp_path), "--bricks", "12", "--folds", "5"]
+        monkeypatch.setattr(sys, "argv", ["sensitivity.py", *common, *options])
+        calls.clear()
+        sensitivity.main()
+        table = (out / "sensitivity.csv").read_text().splitlines()[1:]
+        return [(line.split(",")[1], float(line.split(",")[2]), float(line.split(",")[4])) for line in table]
+
+    assert grid("--size-strengths", "1", "1.1", "--psf-strengths", "0.9") == [
+        ("size", 1.0, 0.5), ("size", 1.1, pytest.approx(0.6)), ("psf", 0.9, pytest.approx(0.6))
+    ]  # fmt: skip
+    assert calls == [("none", None), ("size", 1.1), ("psf", 0.9)]
+    # Resumed: only size 1.2 runs; psf 1 is the kept identity run (none's fakes, pixel for pixel).
+    rows = grid("--size-strengths", "1", "1.1", "1.2", "--psf-strengths", "1", "0.9", "--resume")
+    assert calls == [("size", 1.2)]
+    assert [row[:2] for row in rows] == [("size", 1.0), ("size", 1.1), ("psf", 0.9), ("size", 1.2), ("psf", 1.0)]
+    assert rows[-1][2] == 0.5
+    # Other settings: refused naming the settings file, the table left as it was; without --resume, measured afresh.
+    before = (out / "sensitivity.csv").read_bytes()
+    monkeypatch.setattr(sys, "argv", ["sensitivity.py", "--out", str(out), "--folds", "1", "--resume"])
+    with pytest.raises(SystemExit, match="settings.json"):
+        sensitivity.main()
+    assert (out / "sensitivity.csv").read_bytes() == before and not calls[1:]
+    assert len(grid("--mismatch", "size", "--size-strengths", "1.1")) == 1 and calls == [("size", 1.1)]
+
+
 # -- the README and the links -------------------------------------------------------------------------------------
 
 
