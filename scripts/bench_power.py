@@ -14,7 +14,8 @@ workflow's for realfake: mock, cutouts, shards, training and evaluation).
 
 ``--rows FILE`` keeps every finished row (one JSON object per line, appended as each row ends) and skips the rows
 already there, so a long benchmark can be run over several sittings, and its tables printed again
-(``--tables-only``) or written into docs/results/power.md between their markers (``--results-page``).
+(``--tables-only``) or written into docs/results/power.md between their markers (``--results-page``: the
+block of their epochs, :data:`PAGE_BLOCKS`).
 ``--standard-from FILE`` takes the standard tests' p-values from another rows file instead of running them again,
 when only realfake's settings changed (say ``--epochs``): they depend on the stamps and their own settings only.
 
@@ -100,7 +101,9 @@ def tables(rows: dict[tuple[str, int], dict], significance: float = 0.05) -> str
     methods = list(dict.fromkeys(method for row in rows.values() for method in row))
     names = [LABELS.get(method, method) for method in methods]
     lines = ["| control | seed | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(methods)]
-    controls = list(dict.fromkeys(control for control, _ in rows))
+    # The controls in CONTROLS' order (others after them, as first kept), whatever order the rows were run in.
+    order = {control: position for position, control in enumerate(CONTROLS)}
+    controls = sorted(dict.fromkeys(control for control, _ in rows), key=lambda name: order.get(name, len(order)))
     for (control, seed), row in sorted(rows.items(), key=lambda item: (controls.index(item[0][0]), item[0][1])):
         cells = [f"{row[method][0]:.2g}" if method in row else "" for method in methods]
         lines.append(f"| `{control}` | {seed} | " + " | ".join(cells) + " |")
@@ -267,7 +270,24 @@ def main() -> None:
     text = tables(rows)
     print(text)
     if args.results_page:
-        results_page.write_blocks(results_page.RESULTS / "power.md", {"bench_power.py:tables": text})
+        block = page_block(args.rows) if args.rows is not None else None
+        if block is None:
+            sys.exit(f"--results-page: the rows of {args.rows} have no block on docs/results/power.md ({PAGE_BLOCKS})")
+        results_page.write_blocks(results_page.RESULTS / "power.md", {block: text})
+
+
+# power.md's blocks by the training epochs of realfake's rows: the demo's 16, and the CI controls' 8.
+PAGE_BLOCKS = {16: "bench_power.py:tables", 8: "bench_power.py:tables-epochs8"}
+
+
+def page_block(path: Path) -> str | None:
+    """The block of docs/results/power.md for the rows kept in ``path``: by their epochs (:data:`PAGE_BLOCKS`);
+    None for rows of several epochs, or of epochs without a block."""
+    recorded = set()
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.strip():
+            recorded.add((json.loads(line).get("settings") or {}).get("epochs"))
+    return PAGE_BLOCKS.get(recorded.pop()) if len(recorded) == 1 else None
 
 
 def bench_settings(args: argparse.Namespace) -> dict:

@@ -9,6 +9,7 @@ relative link in it and in docs/ leads to a file that exists.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import re
@@ -226,7 +227,11 @@ def test_kept_rows_are_read_back_and_counted_at_the_level(tmp_path, bench_power)
         and "| `none` | 0/1 |  | 0/1 | (null: a rejection is a false alarm) |" in rates
     )
     assert "| `profile` | 0/1 | 1/1 |  | no |" in rates
-    assert text.index("| `size:1.5` | 2 |") < text.index("| `none` | 1 |")  # by control, then seed
+    table = [
+        text.index(f"| `{control}` | {seed} |")
+        for control, seed in [("none", 1), ("size:1.5", 1), ("size:1.5", 2), ("profile", 1)]
+    ]
+    assert table == sorted(table)  # in CONTROLS' order, then by seed, not in the order they were kept
     assert text.rstrip().endswith("| 295 | 21 | - |")  # the mean over the rows that have the method
 
 
@@ -266,12 +271,27 @@ def test_kept_rows_of_other_settings_or_not_rows_are_refused_naming_the_line(tmp
         bench_power.read_rows(rows)
 
 
-def test_the_power_page_holds_the_tables_of_its_kept_rows(results_page, bench_power):
-    """docs/results/power.md's tables are what bench_power.py prints from the rows kept beside it."""
+@pytest.mark.parametrize("rows", ["power16.jsonl", "power.jsonl"])
+def test_the_power_page_holds_the_tables_of_its_kept_rows(results_page, bench_power, rows):
+    """docs/results/power.md's tables are what bench_power.py prints from the rows kept beside it: each rows file
+    in the block of its epochs (16, the demo's: the main tables; 8: the CI controls')."""
     page = DOCS / "results" / "power.md"
-    kept = bench_power.read_rows(DOCS / "results" / "power.jsonl")
+    kept = bench_power.read_rows(DOCS / "results" / rows)
     assert len(kept) >= 6
-    assert blocks_of(page, results_page)["bench_power.py:tables"] == bench_power.tables(kept)
+    block = bench_power.page_block(DOCS / "results" / rows)
+    assert block == {"power16.jsonl": "bench_power.py:tables", "power.jsonl": "bench_power.py:tables-epochs8"}[rows]
+    assert blocks_of(page, results_page)[block] == bench_power.tables(kept)
+
+
+def test_rows_of_mixed_epochs_have_no_block_on_the_power_page(tmp_path, bench_power):
+    rows = tmp_path / "rows.jsonl"
+    line = {"control": "none", "seed": 1, "methods": {"realfake K=5": [0.5, 1.0]}, "settings": {"epochs": 8}}
+    rows.write_text(json.dumps(line) + "\n")
+    assert bench_power.page_block(rows) == "bench_power.py:tables-epochs8"
+    rows.write_text(json.dumps(line) + "\n" + json.dumps(line | {"seed": 2, "settings": {"epochs": 16}}) + "\n")
+    assert bench_power.page_block(rows) is None
+    rows.write_text(json.dumps(line | {"settings": {"epochs": 12}}) + "\n")
+    assert bench_power.page_block(rows) is None
 
 
 def test_the_sensitivity_sentences_with_folds_say_so_and_what_n_would_detect_a_missed_error():
