@@ -44,7 +44,8 @@ from realfake.report import figures
 IDENTITY = {"size": 1.0, "psf": 1.0}
 EVALUATION = ("results/evaluate/metrics.json",)
 ERROR_WORDS = {"size": "half-light radii", "psf": "PSF FWHM"}
-SETTINGS = "settings.json"  # beside sensitivity.csv in --out: what its runs were made with
+TABLE = "sensitivity.csv"  # in --out: one row per run
+SETTINGS = "settings.json"  # beside TABLE in --out: what its runs were made with
 
 
 def error_percent(mismatch: str, strength: float) -> float:
@@ -173,7 +174,7 @@ def main() -> None:
         except ValueError as error:
             sys.exit(f"sensitivity.py: {error}")
         if not kept:  # measured afresh: a table of earlier settings must not outlive the settings file
-            (args.out / "sensitivity.csv").unlink(missing_ok=True)
+            (args.out / TABLE).unlink(missing_ok=True)
         with atomic_output(args.out / SETTINGS) as temporary:
             temporary.write_text(json.dumps(recorded) + "\n")
         rows = run_grid(args, strengths, settings, kept)
@@ -183,7 +184,7 @@ def main() -> None:
 def kept_rows(out: Path, recorded: dict) -> list[dict]:
     """The runs of ``out``/sensitivity.csv, if its ``settings.json`` records ``recorded`` (none if there is no CSV);
     ValueError naming the file when the settings differ or were not recorded."""
-    table = out / "sensitivity.csv"
+    table = out / TABLE
     if not table.is_file():
         return []
     try:
@@ -215,7 +216,7 @@ def run_grid(
                 for strength in strengths[mismatch]:
                     name = f"{bricks}-{mismatch}-{strength:g}"
                     if (bricks, mismatch, strength) in done:
-                        print(f"{name}: kept in {args.out / 'sensitivity.csv'}", file=sys.stderr, flush=True)
+                        print(f"{name}: kept in {args.out / TABLE}", file=sys.stderr, flush=True)
                         continue
                     if strength == IDENTITY[mismatch]:
                         # The identity of every mismatch is the fakes of none, pixel for pixel: one run serves all.
@@ -232,7 +233,7 @@ def run_grid(
                         else f"the identity run of {bricks} bricks, kept"
                     )
                     print(f"{name}: {said}", file=sys.stderr, flush=True)
-                    write_sensitivity_table(rows, args.out / "sensitivity.csv")  # as it goes: a long run keeps it
+                    write_sensitivity_table(rows, args.out / TABLE)  # as it goes: a long run keeps it
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
