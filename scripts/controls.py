@@ -27,6 +27,7 @@ says which command wrote its tables.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -120,6 +121,23 @@ def run_workflow(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) 
         "audit": metrics.get("audit", []),
         "audit_cause": metrics.get("audit_cause"),
     }
+
+
+def workflow_identity(root: Path = REPOSITORY) -> str:
+    """The SHA-256 of the files a run copies from ``root`` (WORKFLOW_PARTS: the workflow, its config and profiles,
+    the package's source), each file's path and bytes in path order; Markdown and compiled Python are left out,
+    since neither changes what a run measures. A measurement kept across sittings records it, so that one made by
+    other code or another config is not mixed in."""
+    digest = hashlib.sha256()
+    for part in WORKFLOW_PARTS:
+        source = root / part
+        files = sorted(source.rglob("*")) if source.is_dir() else [source]
+        for path in files:
+            if not path.is_file() or path.suffix in {".md", ".pyc"} or "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def run_snakemake(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) -> float:

@@ -19,7 +19,8 @@ once in a fresh directory (``scripts/controls.py``). Writes to ``--out`` (defaul
   FWHM wrong by >= Y%" (the smallest tested error whose AUC is significantly
   above 0.5, and every larger one too);
 - ``sensitivity.png``: AUC with its interval against strength, per mismatch and size;
-- ``settings.json``: what the CSV's runs were made with (``--folds``, ``--epochs``). With ``--resume`` a grid
+- ``settings.json``: what the CSV's runs were made with (``--folds``, ``--epochs``, and the SHA-256 of the
+  workflow, config and package source they ran: ``controls.workflow_identity``). With ``--resume`` a grid
   keeps the rows of ``--out``/sensitivity.csv and runs only the rest, so that a grid longer than one sitting
   is measured over several; a CSV of other settings is refused, naming the file.
 """
@@ -35,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 import results_page
-from controls import run_control
+from controls import run_control, workflow_identity
 
 from realfake.atomic import atomic_output
 from realfake.formats.sensitivity import read_sensitivity_table, write_sensitivity_table
@@ -168,7 +169,8 @@ def main() -> None:
     if args.from_table is not None:
         rows = read_sensitivity_table(args.from_table).to_dict("records")
     else:
-        recorded = {"folds": args.folds, "epochs": args.epochs}
+        # The code and config the runs used too: a table measured by other code is not resumed.
+        recorded = {"folds": args.folds, "epochs": args.epochs, "workflow": workflow_identity()}
         try:
             kept = kept_rows(args.out, recorded) if args.resume else []
         except ValueError as error:
@@ -191,9 +193,11 @@ def kept_rows(out: Path, recorded: dict) -> list[dict]:
         theirs = json.loads((out / SETTINGS).read_text())
     except (OSError, ValueError):
         raise ValueError(f"{table} has no readable {out / SETTINGS}: its settings are unknown, so it is not resumed")
-    if theirs != recorded:
+    differ = sorted(key for key in recorded.keys() | theirs.keys() if theirs.get(key) != recorded.get(key))
+    if differ:
+        said = ", ".join(f"{key} {theirs.get(key)!r} (now {recorded.get(key)!r})" for key in differ)
         raise ValueError(
-            f"{table} was measured with {theirs} ({out / SETTINGS}), not {recorded}: give another --out, "
+            f"{table} was measured with other settings ({out / SETTINGS}): {said}; give another --out, "
             "or leave out --resume to measure afresh"
         )
     return read_sensitivity_table(table).to_dict("records")

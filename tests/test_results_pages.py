@@ -358,7 +358,32 @@ def test_a_resumed_sensitivity_grid_runs_only_what_its_table_lacks_and_refuses_a
     with pytest.raises(SystemExit, match="settings.json"):
         sensitivity.main()
     assert (out / "sensitivity.csv").read_bytes() == before and not calls[1:]
+    # Other code or config (the workflow's digest): refused too, naming what differs.
+    monkeypatch.setattr(sensitivity, "workflow_identity", lambda: "other code")
+    monkeypatch.setattr(sys, "argv", ["sensitivity.py", "--out", str(out), "--folds", "5", "--resume"])
+    with pytest.raises(SystemExit, match="workflow .* \\(now 'other code'\\)"):
+        sensitivity.main()
+    assert (out / "sensitivity.csv").read_bytes() == before and not calls[1:]
     assert len(grid("--mismatch", "size", "--size-strengths", "1.1")) == 1 and calls == [("size", 1.1)]
+
+
+def test_the_workflow_identity_follows_the_files_a_run_copies_and_nothing_else(tmp_path):
+    controls = load_script("controls")
+    for part in controls.WORKFLOW_PARTS:
+        (tmp_path / part).mkdir(parents=True)
+        (tmp_path / part / "a.py").write_text("x = 1\n")
+    identity = controls.workflow_identity(tmp_path)
+    (tmp_path / "src" / "__pycache__").mkdir()
+    (tmp_path / "src" / "__pycache__" / "a.cpython-312.pyc").write_bytes(b"compiled")
+    (tmp_path / "config" / "README.md").write_text("prose\n")
+    (tmp_path / "notes.txt").write_text("not a part\n")
+    assert controls.workflow_identity(tmp_path) == identity
+    (tmp_path / "config" / "a.py").write_text("x = 2\n")
+    changed = controls.workflow_identity(tmp_path)
+    assert changed != identity
+    (tmp_path / "config" / "a.py").rename(tmp_path / "config" / "b.py")  # same bytes, another file
+    assert controls.workflow_identity(tmp_path) not in {identity, changed}
+    assert controls.workflow_identity() == controls.workflow_identity()  # the repository's: stable
 
 
 # -- the README and the links -------------------------------------------------------------------------------------
