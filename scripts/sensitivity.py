@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python scripts/sensitivity.py [--mismatch size psf] [--bricks 12 48] [--out DIR]
         [--size-strengths 1 1.1 1.25 1.5 2] [--psf-strengths 1 0.9 0.75 0.5 0] [--keep] [--resume]
+    .venv/bin/python scripts/sensitivity.py --from-table A.csv [B.csv ...] [--folds K] [--results-page]
 
 For each mock size (``mock.bricks``; the demo has 12) and each strength of each
 mismatch (``mock.strength``; the identity, 1 for size and psf, is the negative
@@ -150,7 +151,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the run directories")
     parser.add_argument("--folds", type=int, default=1, help="evaluate.folds (1: the single split; K >= 2: all tested)")
     parser.add_argument(
-        "--from-table", type=Path, default=None, help="run nothing: write the table, figure and page from this CSV"
+        "--from-table",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="run nothing: write the table, figure and page from these CSVs (their rows in order: one grid per CSV)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="train.epochs (default: the config's, 16)")
     parser.add_argument(
@@ -167,7 +172,13 @@ def main() -> None:
     strengths = {"size": args.size_strengths, "psf": args.psf_strengths}
     args.out.mkdir(parents=True, exist_ok=True)
     if args.from_table is not None:
-        rows = read_sensitivity_table(args.from_table).to_dict("records")
+        rows = []
+        for table in args.from_table:
+            for row in read_sensitivity_table(table).to_dict("records"):
+                run = (int(row["bricks"]), row["mismatch"], float(row["strength"]))
+                if any((int(kept["bricks"]), kept["mismatch"], float(kept["strength"])) == run for kept in rows):
+                    sys.exit(f"sensitivity.py: {table}: the run {run} (bricks, mismatch, strength) is already read")
+                rows.append(row)
     else:
         # The code and config the runs used too: a table measured by other code is not resumed.
         recorded = {"folds": args.folds, "epochs": args.epochs, "workflow": workflow_identity()}

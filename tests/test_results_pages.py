@@ -367,6 +367,33 @@ def test_a_resumed_sensitivity_grid_runs_only_what_its_table_lacks_and_refuses_a
     assert len(grid("--mismatch", "size", "--size-strengths", "1.1")) == 1 and calls == [("size", 1.1)]
 
 
+def test_the_sensitivity_page_is_written_from_several_grids_and_a_run_in_two_of_them_is_refused(
+    tmp_path, monkeypatch
+):
+    sensitivity = load_script("sensitivity")
+    from realfake.formats.sensitivity import write_sensitivity_table
+
+    def run(bricks, mismatch, strength, examples, p):
+        return {"bricks": bricks, "mismatch": mismatch, "strength": strength, "examples": examples, "auc": 0.55,
+                "auc_low": 0.52, "auc_high": 0.58, "auc_p_value": p, "outcome": "inconclusive",
+                "minimum_detectable_auc": 0.54, "seconds": 1.0}  # fmt: skip
+
+    write_sensitivity_table([run(12, "size", 1.25, 1600, 0.01), run(12, "psf", 0.9, 1600, 0.2)], tmp_path / "a.csv")
+    write_sensitivity_table([run(48, "size", 1.1, 6400, 0.3), run(48, "psf", 0.9, 6400, 0.001)], tmp_path / "b.csv")
+    out = tmp_path / "out"
+    argv = ["sensitivity.py", "--folds", "5", "--out", str(out), "--from-table"]
+    monkeypatch.setattr(sys, "argv", [*argv, str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
+    sensitivity.main()
+    text = (out / "sensitivity.md").read_text()
+    assert [line.split(" | ")[0] for line in text.splitlines()[2:6]] == ["| 12", "| 12", "| 48", "| 48"]
+    assert "With all 1600 examples tested (5 folds) the CNN detects half-light radii wrong by >= 25%" in text
+    assert "With all 6400 examples tested (5 folds) the CNN detects no half-light radii error up to 10% and PSF" in text
+    write_sensitivity_table([run(48, "psf", 0.9, 6400, 0.001)], tmp_path / "c.csv")
+    monkeypatch.setattr(sys, "argv", [*argv, str(tmp_path / "b.csv"), str(tmp_path / "c.csv")])
+    with pytest.raises(SystemExit, match=r"c\.csv: the run \(48, 'psf', 0\.9\)"):
+        sensitivity.main()
+
+
 def test_the_workflow_identity_follows_the_files_a_run_copies_and_nothing_else(tmp_path):
     controls = load_script("controls")
     for part in controls.WORKFLOW_PARTS:
