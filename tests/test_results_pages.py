@@ -367,9 +367,7 @@ def test_a_resumed_sensitivity_grid_runs_only_what_its_table_lacks_and_refuses_a
     assert len(grid("--mismatch", "size", "--size-strengths", "1.1")) == 1 and calls == [("size", 1.1)]
 
 
-def test_the_sensitivity_page_is_written_from_several_grids_and_a_run_in_two_of_them_is_refused(
-    tmp_path, monkeypatch
-):
+def test_the_sensitivity_page_is_written_from_several_grids_and_a_run_in_two_of_them_is_refused(tmp_path, monkeypatch):
     sensitivity = load_script("sensitivity")
     from realfake.formats.sensitivity import write_sensitivity_table
 
