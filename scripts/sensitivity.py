@@ -172,12 +172,14 @@ def main() -> None:
     strengths = {"size": args.size_strengths, "psf": args.psf_strengths}
     args.out.mkdir(parents=True, exist_ok=True)
     if args.from_table is not None:
-        rows = []
+        rows, read = [], set()
         for table in args.from_table:
             for row in read_sensitivity_table(table).to_dict("records"):
-                run = (int(row["bricks"]), row["mismatch"], float(row["strength"]))
-                if any((int(kept["bricks"]), kept["mismatch"], float(kept["strength"])) == run for kept in rows):
-                    sys.exit(f"sensitivity.py: {table}: the run {run} (bricks, mismatch, strength) is already read")
+                if run_key(row) in read:
+                    sys.exit(
+                        f"sensitivity.py: {table}: the run {run_key(row)} (bricks, mismatch, strength) is already read"
+                    )
+                read.add(run_key(row))
                 rows.append(row)
     else:
         # The code and config the runs used too: a table measured by other code is not resumed.
@@ -192,6 +194,11 @@ def main() -> None:
             temporary.write_text(json.dumps(recorded) + "\n")
         rows = run_grid(args, strengths, settings, kept)
     write_outputs(rows, args)
+
+
+def run_key(row: dict) -> tuple[int, str, float]:
+    """Which run of a grid a table's row is: its mock size, mismatch and strength."""
+    return int(row["bricks"]), row["mismatch"], float(row["strength"])
 
 
 def kept_rows(out: Path, recorded: dict) -> list[dict]:
@@ -222,7 +229,7 @@ def run_grid(
     what it has measured."""
     root = Path(tempfile.mkdtemp(prefix="realfake-sensitivity-", dir=args.workdir))
     rows = list(kept)
-    done = {(int(row["bricks"]), row["mismatch"], float(row["strength"])) for row in rows}
+    done = {run_key(row) for row in rows}
     # A kept identity run (the fakes of none) serves every mismatch at its size, as a new one does below.
     identity_runs = {int(row["bricks"]): row for row in rows if float(row["strength"]) == IDENTITY.get(row["mismatch"])}
     try:
