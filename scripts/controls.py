@@ -125,15 +125,17 @@ def run_workflow(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) 
 
 def workflow_identity(root: Path = REPOSITORY) -> str:
     """The SHA-256 of the files a run copies from ``root`` (WORKFLOW_PARTS: the workflow, its config and profiles,
-    the package's source), each file's path and bytes in path order; Markdown and compiled Python are left out,
-    since neither changes what a run measures. A measurement kept across sittings records it, so that one made by
-    other code or another config is not mixed in."""
+    the package's source), each file's path and bytes in path order; Markdown, compiled Python and the metadata an
+    editable install writes (``src/realfake.egg-info``) are left out, since none changes what a run measures and
+    the last two differ between checkouts of one commit. A measurement kept across sittings records it, so that
+    one made by other code or another config is not mixed in."""
     digest = hashlib.sha256()
     for part in WORKFLOW_PARTS:
         source = root / part
         files = sorted(source.rglob("*")) if source.is_dir() else [source]
         for path in files:
-            if not path.is_file() or path.suffix in {".md", ".pyc"} or "__pycache__" in path.parts:
+            built = any(name == "__pycache__" or name.endswith(".egg-info") for name in path.parts)
+            if not path.is_file() or path.suffix in {".md", ".pyc"} or built:
                 continue
             digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -400,6 +400,8 @@ def test_the_workflow_identity_follows_the_files_a_run_copies_and_nothing_else(t
     identity = controls.workflow_identity(tmp_path)
     (tmp_path / "src" / "__pycache__").mkdir()
     (tmp_path / "src" / "__pycache__" / "a.cpython-312.pyc").write_bytes(b"compiled")
+    (tmp_path / "src" / "realfake.egg-info").mkdir()  # pip install -e . writes it; a fresh clone has none
+    (tmp_path / "src" / "realfake.egg-info" / "PKG-INFO").write_text("Name: realfake\n")
     (tmp_path / "config" / "README.md").write_text("prose\n")
     (tmp_path / "notes.txt").write_text("not a part\n")
     assert controls.workflow_identity(tmp_path) == identity
