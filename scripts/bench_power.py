@@ -15,9 +15,13 @@ workflow's for realfake: mock, cutouts, shards, training and evaluation).
 ``--rows FILE`` keeps every finished row (one JSON object per line, appended as each row ends) and skips the rows
 already there, so a long benchmark can be run over several sittings, and its tables printed again
 (``--tables-only``) or written into docs/results/power.md between their markers (``--results-page``: the
-block of their epochs, :data:`PAGE_BLOCKS`).
+block of their epochs, :data:`PAGE_BLOCKS`). Each row records its settings and the digest of the workflow,
+config and package source it ran (``controls.workflow_identity``); a kept row of other settings or other code is
+refused, naming the line and what differs (rows kept before rows carried the digest are refused too: print them
+with ``--tables-only``, measure again into a new file).
 ``--standard-from FILE`` takes the standard tests' p-values from another rows file instead of running them again,
-when only realfake's settings changed (say ``--epochs``): they depend on the stamps and their own settings only.
+when only realfake's settings changed (say ``--epochs``): they depend on the stamps (the code that made them) and
+their own settings only.
 
 The environment of the standard tests (alibi-detect 0.13 pins numpy < 2 and TensorFlow < 2.19, which realfake's
 stack does not fit): ``python3 -m venv .venv-bench && .venv-bench/bin/pip install "alibi-detect[tensorflow]==0.13.0"``.
@@ -36,7 +40,7 @@ import tempfile
 from pathlib import Path
 
 import results_page
-from controls import run_control
+from controls import run_control, workflow_identity
 from export_stamps import export
 from scipy import stats
 
@@ -185,14 +189,30 @@ def read_rows(path: Path | None, settings: dict | None = None) -> dict[tuple[str
         except (ValueError, KeyError, TypeError) as error:
             raise SystemExit(f"{path}:{number}: not a row of bench_power.py ({error})") from error
         if settings is not None and record.get("settings") != settings:
+            differ = differences(record.get("settings") or {}, settings)
             raise SystemExit(
-                f"{path}:{number}: measured with {record.get('settings')}, not this run's {settings}: "
+                f"{path}:{number}: measured with other settings ({differ}): "
                 "give another --rows file, or this one's settings"
             )
     return rows
 
 
-STANDARD_SETTINGS = ("methods", "standard_epochs", "standard_network")
+def differences(recorded: dict, wanted: dict) -> str:
+    """The settings that differ, each as ``key recorded (now wanted)``; a long value (the workflow's digest) by
+    its first 12 characters."""
+
+    def shown(value: object) -> str:
+        return f"{value[:12]}..." if isinstance(value, str) and len(value) > 16 else repr(value)
+
+    keys = [*wanted, *(key for key in recorded if key not in wanted)]
+    return "; ".join(
+        f"{key} {shown(recorded.get(key))} (now {shown(wanted.get(key))})"
+        for key in keys
+        if recorded.get(key) != wanted.get(key)
+    )
+
+
+STANDARD_SETTINGS = ("methods", "standard_epochs", "standard_network", "workflow")
 
 
 def read_standard(path: Path, settings: dict) -> dict[tuple[str, int], dict]:
@@ -213,7 +233,8 @@ def read_standard(path: Path, settings: dict) -> dict[tuple[str, int], dict]:
             continue
         theirs = standard(json.loads(line).get("settings") or {})
         if theirs != wanted:
-            raise SystemExit(f"{path}:{number}: standard tests measured with {theirs}, not this run's {wanted}")
+            differ = differences(theirs, wanted)
+            raise SystemExit(f"{path}:{number}: standard tests measured with other settings or stamps ({differ})")
     return {
         key: {method: row[method] for method in settings["methods"]}
         for key, row in kept.items()
@@ -264,8 +285,8 @@ def main() -> None:
         parser.error("--tables-only prints the rows of --rows FILE: give it")
     settings = bench_settings(args)
     rows = read_rows(args.rows, None if args.tables_only else settings)
-    args.standard_rows = read_standard(args.standard_from, settings) if args.standard_from else {}
     if not args.tables_only:
+        args.standard_rows = read_standard(args.standard_from, settings) if args.standard_from else {}
         run_all(rows, args, parser, settings)
     text = tables(rows)
     print(text)
@@ -291,13 +312,16 @@ def page_block(path: Path) -> str | None:
 
 
 def bench_settings(args: argparse.Namespace) -> dict:
-    """What a kept row was measured with: a row of other settings is not this run's."""
+    """What a kept row was measured with: a row of other settings is not this run's. ``workflow`` is the digest
+    of the workflow, config and package source the row ran (:func:`controls.workflow_identity`): the stamps and
+    realfake's verdict both come from them."""
     return {
         "folds": args.folds,
         "epochs": args.epochs,
         "methods": args.methods,
         "standard_epochs": args.standard_epochs,
         "standard_network": args.standard_network,
+        "workflow": workflow_identity(),
     }
 
 

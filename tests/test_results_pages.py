@@ -8,6 +8,7 @@ relative link in it and in docs/ leads to a file that exists.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
@@ -262,13 +263,48 @@ def test_the_standard_tests_are_reused_only_from_rows_of_the_same_stamps_and_sta
 def test_kept_rows_of_other_settings_or_not_rows_are_refused_naming_the_line(tmp_path, bench_power):
     rows = tmp_path / "power.jsonl"
     bench_power.append_row(rows, "none", 1, {"realfake K=5": (0.5, 290.0)}, BENCH_SETTINGS)
-    with pytest.raises(SystemExit, match=re.escape(f"{rows}:1: measured with")):
+    with pytest.raises(SystemExit, match=re.escape(f"{rows}:1: measured with other settings (epochs 8 (now 16))")):
         bench_power.read_rows(rows, {**BENCH_SETTINGS, "epochs": 16})
     assert bench_power.read_rows(rows) == {("none", 1): {"realfake K=5": (0.5, 290.0)}}  # tables only: any settings
     with rows.open("a") as handle:
         handle.write('{"control": "none"}\n')
     with pytest.raises(SystemExit, match=re.escape(f"{rows}:2: not a row of bench_power.py")):
         bench_power.read_rows(rows)
+
+
+def test_kept_rows_are_tied_to_the_code_that_measured_them(tmp_path, bench_power):
+    """A row records the workflow's digest (bench_settings); a row of other code, or of none (kept before rows
+    carried it), is refused for going on, and its standard tests are not reused: the stamps came from that code."""
+    settings = bench_power.bench_settings(argparse.Namespace(folds=[5], epochs=8, methods=["mmd"], standard_epochs=15,
+                                                             standard_network="compact"))  # fmt: skip
+    assert settings["workflow"] == load_script("controls").workflow_identity()
+    rows = tmp_path / "power.jsonl"
+    bench_power.append_row(rows, "none", 1, {"realfake K=5": (0.5, 290.0), "mmd": (0.3, 4.0)}, settings)
+    assert bench_power.read_rows(rows, settings) == {("none", 1): {"realfake K=5": (0.5, 290.0), "mmd": (0.3, 4.0)}}
+    assert bench_power.read_standard(rows, settings) == {("none", 1): {"mmd": (0.3, 4.0)}}
+    other = {**settings, "workflow": "0" * 64}
+    with pytest.raises(
+        SystemExit,
+        match=re.escape(
+            f"{rows}:1: measured with other settings (workflow {settings['workflow'][:12]}... (now 000000000000...))"
+        ),
+    ):
+        bench_power.read_rows(rows, other)
+    with pytest.raises(
+        SystemExit, match=re.escape(f"{rows}:1: standard tests measured with other settings or stamps (workflow")
+    ):
+        bench_power.read_standard(rows, other)
+    older = tmp_path / "older.jsonl"
+    bench_power.append_row(
+        older, "none", 1, {"realfake K=5": (0.5, 290.0)}, {k: v for k, v in settings.items() if k != "workflow"}
+    )
+    with pytest.raises(
+        SystemExit,
+        match=re.escape(
+            f"{older}:1: measured with other settings (workflow None (now {settings['workflow'][:12]}...))"
+        ),
+    ):
+        bench_power.read_rows(older, settings)
 
 
 @pytest.mark.parametrize("rows", ["power16.jsonl", "power.jsonl"])
