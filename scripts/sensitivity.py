@@ -80,6 +80,8 @@ def detection_sentence(rows: list[dict], significance: float = 0.05, folds: int 
             else f"no {ERROR_WORDS[mismatch]} error up to {largest:.0f}%"
         )
     tested = f"With {examples} test examples" if folds == 1 else f"With all {examples} examples tested ({folds} folds)"
+    if not parts:  # only the identity (strength 1) measured so far: its level, no error
+        return f"{tested} no size or PSF error was measured yet."
     return f"{tested} the CNN detects " + " and ".join(parts) + "."
 
 
@@ -106,7 +108,7 @@ def reach_sentences(rows: list[dict], significance: float = 0.05) -> list[str]:
         needed = examples_to_detect(row)
         measured = f"AUC {float(row['auc']):.3f}, 95% CI {float(row['auc_low']):.3f}-{float(row['auc_high']):.3f}"
         sentences.append(
-            f"Not detected at {row['examples']} examples: {what} ({measured}); "
+            f"Not detected at {row['examples']} examples ({row['bricks']} bricks): {what} ({measured}); "
             + (
                 f"if that AUC held, about {float(f'{needed:.2g}'):,.0f} test examples would detect it with 80% power."
                 if needed

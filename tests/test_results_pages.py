@@ -347,12 +347,29 @@ def test_the_sensitivity_sentences_with_folds_say_so_and_what_n_would_detect_a_m
     )
     # (0.55 - 0.5) / (0.525 - 0.5) = 2: four times the examples.
     assert (
-        "Not detected at 1600 examples: half-light radii wrong by 10% (AUC 0.525, 95% CI 0.000-1.000); if that AUC "
-        "held, about 6,400 test examples would detect it with 80% power." in text
+        "Not detected at 1600 examples (12 bricks): half-light radii wrong by 10% (AUC 0.525, 95% CI 0.000-1.000); if "
+        "that AUC held, about 6,400 test examples would detect it with 80% power." in text
     )
     assert "PSF FWHM wrong by 5% (AUC 0.490, 95% CI 0.000-1.000); its AUC is not above 0.5." in text
     single = sensitivity.markdown(rows, folds=1)
     assert "With 1600 test examples the CNN detects" in single and "would detect" not in single
+    identity = {**rows[0], "bricks": 48, "strength": 1.0, "examples": 7000}  # a grid with only its level so far
+    assert "With all 7000 examples tested (5 folds) no size or PSF error was measured yet." in sensitivity.markdown(
+        [*rows, identity], folds=5
+    )
+
+
+def test_the_cross_fitted_sensitivity_block_is_what_the_script_writes_from_the_csvs_beside_it(results_page):
+    """docs/results/sensitivity.md's cross-fitted table and sentences are sensitivity.py's from the CSVs kept beside
+    the page (sensitivity_folds5*.csv, one grid each: 12 bricks, then 48), in that order."""
+    sensitivity = load_script("sensitivity")
+    from realfake.formats.sensitivity import read_sensitivity_table
+
+    tables = sorted((DOCS / "results").glob("sensitivity_folds5*.csv"))
+    assert tables[0].name == "sensitivity_folds5.csv"
+    rows = [row for table in tables for row in read_sensitivity_table(table).to_dict("records")]
+    block = blocks_of(DOCS / "results" / "sensitivity.md", results_page)["sensitivity.py:crossfit"]
+    assert block.strip() == sensitivity.markdown(rows, folds=5).strip()
 
 
 def test_a_resumed_sensitivity_grid_runs_only_what_its_table_lacks_and_refuses_a_table_of_other_settings(
