@@ -40,7 +40,7 @@ import tempfile
 from pathlib import Path
 
 import results_page
-from controls import run_control, workflow_identity
+from controls import differences, run_control, workflow_identity
 from export_stamps import export
 from scipy import stats
 
@@ -195,21 +195,6 @@ def read_rows(path: Path | None, settings: dict | None = None) -> dict[tuple[str
                 "give another --rows file, or this one's settings"
             )
     return rows
-
-
-def differences(recorded: dict, wanted: dict) -> str:
-    """The settings that differ, each as ``key recorded (now wanted)``; a long value (the workflow's digest) by
-    its first 12 characters."""
-
-    def shown(value: object) -> str:
-        return f"{value[:12]}..." if isinstance(value, str) and len(value) > 16 else repr(value)
-
-    keys = [*wanted, *(key for key in recorded if key not in wanted)]
-    return "; ".join(
-        f"{key} {shown(recorded.get(key))} (now {shown(wanted.get(key))})"
-        for key in keys
-        if recorded.get(key) != wanted.get(key)
-    )
 
 
 STANDARD_SETTINGS = ("methods", "standard_epochs", "standard_network", "workflow")

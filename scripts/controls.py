@@ -142,6 +142,22 @@ def workflow_identity(root: Path = REPOSITORY) -> str:
     return digest.hexdigest()
 
 
+def differences(recorded: dict, wanted: dict) -> str:
+    """The settings of a kept measurement that differ from this run's, each as ``key recorded (now wanted)``, for
+    the refusal to name; a long value (the workflow's digest, :func:`workflow_identity`) by its first 12
+    characters."""
+
+    def shown(value: object) -> str:
+        return f"{value[:12]}..." if isinstance(value, str) and len(value) > 16 else repr(value)
+
+    keys = [*wanted, *(key for key in recorded if key not in wanted)]
+    return "; ".join(
+        f"{key} {shown(recorded.get(key))} (now {shown(wanted.get(key))})"
+        for key in keys
+        if recorded.get(key) != wanted.get(key)
+    )
+
+
 def run_snakemake(workdir: Path, overrides: dict, targets: tuple[str, ...] = ()) -> float:
     """Copy the workflow into ``workdir`` and run it with the default config and ``overrides`` to ``targets``
     (words before ``--profile``: target files, or ``--until RULE ...``); return the wall time in seconds.

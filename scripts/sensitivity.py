@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 import results_page
-from controls import run_control, workflow_identity
+from controls import differences, run_control, workflow_identity
 
 from realfake.atomic import atomic_output
 from realfake.formats.sensitivity import read_sensitivity_table, write_sensitivity_table
@@ -213,9 +213,8 @@ def kept_rows(out: Path, recorded: dict) -> list[dict]:
         theirs = json.loads((out / SETTINGS).read_text())
     except (OSError, ValueError):
         raise ValueError(f"{table} has no readable {out / SETTINGS}: its settings are unknown, so it is not resumed")
-    differ = sorted(key for key in recorded.keys() | theirs.keys() if theirs.get(key) != recorded.get(key))
-    if differ:
-        said = ", ".join(f"{key} {theirs.get(key)!r} (now {recorded.get(key)!r})" for key in differ)
+    said = differences(theirs, recorded)
+    if said:
         raise ValueError(
             f"{table} was measured with other settings ({out / SETTINGS}): {said}; give another --out, "
             "or leave out --resume to measure afresh"
